@@ -1,0 +1,295 @@
+/*
+ * intake/plugin.h: the whole contract between the Intake engine and a plugin.
+ *
+ * A plugin is a shared object (intake-<name>.so) that exports one symbol,
+ * IK_PLUGIN_ENTRY_NAME, a function returning a pointer to a static ik_plugin
+ * descriptor. The engine checks magic and ABI version before reading anything
+ * else, validates the pipeline's options against the descriptor's option
+ * table, then calls create() with a host function table. From then on the
+ * plugin reaches the engine only through that table.
+ *
+ * Versioning: IK_ABI_MAJOR changes when a layout or meaning changes; the engine
+ * refuses a plugin with another major. IK_ABI_MINOR grows when fields are added
+ * at the end of ik_plugin or ik_host; both structs carry struct_size so each
+ * side reads only what the other has. A plugin built against minor N runs on
+ * an engine of minor >= N.
+ *
+ * Threading: create/destroy run on the engine's main thread. A source's run()
+ * has a thread of its own. process() and write() run on worker threads, up to
+ * the stage's `concurrency` at once. settle() may be called from any engine
+ * thread, concurrently. Everything a plugin keeps hangs off its state pointer:
+ * no global mutable state, so two instances of one plugin never interfere.
+ */
+#ifndef INTAKE_PLUGIN_H
+#define INTAKE_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IK_PLUGIN_MAGIC      0x494b504cu /* "IKPL" */
+#define IK_ABI_MAJOR         1
+#define IK_ABI_MINOR         0
+#define IK_PLUGIN_ENTRY      ik_plugin_entry
+#define IK_PLUGIN_ENTRY_NAME "ik_plugin_entry"
+
+/* Longest reason text a processor or sink can attach to one record. */
+#define IK_REASON_MAX 512
+
+/* Error codes: every function that can fail returns 0 or one of these. */
+enum ik_error {
+    IK_OK_CODE = 0,
+    IK_E_NOMEM = -1,       /* out of memory */
+    IK_E_INVAL = -2,       /* invalid argument or input */
+    IK_E_IO = -3,          /* I/O error; errno-style detail is in the log */
+    IK_E_BUSY = -4,        /* in-flight limit reached (try_emit) */
+    IK_E_STOPPING = -5,    /* the pipeline is shutting down */
+    IK_E_NOTFOUND = -6,    /* no such file, option, plugin or key */
+    IK_E_CONFIG = -7,      /* configuration error */
+    IK_E_NOTPLUGIN = -8,   /* shared object without the entry symbol */
+    IK_E_MAGIC = -9,       /* descriptor with a wrong magic number */
+    IK_E_ABI = -10,        /* plugin built for another ABI major */
+    IK_E_UNSUPPORTED = -11, /* the plugin or kind does not do this */
+    IK_E_PARSE = -12,      /* malformed outside input */
+    IK_E_TIMEOUT = -13,    /* an operation ran out of time */
+    IK_E_TOOBIG = -14,     /* input larger than its limit */
+    IK_E_STATE = -15,      /* call not allowed in the current state */
+};
+
+typedef enum ik_kind {
+    IK_KIND_SOURCE = 1,
+    IK_KIND_PROCESSOR = 2,
+    IK_KIND_SINK = 3,
+} ik_kind;
+
+/* Option types. Values in the config may also be strings (after ${VAR}
+ * substitution) that parse completely as the declared type. */
+typedef enum ik_opt_type {
+    IK_OPT_STRING = 1,
+    IK_OPT_INT = 2,      /* 64-bit signed */
+    IK_OPT_BOOL = 3,     /* true/false, or "true"/"false"/"yes"/"no"/"1"/"0" */
+    IK_OPT_DOUBLE = 4,
+    IK_OPT_DURATION = 5, /* number of seconds, or "250ms", "30s", "5m", "1h"; read as ms */
+    IK_OPT_SIZE = 6,     /* number of bytes, or "512", "256K", "4M", "1G"; read as bytes */
+} ik_opt_type;
+
+#define IK_OPT_REQUIRED 0x1u /* the config must set it */
+#define IK_OPT_SECRET 0x2u   /* never printed: redacted from logs, errors, metrics, docs */
+
+/* One entry of a plugin's option table; the table ends with a zeroed entry.
+ * default_value is text in the same syntax as the config (NULL: no default). */
+typedef struct ik_option {
+    const char *name;
+    ik_opt_type type;
+    const char *default_value;
+    unsigned flags;
+    const char *help;
+} ik_option;
+
+/* Per-record status returned by processors and sinks. */
+typedef enum ik_status {
+    IK_OK = 0,      /* done; the record moves on */
+    IK_RETRY = 1,   /* transient (429, 5xx, timeout): retried with backoff */
+    IK_FAIL = 2,    /* permanent (invalid input, 4xx): dead-lettered */
+    IK_RELEASE = 3, /* give it back to the source untouched (e.g. quota exhausted) */
+} ik_status;
+
+/* One record's result; the engine zeroes the array before each call, so a
+ * plugin that leaves an entry alone reports IK_OK with no reason. */
+typedef struct ik_result {
+    ik_status status;
+    char reason[IK_REASON_MAX];
+} ik_result;
+
+/* Terminal outcome of a record, told to its source exactly once. */
+typedef enum ik_outcome {
+    IK_DELIVERED = 1,     /* every sink accepted it: acknowledge it */
+    IK_DEAD_LETTERED = 2, /* permanent failure or retries exhausted */
+    IK_RELEASED = 3,      /* not finished (shutdown, release): give it back */
+} ik_outcome;
+
+/* Why a record was dead-lettered. `stored` is 1 when the pipeline's
+ * dead_letter sink already holds it (the source then only acknowledges), 0
+ * when the source must put it in its own dead-letter place. */
+typedef struct ik_failure {
+    const char *reason; /* what went wrong, for a person */
+    const char *stage;  /* instance name of the stage that failed */
+    unsigned attempts;  /* attempts made at that stage */
+    int stored;
+} ik_failure;
+
+/* A plugin's report for GET /health. */
+typedef struct ik_health {
+    int ok;                      /* 1 healthy, 0 not */
+    char reason[IK_REASON_MAX];  /* why not, or a short status */
+} ik_health;
+
+typedef enum ik_log_level {
+    IK_LOG_ERROR = 0,
+    IK_LOG_WARN = 1,
+    IK_LOG_INFO = 2,
+    IK_LOG_DEBUG = 3,
+    IK_LOG_TRACE = 4,
+} ik_log_level;
+
+/* Opaque engine objects. */
+typedef struct ik_instance ik_instance; /* one configured plugin instance */
+typedef struct ik_record ik_record;     /* one unit of work (one email) */
+typedef struct ik_timer ik_timer;
+typedef struct ik_metric ik_metric;
+
+/*
+ * The host function table, handed to create(). Valid until destroy() returns.
+ * Every function taking an ik_instance wants the `self` passed to create().
+ */
+typedef struct ik_host {
+    uint32_t struct_size;
+    uint16_t abi_major;
+    uint16_t abi_minor;
+
+    /* Logging, prefixed with pipeline and instance name. Secrets are redacted. */
+    void (*log)(ik_instance *self, ik_log_level level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    /* Human-readable text for an IK_E_* code; static storage. */
+    const char *(*strerror)(int code);
+
+    /* Option getters. The value is validated against the option table, with
+     * the default applied; a getter for a name not in the table, or of another
+     * type, returns the zero value and logs an error. Strings are owned by the
+     * engine and live until destroy(); NULL when unset without default. */
+    const char *(*opt_string)(ik_instance *self, const char *name);
+    int64_t (*opt_int)(ik_instance *self, const char *name);
+    int (*opt_bool)(ik_instance *self, const char *name);
+    double (*opt_double)(ik_instance *self, const char *name);
+    uint64_t (*opt_duration_ms)(ik_instance *self, const char *name);
+    uint64_t (*opt_size)(ik_instance *self, const char *name);
+    int (*opt_is_set)(ik_instance *self, const char *name); /* set in the config */
+
+    /* Records. record_new takes ownership of `payload` (even on failure) and
+     * copies `id`; the caller owns the record until emit() succeeds. */
+    ik_record *(*record_new)(ik_instance *self, const char *id, json_object *payload);
+    void (*record_free)(ik_record *rec);
+    const char *(*record_id)(const ik_record *rec);
+    /* Borrowed; valid while the caller holds the record in a callback. */
+    json_object *(*record_payload)(const ik_record *rec);
+    /* Replaces the payload, taking ownership of `payload`. */
+    void (*record_set_payload)(ik_record *rec, json_object *payload);
+    /* String metadata. Values are copied; meta() returns NULL when unset and a
+     * pointer valid until the key is set again or the record is freed. */
+    const char *(*record_meta)(const ik_record *rec, const char *key);
+    int (*record_set_meta)(ik_record *rec, const char *key, const char *value);
+    int (*record_priority)(const ik_record *rec); /* higher runs first; default 0 */
+    void (*record_set_priority)(ik_record *rec, int priority);
+    unsigned (*record_attempts)(const ik_record *rec); /* attempts at the current stage */
+    /* The source's settlement handle: opaque to the engine, owned by the source. */
+    void *(*record_handle)(const ik_record *rec);
+    void (*record_set_handle)(ik_record *rec, void *handle);
+
+    /* Flow (sources). emit() hands the record to the pipeline, blocking while
+     * the in-flight limit is reached. On 0 the engine owns the record; on
+     * IK_E_STOPPING (shutdown) or another error the caller still owns it. */
+    int (*emit)(ik_instance *self, ik_record *rec);
+    /* Like emit() but never blocks: IK_E_BUSY when the pipeline is full. */
+    int (*try_emit)(ik_instance *self, ik_record *rec);
+    /* Settles a record the source will not emit (say, input it cannot parse):
+     * the engine counts it and routes it as the outcome says, calling the
+     * source's settle() with it. Only IK_DEAD_LETTERED is accepted. Takes
+     * ownership of the record in every case. */
+    int (*settle)(ik_instance *self, ik_record *rec, ik_outcome outcome, const char *reason);
+    /* 1 once the engine is shutting down: a source stops reading. */
+    int (*stopping)(ik_instance *self);
+    /* Sleeps up to ms, waking early on shutdown; returns 1 when stopping. */
+    int (*wait_ms)(ik_instance *self, uint64_t ms);
+    /* Largest record a source should accept, in bytes of raw input
+     * (pipeline `max_record_size`, default MAX_MESSAGE_SIZE_KB). */
+    size_t (*max_record_size)(ik_instance *self);
+
+    /* Timers run on the engine's timer thread; a callback must be quick.
+     * timer_cancel waits for a running callback to return. */
+    ik_timer *(*timer_add)(ik_instance *self, uint64_t interval_ms, void (*cb)(void *arg),
+                           void *arg);
+    void (*timer_cancel)(ik_timer *timer);
+
+    /* Metrics, exported as intake_plugin_<name>{pipeline,instance}. Names are
+     * [a-z0-9_]; the engine owns the returned handle. `bounds` are copied. */
+    ik_metric *(*counter)(ik_instance *self, const char *name, const char *help);
+    ik_metric *(*gauge)(ik_instance *self, const char *name, const char *help);
+    ik_metric *(*histogram)(ik_instance *self, const char *name, const char *help,
+                            const double *bounds, size_t nbounds);
+    void (*metric_add)(ik_metric *m, double delta); /* counters and gauges */
+    void (*metric_set)(ik_metric *m, double value);  /* gauges */
+    void (*metric_observe)(ik_metric *m, double value); /* histograms */
+
+    /* Identity. */
+    const char *(*instance_name)(ik_instance *self);
+    const char *(*pipeline_name)(ik_instance *self);
+} ik_host;
+
+/*
+ * The descriptor. Callbacks not meaningful for the kind stay NULL; optional
+ * ones may stay NULL too. `state` is what create() stored.
+ */
+typedef struct ik_plugin {
+    uint32_t magic; /* IK_PLUGIN_MAGIC */
+    uint16_t abi_major;
+    uint16_t abi_minor;
+    uint32_t struct_size; /* sizeof(ik_plugin) as the plugin was built */
+    const char *name;     /* [a-z0-9_]+, matches the file intake-<name>.so */
+    const char *version;
+    const char *description;
+    ik_kind kind;
+    const ik_option *options; /* ends with a zeroed entry; may be NULL */
+
+    /* All kinds. create() reads its options and stores its state; on error it
+     * logs why, frees what it made and returns an IK_E_* code. */
+    int (*create)(const ik_host *host, ik_instance *self, void **state);
+    void (*destroy)(void *state);
+    int (*health)(void *state, ik_health *out); /* optional */
+
+    /* Sources. run() reads input and emits until the input is exhausted (a
+     * finite source returns 0) or host->stopping() (returns 0 as well); a
+     * negative return is a fatal source error. stop() is optional and wakes a
+     * run() that is blocked outside the host's wait functions. settle() is
+     * told each record's outcome exactly once and must not block for long. */
+    int (*run)(void *state);
+    void (*stop)(void *state);
+    void (*settle)(void *state, ik_record *rec, ik_outcome outcome, const ik_failure *failure);
+
+    /* Processors. cost() is the record's weight for the batcher's max_cost
+     * (e.g. tokens); optional, default 1. process() fills results[i] for
+     * recs[i] and may replace payloads and set metadata. Returning a negative
+     * code means the whole call failed transiently: every record is retried. */
+    uint64_t (*cost)(void *state, const ik_record *rec);
+    int (*process)(void *state, ik_record *const *recs, size_t n, ik_result *results);
+
+    /* Sinks. write() delivers recs and fills results like process(); it must
+     * not change the records, which other sinks may be reading. */
+    int (*write)(void *state, ik_record *const *recs, size_t n, ik_result *results);
+} ik_plugin;
+
+/* The one symbol a plugin exports. */
+typedef const ik_plugin *(*ik_plugin_entry_fn)(void);
+
+/* Fills the fixed head of a descriptor. */
+#define IK_PLUGIN_HEAD                                                                             \
+    .magic = IK_PLUGIN_MAGIC, .abi_major = IK_ABI_MAJOR, .abi_minor = IK_ABI_MINOR,                \
+    .struct_size = sizeof(ik_plugin)
+
+/* Declares the entry function returning `desc`. */
+#define IK_PLUGIN_EXPORT(desc)                                                                     \
+    __attribute__((visibility("default"))) const ik_plugin *IK_PLUGIN_ENTRY(void);                 \
+    const ik_plugin *IK_PLUGIN_ENTRY(void)                                                         \
+    {                                                                                              \
+        return &(desc);                                                                            \
+    }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* INTAKE_PLUGIN_H */
