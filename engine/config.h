@@ -118,6 +118,14 @@ int ik_config_load(const char *path, ik_config **out, ik_err *err);
 void ik_config_free(ik_config *cfg);
 
 /*
+ * Like ik_config_load, but parses `text` instead of reading a file. `name`
+ * (NULL: "<string>") stands for the file name in messages and settings, and
+ * its directory anchors env_file, plugin_path and @include. For tests and the
+ * config fuzzer.
+ */
+int ik_config_load_string(const char *text, const char *name, ik_config **out, ik_err *err);
+
+/*
  * Reads a string-valued setting with ${VAR} expansion; *out malloc'd.
  * IK_E_CONFIG with file:line when the setting is not a string.
  */

@@ -26,11 +26,16 @@ void ik_err_prefix(ik_err *err, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (n <= 0)
         return;
-    char tmp[IK_ERR_MAX];
-    snprintf(tmp, sizeof tmp, "%s%s", head, err->msg);
-    memcpy(err->msg, tmp, sizeof tmp);
+    size_t hlen = strlen(head), mlen = strlen(err->msg);
+    if (hlen >= sizeof err->msg)
+        hlen = sizeof err->msg - 1;
+    if (hlen + mlen >= sizeof err->msg)
+        mlen = sizeof err->msg - 1 - hlen;
+    memmove(err->msg + hlen, err->msg, mlen);
+    memcpy(err->msg, head, hlen);
+    err->msg[hlen + mlen] = '\0';
 }
 
 void ik_err_clear(ik_err *err)

@@ -44,21 +44,21 @@ extern "C" {
 /* Error codes: every function that can fail returns 0 or one of these. */
 enum ik_error {
     IK_OK_CODE = 0,
-    IK_E_NOMEM = -1,       /* out of memory */
-    IK_E_INVAL = -2,       /* invalid argument or input */
-    IK_E_IO = -3,          /* I/O error; errno-style detail is in the log */
-    IK_E_BUSY = -4,        /* in-flight limit reached (try_emit) */
-    IK_E_STOPPING = -5,    /* the pipeline is shutting down */
-    IK_E_NOTFOUND = -6,    /* no such file, option, plugin or key */
-    IK_E_CONFIG = -7,      /* configuration error */
-    IK_E_NOTPLUGIN = -8,   /* shared object without the entry symbol */
-    IK_E_MAGIC = -9,       /* descriptor with a wrong magic number */
-    IK_E_ABI = -10,        /* plugin built for another ABI major */
+    IK_E_NOMEM = -1,        /* out of memory */
+    IK_E_INVAL = -2,        /* invalid argument or input */
+    IK_E_IO = -3,           /* I/O error; errno-style detail is in the log */
+    IK_E_BUSY = -4,         /* in-flight limit reached (try_emit) */
+    IK_E_STOPPING = -5,     /* the pipeline is shutting down */
+    IK_E_NOTFOUND = -6,     /* no such file, option, plugin or key */
+    IK_E_CONFIG = -7,       /* configuration error */
+    IK_E_NOTPLUGIN = -8,    /* shared object without the entry symbol */
+    IK_E_MAGIC = -9,        /* descriptor with a wrong magic number */
+    IK_E_ABI = -10,         /* plugin built for another ABI major */
     IK_E_UNSUPPORTED = -11, /* the plugin or kind does not do this */
-    IK_E_PARSE = -12,      /* malformed outside input */
-    IK_E_TIMEOUT = -13,    /* an operation ran out of time */
-    IK_E_TOOBIG = -14,     /* input larger than its limit */
-    IK_E_STATE = -15,      /* call not allowed in the current state */
+    IK_E_PARSE = -12,       /* malformed outside input */
+    IK_E_TIMEOUT = -13,     /* an operation ran out of time */
+    IK_E_TOOBIG = -14,      /* input larger than its limit */
+    IK_E_STATE = -15,       /* call not allowed in the current state */
 };
 
 typedef enum ik_kind {
@@ -71,15 +71,15 @@ typedef enum ik_kind {
  * substitution) that parse completely as the declared type. */
 typedef enum ik_opt_type {
     IK_OPT_STRING = 1,
-    IK_OPT_INT = 2,      /* 64-bit signed */
-    IK_OPT_BOOL = 3,     /* true/false, or "true"/"false"/"yes"/"no"/"1"/"0" */
+    IK_OPT_INT = 2,  /* 64-bit signed */
+    IK_OPT_BOOL = 3, /* true/false, or "true"/"false"/"yes"/"no"/"1"/"0" */
     IK_OPT_DOUBLE = 4,
     IK_OPT_DURATION = 5, /* number of seconds, or "250ms", "30s", "5m", "1h"; read as ms */
     IK_OPT_SIZE = 6,     /* number of bytes, or "512", "256K", "4M", "1G"; read as bytes */
 } ik_opt_type;
 
 #define IK_OPT_REQUIRED 0x1u /* the config must set it */
-#define IK_OPT_SECRET 0x2u   /* never printed: redacted from logs, errors, metrics, docs */
+#define IK_OPT_SECRET   0x2u /* never printed: redacted from logs, errors, metrics, docs */
 
 /* One entry of a plugin's option table; the table ends with a zeroed entry.
  * default_value is text in the same syntax as the config (NULL: no default). */
@@ -125,8 +125,8 @@ typedef struct ik_failure {
 
 /* A plugin's report for GET /health. */
 typedef struct ik_health {
-    int ok;                      /* 1 healthy, 0 not */
-    char reason[IK_REASON_MAX];  /* why not, or a short status */
+    int ok;                     /* 1 healthy, 0 not */
+    char reason[IK_REASON_MAX]; /* why not, or a short status */
 } ik_health;
 
 typedef enum ik_log_level {
@@ -221,8 +221,8 @@ typedef struct ik_host {
     ik_metric *(*gauge)(ik_instance *self, const char *name, const char *help);
     ik_metric *(*histogram)(ik_instance *self, const char *name, const char *help,
                             const double *bounds, size_t nbounds);
-    void (*metric_add)(ik_metric *m, double delta); /* counters and gauges */
-    void (*metric_set)(ik_metric *m, double value);  /* gauges */
+    void (*metric_add)(ik_metric *m, double delta);     /* counters and gauges */
+    void (*metric_set)(ik_metric *m, double value);     /* gauges */
     void (*metric_observe)(ik_metric *m, double value); /* histograms */
 
     /* Identity. */

@@ -1,0 +1,322 @@
+/* loader.c: plugin discovery, dlopen and descriptor checks (see loader.h). */
+#include "loader.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct ik_loader {
+    char **dirs;
+    size_t ndirs;
+    ik_loaded_plugin **cache;
+    size_t ncache;
+};
+
+const char *ik_kind_name(ik_kind kind)
+{
+    switch (kind) {
+    case IK_KIND_SOURCE:
+        return "source";
+    case IK_KIND_PROCESSOR:
+        return "processor";
+    case IK_KIND_SINK:
+        return "sink";
+    }
+    return "unknown";
+}
+
+static int add_dir(ik_loader *l, const char *dir)
+{
+    if (!dir || !*dir)
+        return 0;
+    for (size_t i = 0; i < l->ndirs; i++)
+        if (strcmp(l->dirs[i], dir) == 0)
+            return 0;
+    char **grown = realloc(l->dirs, (l->ndirs + 1) * sizeof *grown);
+    if (!grown)
+        return IK_E_NOMEM;
+    l->dirs = grown;
+    if (!(l->dirs[l->ndirs] = strdup(dir)))
+        return IK_E_NOMEM;
+    l->ndirs++;
+    return 0;
+}
+
+ik_loader *ik_loader_new(char *const *extra_dirs, size_t nextra)
+{
+    ik_loader *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    int rc = 0;
+    for (size_t i = 0; i < nextra && rc == 0; i++)
+        rc = add_dir(l, extra_dirs[i]);
+    const char *env = getenv("INTAKE_PLUGIN_PATH");
+    if (env && rc == 0) {
+        char *copy = strdup(env), *save = NULL;
+        if (!copy)
+            rc = IK_E_NOMEM;
+        for (char *tok = copy ? strtok_r(copy, ":", &save) : NULL; tok && rc == 0;
+             tok = strtok_r(NULL, ":", &save))
+            rc = add_dir(l, tok);
+        free(copy);
+    }
+    if (rc == 0)
+        rc = add_dir(l, INTAKE_PLUGIN_BUILD_DIR);
+    if (rc == 0)
+        rc = add_dir(l, INTAKE_PLUGIN_INSTALL_DIR);
+    if (rc != 0) {
+        ik_loader_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void ik_loaded_plugin_free(ik_loaded_plugin *p)
+{
+    if (!p)
+        return;
+    if (p->dl)
+        dlclose(p->dl);
+    free(p->path);
+    free(p);
+}
+
+void ik_loader_free(ik_loader *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->ncache; i++)
+        ik_loaded_plugin_free(l->cache[i]);
+    free(l->cache);
+    for (size_t i = 0; i < l->ndirs; i++)
+        free(l->dirs[i]);
+    free(l->dirs);
+    free(l);
+}
+
+size_t ik_loader_dirs(const ik_loader *l, const char *const **dirs)
+{
+    *dirs = (const char *const *)l->dirs;
+    return l->ndirs;
+}
+
+static int valid_name(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* Checks what the engine relies on beyond magic and ABI. */
+static int check_descriptor(const char *path, const ik_plugin *d, const char *expect_name,
+                            ik_err *err)
+{
+    if (!valid_name(d->name))
+        return ik_err_set(err, IK_E_INVAL, "%s: plugin name must be [a-z0-9_]+, got '%s'", path,
+                          d->name ? d->name : "(null)");
+    if (expect_name && strcmp(expect_name, d->name) != 0)
+        return ik_err_set(err, IK_E_INVAL,
+                          "%s: file is named for plugin '%s' but its descriptor says '%s'", path,
+                          expect_name, d->name);
+    if (!d->create)
+        return ik_err_set(err, IK_E_INVAL, "%s: plugin '%s' has no create callback", path, d->name);
+    const char *missing = NULL;
+    switch (d->kind) {
+    case IK_KIND_SOURCE:
+        missing = !d->run ? "run" : !d->settle ? "settle" : NULL;
+        break;
+    case IK_KIND_PROCESSOR:
+        missing = !d->process ? "process" : NULL;
+        break;
+    case IK_KIND_SINK:
+        missing = !d->write ? "write" : NULL;
+        break;
+    default:
+        return ik_err_set(err, IK_E_INVAL, "%s: plugin '%s' has unknown kind %d", path, d->name,
+                          (int)d->kind);
+    }
+    if (missing)
+        return ik_err_set(err, IK_E_INVAL, "%s: %s plugin '%s' has no %s callback", path,
+                          ik_kind_name(d->kind), d->name, missing);
+    for (const ik_option *o = d->options; o && o->name; o++) {
+        if (o->type < IK_OPT_STRING || o->type > IK_OPT_SIZE)
+            return ik_err_set(err, IK_E_INVAL, "%s: plugin '%s' option '%s' has unknown type %d",
+                              path, d->name, o->name, (int)o->type);
+        if ((o->flags & IK_OPT_REQUIRED) && o->default_value)
+            return ik_err_set(err, IK_E_INVAL,
+                              "%s: plugin '%s' option '%s' is required but has a default", path,
+                              d->name, o->name);
+    }
+    return 0;
+}
+
+int ik_loader_open_file(const char *path, const char *expect_name, ik_loaded_plugin **out,
+                        ik_err *err)
+{
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!dl)
+        return ik_err_set(err, IK_E_IO, "cannot load %s: %s", path, dlerror());
+    ik_plugin_entry_fn entry;
+    *(void **)&entry = dlsym(dl, IK_PLUGIN_ENTRY_NAME);
+    if (!entry) {
+        dlclose(dl);
+        return ik_err_set(err, IK_E_NOTPLUGIN,
+                          "%s is not an Intake plugin: it does not export %s() (build it with "
+                          "IK_PLUGIN_EXPORT from <intake/plugin.h>)",
+                          path, IK_PLUGIN_ENTRY_NAME);
+    }
+    const ik_plugin *d = entry();
+    if (!d || d->magic != IK_PLUGIN_MAGIC) {
+        /* Format before dlclose: the descriptor lives in the unloaded object. */
+        int code = ik_err_set(err, IK_E_MAGIC,
+                              "%s: %s() returned a descriptor with magic 0x%08x, expected 0x%08x: "
+                              "not an Intake plugin descriptor",
+                              path, IK_PLUGIN_ENTRY_NAME, d ? d->magic : 0u, IK_PLUGIN_MAGIC);
+        dlclose(dl);
+        return code;
+    }
+    if (d->abi_major != IK_ABI_MAJOR || d->abi_minor > IK_ABI_MINOR) {
+        int code = ik_err_set(err, IK_E_ABI,
+                              "%s: plugin was built for Intake plugin ABI %u.%u, this engine "
+                              "speaks ABI %d.%d; rebuild the plugin against this engine's SDK",
+                              path, d->abi_major, d->abi_minor, IK_ABI_MAJOR, IK_ABI_MINOR);
+        dlclose(dl);
+        return code;
+    }
+    ik_loaded_plugin *p = calloc(1, sizeof *p);
+    if (!p || !(p->path = strdup(path))) {
+        free(p);
+        dlclose(dl);
+        return ik_err_set(err, IK_E_NOMEM, "out of memory loading %s", path);
+    }
+    p->dl = dl;
+    /* Read only the bytes the plugin says it has: older plugins have fewer fields. */
+    size_t n = d->struct_size < sizeof p->desc ? d->struct_size : sizeof p->desc;
+    memcpy(&p->desc, d, n);
+    int rc = check_descriptor(path, &p->desc, expect_name, err);
+    if (rc != 0) {
+        ik_loaded_plugin_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int ik_loader_get(ik_loader *l, const char *name, const ik_loaded_plugin **out, ik_err *err)
+{
+    for (size_t i = 0; i < l->ncache; i++)
+        if (strcmp(l->cache[i]->desc.name, name) == 0) {
+            *out = l->cache[i];
+            return 0;
+        }
+    if (!valid_name(name))
+        return ik_err_set(err, IK_E_NOTFOUND,
+                          "no plugin '%s': plugin names are lower-case letters, digits and '_'",
+                          name);
+    char path[4096];
+    for (size_t i = 0; i < l->ndirs; i++) {
+        snprintf(path, sizeof path, "%s/intake-%s.so", l->dirs[i], name);
+        if (!file_exists(path))
+            continue;
+        ik_loaded_plugin *p = NULL;
+        int rc = ik_loader_open_file(path, name, &p, err);
+        if (rc != 0)
+            return rc;
+        ik_loaded_plugin **grown = realloc(l->cache, (l->ncache + 1) * sizeof *grown);
+        if (!grown) {
+            ik_loaded_plugin_free(p);
+            return ik_err_set(err, IK_E_NOMEM, "out of memory");
+        }
+        l->cache = grown;
+        l->cache[l->ncache++] = p;
+        *out = p;
+        return 0;
+    }
+    char where[IK_ERR_MAX / 2];
+    size_t off = 0;
+    where[0] = '\0';
+    for (size_t i = 0; i < l->ndirs && off < sizeof where; i++)
+        off += (size_t)snprintf(where + off, sizeof where - off, "%s%s", i ? ", " : "", l->dirs[i]);
+    return ik_err_set(err, IK_E_NOTFOUND,
+                      "plugin '%s' not found: no intake-%s.so in %s (set plugin_path in the config "
+                      "or INTAKE_PLUGIN_PATH)",
+                      name, name, where);
+}
+
+static int name_seen(char **names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void ik_loader_each(ik_loader *l, ik_loader_visit_fn fn, void *arg)
+{
+    char **seen = NULL;
+    size_t nseen = 0;
+    for (size_t i = 0; i < l->ndirs; i++) {
+        DIR *d = opendir(l->dirs[i]);
+        if (!d)
+            continue;
+        char **files = NULL;
+        size_t nfiles = 0;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t len = strlen(e->d_name);
+            if (len < 11 || strncmp(e->d_name, "intake-", 7) != 0 ||
+                strcmp(e->d_name + len - 3, ".so") != 0)
+                continue;
+            char **grown = realloc(files, (nfiles + 1) * sizeof *grown);
+            if (!grown)
+                break;
+            files = grown;
+            if (!(files[nfiles] = strndup(e->d_name + 7, len - 10)))
+                break;
+            nfiles++;
+        }
+        closedir(d);
+        qsort(files, nfiles, sizeof *files, cmp_str);
+        for (size_t f = 0; f < nfiles; f++) {
+            if (name_seen(seen, nseen, files[f])) {
+                free(files[f]);
+                continue;
+            }
+            char path[4096];
+            snprintf(path, sizeof path, "%s/intake-%s.so", l->dirs[i], files[f]);
+            ik_loaded_plugin *p = NULL;
+            ik_err err = {0};
+            ik_loader_open_file(path, files[f], &p, &err);
+            fn(arg, path, p, p ? NULL : &err);
+            ik_loaded_plugin_free(p);
+            char **grown = realloc(seen, (nseen + 1) * sizeof *grown);
+            if (grown) {
+                seen = grown;
+                seen[nseen++] = files[f];
+            } else {
+                free(files[f]);
+            }
+        }
+        free(files);
+    }
+    for (size_t i = 0; i < nseen; i++)
+        free(seen[i]);
+    free(seen);
+}

@@ -1,0 +1,62 @@
+/*
+ * loader.h: finds plugin shared objects on the search path, dlopens them with
+ * RTLD_NOW | RTLD_LOCAL, and checks the descriptor (magic first, then ABI,
+ * then the rest) before the engine touches anything else in it.
+ *
+ * Search order: the config's plugin_path, then $INTAKE_PLUGIN_PATH (colon
+ * separated), then this build's plugin folder, then the install folder. A
+ * plugin named NAME lives in a file intake-NAME.so.
+ */
+#ifndef IK_LOADER_H
+#define IK_LOADER_H
+
+#include <stddef.h>
+
+#include <intake/plugin.h>
+
+#include "error.h"
+
+typedef struct ik_loaded_plugin {
+    char *path;     /* file it came from */
+    void *dl;       /* dlopen handle */
+    ik_plugin desc; /* copy: fields past the plugin's struct_size are zero */
+} ik_loaded_plugin;
+
+typedef struct ik_loader ik_loader;
+
+/* extra_dirs (may be NULL) come first in the search path; copied. */
+ik_loader *ik_loader_new(char *const *extra_dirs, size_t nextra);
+/* dlcloses every plugin: call only after every instance is destroyed. */
+void ik_loader_free(ik_loader *l);
+
+/*
+ * Loads plugin `name` (cached: a second call returns the same entry). Errors:
+ *   IK_E_NOTFOUND  no intake-NAME.so in any folder; the message lists them
+ *   IK_E_IO        dlopen failed (the dynamic linker's message is quoted)
+ *   IK_E_NOTPLUGIN the file has no ik_plugin_entry symbol
+ *   IK_E_MAGIC     the descriptor's magic number is wrong
+ *   IK_E_ABI       another ABI major, or a newer minor than this engine
+ *   IK_E_INVAL     descriptor inconsistent (name differs from file, bad kind,
+ *                  missing callbacks for its kind, bad option table)
+ * The returned entry is owned by the loader.
+ */
+int ik_loader_get(ik_loader *l, const char *name, const ik_loaded_plugin **out, ik_err *err);
+
+/* Loads one file directly, uncached; *out owned by the caller
+ * (ik_loaded_plugin_free). `expect_name` may be NULL. */
+int ik_loader_open_file(const char *path, const char *expect_name, ik_loaded_plugin **out,
+                        ik_err *err);
+void ik_loaded_plugin_free(ik_loaded_plugin *p);
+
+/* Calls fn for every intake-*.so on the search path, first folder winning for
+ * a name; fn gets either a loaded plugin or the error explaining why not. */
+typedef void (*ik_loader_visit_fn)(void *arg, const char *path, const ik_loaded_plugin *p,
+                                   const ik_err *err);
+void ik_loader_each(ik_loader *l, ik_loader_visit_fn fn, void *arg);
+
+/* The folders searched, in order, for messages. */
+size_t ik_loader_dirs(const ik_loader *l, const char *const **dirs);
+
+const char *ik_kind_name(ik_kind kind);
+
+#endif

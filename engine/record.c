@@ -1,0 +1,104 @@
+/* record.c: record construction, metadata and failure bookkeeping (see record.h). */
+#include "record.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+ik_record *ik_record_new(const char *id, json_object *payload)
+{
+    ik_record *rec = calloc(1, sizeof *rec);
+    if (!rec) {
+        json_object_put(payload);
+        return NULL;
+    }
+    rec->id = strdup(id ? id : "");
+    if (!rec->id) {
+        json_object_put(payload);
+        free(rec);
+        return NULL;
+    }
+    rec->payload = payload;
+    return rec;
+}
+
+void ik_record_free(ik_record *rec)
+{
+    if (!rec)
+        return;
+    for (size_t i = 0; i < rec->nmeta; i++) {
+        free(rec->meta[i].key);
+        free(rec->meta[i].value);
+    }
+    free(rec->meta);
+    json_object_put(rec->payload);
+    free(rec->id);
+    free(rec->fail_reason);
+    free(rec->fail_stage);
+    free(rec);
+}
+
+const char *ik_record_meta(const ik_record *rec, const char *key)
+{
+    for (size_t i = 0; i < rec->nmeta; i++)
+        if (strcmp(rec->meta[i].key, key) == 0)
+            return rec->meta[i].value;
+    return NULL;
+}
+
+int ik_record_set_meta(ik_record *rec, const char *key, const char *value)
+{
+    if (!key || !*key)
+        return IK_E_INVAL;
+    for (size_t i = 0; i < rec->nmeta; i++) {
+        if (strcmp(rec->meta[i].key, key) != 0)
+            continue;
+        if (!value) {
+            free(rec->meta[i].key);
+            free(rec->meta[i].value);
+            rec->meta[i] = rec->meta[--rec->nmeta];
+            return 0;
+        }
+        char *copy = strdup(value);
+        if (!copy)
+            return IK_E_NOMEM;
+        free(rec->meta[i].value);
+        rec->meta[i].value = copy;
+        return 0;
+    }
+    if (!value)
+        return 0;
+    if (rec->nmeta == rec->capmeta) {
+        size_t cap = rec->capmeta ? rec->capmeta * 2 : 8;
+        ik_meta_entry *grown = realloc(rec->meta, cap * sizeof *grown);
+        if (!grown)
+            return IK_E_NOMEM;
+        rec->meta = grown;
+        rec->capmeta = cap;
+    }
+    char *k = strdup(key), *v = strdup(value);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return IK_E_NOMEM;
+    }
+    rec->meta[rec->nmeta].key = k;
+    rec->meta[rec->nmeta].value = v;
+    rec->nmeta++;
+    return 0;
+}
+
+int ik_record_set_failure(ik_record *rec, const char *stage, unsigned attempts, const char *reason)
+{
+    if (rec->fail_reason)
+        return 0;
+    rec->fail_reason = strdup(reason && *reason ? reason : "no reason given");
+    rec->fail_stage = strdup(stage ? stage : "");
+    rec->fail_attempts = attempts;
+    if (!rec->fail_reason || !rec->fail_stage) {
+        free(rec->fail_reason);
+        free(rec->fail_stage);
+        rec->fail_reason = rec->fail_stage = NULL;
+        return IK_E_NOMEM;
+    }
+    return 0;
+}

@@ -1,0 +1,1149 @@
+/*
+ * file_source.c: the `file` source (intake-file.so). Reads JSON emails from a
+ * file or a folder (.json: one object or an array of objects; .jsonl: one
+ * object per line, streamed), emits one record per object, turns bad input
+ * into dead letters without stopping, and settles: dead letters go to a
+ * dead-letter folder as replayable .json files, a file whose records are all
+ * settled moves to the done folder, and a file left unfinished at shutdown
+ * gets a progress file so its settled records are skipped next time.
+ *
+ * Threading: run() has its own thread; settle() comes from engine threads
+ * concurrently. The per-file counters and ledgers are guarded by state->mu,
+ * which is never held across a call into the host (emit/settle may call our
+ * settle() synchronously).
+ */
+#include "file_source.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include "json_reader.h"
+#include "progress.h"
+
+/* One input file being read or waiting for its records' outcomes. */
+typedef struct fs_file {
+    char *path;
+    const char *base; /* points into path */
+    uint64_t size;
+    pg_ledger done;            /* settled indices: progress file + this run */
+    unsigned long outstanding; /* handed to the engine, outcome not told yet */
+    unsigned long emitted, bad, skipped, delivered, dead, released;
+    int reading;      /* run() is still reading it */
+    int read_done;    /* read to the end */
+    int incomplete;   /* reading stopped early (shutdown or error) */
+    int completed;    /* every record settled: finished by one thread */
+    int had_progress; /* a progress file was loaded */
+    struct fs_file *next;
+} fs_file;
+
+/* Settlement handle of one record (owned by the source, freed in settle). */
+typedef struct fs_rec {
+    fs_file *file;
+    unsigned long index, line;
+    uint64_t offset; /* raw text in the file, to re-read the original for a dead letter */
+    size_t size;
+    int raw; /* payload is the {"raw": ...} wrapper of bad input */
+} fs_rec;
+
+typedef struct fs_state {
+    const ik_host *host;
+    ik_instance *self;
+    char *path;   /* as configured */
+    char *folder; /* path, or its dirname for a single file */
+    int single;   /* path is a file */
+    char **patterns;
+    size_t npatterns;
+    int follow;
+    uint64_t poll_ms;
+    int move;
+    char *done_dir;
+    char *dead_dir;
+    char *progress_dir;
+    char *id_field;
+    size_t max_size;
+
+    pthread_mutex_t mu;
+    fs_file *files; /* files with records not finished (guarded by mu) */
+    char **taken;   /* names taken in this run, sorted (run thread only) */
+    size_t ntaken, cap_taken;
+    unsigned long seq;    /* temp-file sequence (atomic) */
+    int folder_errno;     /* last scan error, for the log (run thread only) */
+    ik_metric *m_records; /* engine-owned metric handles (may be NULL) */
+    ik_metric *m_bad;
+    ik_metric *m_files;
+} fs_state;
+
+static const ik_option fs_options[] = {
+    {"path", IK_OPT_STRING, NULL, IK_OPT_REQUIRED,
+     "A file or a folder to read. A folder is read in name order, one file after another."},
+    {"pattern", IK_OPT_STRING, "*.json,*.jsonl", 0,
+     "Comma-separated fnmatch globs selecting the files of a folder. Names ending in .jsonl or "
+     ".ndjson are read one object per line; other names as one JSON document (an object or an "
+     "array of objects)."},
+    {"follow", IK_OPT_BOOL, "false", 0,
+     "false: read the files there are and finish. true: keep polling the folder for new files "
+     "until the engine stops."},
+    {"poll_interval", IK_OPT_DURATION, "1s", 0, "How often follow mode looks for new files."},
+    {"on_complete", IK_OPT_STRING, "move", 0,
+     "What to do with a file once every record in it is delivered or dead-lettered: \"move\" it "
+     "into done_dir, or \"none\" (leave it; it is read again on the next run)."},
+    {"done_dir", IK_OPT_STRING, NULL, 0,
+     "Where finished files go (default <folder>/done, where folder is path, or the folder of a "
+     "single file). Progress files of unfinished files live in <done_dir>/.progress."},
+    {"dead_letter_dir", IK_OPT_STRING, NULL, 0,
+     "Where dead letters are written, one <id>.json each: the original object plus an "
+     "\"intake_dead_letter\" key with reason, stage, attempts, file, index, id and time. The "
+     "folder is valid input for a replay (default <folder>/dead-letter)."},
+    {"id_field", IK_OPT_STRING, "id", 0,
+     "Payload field holding the record id; when it is not a string the id is "
+     "<file name>:<index> (1-based)."},
+    {0},
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static char *join_path(const char *dir, const char *name)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s%s%s", dir, dir[0] && dir[strlen(dir) - 1] == '/' ? "" : "/", name) < 0)
+        return NULL;
+    return p;
+}
+
+void fs_sanitize_id(const char *id, char *out, size_t size)
+{
+    size_t max = size - 1 < 180 ? size - 1 : 180, o = 0;
+    for (const char *p = id; *p && o < max; p++) {
+        char c = *p;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-' || c == '+' || c == '@';
+        out[o++] = ok ? c : '_';
+    }
+    if (o == 0)
+        out[o++] = '_';
+    out[o] = '\0';
+    if (out[0] == '.')
+        out[0] = '_';
+}
+
+static int is_stream_name(const char *name)
+{
+    size_t n = strlen(name);
+    return (n >= 6 && strcmp(name + n - 6, ".jsonl") == 0) ||
+           (n >= 7 && strcmp(name + n - 7, ".ndjson") == 0);
+}
+
+static int matches(const fs_state *st, const char *name)
+{
+    for (size_t i = 0; i < st->npatterns; i++)
+        if (fnmatch(st->patterns[i], name, 0) == 0)
+            return 1;
+    return 0;
+}
+
+static void free_patterns(fs_state *st)
+{
+    for (size_t i = 0; i < st->npatterns; i++)
+        free(st->patterns[i]);
+    free(st->patterns);
+    st->patterns = NULL;
+    st->npatterns = 0;
+}
+
+/* Splits "a, b,c" into trimmed, non-empty globs. */
+static int parse_patterns(fs_state *st, const char *spec)
+{
+    const char *p = spec;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        const char *a = p, *b = end;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (b > a) {
+            char **grown = realloc(st->patterns, (st->npatterns + 1) * sizeof *grown);
+            if (!grown)
+                return IK_E_NOMEM;
+            st->patterns = grown;
+            st->patterns[st->npatterns] = strndup(a, (size_t)(b - a));
+            if (!st->patterns[st->npatterns])
+                return IK_E_NOMEM;
+            st->npatterns++;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+static int taken_find(const fs_state *st, const char *name, size_t *pos)
+{
+    size_t lo = 0, hi = st->ntaken;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(st->taken[mid], name);
+        if (c == 0) {
+            *pos = mid;
+            return 1;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *pos = lo;
+    return 0;
+}
+
+static int taken_add(fs_state *st, const char *name)
+{
+    size_t pos;
+    if (taken_find(st, name, &pos))
+        return 0;
+    if (st->ntaken == st->cap_taken) {
+        size_t cap = st->cap_taken ? st->cap_taken * 2 : 64;
+        char **grown = realloc(st->taken, cap * sizeof *grown);
+        if (!grown)
+            return IK_E_NOMEM;
+        st->taken = grown;
+        st->cap_taken = cap;
+    }
+    char *copy = strdup(name);
+    if (!copy)
+        return IK_E_NOMEM;
+    memmove(st->taken + pos + 1, st->taken + pos, (st->ntaken - pos) * sizeof *st->taken);
+    st->taken[pos] = copy;
+    st->ntaken++;
+    return 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/*
+ * Lists the regular files of the folder that match the patterns and were not
+ * taken yet, sorted by name. Returns 0 or -errno (opendir failed).
+ */
+static int scan_folder(fs_state *st, char ***out, size_t *nout)
+{
+    *out = NULL;
+    *nout = 0;
+    DIR *d = opendir(st->folder);
+    if (!d)
+        return -errno;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *name = e->d_name;
+        size_t pos;
+        if (name[0] == '.' || !matches(st, name) || taken_find(st, name, &pos))
+            continue;
+        char *full = join_path(st->folder, name);
+        if (!full) {
+            rc = -ENOMEM;
+            break;
+        }
+        struct stat sb;
+        int regular = stat(full, &sb) == 0 && S_ISREG(sb.st_mode);
+        int excluded = strcmp(full, st->done_dir) == 0 || strcmp(full, st->dead_dir) == 0;
+        free(full);
+        if (!regular || excluded)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            char **grown = realloc(names, cap * sizeof *grown);
+            if (!grown) {
+                rc = -ENOMEM;
+                break;
+            }
+            names = grown;
+        }
+        if (!(names[n] = strdup(name))) {
+            rc = -ENOMEM;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (rc != 0) {
+        free_names(names, n);
+        return rc;
+    }
+    if (n > 1)
+        qsort(names, n, sizeof *names, cmp_names);
+    *out = names;
+    *nout = n;
+    return 0;
+}
+
+static void iso_time(char *out, size_t size)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static char *progress_path(const fs_state *st, const fs_file *f)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/%s.json", st->progress_dir, f->base) < 0)
+        return NULL;
+    return p;
+}
+
+static void file_free(fs_file *f)
+{
+    if (!f)
+        return;
+    pg_free(&f->done);
+    free(f->path);
+    free(f);
+}
+
+/* ---- dead letters ----------------------------------------------------- */
+
+/* Re-reads the record's original object from its file (a processor may have
+ * replaced the payload since). NULL when the file changed or cannot be read. */
+static json_object *reread_original(const fs_state *st, const fs_rec *h)
+{
+    if (h->raw || h->size == 0 || h->size > st->max_size)
+        return NULL;
+    int fd = open(h->file->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    char *buf = malloc(h->size);
+    json_object *obj = NULL;
+    if (buf) {
+        ssize_t n = pread(fd, buf, h->size, (off_t)h->offset);
+        if (n == (ssize_t)h->size) {
+            jr_item item;
+            if (jr_parse_line("", buf, h->size, h->size, h->offset == 0 ? 1 : 2, h->index,
+                              h->offset, st->max_size, &item) == 1 &&
+                item.obj) {
+                obj = item.obj;
+                item.obj = NULL;
+            }
+            jr_item_clear(&item);
+        }
+        free(buf);
+    }
+    close(fd);
+    return obj;
+}
+
+/*
+ * Writes <dead_letter_dir>/<sanitised id>.json: the original object plus
+ * "intake_dead_letter". Called from settle() without the mutex. Returns 0 or
+ * a negative code (logged).
+ */
+static int write_dead_letter(fs_state *st, ik_record *rec, const fs_rec *h,
+                             const ik_failure *failure)
+{
+    const ik_host *host = st->host;
+    const char *id = host->record_id(rec);
+    json_object *obj = reread_original(st, h);
+    if (!obj) {
+        json_object *cur = host->record_payload(rec);
+        if (!cur || json_object_deep_copy(cur, &obj, NULL) != 0 || !obj) {
+            json_object_put(obj);
+            obj = json_object_new_object();
+        }
+        if (!json_object_is_type(obj, json_type_object)) {
+            json_object *wrap = json_object_new_object();
+            if (wrap)
+                json_object_object_add(wrap, "payload", obj);
+            else
+                json_object_put(obj);
+            obj = wrap;
+        }
+    }
+    if (!obj)
+        return IK_E_NOMEM;
+    json_object_object_del(obj, "intake_dead_letter");
+    json_object *dl = json_object_new_object();
+    char when[32];
+    iso_time(when, sizeof when);
+    if (!dl) {
+        json_object_put(obj);
+        return IK_E_NOMEM;
+    }
+    json_object_object_add(
+        dl, "reason",
+        json_object_new_string(failure && failure->reason ? failure->reason : "dead-lettered"));
+    json_object_object_add(dl, "stage",
+                           json_object_new_string(failure && failure->stage ? failure->stage : ""));
+    json_object_object_add(dl, "attempts",
+                           json_object_new_int64(failure ? (int64_t)failure->attempts : 0));
+    json_object_object_add(dl, "file", json_object_new_string(h->file->path));
+    json_object_object_add(dl, "index", json_object_new_int64((int64_t)h->index));
+    json_object_object_add(dl, "id", json_object_new_string(id ? id : ""));
+    json_object_object_add(dl, "time", json_object_new_string(when));
+    json_object_object_add(obj, "intake_dead_letter", dl);
+
+    char safe[200];
+    fs_sanitize_id(id ? id : "", safe, sizeof safe);
+    int rc = pg_mkdirs(st->dead_dir);
+    char *path = NULL;
+    if (rc == 0) {
+        /* Never overwrite another dead letter: add -2, -3... on a clash. */
+        for (int k = 1; k <= 1000; k++) {
+            free(path);
+            path = NULL;
+            int n = k == 1 ? asprintf(&path, "%s/%s.json", st->dead_dir, safe)
+                           : asprintf(&path, "%s/%s-%d.json", st->dead_dir, safe, k);
+            if (n < 0) {
+                path = NULL;
+                rc = -ENOMEM;
+                break;
+            }
+            if (access(path, F_OK) != 0)
+                break;
+        }
+    }
+    if (rc == 0) {
+        const char *text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY |
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE);
+        char *line = NULL;
+        int n = asprintf(&line, "%s\n", text);
+        if (n < 0) {
+            rc = -ENOMEM;
+        } else {
+            unsigned long seq = __atomic_fetch_add(&st->seq, 1, __ATOMIC_RELAXED);
+            rc = pg_write_atomic(path, line, (size_t)n, seq);
+            free(line);
+        }
+    }
+    if (rc != 0)
+        host->log(st->self, IK_LOG_ERROR,
+                  "cannot write the dead letter of record '%s' to %s: %s; the record stays "
+                  "unsettled and is read again next run",
+                  id ? id : "", path ? path : st->dead_dir, strerror(-rc));
+    else
+        host->log(st->self, IK_LOG_DEBUG, "record '%s' dead-lettered to %s", id ? id : "", path);
+    free(path);
+    json_object_put(obj);
+    return rc == 0 ? 0 : IK_E_IO;
+}
+
+/* ---- completion ------------------------------------------------------- */
+
+/* With st->mu held: 1 when this caller must finish the file (exactly once). */
+static int claim_completion(fs_file *f)
+{
+    if (f->completed || f->reading || !f->read_done || f->incomplete || f->outstanding > 0)
+        return 0;
+    f->completed = 1;
+    return 1;
+}
+
+static void unlink_file_locked(fs_state *st, fs_file *f)
+{
+    for (fs_file **pp = &st->files; *pp; pp = &(*pp)->next) {
+        if (*pp == f) {
+            *pp = f->next;
+            return;
+        }
+    }
+}
+
+/*
+ * Every record of f is settled: move it to done_dir (unless some were
+ * released: then its progress file is written at destroy) and forget it.
+ * Called by the one thread that claimed completion, without the mutex.
+ */
+static void finish_file(fs_state *st, fs_file *f)
+{
+    const ik_host *host = st->host;
+    if (f->released > 0) {
+        host->log(st->self, IK_LOG_INFO,
+                  "finished %s: %lu delivered, %lu dead-lettered, %lu released; kept with a "
+                  "progress file for the next run",
+                  f->path, f->delivered, f->dead, f->released);
+        return;
+    }
+    char *pp = progress_path(st, f);
+    if (pp) {
+        if (unlink(pp) != 0 && errno != ENOENT)
+            host->log(st->self, IK_LOG_WARN, "cannot remove progress file %s: %s", pp,
+                      strerror(errno));
+        free(pp);
+    }
+    const char *where = "left in place";
+    char *dest = NULL;
+    if (st->move) {
+        int rc = pg_mkdirs(st->done_dir);
+        dest = join_path(st->done_dir, f->base);
+        if (rc == 0 && !dest)
+            rc = -ENOMEM;
+        if (rc == 0 && rename(f->path, dest) != 0)
+            rc = -errno;
+        if (rc != 0) {
+            host->log(st->self, IK_LOG_ERROR,
+                      "cannot move %s to %s: %s; it will be read again on the next run", f->path,
+                      dest ? dest : st->done_dir, strerror(-rc));
+            where = "not moved";
+        } else {
+            where = "moved to done_dir";
+        }
+    }
+    if (st->m_files)
+        host->metric_add(st->m_files, 1);
+    host->log(st->self, IK_LOG_INFO, "finished %s: %lu delivered, %lu dead-lettered; %s%s%s",
+              f->path, f->delivered, f->dead, where, dest ? " " : "", dest ? dest : "");
+    free(dest);
+    pthread_mutex_lock(&st->mu);
+    unlink_file_locked(st, f);
+    pthread_mutex_unlock(&st->mu);
+    file_free(f);
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+/* Sets the record's priority and mirrors it in metadata "priority" (sinks
+ * only see metadata). */
+static void set_priority(fs_state *st, ik_record *rec, int priority)
+{
+    char buf[16];
+    snprintf(buf, sizeof buf, "%d", priority);
+    st->host->record_set_priority(rec, priority);
+    st->host->record_set_meta(rec, "priority", buf);
+}
+
+/* Applies the payload's "priority": an integer, or high/normal/low. */
+static void apply_priority(fs_state *st, ik_record *rec, json_object *payload, const char *id)
+{
+    json_object *p;
+    if (!json_object_object_get_ex(payload, "priority", &p) || !p)
+        return;
+    if (json_object_is_type(p, json_type_int)) {
+        int64_t v = json_object_get_int64(p);
+        if (v > INT_MAX)
+            v = INT_MAX;
+        if (v < INT_MIN)
+            v = INT_MIN;
+        set_priority(st, rec, (int)v);
+        return;
+    }
+    if (json_object_is_type(p, json_type_string)) {
+        const char *s = json_object_get_string(p);
+        if (strcasecmp(s, "high") == 0) {
+            set_priority(st, rec, 10);
+            return;
+        }
+        if (strcasecmp(s, "normal") == 0) {
+            set_priority(st, rec, 0);
+            return;
+        }
+        if (strcasecmp(s, "low") == 0) {
+            set_priority(st, rec, -10);
+            return;
+        }
+    }
+    st->host->log(st->self, IK_LOG_DEBUG,
+                  "record '%s': priority %s ignored (want an integer or high/normal/low)", id,
+                  json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN));
+}
+
+static int set_meta_num(const ik_host *host, ik_record *rec, const char *key, unsigned long v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lu", v);
+    return host->record_set_meta(rec, key, buf);
+}
+
+/*
+ * Turns one item into a record and hands it over: emit() for an object,
+ * host->settle(IK_DEAD_LETTERED) for bad input. Returns 0 to go on,
+ * IK_E_STOPPING to stop reading, another negative code on a fatal error.
+ */
+static int handle_item(fs_state *st, fs_file *f, jr_item *item)
+{
+    const ik_host *host = st->host;
+    pthread_mutex_lock(&st->mu);
+    int skip = pg_test(&f->done, item->index);
+    if (skip)
+        f->skipped++;
+    pthread_mutex_unlock(&st->mu);
+    if (skip)
+        return 0;
+    if (host->stopping(st->self))
+        return IK_E_STOPPING;
+
+    fs_rec *h = calloc(1, sizeof *h);
+    if (!h)
+        return IK_E_NOMEM;
+    h->file = f;
+    h->index = item->index;
+    h->line = item->line;
+    h->offset = item->offset;
+    h->size = item->size;
+
+    char fallback[64 + NAME_MAX];
+    snprintf(fallback, sizeof fallback, "%s:%lu", f->base, item->index);
+    char *replay_of = NULL;
+    ik_record *rec = NULL;
+    int bad = item->error[0] != '\0';
+    if (bad) {
+        h->raw = 1;
+        char *raw = jr_raw_text(item->text ? item->text : "", item->text_len, JR_RAW_MAX);
+        json_object *payload = json_object_new_object();
+        if (!raw || !payload) {
+            free(raw);
+            json_object_put(payload);
+            free(h);
+            return IK_E_NOMEM;
+        }
+        json_object_object_add(payload, "raw", json_object_new_string(raw));
+        json_object_object_add(payload, "file", json_object_new_string(f->path));
+        json_object_object_add(payload, "line", json_object_new_int64((int64_t)item->line));
+        free(raw);
+        rec = host->record_new(st->self, fallback, payload);
+    } else {
+        json_object *obj = item->obj;
+        item->obj = NULL;
+        json_object *dl, *v;
+        const char *id = fallback;
+        char *orig_id = NULL;
+        if (json_object_object_get_ex(obj, "intake_dead_letter", &dl) &&
+            json_object_is_type(dl, json_type_object)) {
+            /* A replayed dead letter: strip the envelope, remember why it failed. */
+            replay_of = strdup(json_object_object_get_ex(dl, "reason", &v) &&
+                                       json_object_is_type(v, json_type_string)
+                                   ? json_object_get_string(v)
+                                   : "unknown reason");
+            if (json_object_object_get_ex(dl, "id", &v) && json_object_is_type(v, json_type_string))
+                orig_id = strdup(json_object_get_string(v));
+            json_object_object_del(obj, "intake_dead_letter");
+        }
+        if (json_object_object_get_ex(obj, st->id_field, &v) &&
+            json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0)
+            id = json_object_get_string(v);
+        else if (orig_id && orig_id[0])
+            id = orig_id;
+        rec = host->record_new(st->self, id, obj);
+        if (rec)
+            apply_priority(st, rec, host->record_payload(rec), host->record_id(rec));
+        free(orig_id);
+    }
+    if (!rec) {
+        host->log(st->self, IK_LOG_ERROR, "cannot create a record for %s:%lu: out of memory",
+                  f->path, item->line);
+        free(replay_of);
+        free(h);
+        return IK_E_NOMEM;
+    }
+    int rc = host->record_set_meta(rec, "source", "file");
+    rc = rc ? rc : host->record_set_meta(rec, "file", f->path);
+    rc = rc ? rc : set_meta_num(host, rec, "index", item->index);
+    rc = rc ? rc : set_meta_num(host, rec, "line", item->line);
+    if (!rc && replay_of)
+        rc = host->record_set_meta(rec, "replay_of", replay_of);
+    free(replay_of);
+    if (rc != 0) {
+        host->record_free(rec);
+        free(h);
+        return rc;
+    }
+    host->record_set_handle(rec, h);
+
+    pthread_mutex_lock(&st->mu);
+    f->outstanding++;
+    if (bad)
+        f->bad++;
+    pthread_mutex_unlock(&st->mu);
+    if (bad) {
+        if (st->m_bad)
+            host->metric_add(st->m_bad, 1);
+        host->log(st->self, IK_LOG_WARN, "%s", item->error);
+        rc = host->settle(st->self, rec, IK_DEAD_LETTERED, item->error);
+        if (rc != 0)
+            host->log(st->self, IK_LOG_ERROR, "cannot dead-letter %s: %s", item->error,
+                      host->strerror(rc));
+        return 0;
+    }
+    rc = host->emit(st->self, rec);
+    if (rc != 0) {
+        pthread_mutex_lock(&st->mu);
+        f->outstanding--;
+        pthread_mutex_unlock(&st->mu);
+        host->record_free(rec);
+        free(h);
+        if (rc != IK_E_STOPPING)
+            host->log(st->self, IK_LOG_ERROR, "cannot emit %s:%lu: %s", f->path, item->line,
+                      host->strerror(rc));
+        return rc;
+    }
+    pthread_mutex_lock(&st->mu);
+    f->emitted++;
+    pthread_mutex_unlock(&st->mu);
+    if (st->m_records)
+        host->metric_add(st->m_records, 1);
+    return 0;
+}
+
+/* Reads a .jsonl file line by line. Returns like handle_item, or IK_E_IO. */
+static int read_stream(fs_state *st, fs_file *f, FILE *in)
+{
+    jr_lines lr;
+    size_t keep = st->max_size + 2 < JR_RAW_MAX ? JR_RAW_MAX : st->max_size + 2;
+    if (jr_lines_init(&lr, in, keep) != 0)
+        return IK_E_NOMEM;
+    unsigned long index = 0;
+    int rc = 0;
+    for (;;) {
+        const char *line;
+        size_t len, full;
+        uint64_t off;
+        int n = jr_lines_next(&lr, &line, &len, &full, &off);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            st->host->log(st->self, IK_LOG_ERROR, "cannot read %s after line %lu: %s", f->path,
+                          lr.lineno, strerror(lr.error));
+            rc = IK_E_IO;
+            break;
+        }
+        jr_item item;
+        if (jr_parse_line(f->path, line, len, full, lr.lineno, index + 1, off, st->max_size,
+                          &item) == 0)
+            continue;
+        index++;
+        rc = handle_item(st, f, &item);
+        jr_item_clear(&item);
+        if (rc != 0)
+            break;
+    }
+    jr_lines_free(&lr);
+    return rc;
+}
+
+/* Reads a .json document whole. */
+static int read_document(fs_state *st, fs_file *f, FILE *in)
+{
+    size_t cap = f->size + 1, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        st->host->log(st->self, IK_LOG_ERROR,
+                      "cannot read %s: %llu bytes do not fit in memory (use .jsonl for big "
+                      "input)",
+                      f->path, (unsigned long long)f->size);
+        return IK_E_IO;
+    }
+    for (;;) {
+        if (len == cap) {
+            char *grown = realloc(buf, cap * 2);
+            if (!grown) {
+                free(buf);
+                return IK_E_NOMEM;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        size_t n = fread(buf + len, 1, cap - len, in);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    if (ferror(in)) {
+        st->host->log(st->self, IK_LOG_ERROR, "cannot read %s: %s", f->path, strerror(errno));
+        free(buf);
+        return IK_E_IO;
+    }
+    jr_doc doc;
+    if (jr_doc_open(&doc, f->path, buf, len, st->max_size) != 0) {
+        st->host->log(st->self, IK_LOG_ERROR, "cannot parse %s (%zu bytes): out of memory", f->path,
+                      len);
+        free(buf);
+        return IK_E_IO;
+    }
+    int rc = 0;
+    jr_item item;
+    while (jr_doc_next(&doc, &item) == 1) {
+        rc = handle_item(st, f, &item);
+        jr_item_clear(&item);
+        if (rc != 0)
+            break;
+    }
+    jr_doc_close(&doc);
+    free(buf);
+    return rc;
+}
+
+/* Reads one file from start to end (or until stopping). Returns 0,
+ * IK_E_STOPPING, or a negative code for a fatal error. */
+static int read_file(fs_state *st, const char *path)
+{
+    const ik_host *host = st->host;
+    fs_file *f = calloc(1, sizeof *f);
+    if (!f || !(f->path = strdup(path))) {
+        free(f);
+        return IK_E_NOMEM;
+    }
+    const char *slash = strrchr(f->path, '/');
+    f->base = slash ? slash + 1 : f->path;
+    f->reading = 1;
+
+    FILE *in = fopen(path, "rb");
+    struct stat sb;
+    if (!in || fstat(fileno(in), &sb) != 0) {
+        /* Gone since the scan (another engine took it?): not an error for the folder. */
+        host->log(st->self, IK_LOG_WARN, "cannot open %s: %s; skipped", path, strerror(errno));
+        if (in)
+            fclose(in);
+        file_free(f);
+        return 0;
+    }
+    f->size = (uint64_t)sb.st_size;
+
+    char *pp = progress_path(st, f);
+    if (pp) {
+        char err[512];
+        int lr = pg_load(&f->done, pp, f->size, err, sizeof err);
+        if (lr < 0) {
+            host->log(st->self, IK_LOG_WARN, "ignoring progress file: %s", err);
+            pg_free(&f->done);
+        }
+        f->had_progress = lr > 0;
+        free(pp);
+    }
+    if (f->had_progress)
+        host->log(st->self, IK_LOG_INFO, "reading %s (resuming: %lu records already settled)", path,
+                  f->done.count);
+    else
+        host->log(st->self, IK_LOG_INFO, "reading %s", path);
+
+    pthread_mutex_lock(&st->mu);
+    f->next = st->files;
+    st->files = f;
+    pthread_mutex_unlock(&st->mu);
+
+    int rc = is_stream_name(f->base) ? read_stream(st, f, in) : read_document(st, f, in);
+    fclose(in);
+
+    pthread_mutex_lock(&st->mu);
+    f->reading = 0;
+    f->read_done = 1;
+    f->incomplete = rc != 0;
+    unsigned long emitted = f->emitted, bad = f->bad, skipped = f->skipped;
+    int finish = claim_completion(f);
+    pthread_mutex_unlock(&st->mu);
+    host->log(st->self, IK_LOG_INFO, "read %s%s: %lu records emitted, %lu bad, %lu skipped", path,
+              rc == IK_E_STOPPING ? " up to shutdown"
+              : rc != 0           ? " partly (error)"
+                                  : "",
+              emitted, bad, skipped);
+    if (finish)
+        finish_file(st, f);
+    /* A file that cannot be read is logged and left for the next run; the
+     * folder goes on. */
+    return rc == IK_E_IO ? 0 : rc;
+}
+
+/* One pass over the folder: reads every new matching file in name order. */
+static int read_folder_once(fs_state *st, int *found)
+{
+    char **names;
+    size_t n;
+    *found = 0;
+    int rc = scan_folder(st, &names, &n);
+    if (rc != 0) {
+        if (-rc != st->folder_errno) /* log each new problem once */
+            st->host->log(st->self, IK_LOG_ERROR, "cannot read folder %s: %s", st->folder,
+                          strerror(-rc));
+        st->folder_errno = -rc;
+        return IK_E_IO;
+    }
+    st->folder_errno = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (st->host->stopping(st->self)) {
+            rc = IK_E_STOPPING;
+            break;
+        }
+        rc = taken_add(st, names[i]);
+        if (rc != 0)
+            break;
+        *found = 1;
+        char *full = join_path(st->folder, names[i]);
+        if (!full) {
+            rc = IK_E_NOMEM;
+            break;
+        }
+        rc = read_file(st, full);
+        free(full);
+    }
+    free_names(names, n);
+    return rc;
+}
+
+static int fs_run(void *state)
+{
+    fs_state *st = state;
+    int rc = 0;
+    if (st->single) {
+        const char *slash = strrchr(st->path, '/');
+        rc = taken_add(st, slash ? slash + 1 : st->path);
+        if (rc == 0)
+            rc = read_file(st, st->path);
+        if (rc == 0 && st->follow)
+            while (!st->host->wait_ms(st->self, st->poll_ms))
+                ;
+        return rc == IK_E_STOPPING ? 0 : rc;
+    }
+    for (;;) {
+        int found = 0;
+        rc = read_folder_once(st, &found);
+        if (rc == IK_E_STOPPING)
+            return 0;
+        if (rc != 0 && (rc != IK_E_IO || !st->follow))
+            return rc;
+        if (!st->follow || st->host->stopping(st->self))
+            return 0;
+        if (!found && st->host->wait_ms(st->self, st->poll_ms))
+            return 0;
+    }
+}
+
+static void fs_settle(void *state, ik_record *rec, ik_outcome outcome, const ik_failure *failure)
+{
+    fs_state *st = state;
+    const ik_host *host = st->host;
+    fs_rec *h = host->record_handle(rec);
+    if (!h) {
+        host->log(st->self, IK_LOG_WARN, "settle: record '%s' has no file handle; ignored",
+                  host->record_id(rec));
+        return;
+    }
+    int written = 1;
+    if (outcome == IK_DEAD_LETTERED && !(failure && failure->stored))
+        written = write_dead_letter(st, rec, h, failure) == 0;
+    fs_file *f = h->file;
+    pthread_mutex_lock(&st->mu);
+    switch (outcome) {
+    case IK_DELIVERED:
+        pg_set(&f->done, h->index);
+        f->delivered++;
+        break;
+    case IK_DEAD_LETTERED:
+        if (written) {
+            pg_set(&f->done, h->index);
+            f->dead++;
+        } else {
+            f->released++;
+        }
+        break;
+    default:
+        f->released++;
+        break;
+    }
+    if (f->outstanding > 0)
+        f->outstanding--;
+    int finish = claim_completion(f);
+    pthread_mutex_unlock(&st->mu);
+    host->record_set_handle(rec, NULL);
+    free(h);
+    if (finish)
+        finish_file(st, f);
+}
+
+static int fs_health(void *state, ik_health *out)
+{
+    fs_state *st = state;
+    DIR *d = opendir(st->folder);
+    if (!d) {
+        out->ok = 0;
+        snprintf(out->reason, sizeof out->reason, "cannot read folder %s: %s", st->folder,
+                 strerror(errno));
+        return 0;
+    }
+    closedir(d);
+    if (st->single && access(st->path, R_OK) != 0 && errno != ENOENT) {
+        out->ok = 0;
+        snprintf(out->reason, sizeof out->reason, "cannot read %s: %s", st->path, strerror(errno));
+        return 0;
+    }
+    out->ok = 1;
+    snprintf(out->reason, sizeof out->reason, "reading %s", st->path);
+    return 0;
+}
+
+/* Writes the progress files of files left unfinished, then frees everything.
+ * Runs on the main thread once run() has returned and records are settled. */
+static void fs_destroy(void *state)
+{
+    fs_state *st = state;
+    if (!st)
+        return;
+    fs_file *f = st->files;
+    while (f) {
+        fs_file *next = f->next;
+        if (f->outstanding > 0)
+            st->host->log(st->self, IK_LOG_WARN,
+                          "%s: %lu records still had no outcome at shutdown; they are read "
+                          "again next run",
+                          f->path, f->outstanding);
+        if (f->done.count > 0) {
+            char *pp = progress_path(st, f);
+            char err[512];
+            if (!pp)
+                st->host->log(st->self, IK_LOG_ERROR, "cannot save progress of %s: out of memory",
+                              f->path);
+            else if (pg_save(&f->done, pp, f->path, f->size, err, sizeof err) != 0)
+                st->host->log(st->self, IK_LOG_ERROR, "cannot save progress of %s: %s", f->path,
+                              err);
+            else
+                st->host->log(st->self, IK_LOG_INFO,
+                              "saved progress of %s: %lu records settled, the rest is read next "
+                              "run",
+                              f->path, f->done.count);
+            free(pp);
+        }
+        file_free(f);
+        f = next;
+    }
+    free_names(st->taken, st->ntaken);
+    free_patterns(st);
+    pthread_mutex_destroy(&st->mu);
+    free(st->path);
+    free(st->folder);
+    free(st->done_dir);
+    free(st->dead_dir);
+    free(st->progress_dir);
+    free(st->id_field);
+    free(st);
+}
+
+static int fs_create(const ik_host *host, ik_instance *self, void **state)
+{
+    fs_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return IK_E_NOMEM;
+    st->host = host;
+    st->self = self;
+    pthread_mutex_init(&st->mu, NULL);
+    int rc = IK_E_NOMEM;
+    const char *path = host->opt_string(self, "path");
+    const char *on_complete = host->opt_string(self, "on_complete");
+    const char *pattern = host->opt_string(self, "pattern");
+    const char *id_field = host->opt_string(self, "id_field");
+    if (!path || !path[0]) {
+        host->log(self, IK_LOG_ERROR, "option 'path' must name a file or a folder");
+        rc = IK_E_CONFIG;
+        goto fail;
+    }
+    if (!on_complete || (strcmp(on_complete, "move") != 0 && strcmp(on_complete, "none") != 0)) {
+        host->log(self, IK_LOG_ERROR,
+                  "option 'on_complete' must be \"move\" or \"none\", got \"%s\"",
+                  on_complete ? on_complete : "");
+        rc = IK_E_CONFIG;
+        goto fail;
+    }
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        host->log(self, IK_LOG_ERROR, "path %s: %s", path, strerror(errno));
+        rc = IK_E_NOTFOUND;
+        goto fail;
+    }
+    st->path = strdup(path);
+    if (!st->path)
+        goto fail;
+    while (strlen(st->path) > 1 && st->path[strlen(st->path) - 1] == '/')
+        st->path[strlen(st->path) - 1] = '\0';
+    if (S_ISDIR(sb.st_mode)) {
+        st->folder = strdup(st->path);
+    } else if (S_ISREG(sb.st_mode)) {
+        st->single = 1;
+        const char *slash = strrchr(st->path, '/');
+        st->folder = slash ? strndup(st->path, slash == st->path ? 1 : (size_t)(slash - st->path))
+                           : strdup(".");
+    } else {
+        host->log(self, IK_LOG_ERROR, "path %s is neither a file nor a folder", path);
+        rc = IK_E_CONFIG;
+        goto fail;
+    }
+    if (!st->folder)
+        goto fail;
+    const char *done = host->opt_string(self, "done_dir");
+    const char *dead = host->opt_string(self, "dead_letter_dir");
+    st->done_dir = done && done[0] ? strdup(done) : join_path(st->folder, "done");
+    st->dead_dir = dead && dead[0] ? strdup(dead) : join_path(st->folder, "dead-letter");
+    st->id_field = strdup(id_field && id_field[0] ? id_field : "id");
+    if (!st->done_dir || !st->dead_dir || !st->id_field)
+        goto fail;
+    st->progress_dir = join_path(st->done_dir, ".progress");
+    if (!st->progress_dir)
+        goto fail;
+    if (parse_patterns(st, pattern ? pattern : "*.json,*.jsonl") != 0)
+        goto fail;
+    if (st->npatterns == 0) {
+        host->log(self, IK_LOG_ERROR, "option 'pattern' has no glob: \"%s\"", pattern);
+        rc = IK_E_CONFIG;
+        goto fail;
+    }
+    st->follow = host->opt_bool(self, "follow");
+    st->poll_ms = host->opt_duration_ms(self, "poll_interval");
+    if (st->poll_ms == 0)
+        st->poll_ms = 1;
+    st->move = strcmp(on_complete, "move") == 0;
+    st->m_records = host->counter(self, "records_total", "Objects read and emitted");
+    st->m_bad = host->counter(self, "bad_records_total",
+                              "Lines or elements that were not valid JSON objects or too large");
+    st->m_files = host->counter(self, "files_done_total",
+                                "Files whose records were all delivered or dead-lettered");
+    st->max_size = host->max_record_size(self);
+    if (st->max_size == 0)
+        st->max_size = 256 * 1024;
+    *state = st;
+    return 0;
+fail:
+    if (rc == IK_E_NOMEM)
+        host->log(self, IK_LOG_ERROR, "out of memory");
+    fs_destroy(st);
+    return rc;
+}
+
+static const ik_plugin fs_plugin = {
+    IK_PLUGIN_HEAD,
+    .name = "file",
+    .version = "1.0.0",
+    .description = "Reads JSON emails from a file or a folder (.json documents, .jsonl streams); "
+                   "moves finished files to done_dir and dead letters to dead_letter_dir.",
+    .kind = IK_KIND_SOURCE,
+    .options = fs_options,
+    .create = fs_create,
+    .destroy = fs_destroy,
+    .health = fs_health,
+    .run = fs_run,
+    .settle = fs_settle,
+};
+
+const ik_plugin *fs_descriptor(void)
+{
+    return &fs_plugin;
+}
+
+IK_PLUGIN_EXPORT(fs_plugin)

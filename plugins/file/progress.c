@@ -1,0 +1,302 @@
+/*
+ * progress.c: the settled-index ledger of one input file and its progress
+ * file, plus the small filesystem helpers (mkdir -p, atomic write) the file
+ * source shares. See progress.h.
+ */
+#include "progress.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+int pg_set(pg_ledger *l, unsigned long index)
+{
+    if (index == 0 || index > PG_MAX_INDEX)
+        return -1;
+    size_t w = (index - 1) / 64;
+    if (w >= l->words) {
+        size_t words = l->words ? l->words : 16;
+        while (words <= w)
+            words *= 2;
+        uint64_t *grown = realloc(l->bits, words * sizeof *grown);
+        if (!grown)
+            return -1;
+        memset(grown + l->words, 0, (words - l->words) * sizeof *grown);
+        l->bits = grown;
+        l->words = words;
+    }
+    uint64_t bit = 1ull << ((index - 1) % 64);
+    if (!(l->bits[w] & bit)) {
+        l->bits[w] |= bit;
+        l->count++;
+    }
+    return 0;
+}
+
+int pg_test(const pg_ledger *l, unsigned long index)
+{
+    if (index == 0)
+        return 0;
+    size_t w = (index - 1) / 64;
+    if (w >= l->words)
+        return 0;
+    return (l->bits[w] >> ((index - 1) % 64)) & 1u;
+}
+
+void pg_free(pg_ledger *l)
+{
+    free(l->bits);
+    memset(l, 0, sizeof *l);
+}
+
+char *pg_ranges(const pg_ledger *l)
+{
+    size_t cap = 64, len = 0;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    s[0] = '\0';
+    unsigned long max = (unsigned long)l->words * 64;
+    unsigned long i = 1;
+    while (i <= max) {
+        if (!pg_test(l, i)) {
+            i++;
+            continue;
+        }
+        unsigned long j = i;
+        while (j + 1 <= max && pg_test(l, j + 1))
+            j++;
+        char part[48];
+        int n = (i == j) ? snprintf(part, sizeof part, "%s%lu", len ? "," : "", i)
+                         : snprintf(part, sizeof part, "%s%lu-%lu", len ? "," : "", i, j);
+        if (len + (size_t)n + 1 > cap) {
+            while (len + (size_t)n + 1 > cap)
+                cap *= 2;
+            char *grown = realloc(s, cap);
+            if (!grown) {
+                free(s);
+                return NULL;
+            }
+            s = grown;
+        }
+        memcpy(s + len, part, (size_t)n + 1);
+        len += (size_t)n;
+        i = j + 1;
+    }
+    return s;
+}
+
+static int parse_num(const char *s, size_t *p, unsigned long *v)
+{
+    if (s[*p] < '0' || s[*p] > '9')
+        return -1;
+    unsigned long x = 0;
+    while (s[*p] >= '0' && s[*p] <= '9') {
+        x = x * 10 + (unsigned long)(s[*p] - '0');
+        if (x > PG_MAX_INDEX)
+            return -1;
+        (*p)++;
+    }
+    *v = x;
+    return 0;
+}
+
+int pg_parse_ranges(pg_ledger *l, const char *ranges, char *err, size_t errsize)
+{
+    size_t p = 0;
+    if (!ranges[0])
+        return 0;
+    for (;;) {
+        unsigned long a, b;
+        if (parse_num(ranges, &p, &a) != 0 || a == 0) {
+            snprintf(err, errsize, "at %zu: expected an index from 1 to %lu", p + 1, PG_MAX_INDEX);
+            return -1;
+        }
+        b = a;
+        if (ranges[p] == '-') {
+            p++;
+            if (parse_num(ranges, &p, &b) != 0 || b < a) {
+                snprintf(err, errsize, "at %zu: expected the end of the range %lu-", p + 1, a);
+                return -1;
+            }
+        }
+        for (unsigned long i = a; i <= b; i++) {
+            if (pg_set(l, i) != 0) {
+                snprintf(err, errsize, "out of memory");
+                return -1;
+            }
+        }
+        if (ranges[p] == '\0')
+            return 0;
+        if (ranges[p] != ',') {
+            snprintf(err, errsize, "at %zu: expected ',' or '-'", p + 1);
+            return -1;
+        }
+        p++;
+    }
+}
+
+int pg_mkdirs(const char *path)
+{
+    char *tmp = strdup(path);
+    if (!tmp)
+        return -ENOMEM;
+    int rc = 0;
+    for (char *p = tmp + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+                rc = -errno;
+                break;
+            }
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    if (rc == 0) {
+        struct stat st;
+        if (stat(path, &st) != 0)
+            rc = -errno;
+        else if (!S_ISDIR(st.st_mode))
+            rc = -ENOTDIR;
+    }
+    free(tmp);
+    return rc;
+}
+
+int pg_write_atomic(const char *path, const char *data, size_t len, unsigned long seq)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+    const char *base = slash ? slash + 1 : path;
+    size_t tlen = dirlen + strlen(base) + 64;
+    char *tmp = malloc(tlen);
+    if (!tmp)
+        return -ENOMEM;
+    snprintf(tmp, tlen, "%.*s.%s.tmp.%ld.%lu", (int)dirlen, path, base, (long)getpid(), seq);
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = -errno;
+        free(tmp);
+        return rc;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int pg_save(const pg_ledger *l, const char *path, const char *file, uint64_t size, char *err,
+            size_t errsize)
+{
+    char *ranges = pg_ranges(l);
+    json_object *o = json_object_new_object();
+    if (!ranges || !o) {
+        free(ranges);
+        json_object_put(o);
+        snprintf(err, errsize, "out of memory");
+        return -ENOMEM;
+    }
+    json_object_object_add(o, "file", json_object_new_string(file));
+    json_object_object_add(o, "size", json_object_new_int64((int64_t)size));
+    json_object_object_add(o, "settled", json_object_new_string(ranges));
+    free(ranges);
+    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    char *dir = strdup(path);
+    int rc = -ENOMEM;
+    if (dir) {
+        char *slash = strrchr(dir, '/');
+        rc = 0;
+        if (slash && slash != dir) {
+            *slash = '\0';
+            rc = pg_mkdirs(dir);
+            if (rc != 0)
+                snprintf(err, errsize, "cannot create %s: %s", dir, strerror(-rc));
+        }
+        if (rc == 0) {
+            rc = pg_write_atomic(path, text, strlen(text), 0);
+            if (rc != 0)
+                snprintf(err, errsize, "cannot write %s: %s", path, strerror(-rc));
+        }
+        free(dir);
+    } else {
+        snprintf(err, errsize, "out of memory");
+    }
+    json_object_put(o);
+    return rc;
+}
+
+int pg_load(pg_ledger *l, const char *path, uint64_t size, char *err, size_t errsize)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errsize, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    json_object *o = json_object_from_file(path);
+    if (!o || !json_object_is_type(o, json_type_object)) {
+        snprintf(err, errsize, "%s: not a progress file (%s)", path,
+                 o ? "not a JSON object" : json_util_get_last_err());
+        json_object_put(o);
+        return -1;
+    }
+    json_object *js = NULL, *jr = NULL;
+    int rc = -1;
+    if (!json_object_object_get_ex(o, "size", &js) || !json_object_is_type(js, json_type_int) ||
+        !json_object_object_get_ex(o, "settled", &jr) ||
+        !json_object_is_type(jr, json_type_string)) {
+        snprintf(err, errsize, "%s: needs an integer \"size\" and a string \"settled\"", path);
+    } else if ((uint64_t)json_object_get_int64(js) != size) {
+        snprintf(err, errsize, "%s: written for a file of %lld bytes, the file now has %llu", path,
+                 (long long)json_object_get_int64(js), (unsigned long long)size);
+    } else {
+        char what[256];
+        pg_ledger tmp = {0};
+        if (pg_parse_ranges(&tmp, json_object_get_string(jr), what, sizeof what) != 0) {
+            snprintf(err, errsize, "%s: \"settled\" %s", path, what);
+        } else {
+            rc = 1;
+            for (size_t w = 0; w < tmp.words; w++) {
+                for (unsigned b = 0; b < 64 && rc == 1; b++) {
+                    if ((tmp.bits[w] >> b) & 1u) {
+                        if (pg_set(l, (unsigned long)(w * 64 + b + 1)) != 0) {
+                            snprintf(err, errsize, "out of memory");
+                            rc = -1;
+                        }
+                    }
+                }
+            }
+        }
+        pg_free(&tmp);
+    }
+    json_object_put(o);
+    return rc;
+}

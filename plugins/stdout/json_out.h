@@ -1,0 +1,32 @@
+/*
+ * json_out.h: a read-only JSON serializer into a growable byte buffer.
+ *
+ * Output is byte-for-byte what json_object_to_json_string_ext(obj,
+ * JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) prints, but it never
+ * writes to the object: json-c caches its output inside the top-level object,
+ * so two sinks serializing one payload on two threads would race. This walks
+ * the tree with read-only accessors instead, and appends straight into the
+ * caller's buffer (no allocation per record).
+ */
+#ifndef INTAKE_STDOUT_JSON_OUT_H
+#define INTAKE_STDOUT_JSON_OUT_H
+
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+typedef struct jo_buf {
+    char *data; /* owned; not NUL-terminated */
+    size_t len, cap;
+    int oom; /* an append failed for lack of memory */
+} jo_buf;
+
+void jo_free(jo_buf *b);
+void jo_put(jo_buf *b, const char *s, size_t n);
+void jo_putc(jo_buf *b, char c);
+/* Appends s (n bytes) as a quoted, escaped JSON string. */
+void jo_string(jo_buf *b, const char *s, size_t n);
+/* Appends obj (NULL prints null). Nesting deeper than 1000 prints null there. */
+void jo_value(jo_buf *b, json_object *obj);
+
+#endif

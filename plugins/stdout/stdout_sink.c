@@ -1,0 +1,245 @@
+/*
+ * stdout_sink.c: the `stdout` sink (intake-stdout.so). Writes one JSON line
+ * per record to standard output or to a file opened for append, either the
+ * whole record ({"id", "meta", "payload"}) or the payload alone.
+ *
+ * Speed: each write() call serializes its batch into one buffer (read-only
+ * serializer, see json_out.h) and issues large write(2)s, flushed once per
+ * batch. A failed write makes every record of that call IK_RETRY with the
+ * errno text (some may have been written: delivery is at-least-once).
+ * Threading: write() may run on several workers at once; a mutex keeps lines
+ * whole and in batch order.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <intake/plugin.h>
+
+#include "json_out.h"
+
+#define SO_FLUSH_AT (1024u * 1024u) /* write(2) when the buffer holds this much */
+
+/* Metadata keys printed by the "record" format when set, before meta_keys. */
+static const char *const so_default_meta[] = {"source",   "file",     "index",    "line",
+                                              "priority", "batch_id", "attempts", "replay_of"};
+
+typedef struct so_state {
+    const ik_host *host;
+    ik_instance *self;
+    int fd;
+    int own_fd;
+    char *path;
+    int record_format; /* 1: {"id","meta","payload"}, 0: payload only */
+    char **keys;       /* metadata keys to print (owned) */
+    size_t nkeys;
+    pthread_mutex_t mu;
+    jo_buf buf; /* guarded by mu */
+    ik_metric *lines;
+} so_state;
+
+static const ik_option so_options[] = {
+    {"path", IK_OPT_STRING, "-", 0,
+     "Where to write: \"-\" for standard output, otherwise a file opened for append."},
+    {"format", IK_OPT_STRING, "record", 0,
+     "\"record\": one {\"id\", \"meta\", \"payload\"} object per line, meta holding source, file, "
+     "index, line, priority, batch_id, attempts, replay_of and meta_keys when set; "
+     "\"payload\": the payload alone."},
+    {"meta_keys", IK_OPT_STRING, "", 0,
+     "Extra comma-separated metadata keys the \"record\" format prints when set."},
+    {0},
+};
+
+static int add_key(so_state *st, const char *k, size_t n)
+{
+    for (size_t i = 0; i < st->nkeys; i++)
+        if (strlen(st->keys[i]) == n && memcmp(st->keys[i], k, n) == 0)
+            return 0;
+    char **grown = realloc(st->keys, (st->nkeys + 1) * sizeof *grown);
+    if (!grown)
+        return IK_E_NOMEM;
+    st->keys = grown;
+    if (!(st->keys[st->nkeys] = strndup(k, n)))
+        return IK_E_NOMEM;
+    st->nkeys++;
+    return 0;
+}
+
+static void so_destroy(void *state)
+{
+    so_state *st = state;
+    if (!st)
+        return;
+    if (st->own_fd && st->fd >= 0)
+        close(st->fd);
+    for (size_t i = 0; i < st->nkeys; i++)
+        free(st->keys[i]);
+    free(st->keys);
+    free(st->path);
+    jo_free(&st->buf);
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+}
+
+static int so_create(const ik_host *host, ik_instance *self, void **state)
+{
+    so_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return IK_E_NOMEM;
+    st->host = host;
+    st->self = self;
+    st->fd = -1;
+    pthread_mutex_init(&st->mu, NULL);
+    const char *path = host->opt_string(self, "path");
+    const char *format = host->opt_string(self, "format");
+    const char *extra = host->opt_string(self, "meta_keys");
+    int rc = 0;
+    if (!format || strcmp(format, "record") == 0) {
+        st->record_format = 1;
+    } else if (strcmp(format, "payload") != 0) {
+        host->log(self, IK_LOG_ERROR,
+                  "option 'format' must be \"record\" or \"payload\", got \"%s\"", format);
+        rc = IK_E_CONFIG;
+        goto fail;
+    }
+    for (size_t i = 0; i < sizeof so_default_meta / sizeof *so_default_meta && !rc; i++)
+        rc = add_key(st, so_default_meta[i], strlen(so_default_meta[i]));
+    for (const char *p = extra ? extra : ""; *p && !rc;) {
+        const char *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        const char *a = p, *b = end;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (b > a)
+            rc = add_key(st, a, (size_t)(b - a));
+        p = *end ? end + 1 : end;
+    }
+    if (rc)
+        goto fail;
+    if (!path || !path[0] || strcmp(path, "-") == 0) {
+        st->fd = STDOUT_FILENO;
+        st->path = strdup("standard output");
+    } else {
+        st->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (st->fd < 0) {
+            host->log(self, IK_LOG_ERROR, "cannot open %s for append: %s", path, strerror(errno));
+            rc = IK_E_IO;
+            goto fail;
+        }
+        st->own_fd = 1;
+        st->path = strdup(path);
+    }
+    if (!st->path) {
+        rc = IK_E_NOMEM;
+        goto fail;
+    }
+    st->lines = host->counter(self, "lines_total", "JSON lines written");
+    *state = st;
+    return 0;
+fail:
+    so_destroy(st);
+    return rc;
+}
+
+/* Writes the buffer out; returns 0 or errno. Called with mu held. */
+static int so_flush(so_state *st)
+{
+    size_t off = 0;
+    int err = 0;
+    while (off < st->buf.len) {
+        ssize_t n = write(st->fd, st->buf.data + off, st->buf.len - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            err = errno;
+            break;
+        }
+        off += (size_t)n;
+    }
+    st->buf.len = 0;
+    return err;
+}
+
+static void so_record(so_state *st, const ik_record *rec)
+{
+    const ik_host *host = st->host;
+    jo_buf *b = &st->buf;
+    if (!st->record_format) {
+        jo_value(b, host->record_payload(rec));
+        jo_putc(b, '\n');
+        return;
+    }
+    const char *id = host->record_id(rec);
+    jo_put(b, "{\"id\":", 6);
+    jo_string(b, id ? id : "", id ? strlen(id) : 0);
+    jo_put(b, ",\"meta\":{", 9);
+    int first = 1;
+    for (size_t i = 0; i < st->nkeys; i++) {
+        const char *v = host->record_meta(rec, st->keys[i]);
+        if (!v)
+            continue;
+        if (!first)
+            jo_putc(b, ',');
+        first = 0;
+        jo_string(b, st->keys[i], strlen(st->keys[i]));
+        jo_putc(b, ':');
+        jo_string(b, v, strlen(v));
+    }
+    jo_put(b, "},\"payload\":", 12);
+    jo_value(b, host->record_payload(rec));
+    jo_put(b, "}\n", 2);
+}
+
+static int so_write(void *state, ik_record *const *recs, size_t n, ik_result *results)
+{
+    so_state *st = state;
+    int err = 0;
+    pthread_mutex_lock(&st->mu);
+    st->buf.len = 0;
+    for (size_t i = 0; i < n && !err; i++) {
+        so_record(st, recs[i]);
+        if (st->buf.oom) {
+            st->buf.oom = 0;
+            err = ENOMEM;
+            break;
+        }
+        if (st->buf.len >= SO_FLUSH_AT)
+            err = so_flush(st);
+    }
+    if (!err)
+        err = so_flush(st);
+    st->buf.len = 0;
+    pthread_mutex_unlock(&st->mu);
+    if (err) {
+        for (size_t i = 0; i < n; i++) {
+            results[i].status = IK_RETRY;
+            snprintf(results[i].reason, sizeof results[i].reason, "cannot write to %s: %s",
+                     st->path, strerror(err));
+        }
+        return 0;
+    }
+    if (st->lines)
+        st->host->metric_add(st->lines, (double)n);
+    return 0;
+}
+
+static const ik_plugin so_plugin = {
+    IK_PLUGIN_HEAD,
+    .name = "stdout",
+    .version = "1.0.0",
+    .description = "Writes one JSON line per record to standard output or a file.",
+    .kind = IK_KIND_SINK,
+    .options = so_options,
+    .create = so_create,
+    .destroy = so_destroy,
+    .write = so_write,
+};
+
+IK_PLUGIN_EXPORT(so_plugin)

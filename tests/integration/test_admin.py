@@ -1,0 +1,85 @@
+"""The admin server: /health says why when data stops moving, /metrics is
+Prometheus text with per-pipeline and per-stage series."""
+import json
+import re
+import signal
+import time
+import unittest
+
+from harness import IntakeTest, free_port
+
+PIPELINE = """
+admin = { listen = "127.0.0.1:%(port)d"; };
+pipelines = ( {
+  name = "h";
+  health_window = "1s";
+  retry = { max_attempts = 1; };
+  source = { plugin = "test_gen"; count = 1000000; emit_delay = "2ms"; };
+  processors = ( { plugin = "%(proc)s"; %(procopts)s } );
+  sinks = ( { plugin = "stdout"; path = "%(d)s/out.jsonl"; } );
+} );
+"""
+
+
+class AdminTest(IntakeTest):
+    def start(self, proc, procopts=""):
+        port = free_port()
+        conf = self.config(PIPELINE % dict(port=port, proc=proc, procopts=procopts, d=self.dir),
+                           admin=True)
+        p = self.start_intake("run", conf)
+        self.wait_for(lambda: self._up(port), what="admin server")
+        return p, port
+
+    def _up(self, port):
+        try:
+            return self.http_get(port, "/health")[0] in (200, 503)
+        except OSError:
+            return False
+
+    def stop(self, p):
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err[-2000:])
+        return err
+
+    def test_healthy_and_metrics(self):
+        p, port = self.start("passthrough")
+        self.wait_for(lambda: len(self.jsonl(self.path("out.jsonl"))) > 20, what="deliveries")
+        status, ctype, body = self.http_get(port, "/health")
+        self.assertEqual(status, 200, body)
+        self.assertIn("application/json", ctype)
+        h = json.loads(body)
+        self.assertEqual(h["status"], "ok")
+        pl = h["pipelines"][0]
+        self.assertEqual(pl["name"], "h")
+        self.assertEqual({x["instance"] for x in pl["plugins"]}, {"test_gen", "passthrough", "stdout"})
+        self.assertGreater(pl["delivered"], 0)
+
+        status, ctype, body = self.http_get(port, "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("text/plain; version=0.0.4", ctype)
+        m = re.search(r'^intake_records_in_total\{pipeline="h"\} (\d+)', body, re.M)
+        self.assertTrue(m, body[:2000])
+        self.assertGreater(int(m.group(1)), 0)
+        self.assertIn('# TYPE intake_batch_size histogram', body)
+        self.assertRegex(body, r'intake_stage_records_total\{pipeline="h",instance="passthrough",status="ok"\} \d+')
+        self.assertRegex(body, r'intake_stage_latency_seconds_bucket\{pipeline="h",instance="stdout",le="\+Inf"\} \d+')
+        self.assertEqual(self.http_get(port, "/nope")[0], 404)
+        self.stop(p)
+
+    def test_unhealthy_when_records_keep_failing(self):
+        p, port = self.start("test_fault", 'mode = "permanent";')
+        time.sleep(1.5)
+        def failing():
+            status, _, body = self.http_get(port, "/health")
+            return (status, json.loads(body)) if status == 503 else None
+        status, h = self.wait_for(failing, timeout=20, what="unhealthy /health")
+        self.assertEqual(h["status"], "unhealthy")
+        reasons = " ".join(h["pipelines"][0]["reasons"])
+        self.assertIn("records are failing", reasons)
+        self.assertIn("test_fault", reasons)
+        self.stop(p)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,120 @@
+"""The command line: validate, plugins, --version, --help, exit codes, and
+config errors that name their file and line."""
+import json
+import os
+import unittest
+
+from harness import IntakeTest, BAD_PLUGINS
+
+GOOD = """
+pipelines = ( {
+  name = "p";
+  source = { plugin = "test_gen"; count = 3; };
+  processors = ( { plugin = "passthrough"; } );
+  sinks = ( { plugin = "stdout"; } );
+} );
+"""
+
+
+class CliTest(IntakeTest):
+    def test_version_and_help(self):
+        r = self.run_intake("--version", check=0)
+        self.assertRegex(r.stdout, r"^intake \d+\.\d+\.\d+ \(plugin ABI \d+\.\d+\)")
+        r = self.run_intake("--help", check=0)
+        for word in ("run", "validate", "plugins", "exit codes"):
+            self.assertIn(word, r.stdout)
+        self.run_intake(check=2)
+        r = self.run_intake("frobnicate", check=2)
+        self.assertIn("unknown command 'frobnicate'", r.stderr)
+        self.run_intake("run", check=2)
+        self.run_intake("run", "--log-level", "loud", "x.conf", check=2)
+
+    def test_validate_ok_starts_nothing(self):
+        conf = self.config(GOOD)
+        r = self.run_intake("validate", conf, check=0)
+        self.assertIn("OK", r.stdout)
+        self.assertIn("test_gen -> passthrough -> stdout", r.stdout)
+        self.assertNotIn("started", r.stderr)
+
+    def expect_config_error(self, body, line, *needles, code=3):
+        conf = self.config(body)
+        r = self.run_intake("validate", conf, check=code)
+        self.assertIn("%s:%d:" % (conf, line), r.stderr)
+        for n in needles:
+            self.assertIn(n, r.stderr)
+        return r
+
+    # The config written by self.config() has two header lines before the body.
+    def test_unknown_option(self):
+        self.expect_config_error('pipelines = ( { name = "p";\n'
+                                 'source = { plugin = "test_gen"; cuont = 3; };\n'
+                                 'sinks = ( { plugin = "stdout"; } ); } );\n',
+                                 4, "unknown option 'cuont'", "count")
+
+    def test_wrong_option_type(self):
+        self.expect_config_error('pipelines = ( { name = "p";\n'
+                                 'source = { plugin = "test_gen"; count = "many"; };\n'
+                                 'sinks = ( { plugin = "stdout"; } ); } );\n',
+                                 4, "count")
+
+    def test_missing_required_option(self):
+        self.expect_config_error('pipelines = ( { name = "p";\n'
+                                 'source = { plugin = "file"; };\n'
+                                 'sinks = ( { plugin = "stdout"; } ); } );\n',
+                                 4, "requires option 'path'")
+
+    def test_syntax_error(self):
+        self.expect_config_error('pipelines = ( { name = "p"\n source = ; } );\n', 4)
+
+    def test_unknown_plugin_lists_search_path(self):
+        r = self.expect_config_error('pipelines = ( { name = "p";\n'
+                                     'source = { plugin = "test_gen"; };\n'
+                                     'sinks = ( { plugin = "nope"; } ); } );\n',
+                                     5, "intake-nope.so")
+        self.assertIn("tests/plugins", r.stderr)
+
+    def test_abi_mismatch_refused(self):
+        conf = self.write("abi.conf", 'plugin_path = ["%s"];\nadmin = { enabled = false; };\n'
+                          'pipelines = ( { name = "p";\n'
+                          'source = { plugin = "bad_abi"; };\n'
+                          'sinks = ( { plugin = "bad_abi"; } ); } );\n' % BAD_PLUGINS)
+        r = self.run_intake("run", conf, check=3)
+        self.assertIn("%s:4:" % conf, r.stderr)
+        self.assertRegex(r.stderr, r"built for Intake plugin ABI \d+\.\d+, this engine speaks ABI")
+        self.assertIn("intake-bad_abi.so", r.stderr)
+
+    def test_env_substitution_and_env_file(self):
+        self.write(".env.local", "GEN_COUNT=7\nexport OUT_NAME='from-env-file'\n")
+        conf = self.config('env_file = ".env.local";\npipelines = ( { name = "p";\n'
+                           'source = { plugin = "test_gen"; count = "${GEN_COUNT}"; };\n'
+                           'sinks = ( { plugin = "stdout"; path = "%s/${OUT_NAME}-${MISSING:-x}.jsonl"; } ); } );\n'
+                           % self.dir)
+        self.run_intake("run", conf, check=0)
+        self.assertEqual(len(self.jsonl(self.path("from-env-file-x.jsonl"))), 7)
+        # the real environment wins over the file
+        self.run_intake("run", conf, check=0, env={"OUT_NAME": "real"})
+        self.assertEqual(len(self.jsonl(self.path("real-x.jsonl"))), 7)
+
+    def test_unset_variable_is_an_error(self):
+        r = self.expect_config_error('pipelines = ( { name = "p";\n'
+                                     'source = { plugin = "test_gen"; };\n'
+                                     'sinks = ( { plugin = "stdout"; path = "${INTAKE_TEST_UNSET_VAR}"; } ); } );\n',
+                                     5, "INTAKE_TEST_UNSET_VAR")
+
+    def test_plugins_listing(self):
+        r = self.run_intake("plugins", "--json", check=0)
+        plugins = {p["name"]: p for p in json.loads(r.stdout) if "name" in p}
+        self.assertEqual(plugins["file"]["kind"], "source")
+        self.assertEqual(plugins["stdout"]["kind"], "sink")
+        self.assertEqual(plugins["passthrough"]["kind"], "processor")
+        path_opt = [o for o in plugins["file"]["options"] if o["name"] == "path"][0]
+        self.assertTrue(path_opt["required"])
+        self.assertEqual(path_opt["type"], "string")
+        self.assertTrue(path_opt["help"])
+        r = self.run_intake("plugins", check=0)
+        self.assertIn("file (source", r.stdout)
+        self.assertIn("options:", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,434 @@
+/*
+ * test_admin.c: unit tests of the admin HTTP server (engine/admin.c). Each
+ * test starts a server on 127.0.0.1 with port 0 and talks to it with a tiny
+ * HTTP/1.0 client over a plain socket (127.0.0.1 only).
+ */
+#include <CUnit/Basic.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "log.h"
+#include "metrics.h"
+
+/* ---- tiny HTTP client ----------------------------------------------------- */
+
+typedef struct http_resp {
+    int status;
+    char *raw;     /* whole response, NUL-terminated; owned */
+    char *headers; /* points into raw: status line + headers, NUL-terminated */
+    char *body;    /* points into raw */
+    size_t body_len;
+} http_resp;
+
+static void resp_free(http_resp *r)
+{
+    free(r->raw);
+    memset(r, 0, sizeof *r);
+}
+
+static int connect_local(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Sends `request` verbatim and reads until the server closes. 0 or -1. */
+static int http_raw(uint16_t port, const char *request, http_resp *r)
+{
+    memset(r, 0, sizeof *r);
+    int fd = connect_local(port);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(request), off = 0;
+    while (off < len) {
+        ssize_t w = send(fd, request + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0) {
+            close(fd);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) {
+            close(fd);
+            return -1;
+        }
+        if (n + 1024 > cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                continue;
+            }
+            buf = nb;
+        }
+        ssize_t got = recv(fd, buf + n, cap - n - 1, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    close(fd);
+    buf[n] = '\0';
+    r->raw = buf;
+    char *sep = strstr(buf, "\r\n\r\n");
+    if (!sep || sscanf(buf, "HTTP/1.%*d %d", &r->status) != 1) {
+        free(buf);
+        r->raw = NULL;
+        return -1;
+    }
+    *sep = '\0';
+    r->headers = buf;
+    r->body = sep + 4;
+    r->body_len = n - (size_t)(r->body - buf);
+    return 0;
+}
+
+static int http_get(uint16_t port, const char *method, const char *path, http_resp *r)
+{
+    char req[512];
+    snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+             method, path);
+    return http_raw(port, req, r);
+}
+
+/* Value of header `name` (case-insensitive) copied into out; 0 when found. */
+static int header(const http_resp *r, const char *name, char *out, size_t outlen)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\r\n%s:", name);
+    const char *p = strcasestr(r->headers, pat);
+    if (!p)
+        return -1;
+    p += strlen(pat);
+    while (*p == ' ')
+        p++;
+    const char *e = strstr(p, "\r\n");
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    if (n >= outlen)
+        n = outlen - 1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/* ---- health callback ------------------------------------------------------ */
+
+/* Written by the test, read on the server thread (and back): atomics. */
+typedef struct health_state {
+    _Atomic int healthy;
+    _Atomic int calls;
+    _Atomic int return_null;
+} health_state;
+
+static json_object *health_cb(void *arg, int *healthy)
+{
+    health_state *hs = arg;
+    hs->calls++;
+    if (hs->return_null)
+        return NULL;
+    *healthy = hs->healthy;
+    json_object *doc = json_object_new_object();
+    json_object_object_add(doc, "status", json_object_new_string(hs->healthy ? "ok" : "stalled"));
+    json_object_object_add(doc, "reason",
+                           json_object_new_string(hs->healthy ? "" : "no record in 60s"));
+    return doc;
+}
+
+static ik_admin *start_local(ik_metrics *m, health_state *hs)
+{
+    ik_err err = {0};
+    ik_admin *a = ik_admin_start("127.0.0.1:0", m, hs ? health_cb : NULL, hs, &err);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    if (!a)
+        printf("\nik_admin_start: %s\n", err.msg);
+    return a;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_port_zero(void)
+{
+    ik_admin *a = start_local(NULL, NULL);
+    ik_admin *b = start_local(NULL, NULL);
+    CU_ASSERT_FATAL(a && b);
+    CU_ASSERT_NOT_EQUAL(ik_admin_port(a), 0);
+    CU_ASSERT_NOT_EQUAL(ik_admin_port(b), 0);
+    CU_ASSERT_NOT_EQUAL(ik_admin_port(a), ik_admin_port(b));
+    /* the reported port is the one actually serving */
+    http_resp r;
+    CU_ASSERT_EQUAL_FATAL(http_get(ik_admin_port(a), "GET", "/health", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    CU_ASSERT_EQUAL(ik_admin_port(NULL), 0);
+    ik_admin_stop(a);
+    ik_admin_stop(b);
+    ik_admin_stop(NULL);
+
+    ik_err err = {0};
+    ik_admin *l = ik_admin_start("localhost:0", NULL, NULL, NULL, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    CU_ASSERT_EQUAL_FATAL(http_get(ik_admin_port(l), "GET", "/health", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    ik_admin_stop(l);
+}
+
+static void test_health_status(void)
+{
+    health_state hs = {.healthy = 1};
+    ik_admin *a = start_local(NULL, &hs);
+    CU_ASSERT_FATAL(a != NULL);
+    uint16_t port = ik_admin_port(a);
+    http_resp r;
+    char ct[128];
+
+    CU_ASSERT_EQUAL_FATAL(http_get(port, "GET", "/health", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_EQUAL(header(&r, "Content-Type", ct, sizeof ct), 0);
+    CU_ASSERT_STRING_EQUAL(ct, "application/json");
+    CU_ASSERT_STRING_EQUAL(r.body, "{\"status\":\"ok\",\"reason\":\"\"}");
+    resp_free(&r);
+
+    hs.healthy = 0;
+    CU_ASSERT_EQUAL_FATAL(http_get(port, "GET", "/health", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 503);
+    CU_ASSERT_EQUAL(header(&r, "Content-Type", ct, sizeof ct), 0);
+    CU_ASSERT_STRING_EQUAL(ct, "application/json");
+    json_object *doc = json_tokener_parse(r.body);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    json_object *v;
+    CU_ASSERT_TRUE(json_object_object_get_ex(doc, "reason", &v));
+    CU_ASSERT_STRING_EQUAL(json_object_get_string(v), "no record in 60s");
+    json_object_put(doc);
+    resp_free(&r);
+
+    /* a failing callback is unhealthy, with a JSON error */
+    hs.return_null = 1;
+    CU_ASSERT_EQUAL_FATAL(http_get(port, "GET", "/health", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 503);
+    doc = json_tokener_parse(r.body);
+    CU_ASSERT_PTR_NOT_NULL(doc);
+    CU_ASSERT_TRUE(doc && json_object_object_get_ex(doc, "error", NULL));
+    json_object_put(doc);
+    resp_free(&r);
+
+    CU_ASSERT_EQUAL(hs.calls, 3);
+    ik_admin_stop(a);
+}
+
+static void test_metrics_endpoint(void)
+{
+    ik_metrics *m = ik_metrics_new();
+    CU_ASSERT_FATAL(m != NULL);
+    const char *l[] = {"pipeline", "p", NULL};
+    ik_metric *c = ik_metrics_counter(m, "intake_records_total", "Records.", l);
+    ik_metric_add(c, 3);
+    ik_admin *a = start_local(m, NULL);
+    CU_ASSERT_FATAL(a != NULL);
+    uint16_t port = ik_admin_port(a);
+    http_resp r;
+    char ct[128];
+
+    CU_ASSERT_EQUAL_FATAL(http_get(port, "GET", "/metrics", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_EQUAL(header(&r, "Content-Type", ct, sizeof ct), 0);
+    CU_ASSERT_STRING_EQUAL(ct, "text/plain; version=0.0.4; charset=utf-8");
+    CU_ASSERT_STRING_EQUAL(r.body, "# HELP intake_records_total Records.\n"
+                                   "# TYPE intake_records_total counter\n"
+                                   "intake_records_total{pipeline=\"p\"} 3\n");
+    resp_free(&r);
+
+    /* live values, and a query string does not change the route */
+    ik_metric_add(c, 2);
+    CU_ASSERT_EQUAL_FATAL(http_get(port, "GET", "/metrics?x=1", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "intake_records_total{pipeline=\"p\"} 5\n"));
+    resp_free(&r);
+
+    /* HEAD: same headers, no body */
+    CU_ASSERT_EQUAL_FATAL(http_get(port, "HEAD", "/metrics", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_EQUAL(header(&r, "Content-Type", ct, sizeof ct), 0);
+    CU_ASSERT_STRING_EQUAL(ct, "text/plain; version=0.0.4; charset=utf-8");
+    CU_ASSERT_EQUAL(r.body_len, 0);
+    resp_free(&r);
+
+    ik_admin_stop(a);
+    ik_metrics_free(m);
+}
+
+static void expect_json_error(const http_resp *r, int status)
+{
+    char ct[128];
+    CU_ASSERT_EQUAL(r->status, status);
+    CU_ASSERT_EQUAL(header(r, "Content-Type", ct, sizeof ct), 0);
+    CU_ASSERT_STRING_EQUAL(ct, "application/json");
+    json_object *doc = json_tokener_parse(r->body);
+    CU_ASSERT_PTR_NOT_NULL(doc);
+    json_object *v = NULL;
+    CU_ASSERT_TRUE(doc && json_object_object_get_ex(doc, "error", &v) &&
+                   json_object_is_type(v, json_type_string) &&
+                   strlen(json_object_get_string(v)) > 0);
+    json_object_put(doc);
+}
+
+static void test_not_found_and_method(void)
+{
+    health_state hs = {.healthy = 1};
+    ik_admin *a = start_local(NULL, &hs);
+    CU_ASSERT_FATAL(a != NULL);
+    uint16_t port = ik_admin_port(a);
+    http_resp r;
+    char allow[64];
+
+    const char *paths[] = {"/", "/nope", "/health/x", "/metricsx", "/HEALTH"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        CU_ASSERT_EQUAL_FATAL(http_get(port, "GET", paths[i], &r), 0);
+        expect_json_error(&r, 404);
+        resp_free(&r);
+    }
+
+    CU_ASSERT_EQUAL_FATAL(http_get(port, "DELETE", "/metrics", &r), 0);
+    expect_json_error(&r, 405);
+    CU_ASSERT_EQUAL(header(&r, "Allow", allow, sizeof allow), 0);
+    CU_ASSERT_STRING_EQUAL(allow, "GET, HEAD");
+    resp_free(&r);
+
+    /* a POST with a body is refused without calling the health callback */
+    CU_ASSERT_EQUAL_FATAL(http_raw(port,
+                                   "POST /health HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+                                   "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n"
+                                   "{\"a\":1}",
+                                   &r),
+                          0);
+    expect_json_error(&r, 405);
+    resp_free(&r);
+    CU_ASSERT_EQUAL(hs.calls, 0);
+
+    /* the server keeps serving after errors */
+    CU_ASSERT_EQUAL_FATAL(http_get(port, "GET", "/health", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    CU_ASSERT_EQUAL(hs.calls, 1);
+    ik_admin_stop(a);
+}
+
+static void test_bad_listen(void)
+{
+    const char *bad[] = {"nohost",        "1.2.3.4:99999", "x:y",         "", "127.0.0.1:", ":8080",
+                         "127.0.0.1:80x", "256.1.1.1:80",  "127.0.0.1:-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ik_err err = {0};
+        ik_admin *a = ik_admin_start(bad[i], NULL, NULL, NULL, &err);
+        CU_ASSERT_PTR_NULL(a);
+        ik_admin_stop(a);
+        CU_ASSERT_EQUAL(err.code, IK_E_CONFIG);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "admin.listen"));
+        if (bad[i][0])
+            CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, bad[i]));
+    }
+    ik_err err = {0};
+    CU_ASSERT_PTR_NULL(ik_admin_start(NULL, NULL, NULL, NULL, &err));
+    CU_ASSERT_EQUAL(err.code, IK_E_CONFIG);
+    /* specific reasons */
+    ik_admin_start("1.2.3.4:99999", NULL, NULL, NULL, &err);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "out of range"));
+    ik_admin_start("x:y", NULL, NULL, NULL, &err);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not a number"));
+    ik_admin_start("x:80", NULL, NULL, NULL, &err);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not an IPv4 address"));
+    ik_admin_start("nohost", NULL, NULL, NULL, &err);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "HOST:PORT"));
+    /* err may be NULL */
+    CU_ASSERT_PTR_NULL(ik_admin_start("nohost", NULL, NULL, NULL, NULL));
+}
+
+static void test_bind_failure(void)
+{
+    ik_admin *a = start_local(NULL, NULL);
+    CU_ASSERT_FATAL(a != NULL);
+    char listen[64], where[96];
+    snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)ik_admin_port(a));
+    ik_err err = {0};
+    ik_admin *b = ik_admin_start(listen, NULL, NULL, NULL, &err);
+    CU_ASSERT_PTR_NULL(b);
+    ik_admin_stop(b);
+    CU_ASSERT_EQUAL(err.code, IK_E_IO);
+    snprintf(where, sizeof where, "admin.listen %s", listen);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, where));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, strerror(EADDRINUSE)));
+    /* the first server is unaffected */
+    http_resp r;
+    CU_ASSERT_EQUAL_FATAL(http_get(ik_admin_port(a), "GET", "/health", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    ik_admin_stop(a);
+}
+
+/* The server binds only the address given: a server on 127.0.0.2 does not
+ * answer on 127.0.0.1 at the same port. */
+static void test_binds_given_address_only(void)
+{
+    ik_err err = {0};
+    ik_admin *a = ik_admin_start("127.0.0.2:0", NULL, NULL, NULL, &err);
+    if (!a) {
+        printf("(127.0.0.2 not bindable here: %s) ", err.msg);
+        return;
+    }
+    int fd = connect_local(ik_admin_port(a));
+    CU_ASSERT_EQUAL(fd, -1);
+    if (fd >= 0)
+        close(fd);
+    ik_admin_stop(a);
+}
+
+int main(void)
+{
+    /* MHD diagnostics after start go to the engine log: keep them quiet */
+    ik_log_configure(IK_LOG_TEXT, IK_LOG_ERROR);
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("admin", NULL, NULL);
+    if (!s) {
+        CU_cleanup_registry();
+        return 1;
+    }
+    CU_add_test(s, "port 0 picks a free port", test_port_zero);
+    CU_add_test(s, "/health 200 and 503 with body", test_health_status);
+    CU_add_test(s, "/metrics content type and body", test_metrics_endpoint);
+    CU_add_test(s, "404 and 405 with JSON errors", test_not_found_and_method);
+    CU_add_test(s, "bad listen strings", test_bad_listen);
+    CU_add_test(s, "bind failure", test_bind_failure);
+    CU_add_test(s, "binds the given address only", test_binds_given_address_only);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failures = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    ik_log_shutdown();
+    return failures > 0 ? 1 : 0;
+}

@@ -1,0 +1,212 @@
+/*
+ * test_loader.c: every way loading a plugin can fail, each with its own code
+ * and a message that says what and where; and the config-level checks that
+ * sit on the loader (kind mismatch, unknown plugin) naming file and line.
+ * Needs the build's plugins: INTAKE_TEST_BUILD is set by CTest.
+ */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "loader.h"
+
+static char build[1024], tmpdir[256];
+
+static void path_of(char *out, size_t len, const char *rel)
+{
+    snprintf(out, len, "%s/%s", build, rel);
+}
+
+static void test_good_plugin(void)
+{
+    char dir[1100];
+    path_of(dir, sizeof dir, "plugins");
+    char *dirs[] = {dir};
+    ik_loader *l = ik_loader_new(dirs, 1);
+    const ik_loaded_plugin *p = NULL, *again = NULL;
+    ik_err err = {0};
+    CU_ASSERT_EQUAL_FATAL(ik_loader_get(l, "stdout", &p, &err), 0);
+    CU_ASSERT_EQUAL(p->desc.kind, IK_KIND_SINK);
+    CU_ASSERT_STRING_EQUAL(p->desc.name, "stdout");
+    CU_ASSERT_EQUAL(ik_loader_get(l, "stdout", &again, &err), 0);
+    CU_ASSERT_PTR_EQUAL(p, again);
+    ik_loader_free(l);
+}
+
+static void test_not_found_lists_dirs(void)
+{
+    char *dirs[] = {"/nonexistent/one", "/nonexistent/two"};
+    ik_loader *l = ik_loader_new(dirs, 2);
+    const ik_loaded_plugin *p = NULL;
+    ik_err err = {0};
+    CU_ASSERT_EQUAL(ik_loader_get(l, "nosuch", &p, &err), IK_E_NOTFOUND);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "intake-nosuch.so"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/nonexistent/one"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/nonexistent/two"));
+    CU_ASSERT_EQUAL(ik_loader_get(l, "../etc", &p, &err), IK_E_NOTFOUND);
+    ik_loader_free(l);
+}
+
+static void expect_open(const char *rel, int code, const char *needle1, const char *needle2)
+{
+    char path[1100];
+    path_of(path, sizeof path, rel);
+    ik_loaded_plugin *p = NULL;
+    ik_err err = {0};
+    int rc = ik_loader_open_file(path, NULL, &p, &err);
+    CU_ASSERT_EQUAL(rc, code);
+    CU_ASSERT_PTR_NULL(p);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
+    if (needle1 && !strstr(err.msg, needle1))
+        fprintf(stderr, "message lacks '%s': %s\n", needle1, err.msg);
+    CU_ASSERT_PTR_NOT_NULL(needle1 ? strstr(err.msg, needle1) : err.msg);
+    CU_ASSERT_PTR_NOT_NULL(needle2 ? strstr(err.msg, needle2) : err.msg);
+    ik_loaded_plugin_free(p);
+}
+
+static void test_not_plugin(void)
+{
+    expect_open("tests/plugins-bad/intake-not_plugin.so", IK_E_NOTPLUGIN, "ik_plugin_entry",
+                "not an Intake plugin");
+}
+
+static void test_bad_magic(void)
+{
+    expect_open("tests/plugins-bad/intake-bad_magic.so", IK_E_MAGIC, "magic", "0x494b504c");
+}
+
+static void test_abi_mismatch_names_both(void)
+{
+    char want[64], have[64];
+    snprintf(want, sizeof want, "ABI %d.", IK_ABI_MAJOR + 1);
+    snprintf(have, sizeof have, "ABI %d.%d", IK_ABI_MAJOR, IK_ABI_MINOR);
+    expect_open("tests/plugins-bad/intake-bad_abi.so", IK_E_ABI, want, have);
+}
+
+static void test_not_elf(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/intake-garbage.so", tmpdir);
+    FILE *f = fopen(path, "w");
+    fputs("this is not an ELF file\n", f);
+    fclose(f);
+    ik_loaded_plugin *p = NULL;
+    ik_err err = {0};
+    CU_ASSERT_EQUAL(ik_loader_open_file(path, NULL, &p, &err), IK_E_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "cannot load"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
+    unlink(path);
+}
+
+static void test_name_mismatch(void)
+{
+    char src[1100], dst[512], cmd[1800];
+    path_of(src, sizeof src, "plugins/intake-stdout.so");
+    snprintf(dst, sizeof dst, "%s/intake-renamed.so", tmpdir);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", src, dst);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    char *dirs[] = {tmpdir};
+    ik_loader *l = ik_loader_new(dirs, 1);
+    const ik_loaded_plugin *p = NULL;
+    ik_err err = {0};
+    CU_ASSERT_EQUAL(ik_loader_get(l, "renamed", &p, &err), IK_E_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "descriptor says 'stdout'"));
+    ik_loader_free(l);
+    unlink(dst);
+}
+
+/* Writes a config and returns the engine error for it. */
+static int engine_error(const char *text, ik_err *err, char *path, size_t len)
+{
+    snprintf(path, len, "%s/p.conf", tmpdir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "plugin_path = [\"%s/plugins\", \"%s/tests/plugins\"];\n%s", build, build, text);
+    fclose(f);
+    ik_config *cfg = NULL;
+    ik_engine *e = NULL;
+    int rc = ik_config_load(path, &cfg, err);
+    if (rc == 0)
+        rc = ik_engine_new(cfg, &e, err);
+    ik_engine_free(e);
+    ik_config_free(cfg);
+    return rc;
+}
+
+static void test_kind_mismatch_names_line(void)
+{
+    ik_err err = {0};
+    char path[512], where[600];
+    int rc = engine_error("pipelines = ( {\n name = \"p\";\n"
+                          " source = { plugin = \"stdout\"; };\n" /* line 4 */
+                          " sinks = ( { plugin = \"stdout\"; } );\n} );\n",
+                          &err, path, sizeof path);
+    CU_ASSERT_EQUAL(rc, IK_E_CONFIG);
+    snprintf(where, sizeof where, "%s:4:", path);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, where));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "is a sink and cannot be used as a source"));
+}
+
+static void test_unknown_plugin_names_line(void)
+{
+    ik_err err = {0};
+    char path[512], where[600];
+    int rc = engine_error("pipelines = ( {\n name = \"p\";\n"
+                          " source = { plugin = \"test_gen\"; };\n"
+                          " sinks = ( { plugin = \"nosuch\"; } );\n} );\n", /* line 5 */
+                          &err, path, sizeof path);
+    CU_ASSERT_EQUAL(rc, IK_E_NOTFOUND);
+    snprintf(where, sizeof where, "%s:5:", path);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, where));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "intake-nosuch.so"));
+}
+
+static void test_unknown_option_through_engine(void)
+{
+    ik_err err = {0};
+    char path[512], where[600];
+    int rc = engine_error("pipelines = ( {\n name = \"p\";\n"
+                          " source = { plugin = \"test_gen\"; cuont = 5; };\n" /* line 4 */
+                          " sinks = ( { plugin = \"stdout\"; } );\n} );\n",
+                          &err, path, sizeof path);
+    CU_ASSERT_EQUAL(rc, IK_E_CONFIG);
+    snprintf(where, sizeof where, "%s:4:", path);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, where));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "cuont"));
+}
+
+int main(void)
+{
+    const char *b = getenv("INTAKE_TEST_BUILD");
+    if (!b) {
+        fprintf(stderr, "INTAKE_TEST_BUILD is not set (run through ctest)\n");
+        return 1;
+    }
+    snprintf(build, sizeof build, "%s", b);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/ik_loader_XXXXXX");
+    if (!mkdtemp(tmpdir))
+        return 1;
+    CU_initialize_registry();
+    CU_pSuite s = CU_add_suite("loader", NULL, NULL);
+    CU_add_test(s, "good plugin loads and is cached", test_good_plugin);
+    CU_add_test(s, "not found lists every folder", test_not_found_lists_dirs);
+    CU_add_test(s, "shared object without entry symbol", test_not_plugin);
+    CU_add_test(s, "wrong magic", test_bad_magic);
+    CU_add_test(s, "ABI mismatch names both versions", test_abi_mismatch_names_both);
+    CU_add_test(s, "not an ELF file", test_not_elf);
+    CU_add_test(s, "file name and descriptor name differ", test_name_mismatch);
+    CU_add_test(s, "kind mismatch names file:line", test_kind_mismatch_names_line);
+    CU_add_test(s, "unknown plugin names file:line", test_unknown_plugin_names_line);
+    CU_add_test(s, "unknown option names file:line", test_unknown_option_through_engine);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failures = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,186 @@
+/*
+ * test_outcomes.c: outcome propagation through the pipeline runtime, in
+ * process: each processor/sink status leads to the right terminal outcome,
+ * told to the source exactly once with the failing stage, attempts and
+ * reason. Uses the test plugins (test_gen records every outcome it is told).
+ */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "log.h"
+
+static char build[1024], tmpdir[256];
+
+typedef struct outcome {
+    char id[64], outcome[32], stage[64], reason[512];
+    unsigned attempts;
+    int stored;
+} outcome;
+
+/* Runs one pipeline body in-process; returns the outcomes read back. */
+static size_t run_body(const char *body, outcome *out, size_t max)
+{
+    char conf[512], outcomes[512];
+    snprintf(conf, sizeof conf, "%s/p.conf", tmpdir);
+    snprintf(outcomes, sizeof outcomes, "%s/outcomes", tmpdir);
+    remove(outcomes);
+    FILE *f = fopen(conf, "w");
+    fprintf(f,
+            "plugin_path = [\"%s/plugins\", \"%s/tests/plugins\"];\n"
+            "admin = { enabled = false; };\n"
+            "pipelines = ( { name = \"t\";\n"
+            "  retry = { max_attempts = 3; initial_backoff = \"1ms\"; max_backoff = \"2ms\"; };\n"
+            "  batch = { max_items = 4; max_wait = \"5ms\"; };\n"
+            "  source = { plugin = \"test_gen\"; count = 12; outcomes_path = \"%s\"; };\n"
+            "%s } );\n",
+            build, build, outcomes, body);
+    fclose(f);
+    ik_config *cfg = NULL;
+    ik_engine *e = NULL;
+    ik_err err = {0};
+    if (ik_config_load(conf, &cfg, &err) != 0 || ik_engine_new(cfg, &e, &err) != 0) {
+        fprintf(stderr, "setup failed: %s\n", err.msg);
+        ik_config_free(cfg);
+        CU_FAIL("pipeline did not load");
+        return 0;
+    }
+    CU_ASSERT_EQUAL(ik_engine_run(e, "off"), IK_EXIT_OK);
+    ik_engine_free(e);
+    ik_config_free(cfg);
+
+    size_t n = 0;
+    f = fopen(outcomes, "r");
+    char line[1024];
+    while (f && n < max && fgets(line, sizeof line, f)) {
+        outcome *o = &out[n];
+        memset(o, 0, sizeof *o);
+        int pos = 0;
+        if (sscanf(line, "%63s %31s %63s %u %d %n", o->id, o->outcome, o->stage, &o->attempts,
+                   &o->stored, &pos) >= 5) {
+            snprintf(o->reason, sizeof o->reason, "%s", line + pos);
+            n++;
+        }
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static const outcome *find(const outcome *o, size_t n, const char *id)
+{
+    const outcome *hit = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(o[i].id, id) == 0) {
+            CU_ASSERT_PTR_NULL(hit); /* exactly once */
+            hit = &o[i];
+        }
+    return hit;
+}
+
+static void test_processor_statuses(void)
+{
+    outcome o[64];
+    size_t n = run_body("  processors = (\n"
+                        "    { plugin = \"test_fault\"; name = \"p1\"; mode = \"transient\"; "
+                        "match = \"rec-1\"; fail_times = 1; },\n"
+                        "    { plugin = \"test_fault\"; name = \"p2\"; mode = \"permanent\"; "
+                        "match = \"rec-2\"; },\n"
+                        "    { plugin = \"test_fault\"; name = \"p3\"; mode = \"release\"; "
+                        "match = \"rec-3\"; },\n"
+                        "    { plugin = \"test_fault\"; name = \"p4\"; mode = \"transient\"; "
+                        "match = \"rec-4\"; fail_times = 9; } );\n"
+                        "  sinks = ( { plugin = \"stdout\"; path = \"/dev/null\"; } );\n",
+                        o, 64);
+    CU_ASSERT_EQUAL(n, 12);
+    const outcome *r;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r = find(o, n, "rec-1"));
+    CU_ASSERT_STRING_EQUAL(r->outcome, "delivered"); /* retried once, then fine */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r = find(o, n, "rec-11"));
+    CU_ASSERT_STRING_EQUAL(r->outcome, "delivered");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r = find(o, n, "rec-2"));
+    CU_ASSERT_STRING_EQUAL(r->outcome, "dead_lettered");
+    CU_ASSERT_STRING_EQUAL(r->stage, "p2");
+    CU_ASSERT_EQUAL(r->attempts, 1);
+    CU_ASSERT_EQUAL(r->stored, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r = find(o, n, "rec-3"));
+    CU_ASSERT_STRING_EQUAL(r->outcome, "released");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r = find(o, n, "rec-4"));
+    CU_ASSERT_STRING_EQUAL(r->outcome, "dead_lettered");
+    CU_ASSERT_STRING_EQUAL(r->stage, "p4");
+    CU_ASSERT_EQUAL(r->attempts, 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r->reason, "gave up after 3 attempts"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r = find(o, n, "rec-5"));
+    CU_ASSERT_STRING_EQUAL(r->outcome, "delivered");
+}
+
+static void test_dead_letter_sink_and_its_failure(void)
+{
+    outcome o[64];
+    /* A working dead_letter sink stores the record: stored = 1. */
+    size_t n = run_body("  processors = ( { plugin = \"test_fault\"; mode = \"permanent\"; "
+                        "match = \"rec-7\"; } );\n"
+                        "  sinks = ( { plugin = \"stdout\"; path = \"/dev/null\"; } );\n"
+                        "  dead_letter = { plugin = \"stdout\"; path = \"/dev/null\"; };\n",
+                        o, 64);
+    CU_ASSERT_EQUAL(n, 12);
+    const outcome *r = find(o, n, "rec-7");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_STRING_EQUAL(r->outcome, "dead_lettered");
+    CU_ASSERT_EQUAL(r->stored, 1);
+    /* A dead_letter sink that refuses hands the record to the source: stored = 0,
+     * and the reason is still the original failure. */
+    n = run_body("  processors = ( { plugin = \"test_fault\"; name = \"bad\"; mode = "
+                 "\"permanent\"; match = \"rec-7\"; } );\n"
+                 "  sinks = ( { plugin = \"stdout\"; path = \"/dev/null\"; } );\n"
+                 "  dead_letter = { plugin = \"test_fault_sink\"; mode = \"permanent\"; };\n",
+                 o, 64);
+    CU_ASSERT_EQUAL(n, 12);
+    r = find(o, n, "rec-7");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_STRING_EQUAL(r->outcome, "dead_lettered");
+    CU_ASSERT_STRING_EQUAL(r->stage, "bad");
+    CU_ASSERT_EQUAL(r->stored, 0);
+}
+
+static void test_sink_retry_then_delivered(void)
+{
+    outcome o[64];
+    size_t n = run_body("  sinks = ( { plugin = \"test_fault_sink\"; mode = \"transient\"; "
+                        "fail_times = 2; } );\n",
+                        o, 64);
+    CU_ASSERT_EQUAL(n, 12);
+    for (size_t i = 0; i < n; i++)
+        CU_ASSERT_STRING_EQUAL(o[i].outcome, "delivered");
+}
+
+int main(void)
+{
+    const char *b = getenv("INTAKE_TEST_BUILD");
+    if (!b) {
+        fprintf(stderr, "INTAKE_TEST_BUILD is not set (run through ctest)\n");
+        return 1;
+    }
+    snprintf(build, sizeof build, "%s", b);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/ik_outcomes_XXXXXX");
+    if (!mkdtemp(tmpdir))
+        return 1;
+    ik_log_configure(IK_LOG_TEXT, IK_LOG_ERROR);
+    CU_initialize_registry();
+    CU_pSuite s = CU_add_suite("outcomes", NULL, NULL);
+    CU_add_test(s, "processor statuses to outcomes", test_processor_statuses);
+    CU_add_test(s, "dead_letter sink stores, or hands back", test_dead_letter_sink_and_its_failure);
+    CU_add_test(s, "sink retry then delivered", test_sink_retry_then_delivered);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failures = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+    ik_log_shutdown();
+    return failures ? 1 : 0;
+}
