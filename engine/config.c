@@ -1008,6 +1008,10 @@ static int load_tree(loader *L)
     ik_config *cfg = L->cfg;
     config_setting_t *root = config_root_setting(&cfg->cfg);
     int rc = check_keys(L, root, top_keys, "the top level");
+    /* ${INTAKE_CONFIG_DIR} lets a pipeline name files beside itself whatever
+     * the working directory (the demo reads etc/samples this way). */
+    if (rc == 0 && setenv("INTAKE_CONFIG_DIR", cfg->dir, 1) != 0)
+        rc = ik_err_set(L->err, IK_E_NOMEM, "cannot set INTAKE_CONFIG_DIR");
     if (rc == 0)
         rc = load_env_file(L, root);
     if (rc == 0)

@@ -25,6 +25,10 @@
  * options.h. Any string, anywhere, may use ${VAR} / ${VAR:-default}, and a
  * numeric setting may be a string that expands to a number.
  *
+ * Loading sets INTAKE_CONFIG_DIR to the config file's folder (absolute), so
+ * ${INTAKE_CONFIG_DIR} names files beside the config whatever the working
+ * directory.
+ *
  * Defaults honour the seed's variables: batch.max_items = $MAX_BATCH_SIZE or
  * 50, batch.max_wait = $BATCH_TIMEOUT_SECONDS or 30 s, max_record_size =
  * $MAX_MESSAGE_SIZE_KB or 256 KiB.
@@ -48,7 +52,7 @@ typedef struct ik_batch_spec {
 } ik_batch_spec;
 
 typedef struct ik_retry_spec {
-    uint32_t max_attempts; /* >= 1; 1 means no retry. Default 5 */
+    uint32_t max_attempts;       /* >= 1; 1 means no retry. Default 5 */
     uint64_t initial_backoff_ms; /* default 1000 */
     uint64_t max_backoff_ms;     /* default 60000, >= initial */
 } ik_retry_spec;
@@ -61,21 +65,21 @@ typedef enum ik_stage_role {
 } ik_stage_role;
 
 typedef struct ik_stage_spec {
-    char *plugin;          /* plugin name as written */
-    char *name;            /* `name`, else the plugin name; unique within the
-                              pipeline ("stdout", "stdout#2", ...) */
+    char *plugin; /* plugin name as written */
+    char *name;   /* `name`, else the plugin name; unique within the
+                     pipeline ("stdout", "stdout#2", ...) */
     ik_stage_role role;
-    uint32_t concurrency;  /* worker threads; default 1; 1..256 */
-    ik_batch_spec batch;   /* processors inherit the pipeline's batch; sinks
-                              default to max_items 100, max_cost 0, max_wait 200ms;
-                              a `batch` group in the stage overrides per key */
+    uint32_t concurrency;      /* worker threads; default 1; 1..256 */
+    ik_batch_spec batch;       /* processors inherit the pipeline's batch; sinks
+                                  default to max_items 100, max_cost 0, max_wait 200ms;
+                                  a `batch` group in the stage overrides per key */
     config_setting_t *setting; /* the stage group; lives as long as the ik_config */
-    const char *file;      /* config file that holds it (owned by the ik_config) */
-    int line;              /* line of the group */
+    const char *file;          /* config file that holds it (owned by the ik_config) */
+    int line;                  /* line of the group */
 } ik_stage_spec;
 
 typedef struct ik_pipeline_spec {
-    char *name;            /* required, [A-Za-z0-9_.-]+, unique in the file */
+    char *name; /* required, [A-Za-z0-9_.-]+, unique in the file */
     const char *file;
     int line;
     uint32_t inflight_limit;   /* default 1000; >= 1 */
@@ -86,24 +90,24 @@ typedef struct ik_pipeline_spec {
     ik_stage_spec source;
     ik_stage_spec *processors; /* may be empty */
     size_t nprocessors;
-    ik_stage_spec *sinks;      /* at least one */
+    ik_stage_spec *sinks; /* at least one */
     size_t nsinks;
     ik_stage_spec *dead_letter; /* NULL when absent */
 } ik_pipeline_spec;
 
 typedef struct ik_config {
-    config_t cfg;          /* keeps every config_setting_t alive */
-    char *path;            /* as given */
-    char *dir;             /* directory of path, for relative names */
-    char **plugin_path;    /* expanded, made absolute against dir */
+    config_t cfg;       /* keeps every config_setting_t alive */
+    char *path;         /* as given */
+    char *dir;          /* directory of path, for relative names */
+    char **plugin_path; /* expanded, made absolute against dir */
     size_t nplugin_path;
-    char *env_file;        /* resolved path, NULL if none */
-    ik_log_level log_level; /* default info */
-    int log_json;          /* default 0 (text) */
-    int admin_enabled;     /* default 1 */
-    char *admin_listen;    /* default "127.0.0.1:2020" */
+    char *env_file;               /* resolved path, NULL if none */
+    ik_log_level log_level;       /* default info */
+    int log_json;                 /* default 0 (text) */
+    int admin_enabled;            /* default 1 */
+    char *admin_listen;           /* default "127.0.0.1:2020" */
     uint64_t shutdown_timeout_ms; /* default 30000 */
-    ik_pipeline_spec *pipelines; /* at least one */
+    ik_pipeline_spec *pipelines;  /* at least one */
     size_t npipelines;
 } ik_config;
 

@@ -23,11 +23,11 @@ typedef struct ik_optvals ik_optvals;
  * name, concurrency, batch) against `table` and builds the typed values.
  * Errors (IK_E_CONFIG), each with "file:line: " first and naming plugin and
  * instance:
- *   unknown option    "... unknown option 'pth' for plugin 'file' (instance 'in'); known options: path, pattern, follow"
- *   wrong type        "... option 'follow' of plugin 'file' must be a bool, got the string \"maybe\""
- *   missing required  "... plugin 'file' (instance 'in') requires option 'path': <help>"
- * A bad default in the table itself is IK_E_INVAL naming the plugin.
- * On success *out is owned by the caller (ik_optvals_free).
+ *   unknown option    "... unknown option 'pth' for plugin 'file' (instance 'in'); known options:
+ * path, pattern, follow" wrong type        "... option 'follow' of plugin 'file' must be a bool,
+ * got the string \"maybe\"" missing required  "... plugin 'file' (instance 'in') requires option
+ * 'path': <help>" A bad default in the table itself is IK_E_INVAL naming the plugin. On success
+ * *out is owned by the caller (ik_optvals_free).
  */
 int ik_options_bind(const ik_option *table, const char *plugin_name, const ik_stage_spec *stage,
                     ik_optvals **out, ik_err *err);

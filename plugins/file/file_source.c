@@ -410,32 +410,17 @@ static int write_dead_letter(fs_state *st, ik_record *rec, const fs_rec *h,
     int rc = pg_mkdirs(st->dead_dir);
     char *path = NULL;
     if (rc == 0) {
-        /* Never overwrite another dead letter: add -2, -3... on a clash. */
-        for (int k = 1; k <= 1000; k++) {
-            free(path);
-            path = NULL;
-            int n = k == 1 ? asprintf(&path, "%s/%s.json", st->dead_dir, safe)
-                           : asprintf(&path, "%s/%s-%d.json", st->dead_dir, safe, k);
-            if (n < 0) {
-                path = NULL;
-                rc = -ENOMEM;
-                break;
-            }
-            if (access(path, F_OK) != 0)
-                break;
-        }
-    }
-    if (rc == 0) {
         const char *text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY |
                                                                    JSON_C_TO_STRING_NOSLASHESCAPE);
-        char *line = NULL;
-        int n = asprintf(&line, "%s\n", text);
+        char *doc = NULL;
+        int n = asprintf(&doc, "%s\n", text);
         if (n < 0) {
             rc = -ENOMEM;
         } else {
+            /* Never overwrites another dead letter: same id gives <id>-2.json... */
             unsigned long seq = __atomic_fetch_add(&st->seq, 1, __ATOMIC_RELAXED);
-            rc = pg_write_atomic(path, line, (size_t)n, seq);
-            free(line);
+            rc = pg_write_unique(st->dead_dir, safe, doc, (size_t)n, seq, &path);
+            free(doc);
         }
     }
     if (rc != 0)

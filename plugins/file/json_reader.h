@@ -70,8 +70,8 @@ typedef struct jr_doc {
 /*
  * Parses `buf` (len bytes, need not be NUL-terminated; borrowed until
  * jr_doc_close) as one JSON document. A document that does not parse yields
- * one error item covering the whole buffer. Returns 0 or IK-style negative
- * -1 on out of memory.
+ * one error item covering the whole buffer. Returns 0, or -1 when out of
+ * memory (nothing to close then).
  */
 int jr_doc_open(jr_doc *doc, const char *name, const char *buf, size_t len, size_t max_size);
 /* Next item: 1 with *out filled (clear it with jr_item_clear), 0 at the end. */

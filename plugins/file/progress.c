@@ -172,23 +172,13 @@ int pg_mkdirs(const char *path)
     return rc;
 }
 
-int pg_write_atomic(const char *path, const char *data, size_t len, unsigned long seq)
+/* Writes data to a new file at `path` and fsyncs it. Returns 0 or -errno. */
+static int write_synced(const char *path, const char *data, size_t len)
 {
-    const char *slash = strrchr(path, '/');
-    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
-    const char *base = slash ? slash + 1 : path;
-    size_t tlen = dirlen + strlen(base) + 64;
-    char *tmp = malloc(tlen);
-    if (!tmp)
-        return -ENOMEM;
-    snprintf(tmp, tlen, "%.*s.%s.tmp.%ld.%lu", (int)dirlen, path, base, (long)getpid(), seq);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
     int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = -errno;
-        free(tmp);
-        return rc;
-    }
     size_t off = 0;
     while (off < len) {
         ssize_t n = write(fd, data + off, len - off);
@@ -204,6 +194,61 @@ int pg_write_atomic(const char *path, const char *data, size_t len, unsigned lon
         rc = -errno;
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
+    return rc;
+}
+
+int pg_write_unique(const char *dir, const char *stem, const char *data, size_t len,
+                    unsigned long seq, char **out_path)
+{
+    char *tmp = NULL, *path = NULL;
+    *out_path = NULL;
+    if (asprintf(&tmp, "%s/.%s.tmp.%ld.%lu", dir, stem, (long)getpid(), seq) < 0)
+        return -ENOMEM;
+    int rc = write_synced(tmp, data, len);
+    for (int k = 1; rc == 0 && k <= 10000; k++) {
+        free(path);
+        path = NULL;
+        int n = k == 1 ? asprintf(&path, "%s/%s.json", dir, stem)
+                       : asprintf(&path, "%s/%s-%d.json", dir, stem, k);
+        if (n < 0) {
+            path = NULL;
+            rc = -ENOMEM;
+            break;
+        }
+        if (link(tmp, path) == 0)
+            break;
+        if (errno == EEXIST) {
+            if (k == 10000)
+                rc = -EEXIST;
+            continue;
+        }
+        /* No hard links here (some network filesystems): check, then rename. */
+        if (access(path, F_OK) == 0)
+            continue;
+        if (rename(tmp, path) != 0)
+            rc = -errno;
+        break;
+    }
+    unlink(tmp); /* the name stays linked at path */
+    free(tmp);
+    if (rc == 0)
+        *out_path = path;
+    else
+        free(path);
+    return rc;
+}
+
+int pg_write_atomic(const char *path, const char *data, size_t len, unsigned long seq)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+    const char *base = slash ? slash + 1 : path;
+    size_t tlen = dirlen + strlen(base) + 64;
+    char *tmp = malloc(tlen);
+    if (!tmp)
+        return -ENOMEM;
+    snprintf(tmp, tlen, "%.*s.%s.tmp.%ld.%lu", (int)dirlen, path, base, (long)getpid(), seq);
+    int rc = write_synced(tmp, data, len);
     if (rc == 0 && rename(tmp, path) != 0)
         rc = -errno;
     if (rc != 0)
@@ -227,7 +272,8 @@ int pg_save(const pg_ledger *l, const char *path, const char *file, uint64_t siz
     json_object_object_add(o, "size", json_object_new_int64((int64_t)size));
     json_object_object_add(o, "settled", json_object_new_string(ranges));
     free(ranges);
-    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    const char *text =
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     char *dir = strdup(path);
     int rc = -ENOMEM;
     if (dir) {

@@ -61,4 +61,13 @@ int pg_mkdirs(const char *path);
  */
 int pg_write_atomic(const char *path, const char *data, size_t len, unsigned long seq);
 
+/*
+ * Writes len bytes to a new file <dir>/<stem>.json, or <stem>-2.json,
+ * <stem>-3.json... if taken: never overwrites, even against a concurrent
+ * writer (temp file, fsync, then link(2), which fails on an existing name).
+ * On 0, *out_path (caller frees) names the file written. Returns 0 or -errno.
+ */
+int pg_write_unique(const char *dir, const char *stem, const char *data, size_t len,
+                    unsigned long seq, char **out_path);
+
 #endif

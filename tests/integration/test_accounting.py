@@ -138,5 +138,27 @@ pipelines = ( {
         self.assertEqual(s["released"], 11)  # rec-1, rec-10..rec-19
 
 
+class SideBySideTest(IntakeTest):
+    def test_two_pipelines_in_one_file(self):
+        conf = self.config("""
+pipelines = (
+  { name = "one";
+    source = { plugin = "test_gen"; count = 300; prefix = "a"; outcomes_path = "%(d)s/o1"; };
+    processors = ( { plugin = "test_fault"; mode = "slow"; delay = "5ms"; } );
+    sinks = ( { plugin = "stdout"; path = "%(d)s/one.jsonl"; } ); },
+  { name = "two";
+    source = { plugin = "test_gen"; count = 500; prefix = "b"; outcomes_path = "%(d)s/o2"; };
+    sinks = ( { plugin = "stdout"; path = "%(d)s/two.jsonl"; } ); }
+);
+""" % dict(d=self.dir))
+        r = self.run_intake("run", conf, check=0)
+        s = self.summary(r.stderr)
+        self.assertEqual((s["one"]["delivered"], s["two"]["delivered"]), (300, 500))
+        self.assertEqual({x["id"][0] for x in self.jsonl(self.path("one.jsonl"))}, {"a"})
+        self.assertEqual(len(self.jsonl(self.path("two.jsonl"))), 500)
+        self.assertEqual(len(self.outcomes(self.path("o1"))), 300)
+        self.assertEqual(len(self.outcomes(self.path("o2"))), 500)
+
+
 if __name__ == "__main__":
     unittest.main()

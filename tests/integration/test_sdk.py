@@ -16,6 +16,9 @@ class OutOfTreePluginTest(IntakeTest):
                        capture_output=True)
         pcs = glob.glob(os.path.join(prefix, "**", "intake-sdk.pc"), recursive=True)
         self.assertEqual(len(pcs), 1, "intake-sdk.pc installed once")
+        # everything lands under the prefix, plugins included
+        self.assertTrue(glob.glob(os.path.join(prefix, "**", "intake", "plugins", "intake-file.so"),
+                                  recursive=True))
         self.assertTrue(glob.glob(os.path.join(prefix, "**", "IntakeSDKConfig.cmake"),
                                   recursive=True))
         # build outside the source tree, from a copy of the template

@@ -43,6 +43,8 @@ static const ik_option tg_options[] = {
     {"emit_delay", IK_OPT_DURATION, "0", 0, "Pause between two records."},
     {"try_emit", IK_OPT_BOOL, "false", 0,
      "Use try_emit, counting IK_E_BUSY in busy_total and retrying after 1ms."},
+    {"api_token", IK_OPT_STRING, NULL, IK_OPT_SECRET,
+     "A pretend credential that this plugin logs carelessly, to prove the engine redacts it."},
     {0},
 };
 
@@ -108,6 +110,9 @@ static int tg_create(const ik_host *host, ik_instance *self, void **state)
     }
     if (st->use_try)
         st->busy = host->counter(self, "busy_total", "try_emit calls answered IK_E_BUSY");
+    const char *token = host->opt_string(self, "api_token");
+    if (token) /* deliberately careless: the engine must redact this */
+        host->log(self, IK_LOG_WARN, "connecting with token %s (Bearer %s)", token, token);
     *state = st;
     return 0;
 nomem:

@@ -405,6 +405,7 @@ static ik_metric *fh_counter(ik_instance *self, const char *name, const char *he
     fh_metric *m = &fh->metrics[fh->nmetrics++];
     snprintf(m->name, sizeof m->name, "%s", name);
     m->value = 0;
+    pthread_mutex_init(&m->mu, NULL);
     return (ik_metric *)m;
 }
 
@@ -414,15 +415,20 @@ static ik_metric *fh_histogram(ik_instance *self, const char *name, const char *
     return fh_counter(self, name, help);
 }
 
-/* Not atomic: the plugin tests update metrics from one thread at a time. */
 static void fh_metric_add(ik_metric *m, double delta)
 {
-    ((fh_metric *)m)->value += delta;
+    fh_metric *fm = (fh_metric *)m;
+    pthread_mutex_lock(&fm->mu);
+    fm->value += delta;
+    pthread_mutex_unlock(&fm->mu);
 }
 
 static void fh_metric_set(ik_metric *m, double value)
 {
-    ((fh_metric *)m)->value = value;
+    fh_metric *fm = (fh_metric *)m;
+    pthread_mutex_lock(&fm->mu);
+    fm->value = value;
+    pthread_mutex_unlock(&fm->mu);
 }
 
 static const char *fh_instance_name(ik_instance *self)
@@ -432,9 +438,14 @@ static const char *fh_instance_name(ik_instance *self)
 
 double fh_metric_value(fake_host *fh, const char *name)
 {
-    for (size_t i = 0; i < fh->nmetrics; i++)
-        if (strcmp(fh->metrics[i].name, name) == 0)
-            return fh->metrics[i].value;
+    for (size_t i = 0; i < fh->nmetrics; i++) {
+        if (strcmp(fh->metrics[i].name, name) == 0) {
+            pthread_mutex_lock(&fh->metrics[i].mu);
+            double v = fh->metrics[i].value;
+            pthread_mutex_unlock(&fh->metrics[i].mu);
+            return v;
+        }
+    }
     return -1;
 }
 
@@ -514,6 +525,8 @@ void fh_free(fake_host *fh)
     free(fh->dead);
     free(fh->outcomes);
     free(fh->log);
+    for (size_t i = 0; i < fh->nmetrics; i++)
+        pthread_mutex_destroy(&fh->metrics[i].mu);
     pthread_mutex_destroy(&fh->mu);
     pthread_cond_destroy(&fh->cv);
     memset(fh, 0, sizeof *fh);

@@ -44,6 +44,7 @@ typedef struct fh_outcome {
 typedef struct fh_metric {
     char name[64];
     double value;
+    pthread_mutex_t mu; /* plugins update metrics from many threads */
 } fh_metric;
 
 typedef struct fake_host {

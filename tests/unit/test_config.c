@@ -479,6 +479,26 @@ static void test_variables(void)
     ik_config_free(cfg);
 }
 
+static void test_config_dir_variable(void)
+{
+    setenv("INTAKE_CONFIG_DIR", "/stale", 1);
+    ik_config *cfg =
+        load_ok("pipelines = ( { name = \"p\";\n"
+                "  source = { plugin = \"file\"; path = \"${INTAKE_CONFIG_DIR}/in\"; };\n"
+                "  sinks = ( { plugin = \"stdout\"; } ); } );\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    char *out = NULL, want[PATH_MAX + 8];
+    ik_err err;
+    const config_setting_t *path =
+        config_setting_get_member(cfg->pipelines[0].source.setting, "path");
+    CU_ASSERT_EQUAL(ik_config_expand_string(path, &out, &err), 0);
+    snprintf(want, sizeof want, "%s/in", casedir);
+    if (out)
+        CU_ASSERT_STRING_EQUAL(out, want); /* the folder of this config, not a stale value */
+    free(out);
+    ik_config_free(cfg);
+}
+
 static void test_env_file(void)
 {
     unset_seeds();
@@ -696,6 +716,7 @@ int main(void)
     CU_add_test(s, "numbers as ints, floats and strings", test_numbers_in_many_forms);
     CU_add_test(s, "retry cap follows initial backoff", test_retry_default_cap);
     CU_add_test(s, "variables", test_variables);
+    CU_add_test(s, "INTAKE_CONFIG_DIR is the config's folder", test_config_dir_variable);
     CU_add_test(s, "env_file", test_env_file);
     CU_add_test(s, "env_file missing, optional, malformed", test_env_file_missing_and_bad);
     CU_add_test(s, "seed variables", test_seed_variables);

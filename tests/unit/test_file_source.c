@@ -497,6 +497,69 @@ static void test_dead_letter_names_do_not_clash(void)
     free(dir);
 }
 
+typedef struct settle_arg {
+    fake_host *fh;
+    size_t from, to;
+} settle_arg;
+
+/* Settles records [from, to): even indices dead-lettered, odd delivered. */
+static void *settle_thread(void *p)
+{
+    settle_arg *a = p;
+    for (size_t i = a->from; i < a->to; i++)
+        fh_settle(a->fh, i, i % 2 ? IK_DELIVERED : IK_DEAD_LETTERED, "bad", 0);
+    return NULL;
+}
+
+static size_t count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    size_t n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* settle() from four threads at once: every dead letter gets its own file
+ * (same ids too), and the file is moved exactly once. */
+static void test_concurrent_settle(void)
+{
+    char *dir = tmpdir();
+    char *text = malloc(400 * 24);
+    size_t len = 0;
+    for (int i = 0; i < 400; i++)
+        len += (size_t)sprintf(text + len, "{\"id\":\"%s\"}\n", i % 4 ? "same" : "other");
+    write_text(dir, "w.jsonl", text);
+    free(text);
+    const char *opts[] = {"path", dir, NULL};
+    fake_host fh;
+    start(&fh, opts);
+    run(&fh);
+    CU_ASSERT_EQUAL_FATAL(fh.nemitted, 400);
+    pthread_t th[4];
+    settle_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i].fh = &fh;
+        args[i].from = (size_t)i * 100;
+        args[i].to = (size_t)(i + 1) * 100;
+        pthread_create(&th[i], NULL, settle_thread, &args[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    CU_ASSERT_TRUE(exists(dir, "done/w.jsonl"));
+    char *dl = pathf(dir, "dead-letter");
+    CU_ASSERT_EQUAL(count_files(dl), 200);
+    CU_ASSERT_TRUE(exists(dir, "dead-letter/same-100.json"));
+    free(dl);
+    fh_free(&fh);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void *run_thread(void *arg)
 {
     fake_host *fh = arg;
@@ -669,6 +732,7 @@ int main(void)
     CU_add_test(s, "stopped mid-file resumes", test_stop_mid_file);
     CU_add_test(s, "dead-letter file content and replay", test_dead_letter_file_and_replay);
     CU_add_test(s, "dead-letter names do not clash", test_dead_letter_names_do_not_clash);
+    CU_add_test(s, "concurrent settle", test_concurrent_settle);
     CU_add_test(s, "follow mode picks up later files once", test_follow_mode);
     CU_add_test(s, "pattern filtering, single file", test_pattern_and_single_file);
     CU_add_test(s, "create errors and health", test_create_errors_and_health);
