@@ -1110,32 +1110,32 @@ int ik_pipeline_threads_done(ik_pipeline *p)
     return 1;
 }
 
+/* Releases the records inside st's running plugin calls (lock held). A record
+ * active in several sinks at once is released by the last of them. */
+static void release_active(ik_stage *st, settle_list *out)
+{
+    for (uint32_t w = 0; w < st->nthreads; w++) {
+        for (size_t i = 0; st->active[w] && i < st->nactive[w]; i++) {
+            ik_record *rec = st->active[w][i];
+            if (st->kind == STAGE_SINK && --rec->pending_sinks > 0)
+                continue;
+            settle_push(out, rec, IK_RELEASED, 0);
+        }
+    }
+}
+
 void ik_pipeline_abandon(ik_pipeline *p)
 {
     settle_list out = {0};
     pthread_mutex_lock(&p->mu);
     p->stopping = p->releasing = p->quit = 1;
     release_all_queued(p, &out);
-    ik_stage *all[2 * IK_MAX_SINKS + 64];
-    size_t nall = 0;
-    for (size_t i = 0; i < p->nprocs && nall < 64; i++)
-        all[nall++] = p->procs[i];
+    for (size_t i = 0; i < p->nprocs; i++)
+        release_active(p->procs[i], &out);
     for (size_t i = 0; i < p->nsinks; i++)
-        all[nall++] = p->sinks[i];
+        release_active(p->sinks[i], &out);
     if (p->dlq)
-        all[nall++] = p->dlq;
-    for (size_t s = 0; s < nall; s++) {
-        ik_stage *st = all[s];
-        for (uint32_t w = 0; w < st->nthreads; w++) {
-            for (size_t i = 0; st->active[w] && i < st->nactive[w]; i++) {
-                ik_record *rec = st->active[w][i];
-                /* A record active in several sinks is released once. */
-                if (st->kind == STAGE_SINK && rec->pending_sinks-- > 1)
-                    continue;
-                settle_push(&out, rec, IK_RELEASED, 0);
-            }
-        }
-    }
+        release_active(p->dlq, &out);
     /* From here on no worker touches a record again, and records are not
      * freed: workers may still be inside plugin calls holding them. */
     p->abandoned = 1;

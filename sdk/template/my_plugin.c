@@ -5,7 +5,7 @@
  *     to the byte length of the payload's "subject", and
  *   - fails (IK_FAIL: dead-lettered, not retried) a record whose payload has
  *     no string "subject", unless option `require_subject` is false,
- *   - counts those failures in the metric intake_plugin_missing_subject_total.
+ *   - counts those failures in the metric intake_plugin_my_missing_subject_total.
  *
  * Build:  cc -shared -fPIC $(pkg-config --cflags intake-sdk) my_plugin.c -o intake-my.so
  * Use:    put intake-my.so in plugin_path (or $(pkg-config --variable=plugindir
