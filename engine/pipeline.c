@@ -229,6 +229,11 @@ static void route_retry(ik_pipeline *p, ik_stage *st, ik_record *rec, unsigned a
                                               : DLQ_TARGET;
         uint64_t due = ik_now_ms() + ik_retry_backoff_ms(&p->spec->retry, attempts, &p->rng);
         if (ik_delayq_push(p->delayq, rec, target, due) == 0) {
+            /* A retry is a failure too, as far as health goes: a pipeline
+             * that only ever retries is not moving data. */
+            p->last_failure_ms = ik_now_ms();
+            snprintf(p->last_failure, sizeof p->last_failure, "%s: %s (retrying)",
+                     st->inst.spec->name, reason && *reason ? reason : "transient failure");
             rec->total_retries++;
             p->stats.retries++;
             ik_metric_add(p->m_retried, 1);
@@ -375,9 +380,12 @@ static void settle_now(ik_pipeline *p, settle_list *list)
             failure.stage = rec->fail_stage ? rec->fail_stage : "";
             failure.attempts = rec->fail_attempts;
             failure.stored = it->stored;
-            ik_logf(IK_LOG_WARN, p->spec->name, failure.stage,
-                    "record %s dead-lettered after %u attempt(s)%s: %s", rec->id, failure.attempts,
-                    it->stored ? " (stored by the dead_letter sink)" : "", failure.reason);
+            char tries[48] = "";
+            if (failure.attempts)
+                snprintf(tries, sizeof tries, " after %u attempt(s)", failure.attempts);
+            ik_logf(IK_LOG_WARN, p->spec->name, failure.stage, "record %s dead-lettered%s%s: %s",
+                    rec->id, tries, it->stored ? " (stored by the dead_letter sink)" : "",
+                    failure.reason);
             dead++;
         } else if (it->outcome == IK_DELIVERED) {
             delivered++;

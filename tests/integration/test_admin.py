@@ -3,7 +3,6 @@ Prometheus text with per-pipeline and per-stage series."""
 import json
 import re
 import signal
-import time
 import unittest
 
 from harness import IntakeTest, free_port
@@ -13,7 +12,7 @@ admin = { listen = "127.0.0.1:%(port)d"; };
 pipelines = ( {
   name = "h";
   health_window = "1s";
-  retry = { max_attempts = 1; };
+  retry = { max_attempts = %(attempts)d; initial_backoff = "1ms"; max_backoff = "10ms"; };
   source = { plugin = "test_gen"; count = 1000000; emit_delay = "2ms"; };
   processors = ( { plugin = "%(proc)s"; %(procopts)s } );
   sinks = ( { plugin = "stdout"; path = "%(d)s/out.jsonl"; } );
@@ -22,10 +21,10 @@ pipelines = ( {
 
 
 class AdminTest(IntakeTest):
-    def start(self, proc, procopts=""):
+    def start(self, proc, procopts="", attempts=1):
         port = free_port()
-        conf = self.config(PIPELINE % dict(port=port, proc=proc, procopts=procopts, d=self.dir),
-                           admin=True)
+        conf = self.config(PIPELINE % dict(port=port, proc=proc, procopts=procopts, d=self.dir,
+                                           attempts=attempts), admin=True)
         p = self.start_intake("run", conf)
         self.wait_for(lambda: self._up(port), what="admin server")
         return p, port
@@ -67,17 +66,28 @@ class AdminTest(IntakeTest):
         self.assertEqual(self.http_get(port, "/nope")[0], 404)
         self.stop(p)
 
-    def test_unhealthy_when_records_keep_failing(self):
-        p, port = self.start("test_fault", 'mode = "permanent";')
-        time.sleep(1.5)
+    def wait_unhealthy(self, port):
         def failing():
             status, _, body = self.http_get(port, "/health")
             return (status, json.loads(body)) if status == 503 else None
         status, h = self.wait_for(failing, timeout=20, what="unhealthy /health")
         self.assertEqual(h["status"], "unhealthy")
-        reasons = " ".join(h["pipelines"][0]["reasons"])
+        return " ".join(h["pipelines"][0]["reasons"])
+
+    def test_unhealthy_when_records_keep_failing(self):
+        p, port = self.start("test_fault", 'mode = "permanent";')
+        reasons = self.wait_unhealthy(port)
         self.assertIn("records are failing", reasons)
         self.assertIn("test_fault", reasons)
+        self.stop(p)
+
+
+    def test_unhealthy_when_records_only_retry(self):
+        p, port = self.start("test_fault", 'mode = "transient"; fail_times = 100000;',
+                             attempts=100000)
+        reasons = self.wait_unhealthy(port)
+        self.assertIn("records are failing", reasons)
+        self.assertIn("retrying", reasons)
         self.stop(p)
 
 
