@@ -219,6 +219,34 @@ static void route_dead_letter(ik_pipeline *p, ik_record *rec, settle_list *out)
     settle_push(out, rec, IK_DEAD_LETTERED, 0);
 }
 
+/* The stage a delay-queue target names. */
+static ik_stage *target_stage(ik_pipeline *p, int target)
+{
+    if (target == DLQ_TARGET)
+        return p->dlq;
+    return target >= SINK_BASE ? p->sinks[target - SINK_BASE] : p->procs[target];
+}
+
+/* rec leaves stage st released: given back to its source once every sink
+ * it is waiting for has answered (lock held). */
+static void route_release(ik_pipeline *p, ik_stage *st, ik_record *rec, settle_list *out)
+{
+    rec->released = 1;
+    if (st->kind != STAGE_SINK)
+        settle_push(out, rec, IK_RELEASED, 0);
+    else if (--rec->pending_sinks == 0)
+        route_sinks_done(p, rec, out);
+}
+
+/* rec failed for good at stage st, its failure already recorded (lock held). */
+static void route_failed(ik_pipeline *p, ik_stage *st, ik_record *rec, settle_list *out)
+{
+    if (st->kind != STAGE_SINK)
+        route_dead_letter(p, rec, out);
+    else if (--rec->pending_sinks == 0)
+        route_sinks_done(p, rec, out);
+}
+
 /* Retry or give up (lock held). `attempts` were made at the stage. */
 static void route_retry(ik_pipeline *p, ik_stage *st, ik_record *rec, unsigned attempts,
                         const char *reason, settle_list *out)
@@ -244,13 +272,7 @@ static void route_retry(ik_pipeline *p, ik_stage *st, ik_record *rec, unsigned a
     if (p->stopping) {
         /* Shutting down: a record that would wait for a retry goes back to its
          * source instead of waiting out its backoff. */
-        rec->released = 1;
-        if (st->kind == STAGE_SINK) {
-            if (--rec->pending_sinks == 0)
-                route_sinks_done(p, rec, out);
-        } else {
-            settle_push(out, rec, IK_RELEASED, 0);
-        }
+        route_release(p, st, rec, out);
         return;
     }
     char why[IK_REASON_MAX];
@@ -265,12 +287,7 @@ static void route_retry(ik_pipeline *p, ik_stage *st, ik_record *rec, unsigned a
         return;
     }
     ik_record_set_failure(rec, st->inst.spec->name, attempts, why);
-    if (st->kind == STAGE_SINK) {
-        if (--rec->pending_sinks == 0)
-            route_sinks_done(p, rec, out);
-    } else {
-        route_dead_letter(p, rec, out);
-    }
+    route_failed(p, st, rec, out);
 }
 
 static unsigned stage_attempts(const ik_stage *st, const ik_record *rec)
@@ -338,24 +355,13 @@ static void route_result(ik_pipeline *p, ik_stage *st, ik_record *rec, const ik_
         route_retry(p, st, rec, attempts, res->reason, out);
         return;
     case IK_RELEASE:
-        rec->released = 1;
-        if (st->kind == STAGE_SINK) {
-            if (--rec->pending_sinks == 0)
-                route_sinks_done(p, rec, out);
-        } else {
-            settle_push(out, rec, IK_RELEASED, 0);
-        }
+        route_release(p, st, rec, out);
         return;
     case IK_FAIL:
     default:
         ik_record_set_failure(rec, st->inst.spec->name, attempts,
                               res->reason[0] ? res->reason : "failed (no reason given)");
-        if (st->kind == STAGE_SINK) {
-            if (--rec->pending_sinks == 0)
-                route_sinks_done(p, rec, out);
-        } else {
-            route_dead_letter(p, rec, out);
-        }
+        route_failed(p, st, rec, out);
         return;
     }
 }
@@ -537,9 +543,7 @@ static void *delay_main(void *arg)
             cond_wait_until(&p->delay_cv, &p->mu, ik_delayq_next_due(p->delayq));
             continue;
         }
-        ik_stage *st = target == DLQ_TARGET  ? p->dlq
-                       : target >= SINK_BASE ? p->sinks[target - SINK_BASE]
-                                             : p->procs[target];
+        ik_stage *st = target_stage(p, target);
         uint64_t cost = 1;
         if (st->kind == STAGE_PROC && st->inst.plugin->desc.cost) {
             /* cost() is a plugin call: make it without the lock. The record
@@ -1000,15 +1004,8 @@ static void release_delayed(ik_pipeline *p, settle_list *out)
 {
     int target;
     ik_record *rec;
-    while ((rec = ik_delayq_pop_due(p->delayq, UINT64_MAX, &target))) {
-        rec->released = 1;
-        if (target >= SINK_BASE && target < DLQ_TARGET) {
-            if (--rec->pending_sinks == 0)
-                settle_push(out, rec, IK_RELEASED, 0);
-        } else {
-            settle_push(out, rec, IK_RELEASED, 0);
-        }
-    }
+    while ((rec = ik_delayq_pop_due(p->delayq, UINT64_MAX, &target)))
+        route_release(p, target_stage(p, target), rec, out);
 }
 
 void ik_pipeline_stop_input(ik_pipeline *p)
@@ -1035,15 +1032,8 @@ void ik_pipeline_stop_input(ik_pipeline *p)
 static void release_stage_queue(ik_stage *st, settle_list *out)
 {
     ik_record *rec;
-    while ((rec = ik_batcher_pop_any(st->batcher))) {
-        rec->released = 1;
-        if (st->kind == STAGE_SINK) {
-            if (--rec->pending_sinks == 0)
-                settle_push(out, rec, IK_RELEASED, 0);
-        } else {
-            settle_push(out, rec, IK_RELEASED, 0);
-        }
-    }
+    while ((rec = ik_batcher_pop_any(st->batcher)))
+        route_release(st->p, st, rec, out);
 }
 
 static void release_all_queued(ik_pipeline *p, settle_list *out)
