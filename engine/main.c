@@ -192,7 +192,7 @@ static void list_one(void *arg, const char *path, const ik_loaded_plugin *p, con
         return;
     }
     if (!p) {
-        printf("%s: cannot load: %s\n\n", path, err->msg);
+        printf("not loadable: %s\n\n", err->msg); /* the message names the file */
         return;
     }
     const ik_plugin *d = &p->desc;
