@@ -41,31 +41,34 @@ static void s_prepare_write(pn_transport_t *t)
     (void)t;
 }
 
-static int check_plain(const pn_bytes_t *recv, char *user, size_t ulen)
+/* Checks a PLAIN response against the configured keys. On success returns the
+ * matching key, whose name outlives the connection; `user` receives the name
+ * as sent either way, for the log. */
+static const sb_key_cfg *check_plain(const pn_bytes_t *recv, char *user, size_t ulen)
 {
     /* [authzid] NUL authcid NUL passwd */
     if (!recv || !recv->start || recv->size < 2 || recv->size > 8192)
-        return 0;
+        return NULL;
     const char *p = recv->start, *end = p + recv->size;
     const char *n1 = memchr(p, 0, recv->size);
     if (!n1)
-        return 0;
+        return NULL;
     const char *u = n1 + 1;
     const char *n2 = memchr(u, 0, (size_t)(end - u));
     if (!n2)
-        return 0;
+        return NULL;
     size_t ul = (size_t)(n2 - u);
     const char *pw = n2 + 1;
     size_t pl = (size_t)(end - pw);
     if (ul == 0 || ul >= ulen)
-        return 0;
+        return NULL;
     memcpy(user, u, ul);
     user[ul] = 0;
     const sb_key_cfg *k = sb_config_find_key(g_cfg, user);
     if (!k)
-        return 0;
+        return NULL;
     size_t kl = strlen(k->key);
-    return kl == pl && CRYPTO_memcmp(k->key, pw, pl) == 0;
+    return kl == pl && CRYPTO_memcmp(k->key, pw, pl) == 0 ? k : NULL;
 }
 
 static void s_process_init(pn_transport_t *t, const char *mech, const pn_bytes_t *recv)
@@ -78,9 +81,12 @@ static void s_process_init(pn_transport_t *t, const char *mech, const pn_bytes_t
     if (strcmp(mech, "PLAIN") == 0) {
         char user[SB_NAME_MAX];
         user[0] = 0;
-        if (check_plain(recv, user, sizeof user)) {
+        const sb_key_cfg *k = check_plain(recv, user, sizeof user);
+        if (k) {
             pnx_sasl_set_context(t, &g_plain_ok_marker);
-            pnx_sasl_set_succeeded(t, user, NULL);
+            /* proton keeps this pointer (it does not copy): pass the
+             * config's name, never the stack buffer. */
+            pnx_sasl_set_succeeded(t, k->name, NULL);
         } else {
             SB_WARN("sasl: PLAIN authentication failed for user '%.64s'", user);
             pnx_sasl_set_failed(t);
