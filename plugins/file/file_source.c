@@ -1,8 +1,12 @@
 /*
- * file_source.c: the `file` source (intake-file.so). Reads JSON emails from a
- * file or a folder (.json: one object or an array of objects; .jsonl: one
- * object per line, streamed), emits one record per object, turns bad input
- * into dead letters without stopping, and settles: dead letters go to a
+ * file_source.c: the `file` source (intake-file.so). Reads emails from a
+ * file or a folder: JSON (.json: one object or an array of objects; .jsonl:
+ * one object per line, streamed), one MIME message per .eml file, mbox
+ * archives (.mbox) and Maildir folders (cur/ and new/, the folder itself or a
+ * sub-folder), parsed by the email library into the email record of
+ * etc/email.schema.json. It emits one record per object or message, turns
+ * bad input (malformed JSON or MIME, too large) into dead letters with the
+ * reason without stopping, and settles: dead letters go to a
  * dead-letter folder as replayable .json files, a file whose records are all
  * settled moves to the done folder, and a file left unfinished at shutdown
  * gets a progress file so its settled records are skipped next time.
@@ -28,6 +32,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 
+#include "email/email.h"
 #include "json_reader.h"
 #include "progress.h"
 
@@ -44,6 +49,7 @@ typedef struct fs_file {
     int incomplete;   /* reading stopped early (shutdown or error) */
     int completed;    /* every record settled: finished by one thread */
     int had_progress; /* a progress file was loaded */
+    int mime;         /* .eml / mbox / Maildir: no JSON re-read for dead letters */
     struct fs_file *next;
 } fs_file;
 
@@ -72,6 +78,8 @@ typedef struct fs_state {
     char *progress_dir;
     char *id_field;
     size_t max_size;
+    int maildir;   /* read Maildir folders */
+    em_opts email; /* MIME parsing options */
 
     pthread_mutex_t mu;
     fs_file *files; /* files with records not finished (guarded by mu) */
@@ -87,10 +95,10 @@ typedef struct fs_state {
 static const ik_option fs_options[] = {
     {"path", IK_OPT_STRING, NULL, IK_OPT_REQUIRED,
      "A file or a folder to read. A folder is read in name order, one file after another."},
-    {"pattern", IK_OPT_STRING, "*.json,*.jsonl", 0,
+    {"pattern", IK_OPT_STRING, "*.json,*.jsonl,*.eml,*.mbox", 0,
      "Comma-separated fnmatch globs selecting the files of a folder. Names ending in .jsonl or "
-     ".ndjson are read one object per line; other names as one JSON document (an object or an "
-     "array of objects)."},
+     ".ndjson are read one object per line; .eml as one MIME message; .mbox as an mbox archive; "
+     "other names as one JSON document (an object or an array of objects)."},
     {"follow", IK_OPT_BOOL, "false", 0,
      "false: read the files there are and finish. true: keep polling the folder for new files "
      "until the engine stops."},
@@ -108,6 +116,12 @@ static const ik_option fs_options[] = {
     {"id_field", IK_OPT_STRING, "id", 0,
      "Payload field holding the record id; when it is not a string the id is "
      "<file name>:<index> (1-based)."},
+    {"maildir", IK_OPT_BOOL, "true", 0,
+     "Read Maildir folders: when the folder, or a sub-folder of it, has cur/ and new/, every "
+     "message file in them is read as one MIME message (patterns do not apply)."},
+    {"attachment_content", IK_OPT_BOOL, "false", 0,
+     "Put each MIME attachment's content in the record (content_base64); otherwise only its "
+     "filename, content_type, size and sha256."},
     {0},
 };
 
@@ -135,6 +149,12 @@ void fs_sanitize_id(const char *id, char *out, size_t size)
     out[o] = '\0';
     if (out[0] == '.')
         out[0] = '_';
+}
+
+static int has_suffix(const char *name, const char *suffix)
+{
+    size_t n = strlen(name), k = strlen(suffix);
+    return n >= k && strcasecmp(name + n - k, suffix) == 0;
 }
 
 static int is_stream_name(const char *name)
@@ -242,9 +262,83 @@ static void free_names(char **names, size_t n)
     free(names);
 }
 
+static int is_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* 1 when dir/rel (rel may be "") holds cur/ and new/ folders. */
+static int is_maildir(const char *dir, const char *rel)
+{
+    char *cur = NULL, *nw = NULL;
+    int yes = 0;
+    if (asprintf(&cur, "%s/%s%scur", dir, rel, rel[0] ? "/" : "") >= 0 &&
+        asprintf(&nw, "%s/%s%snew", dir, rel, rel[0] ? "/" : "") >= 0)
+        yes = is_dir(cur) && is_dir(nw);
+    free(cur);
+    free(nw);
+    return yes;
+}
+
+static int push_name(char ***names, size_t *n, size_t *cap, const char *name)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 32;
+        char **grown = realloc(*names, c * sizeof *grown);
+        if (!grown)
+            return -ENOMEM;
+        *names = grown;
+        *cap = c;
+    }
+    if (!((*names)[*n] = strdup(name)))
+        return -ENOMEM;
+    (*n)++;
+    return 0;
+}
+
+/* Adds "<rel>/new/<file>" and "<rel>/cur/<file>" (rel "" for the folder
+ * itself) for every message of a Maildir not taken yet. 0 or -ENOMEM. */
+static int scan_maildir(fs_state *st, const char *rel, char ***names, size_t *n, size_t *cap)
+{
+    static const char *const subs[] = {"new", "cur"};
+    int rc = 0;
+    for (size_t s = 0; s < 2 && rc == 0; s++) {
+        char *dir = NULL;
+        if (asprintf(&dir, "%s/%s%s%s", st->folder, rel, rel[0] ? "/" : "", subs[s]) < 0)
+            return -ENOMEM;
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        while (d && rc == 0 && (e = readdir(d))) {
+            char *name = NULL, *full = NULL;
+            size_t pos;
+            if (e->d_name[0] == '.')
+                continue;
+            if (asprintf(&name, "%s%s%s/%s", rel, rel[0] ? "/" : "", subs[s], e->d_name) < 0) {
+                rc = -ENOMEM;
+                break;
+            }
+            struct stat sb;
+            full = join_path(st->folder, name);
+            if (!full)
+                rc = -ENOMEM;
+            else if (!taken_find(st, name, &pos) && stat(full, &sb) == 0 && S_ISREG(sb.st_mode))
+                rc = push_name(names, n, cap, name);
+            free(full);
+            free(name);
+        }
+        if (d)
+            closedir(d);
+        free(dir);
+    }
+    return rc;
+}
+
 /*
  * Lists the regular files of the folder that match the patterns and were not
- * taken yet, sorted by name. Returns 0 or -errno (opendir failed).
+ * taken yet, and the messages of Maildir folders (the folder itself or its
+ * sub-folders, as "sub/cur/name"), sorted by name. Returns 0 or -errno
+ * (opendir failed).
  */
 static int scan_folder(fs_state *st, char ***out, size_t *nout)
 {
@@ -260,6 +354,21 @@ static int scan_folder(fs_state *st, char ***out, size_t *nout)
     while ((e = readdir(d))) {
         const char *name = e->d_name;
         size_t pos;
+        if (name[0] != '.' && st->maildir && !matches(st, name)) {
+            char *sub = join_path(st->folder, name);
+            if (!sub) {
+                rc = -ENOMEM;
+                break;
+            }
+            int excluded = strcmp(sub, st->done_dir) == 0 || strcmp(sub, st->dead_dir) == 0;
+            if (!excluded && strcmp(name, "cur") != 0 && strcmp(name, "new") != 0 &&
+                is_maildir(st->folder, name))
+                rc = scan_maildir(st, name, &names, &n, &cap);
+            free(sub);
+            if (rc != 0)
+                break;
+            continue;
+        }
         if (name[0] == '.' || !matches(st, name) || taken_find(st, name, &pos))
             continue;
         char *full = join_path(st->folder, name);
@@ -289,6 +398,8 @@ static int scan_folder(fs_state *st, char ***out, size_t *nout)
         n++;
     }
     closedir(d);
+    if (rc == 0 && st->maildir && is_maildir(st->folder, ""))
+        rc = scan_maildir(st, "", &names, &n, &cap);
     if (rc != 0) {
         free_names(names, n);
         return rc;
@@ -331,7 +442,7 @@ static void file_free(fs_file *f)
  * replaced the payload since). NULL when the file changed or cannot be read. */
 static json_object *reread_original(const fs_state *st, const fs_rec *h)
 {
-    if (h->raw || h->size == 0 || h->size > st->max_size)
+    if (h->raw || h->file->mime || h->size == 0 || h->size > st->max_size)
         return NULL;
     int fd = open(h->file->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -779,9 +890,201 @@ static int read_document(fs_state *st, fs_file *f, FILE *in)
     return rc;
 }
 
+/* ---- MIME: .eml, Maildir messages, mbox -------------------------------- */
+
+/*
+ * Parses one message (len bytes at buf, full_len its real size: more when it
+ * was cut because it is larger than max_record_size) into *item: the email
+ * record, with "id" set from the Message-ID when there is one, or an error
+ * saying what was wrong and where.
+ */
+static void mime_item(fs_state *st, fs_file *f, const char *buf, size_t len, size_t full_len,
+                      unsigned long index, unsigned long line, uint64_t offset, jr_item *item)
+{
+    memset(item, 0, sizeof *item);
+    item->text = buf;
+    item->text_len = len;
+    item->size = full_len;
+    item->offset = offset;
+    item->index = index;
+    item->line = line;
+    item->col = 1;
+    if (full_len > st->max_size) {
+        snprintf(item->error, sizeof item->error,
+                 "%s:%lu: message of %zu bytes is larger than max_record_size (%zu bytes)", f->path,
+                 line, full_len, st->max_size);
+        return;
+    }
+    char name[JR_ERROR_MAX / 2];
+    if (line > 1)
+        snprintf(name, sizeof name, "%s:%lu", f->path, line);
+    else
+        snprintf(name, sizeof name, "%s", f->path);
+    char err[EM_ERROR_MAX];
+    json_object *rec = NULL;
+    if (em_parse_mime(name, buf, len, &st->email, &rec, err, sizeof err) != 0) {
+        snprintf(item->error, sizeof item->error, "%s", err);
+        return;
+    }
+    json_object *mid;
+    if (json_object_object_get_ex(rec, "message_id", &mid) &&
+        json_object_is_type(mid, json_type_string) && json_object_get_string_len(mid) > 0)
+        json_object_object_add(rec, "id", json_object_new_string(json_object_get_string(mid)));
+    item->obj = rec;
+}
+
+/* Reads a file holding one message (.eml or a Maildir message). */
+static int read_message_file(fs_state *st, fs_file *f, FILE *in)
+{
+    size_t want = f->size > st->max_size ? JR_RAW_MAX : (size_t)f->size;
+    char *buf = malloc(want + 1);
+    if (!buf)
+        return IK_E_NOMEM;
+    size_t len = fread(buf, 1, want, in);
+    if (ferror(in)) {
+        st->host->log(st->self, IK_LOG_ERROR, "cannot read %s: %s", f->path, strerror(errno));
+        free(buf);
+        return IK_E_IO;
+    }
+    jr_item item;
+    mime_item(st, f, buf, len, f->size > st->max_size ? (size_t)f->size : len, 1, 1, 0, &item);
+    int rc = handle_item(st, f, &item);
+    jr_item_clear(&item);
+    free(buf);
+    return rc;
+}
+
+/* 1 for an mbox separator line: "From <sender> <date>", the date holding a
+ * time "hh:mm". A body line such as "From the candidate: ..." that a writer
+ * forgot to escape is not one. */
+static int mbox_from(const char *line, size_t len)
+{
+    if (len < 5 || memcmp(line, "From ", 5) != 0)
+        return 0;
+    size_t i = 5;
+    while (i < len && line[i] != ' ')
+        i++; /* the sender */
+    for (; i + 4 < len; i++)
+        if (line[i] >= '0' && line[i] <= '9' && line[i + 1] >= '0' && line[i + 1] <= '9' &&
+            line[i + 2] == ':' && line[i + 3] >= '0' && line[i + 3] <= '9' && line[i + 4] >= '0' &&
+            line[i + 4] <= '9')
+            return 1;
+    return 0;
+}
+
+/* 1 for a body line that an mboxrd writer escaped: ">From ", ">>From "... */
+static int mbox_escaped(const char *line, size_t len)
+{
+    size_t k = 0;
+    while (k < len && line[k] == '>')
+        k++;
+    return k > 0 && len - k >= 5 && memcmp(line + k, "From ", 5) == 0;
+}
+
+/*
+ * Reads an mbox archive message by message: a "From " line at the start of
+ * the file or after a blank line starts a message; ">From " lines are
+ * unescaped (mboxrd). Memory stays below max_record_size per message: a
+ * larger message is dead-lettered as too large. Text before the first
+ * separator is dead-lettered as not being mbox.
+ */
+static int read_mbox(fs_state *st, fs_file *f, FILE *in)
+{
+    jr_lines lr;
+    size_t keep = st->max_size + 2 < JR_RAW_MAX ? JR_RAW_MAX : st->max_size + 2;
+    if (jr_lines_init(&lr, in, keep) != 0)
+        return IK_E_NOMEM;
+    char *msg = NULL;
+    size_t len = 0, cap = 0, full = 0;
+    unsigned long index = 0, start_line = 1;
+    uint64_t start_off = 0;
+    int have = 0, prev_blank = 1, junk = 0, rc = 0;
+    for (;;) {
+        const char *line;
+        size_t llen, lfull;
+        uint64_t off;
+        int r = jr_lines_next(&lr, &line, &llen, &lfull, &off);
+        if (r < 0) {
+            st->host->log(st->self, IK_LOG_ERROR, "cannot read %s after line %lu: %s", f->path,
+                          lr.lineno, strerror(lr.error));
+            rc = IK_E_IO;
+            break;
+        }
+        int sep = r > 0 && prev_blank && mbox_from(line, llen);
+        if (r == 0 || sep) {
+            if (have || (junk && full > 0)) {
+                jr_item item;
+                index++;
+                if (!have) {
+                    memset(&item, 0, sizeof item);
+                    item.text = msg ? msg : "";
+                    item.text_len = len;
+                    item.size = full;
+                    item.index = index;
+                    item.line = 1;
+                    item.col = 1;
+                    snprintf(item.error, sizeof item.error,
+                             "%s:1: not an mbox archive: text before the first \"From \" "
+                             "separator line",
+                             f->path);
+                } else {
+                    mime_item(st, f, msg ? msg : "", len, full, index, start_line, start_off,
+                              &item);
+                }
+                rc = handle_item(st, f, &item);
+                jr_item_clear(&item);
+                if (rc != 0)
+                    break;
+            }
+            if (r == 0)
+                break;
+            have = 1;
+            junk = 0;
+            len = full = 0;
+            start_line = lr.lineno;
+            start_off = off;
+            prev_blank = 0;
+            continue;
+        }
+        prev_blank = llen == 0 || (llen == 1 && line[0] == '\r');
+        if (!have) {
+            if (prev_blank)
+                continue;
+            junk = 1;
+        }
+        /* mboxrd: ">From ", ">>From "... lose one '>' */
+        if (mbox_escaped(line, llen)) {
+            line++;
+            llen--;
+            lfull--;
+        }
+        full += lfull + 1;
+        if (full <= st->max_size) {
+            if (len + llen + 2 > cap) {
+                size_t c = cap ? cap : 4096;
+                while (c < len + llen + 2)
+                    c *= 2;
+                char *g = realloc(msg, c);
+                if (!g) {
+                    rc = IK_E_NOMEM;
+                    break;
+                }
+                msg = g;
+                cap = c;
+            }
+            memcpy(msg + len, line, llen);
+            len += llen;
+            msg[len++] = '\n';
+        }
+    }
+    free(msg);
+    jr_lines_free(&lr);
+    return rc;
+}
+
 /* Reads one file from start to end (or until stopping). Returns 0,
  * IK_E_STOPPING, or a negative code for a fatal error. */
-static int read_file(fs_state *st, const char *path)
+static int read_file(fs_state *st, const char *path, int maildir_message)
 {
     const ik_host *host = st->host;
     fs_file *f = calloc(1, sizeof *f);
@@ -791,6 +1094,9 @@ static int read_file(fs_state *st, const char *path)
     }
     const char *slash = strrchr(f->path, '/');
     f->base = slash ? slash + 1 : f->path;
+    f->mime = maildir_message || has_suffix(f->base, ".eml") ? 1
+              : has_suffix(f->base, ".mbox")                 ? 2
+                                                             : 0;
     f->reading = 1;
 
     FILE *in = fopen(path, "rb");
@@ -827,7 +1133,15 @@ static int read_file(fs_state *st, const char *path)
     st->files = f;
     pthread_mutex_unlock(&st->mu);
 
-    int rc = is_stream_name(f->base) ? read_stream(st, f, in) : read_document(st, f, in);
+    int rc;
+    if (f->mime == 1)
+        rc = read_message_file(st, f, in);
+    else if (f->mime == 2)
+        rc = read_mbox(st, f, in);
+    else if (is_stream_name(f->base))
+        rc = read_stream(st, f, in);
+    else
+        rc = read_document(st, f, in);
     fclose(in);
 
     pthread_mutex_lock(&st->mu);
@@ -878,7 +1192,7 @@ static int read_folder_once(fs_state *st, int *found)
             rc = IK_E_NOMEM;
             break;
         }
-        rc = read_file(st, full);
+        rc = read_file(st, full, strchr(names[i], '/') != NULL);
         free(full);
     }
     free_names(names, n);
@@ -893,7 +1207,7 @@ static int fs_run(void *state)
         const char *slash = strrchr(st->path, '/');
         rc = taken_add(st, slash ? slash + 1 : st->path);
         if (rc == 0)
-            rc = read_file(st, st->path);
+            rc = read_file(st, st->path, 0);
         if (rc == 0 && st->follow)
             while (!st->host->wait_ms(st->self, st->poll_ms))
                 ;
@@ -1082,7 +1396,7 @@ static int fs_create(const ik_host *host, ik_instance *self, void **state)
     st->progress_dir = join_path(st->done_dir, ".progress");
     if (!st->progress_dir)
         goto fail;
-    if (parse_patterns(st, pattern ? pattern : "*.json,*.jsonl") != 0)
+    if (parse_patterns(st, pattern ? pattern : "*.json,*.jsonl,*.eml,*.mbox") != 0)
         goto fail;
     if (st->npatterns == 0) {
         host->log(self, IK_LOG_ERROR, "option 'pattern' has no glob: \"%s\"", pattern);
@@ -1099,6 +1413,9 @@ static int fs_create(const ik_host *host, ik_instance *self, void **state)
                               "Lines or elements that were not valid JSON objects or too large");
     st->m_files = host->counter(self, "files_done_total",
                                 "Files whose records were all delivered or dead-lettered");
+    st->maildir = host->opt_bool(self, "maildir");
+    st->email.keep_content = host->opt_bool(self, "attachment_content");
+    em_init();
     st->max_size = host->max_record_size(self);
     if (st->max_size == 0)
         st->max_size = 256 * 1024;
@@ -1115,8 +1432,9 @@ static const ik_plugin fs_plugin = {
     IK_PLUGIN_HEAD,
     .name = "file",
     .version = "1.0.0",
-    .description = "Reads JSON emails from a file or a folder (.json documents, .jsonl streams); "
-                   "moves finished files to done_dir and dead letters to dead_letter_dir.",
+    .description = "Reads emails from a file or a folder (.json documents, .jsonl streams, .eml "
+                   "messages, .mbox archives, Maildir folders); moves finished files to done_dir "
+                   "and dead letters to dead_letter_dir.",
     .kind = IK_KIND_SOURCE,
     .options = fs_options,
     .create = fs_create,

@@ -701,14 +701,15 @@ static void test_descriptor(void)
     CU_ASSERT_EQUAL(p->magic, IK_PLUGIN_MAGIC);
     CU_ASSERT_EQUAL(p->kind, IK_KIND_SOURCE);
     CU_ASSERT_STRING_EQUAL(p->name, "file");
-    const char *names[] = {"path",        "pattern",  "follow",          "poll_interval",
-                           "on_complete", "done_dir", "dead_letter_dir", "id_field"};
+    const char *names[] = {"path",        "pattern",           "follow",          "poll_interval",
+                           "on_complete", "done_dir",          "dead_letter_dir", "id_field",
+                           "maildir",     "attachment_content"};
     size_t n = 0;
     for (const ik_option *o = p->options; o->name; o++, n++) {
-        CU_ASSERT_TRUE(n < 8 && strcmp(o->name, names[n]) == 0);
+        CU_ASSERT_TRUE(n < 10 && strcmp(o->name, names[n]) == 0);
         CU_ASSERT_PTR_NOT_NULL(o->help);
     }
-    CU_ASSERT_EQUAL(n, 8);
+    CU_ASSERT_EQUAL(n, 10);
     CU_ASSERT_EQUAL(p->options[0].flags & IK_OPT_REQUIRED, IK_OPT_REQUIRED);
 }
 

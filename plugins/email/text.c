@@ -1,0 +1,257 @@
+/*
+ * text.c: text helpers of the email library: the growable buffer, UTF-8
+ * validation and repair, charset conversion to UTF-8 (GMime's iconv wrapper,
+ * which knows the charset aliases mail uses), SHA-256, and the once-only
+ * library initialisation.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <iconv.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <gmime/gmime.h>
+#include <libxml/parser.h>
+
+#include "em_buf.h"
+#include "email.h"
+
+void em_buf_add(em_buf *b, const char *s, size_t n)
+{
+    if (b->oom || n == 0)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void em_buf_adds(em_buf *b, const char *s)
+{
+    em_buf_add(b, s, strlen(s));
+}
+
+void em_buf_addc(em_buf *b, char c)
+{
+    em_buf_add(b, &c, 1);
+}
+
+char *em_buf_take(em_buf *b)
+{
+    if (b->oom) {
+        em_buf_free(b);
+        return NULL;
+    }
+    if (!b->p) {
+        b->p = calloc(1, 1);
+        if (!b->p)
+            return NULL;
+    }
+    char *p = b->p;
+    b->p = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+void em_buf_free(em_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+    b->oom = 0;
+}
+
+static pthread_once_t em_once = PTHREAD_ONCE_INIT;
+
+/*
+ * GMime and libxml2 keep process-wide state from their one-time set-up. The
+ * engine unloads plugins at exit, which would unload the libraries with that
+ * state still allocated (a leak to LeakSanitizer) and make a plugin loaded
+ * again run on a torn-down library: they are pinned (RTLD_NODELETE) and never
+ * shut down. The handles are deliberately kept.
+ */
+static void em_init_once(void)
+{
+    (void)dlopen("libgmime-3.0.so.0", RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    (void)dlopen("libxml2.so.2", RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    g_mime_init();
+    xmlInitParser();
+}
+
+void em_init(void)
+{
+    pthread_once(&em_once, em_init_once);
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    if (c >= 0x01 && c < 0x80)
+        return 1;
+    size_t len;
+    unsigned min;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+        min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    unsigned cp = c & (0xff >> (len + 1));
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+int em_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        size_t k = utf8_seq(p + i, len - i);
+        if (k == 0)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+size_t em_utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xc0) != 0x80)
+            n++;
+    return n;
+}
+
+/* Copies s as UTF-8, bad bytes -> U+FFFD, NUL dropped (valid runs in one go). */
+static void utf8_repair(em_buf *b, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, run = 0;
+    while (i < len) {
+        size_t k = p[i] == 0 ? 0 : p[i] < 0x80 ? 1 : utf8_seq(p + i, len - i);
+        if (k > 0) {
+            i += k;
+            continue;
+        }
+        em_buf_add(b, s + run, i - run);
+        if (p[i] != 0)
+            em_buf_add(b, "\xef\xbf\xbd", 3);
+        i++;
+        run = i;
+    }
+    em_buf_add(b, s + run, i - run);
+}
+
+/* Runs iconv over the whole input; an invalid or incomplete sequence gives
+ * U+FFFD and the converter skips one byte. Returns 0, or -1 when the charset
+ * is unknown. */
+static int convert(em_buf *b, const char *buf, size_t len, const char *charset)
+{
+    iconv_t cd = g_mime_iconv_open("UTF-8", charset);
+    if (cd == (iconv_t)-1)
+        return -1;
+    char *in = (char *)buf;
+    size_t inleft = len;
+    char out[4096];
+    em_buf raw = {0};
+    while (inleft > 0) {
+        char *o = out;
+        size_t oleft = sizeof out;
+        size_t r = iconv(cd, &in, &inleft, &o, &oleft);
+        em_buf_add(&raw, out, (size_t)(o - out));
+        if (r == (size_t)-1) {
+            if (errno == E2BIG)
+                continue;
+            /* EILSEQ / EINVAL: one bad byte */
+            em_buf_add(&raw, "\xef\xbf\xbd", 3);
+            in++;
+            inleft--;
+            iconv(cd, NULL, NULL, NULL, NULL);
+        }
+    }
+    char *o = out;
+    size_t oleft = sizeof out;
+    iconv(cd, NULL, NULL, &o, &oleft);
+    em_buf_add(&raw, out, (size_t)(o - out));
+    g_mime_iconv_close(cd);
+    /* iconv's output is UTF-8 already; repair anyway (NULs, odd converters). */
+    if (raw.oom)
+        b->oom = 1;
+    else
+        utf8_repair(b, raw.p ? raw.p : "", raw.len);
+    em_buf_free(&raw);
+    return 0;
+}
+
+char *em_to_utf8(const char *buf, size_t len, const char *charset, size_t *outlen)
+{
+    em_buf b = {0};
+    int utf8 = charset && (strcasecmp(charset, "utf-8") == 0 || strcasecmp(charset, "utf8") == 0);
+    int ascii = !charset || !charset[0] || strcasecmp(charset, "us-ascii") == 0 ||
+                strcasecmp(charset, "ascii") == 0;
+    /* As browsers do (WHATWG Encoding): mail labelled Latin-1 is written in
+     * windows-1252, whose 0x80-0x9F are quotes and dashes, not C1 controls. */
+    if (charset &&
+        (strcasecmp(charset, "iso-8859-1") == 0 || strcasecmp(charset, "latin1") == 0 ||
+         strcasecmp(charset, "iso8859-1") == 0 || strcasecmp(charset, "iso_8859-1") == 0 ||
+         strcasecmp(charset, "latin-1") == 0 || strcasecmp(charset, "l1") == 0))
+        charset = "windows-1252";
+    if (utf8) {
+        utf8_repair(&b, buf, len); /* declared UTF-8: bad bytes become U+FFFD */
+    } else if (ascii || convert(&b, buf, len, charset) != 0) {
+        /* No, ASCII or an unknown charset: keep valid UTF-8, else read the
+         * bytes as windows-1252 (what unlabelled 8-bit mail almost always is). */
+        em_buf_free(&b);
+        if (em_utf8_valid(buf, len) || convert(&b, buf, len, "windows-1252") != 0) {
+            em_buf_free(&b);
+            utf8_repair(&b, buf, len);
+        }
+    }
+    if (outlen)
+        *outlen = b.len;
+    return em_buf_take(&b);
+}
+
+void em_sha256_hex(const void *data, size_t len, char out[65])
+{
+    GChecksum *c = g_checksum_new(G_CHECKSUM_SHA256);
+    out[0] = '\0';
+    if (!c)
+        return;
+    g_checksum_update(c, data, (gssize)len);
+    const char *hex = g_checksum_get_string(c);
+    if (hex) {
+        strncpy(out, hex, 64);
+        out[64] = '\0';
+    }
+    g_checksum_free(c);
+}

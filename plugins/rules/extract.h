@@ -1,0 +1,31 @@
+/*
+ * extract.h: the rules extractor, the deterministic heart of the `rules`
+ * processor. It reads one email record (etc/email.schema.json: subject,
+ * sender, body, and the dieted "text" when there is one) and fills the
+ * extraction of etc/extraction.schema.json: candidate_name, job_title,
+ * location {city, state}, company_name, referrer_name, phone, email, website,
+ * linkedin_url, industry, and a confidence per field.
+ *
+ * Grounded: every string it returns occurs in the email (subject, sender
+ * name or address, or body; whitespace runs compare equal), checked once
+ * more before returning; a field it cannot find is null with confidence 0.
+ * Pure and thread-safe: no state, no allocation kept.
+ */
+#ifndef INTAKE_RULES_EXTRACT_H
+#define INTAKE_RULES_EXTRACT_H
+
+#include <json-c/json.h>
+
+/* Field names in the schema's order. */
+extern const char *const rx_fields[];
+#define RX_NFIELDS 10
+
+/* Returns a new extraction object for the email record, NULL when out of
+ * memory. Never fails on odd input: missing parts just give nulls. */
+json_object *rx_extract(json_object *email);
+
+/* 1 when value occurs in hay, comparing runs of whitespace as one space and
+ * ASCII letters case-sensitively. */
+int rx_grounded(const char *hay, const char *value);
+
+#endif

@@ -1,0 +1,339 @@
+/*
+ * test_email_mime.c: unit tests of the email library's parsers: RFC 2047
+ * header decoding, charset conversion to UTF-8 (bad bytes replaced),
+ * quoted-printable and base64 bodies, multipart/alternative preference, HTML
+ * to text, nested multiparts, forwarded message/rfc822 parts, attachments
+ * (names, size, SHA-256), malformed input refused with what and where, and
+ * the seed JSON mapped onto the same record.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/Basic.h>
+
+#include "email/email.h"
+#include <intake/plugin.h>
+
+static json_object *parse_ok(const char *msg)
+{
+    json_object *rec = NULL;
+    char err[EM_ERROR_MAX];
+    em_opts o = {0};
+    int rc = em_parse_mime("t.eml", msg, strlen(msg), &o, &rec, err, sizeof err);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc != 0)
+        fprintf(stderr, "unexpected error: %s\n", err);
+    return rec;
+}
+
+static const char *field(json_object *o, const char *key)
+{
+    json_object *v;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static int parse_err(const char *msg, size_t len, char *err, size_t errlen)
+{
+    json_object *rec = NULL;
+    int rc = em_parse_mime("bad.eml", msg, len, NULL, &rec, err, errlen);
+    CU_ASSERT_PTR_NULL(rec);
+    json_object_put(rec);
+    return rc;
+}
+
+static void test_headers_rfc2047(void)
+{
+    json_object *r = parse_ok("From: =?UTF-8?B?SsO8cmdlbiBNw7xsbGVy?= <jm@example.de>\n"
+                              "To: a@example.com, \"B, C\" <bc@example.com>\n"
+                              "Cc: Team: x@example.com, y@example.com;\n"
+                              "Reply-To: r@example.com\n"
+                              "Subject: =?ISO-8859-1?Q?Caf=E9?= =?utf-8?q?_au_lait?=\n"
+                              "Date: Tue, 1 Dec 2026 23:30:00 -0200\n"
+                              "Message-ID: <abc@x>\n"
+                              "In-Reply-To: <prev@x>\n"
+                              "References: <a@x> <b@x>\n\nbody\n");
+    CU_ASSERT_STRING_EQUAL(field(r, "sender_name"), "J\xc3\xbcrgen M\xc3\xbcller");
+    CU_ASSERT_STRING_EQUAL(field(r, "sender_email"), "jm@example.de");
+    CU_ASSERT_STRING_EQUAL(field(r, "subject"), "Caf\xc3\xa9 au lait");
+    CU_ASSERT_STRING_EQUAL(field(r, "date"), "2026-12-02T01:30:00Z");
+    CU_ASSERT_STRING_EQUAL(field(r, "message_id"), "abc@x");
+    CU_ASSERT_STRING_EQUAL(field(r, "in_reply_to"), "prev@x");
+    CU_ASSERT_STRING_EQUAL(field(r, "schema"), EM_SCHEMA);
+    json_object *to, *cc, *refs;
+    CU_ASSERT_TRUE(json_object_object_get_ex(r, "to", &to));
+    CU_ASSERT_EQUAL(json_object_array_length(to), 2);
+    CU_ASSERT_STRING_EQUAL(field(json_object_array_get_idx(to, 1), "name"), "B, C");
+    CU_ASSERT_TRUE(json_object_object_get_ex(r, "cc", &cc));
+    CU_ASSERT_EQUAL(json_object_array_length(cc), 2); /* group flattened */
+    CU_ASSERT_TRUE(json_object_object_get_ex(r, "references", &refs));
+    CU_ASSERT_EQUAL(json_object_array_length(refs), 2);
+    CU_ASSERT_STRING_EQUAL(field(r, "body"), "body\n");
+    json_object_put(r);
+}
+
+static void test_charsets(void)
+{
+    size_t n;
+    char *s = em_to_utf8("caf\xe9", 4, "iso-8859-1", &n);
+    CU_ASSERT_STRING_EQUAL(s, "caf\xc3\xa9");
+    CU_ASSERT_EQUAL(n, 5);
+    free(s);
+    s = em_to_utf8("\x93q\x94", 3, "windows-1252", NULL);
+    CU_ASSERT_STRING_EQUAL(s, "\xe2\x80\x9cq\xe2\x80\x9d");
+    free(s);
+    /* declared UTF-8 with a bad byte and a NUL: replaced / dropped */
+    s = em_to_utf8("a\xff"
+                   "b\0c",
+                   5, "utf-8", &n);
+    CU_ASSERT_EQUAL(n, 6);
+    CU_ASSERT_EQUAL(memcmp(s,
+                           "a\xef\xbf\xbd"
+                           "bc",
+                           6),
+                    0);
+    free(s);
+    /* unknown charset: UTF-8 when valid, else windows-1252 */
+    s = em_to_utf8("\xc3\xa9", 2, "x-no-such-charset", NULL);
+    CU_ASSERT_STRING_EQUAL(s, "\xc3\xa9");
+    free(s);
+    s = em_to_utf8("\xe9t\xe9", 3, "x-no-such-charset", NULL);
+    CU_ASSERT_STRING_EQUAL(s, "\xc3\xa9t\xc3\xa9");
+    free(s);
+    /* a truncated multibyte sequence in a stateful charset */
+    s = em_to_utf8("ab\xa4", 3, "euc-jp", NULL);
+    CU_ASSERT_TRUE(em_utf8_valid(s, strlen(s)));
+    CU_ASSERT_EQUAL(strncmp(s, "ab", 2), 0);
+    free(s);
+    CU_ASSERT_FALSE(em_utf8_valid("\xed\xa0\x80", 3)); /* surrogate */
+    CU_ASSERT_FALSE(em_utf8_valid("\xc0\xaf", 2));     /* overlong */
+    CU_ASSERT_TRUE(em_utf8_valid("\xf0\x9f\x98\x80", 4));
+    /* a body in KOI8-R, quoted-printable */
+    json_object *r =
+        parse_ok("From: a@b.c\nSubject: x\nContent-Type: text/plain; charset=koi8-r\n"
+                 "Content-Transfer-Encoding: quoted-printable\n\n=F0=D2=C9=D7=C5=D4\n");
+    CU_ASSERT_STRING_EQUAL(field(r, "body"), "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82\n");
+    json_object_put(r);
+    /* an undeclared 8-bit header */
+    r = parse_ok("From: \"Ren\xe9\" <r@b.c>\nSubject: na\xefve\n\nx\n");
+    CU_ASSERT_STRING_EQUAL(field(r, "sender_name"), "Ren\xc3\xa9");
+    CU_ASSERT_STRING_EQUAL(field(r, "subject"), "na\xc3\xafve");
+    json_object_put(r);
+}
+
+static void test_transfer_encodings(void)
+{
+    json_object *r =
+        parse_ok("From: a@b.c\nSubject: qp\nContent-Transfer-Encoding: quoted-printable\n"
+                 "Content-Type: text/plain; charset=utf-8\n\n"
+                 "soft=\nbreak and =C3=A9 and =3D\n");
+    CU_ASSERT_STRING_EQUAL(field(r, "body"), "softbreak and \xc3\xa9 and =\n");
+    json_object_put(r);
+    r = parse_ok("From: a@b.c\nSubject: b64\nContent-Transfer-Encoding: base64\n\n"
+                 "SGVsbG8sIHdvcmxkIQ==\n");
+    CU_ASSERT_STRING_EQUAL(field(r, "body"), "Hello, world!");
+    json_object_put(r);
+}
+
+static const char *alternative = "From: a@b.c\nSubject: alt\nMIME-Version: 1.0\n"
+                                 "Content-Type: multipart/alternative; boundary=XX\n\n"
+                                 "--XX\nContent-Type: text/html\n\n<p>html <b>version</b></p>\n"
+                                 "--XX\nContent-Type: text/plain\n\nplain version\n"
+                                 "--XX--\n";
+
+static void test_alternative_prefers_plain(void)
+{
+    json_object *r = parse_ok(alternative);
+    CU_ASSERT_STRING_EQUAL(field(r, "body"), "plain version");
+    CU_ASSERT_STRING_EQUAL(field(r, "body_format"), "plain");
+    json_object_put(r);
+    /* an empty plain part falls back to the html */
+    r = parse_ok("From: a@b.c\nSubject: alt\nContent-Type: multipart/alternative; boundary=XX\n\n"
+                 "--XX\nContent-Type: text/plain\n\n \n"
+                 "--XX\nContent-Type: text/html\n\n<p>only&nbsp;html &amp; more</p>\n--XX--\n");
+    CU_ASSERT_STRING_EQUAL(field(r, "body"), "only html & more");
+    CU_ASSERT_STRING_EQUAL(field(r, "body_format"), "html");
+    json_object_put(r);
+}
+
+static void test_html_to_text(void)
+{
+    const char *html = "<html><head><title>T</title><style>p{}</style></head><body>"
+                       "<h1>Title</h1><p>First   para\ngraph.</p><script>alert(1)</script>"
+                       "<ul><li>one</li><li>two</li></ul><ol><li>a</li><li>b</li></ol>"
+                       "<div>line<br>break</div><p>x &lt; y &eacute; &#8364;</p>"
+                       "<p><a href=\"https://ex.com/p\">profile</a> <a href=\"https://ex.com\">"
+                       "https://ex.com</a></p><table><tr><td>c1</td><td>c2</td></tr></table>"
+                       "<pre>  keep   this</pre></body></html>";
+    char *t = em_html_to_text(html, strlen(html));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_STRING_EQUAL(t, "Title\n\nFirst para graph.\n\n- one\n- two\n\n1. a\n2. b\n\nline\n"
+                              "break\n\nx < y \xc3\xa9 \xe2\x82\xac\n\nprofile <https://ex.com/p> "
+                              "https://ex.com\n\nc1 c2\n\n  keep   this");
+    free(t);
+    /* broken markup is recovered, never crashes */
+    t = em_html_to_text("<p>unclosed <b>bold <i>x</p></div>tail", 38);
+    CU_ASSERT_PTR_NOT_NULL(t);
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "tail"));
+    free(t);
+    t = em_html_to_text("", 0);
+    CU_ASSERT_STRING_EQUAL(t, "");
+    free(t);
+}
+
+static void test_nested_forward_attachments(void)
+{
+    const char *msg =
+        "From: Fwd Er <f@b.c>\nSubject: Fwd: hi\nContent-Type: multipart/mixed; boundary=A\n\n"
+        "--A\nContent-Type: multipart/alternative; boundary=B\n\n"
+        "--B\nContent-Type: text/plain\n\nsee below\n--B\nContent-Type: text/html\n\n<p>x</p>\n"
+        "--B--\n"
+        "--A\nContent-Type: message/rfc822\n\n"
+        "From: Orig Sender <o@b.c>\nSubject: original\nDate: Mon, 30 Nov 2026 10:00:00 +0000\n"
+        "Content-Type: multipart/mixed; boundary=C\n\n"
+        "--C\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: 8bit\n\n"
+        "inner caf\xe9\n"
+        "--C\nContent-Type: application/octet-stream\n"
+        "Content-Disposition: attachment; filename=\"=?UTF-8?Q?r=C3=A9sum=C3=A9.txt?=\"\n"
+        "Content-Transfer-Encoding: base64\n\naGVsbG8=\n--C--\n"
+        "--A\nContent-Type: text/plain\nContent-Disposition: attachment; filename=notes.txt\n\n"
+        "attached text\n--A--\n";
+    json_object *r = parse_ok(msg);
+    const char *body = field(r, "body");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+    CU_ASSERT_PTR_NOT_NULL(strstr(body, "see below"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(body, "---------- Forwarded message ----------\nFrom: Orig Sender"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(body, "Subject: original"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(body, "inner caf\xc3\xa9"));
+    CU_ASSERT_PTR_NULL(strstr(body, "attached text"));
+    json_object *atts;
+    CU_ASSERT_TRUE_FATAL(json_object_object_get_ex(r, "attachments", &atts));
+    CU_ASSERT_EQUAL_FATAL(json_object_array_length(atts), 2);
+    json_object *a0 = json_object_array_get_idx(atts, 0);
+    CU_ASSERT_STRING_EQUAL(field(a0, "filename"), "r\xc3\xa9sum\xc3\xa9.txt");
+    CU_ASSERT_STRING_EQUAL(field(a0, "sha256"),
+                           "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+    json_object *size;
+    CU_ASSERT_TRUE(json_object_object_get_ex(a0, "size", &size));
+    CU_ASSERT_EQUAL(json_object_get_int(size), 5);
+    CU_ASSERT_STRING_EQUAL(field(json_object_array_get_idx(atts, 1), "filename"), "notes.txt");
+    CU_ASSERT_PTR_NULL(field(a0, "content_base64"));
+    json_object_put(r);
+    /* content only on request */
+    em_opts keep = {.keep_content = 1};
+    char err[EM_ERROR_MAX];
+    CU_ASSERT_EQUAL(em_parse_mime("", msg, strlen(msg), &keep, &r, err, sizeof err), 0);
+    json_object_object_get_ex(r, "attachments", &atts);
+    CU_ASSERT_STRING_EQUAL(field(json_object_array_get_idx(atts, 0), "content_base64"), "aGVsbG8=");
+    json_object_put(r);
+}
+
+static void test_malformed(void)
+{
+    char err[EM_ERROR_MAX];
+    CU_ASSERT_EQUAL(parse_err("", 0, err, sizeof err), IK_E_PARSE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "bad.eml: empty message"));
+    CU_ASSERT_EQUAL(parse_err("\n\n\n", 3, err, sizeof err), IK_E_PARSE);
+    const char *notes = "just some text\nthat is not mail\n";
+    CU_ASSERT_EQUAL(parse_err(notes, strlen(notes), err, sizeof err), IK_E_PARSE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a MIME message"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "offset 0"));
+    const char *nohdr = "X-Foo: bar\nX-Bar: baz\n\nbody\n";
+    CU_ASSERT_EQUAL(parse_err(nohdr, strlen(nohdr), err, sizeof err), IK_E_PARSE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "none of From, To, Subject, Date, Message-ID"));
+    const char *nob = "From: a@b.c\nSubject: x\nContent-Type: multipart/mixed\n\n--x\n\nbody\n";
+    CU_ASSERT_EQUAL(parse_err(nob, strlen(nob), err, sizeof err), IK_E_PARSE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "multipart without boundary"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "byte offset"));
+    /* binary garbage after a header-looking first line: parsed, valid UTF-8 */
+    const char bin[] = "Subject: \xff\xfe\x00\x01\n\n\xff\x00\xfe";
+    json_object *r = NULL;
+    int rc = em_parse_mime("", bin, sizeof bin - 1, NULL, &r, err, sizeof err);
+    if (rc == 0) {
+        const char *b = field(r, "body");
+        CU_ASSERT_TRUE(b && em_utf8_valid(b, strlen(b)));
+        const char *s = field(r, "subject");
+        CU_ASSERT_TRUE(s && em_utf8_valid(s, strlen(s)));
+    }
+    json_object_put(r);
+    /* an mbox "From " line before the headers is skipped */
+    r = parse_ok("From a@b.c Sat Nov 28 10:00:00 2026\nSubject: mbox\n\nx\n");
+    CU_ASSERT_STRING_EQUAL(field(r, "subject"), "mbox");
+    json_object_put(r);
+}
+
+static void test_seed_mapping(void)
+{
+    json_object *in = json_tokener_parse(
+        "{\"id\":\"s1\",\"sender_email\":\"a@b.c\",\"sender_name\":\"A B\",\"subject\":\"S\","
+        "\"body\":\"hello\",\"priority\":\"high\",\"custom\":1,"
+        "\"attachments\":[{\"filename\":\"x.pdf\",\"content_type\":\"application/pdf\","
+        "\"content_base64\":\"aGVsbG8=\"}]}");
+    json_object *out = NULL;
+    char err[EM_ERROR_MAX];
+    CU_ASSERT_EQUAL_FATAL(em_from_seed(in, NULL, &out, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(field(out, "schema"), EM_SCHEMA);
+    CU_ASSERT_STRING_EQUAL(field(out, "id"), "s1");
+    CU_ASSERT_STRING_EQUAL(field(out, "sender_email"), "a@b.c");
+    CU_ASSERT_STRING_EQUAL(field(out, "body"), "hello");
+    json_object *atts, *extra, *v;
+    CU_ASSERT_TRUE(json_object_object_get_ex(out, "attachments", &atts));
+    json_object *a = json_object_array_get_idx(atts, 0);
+    CU_ASSERT_STRING_EQUAL(field(a, "sha256"),
+                           "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+    CU_ASSERT_PTR_NULL(field(a, "content_base64"));
+    CU_ASSERT_TRUE(json_object_object_get_ex(out, "extra", &extra));
+    CU_ASSERT_TRUE(json_object_object_get_ex(extra, "custom", &v));
+    CU_ASSERT_TRUE(json_object_object_get_ex(out, "to", &v) &&
+                   json_object_is_type(v, json_type_array));
+    /* an email record is kept as it is */
+    json_object *again = NULL;
+    CU_ASSERT_EQUAL(em_from_seed(out, NULL, &again, err, sizeof err), 0);
+    CU_ASSERT_TRUE(json_object_equal(out, again));
+    json_object_put(again);
+    json_object_put(out);
+    json_object_put(in);
+
+    const char *bad[][2] = {
+        {"[1]", "must be a JSON object"},
+        {"{\"body\":5}", "\"body\" must be string"},
+        {"{\"sender_email\":\"a@b.c\"}", "neither \"body\" nor \"subject\""},
+        {"{\"body\":\"x\",\"attachments\":{}}", "\"attachments\" must be array"},
+        {"{\"body\":\"x\",\"attachments\":[{\"content_base64\":\"a*b\"}]}",
+         "attachments[0].content_base64: invalid base64 character at offset 1"},
+        {"{\"body\":\"x\",\"attachments\":[7]}", "attachments[0] must be an object"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        in = json_tokener_parse(bad[i][0]);
+        out = NULL;
+        err[0] = '\0';
+        CU_ASSERT_EQUAL(em_from_seed(in, NULL, &out, err, sizeof err), IK_E_PARSE);
+        CU_ASSERT_PTR_NULL(out);
+        if (!strstr(err, bad[i][1]))
+            fprintf(stderr, "case %zu: got \"%s\"\n", i, err);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i][1]));
+        json_object_put(in);
+    }
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("email_mime", NULL, NULL);
+    CU_add_test(s, "RFC 2047 headers, addresses, date to UTC", test_headers_rfc2047);
+    CU_add_test(s, "charsets to UTF-8, bad bytes replaced", test_charsets);
+    CU_add_test(s, "quoted-printable and base64", test_transfer_encodings);
+    CU_add_test(s, "multipart/alternative prefers text/plain", test_alternative_prefers_plain);
+    CU_add_test(s, "HTML to text", test_html_to_text);
+    CU_add_test(s, "nested multiparts, forwards, attachments", test_nested_forward_attachments);
+    CU_add_test(s, "malformed messages refused with what and where", test_malformed);
+    CU_add_test(s, "seed JSON mapped onto the email record", test_seed_mapping);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,81 @@
+/*
+ * test_email_normalize.c: the `email_normalize` processor against the fake
+ * host: seed JSON mapped with the diet applied and the body kept, source
+ * metadata copied, diet options honoured, bad payloads failed per record.
+ */
+#include <string.h>
+
+#include <CUnit/Basic.h>
+
+#include "fake_host.h"
+
+const ik_plugin *nz_descriptor(void);
+
+static const char *sget(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) && v ? json_object_get_string(v) : NULL;
+}
+
+static void test_process(void)
+{
+    fake_host fh;
+    fh_init(&fh, nz_descriptor(), NULL);
+    CU_ASSERT_EQUAL_FATAL(fh_create(&fh), 0);
+    ik_record *r = fh_record("a", json_tokener_parse("{\"id\":\"a\",\"subject\":\"s\","
+                                                     "\"body\":\"new   text\\n> old\"}"));
+    ik_record *bad = fh_record("b", json_tokener_parse("[1,2]"));
+    r->meta = NULL;
+    fh.host.record_set_meta(r, "file", "/in/x.json");
+    ik_record *recs[] = {r, bad};
+    ik_result res[2];
+    memset(res, 0, sizeof res);
+    CU_ASSERT_EQUAL(fh.plugin->process(fh.state, recs, 2, res), 0);
+    CU_ASSERT_EQUAL(res[0].status, IK_OK);
+    CU_ASSERT_EQUAL(res[1].status, IK_FAIL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(res[1].reason, "must be a JSON object"));
+    CU_ASSERT_STRING_EQUAL(sget(r->payload, "text"), "new text");
+    CU_ASSERT_STRING_EQUAL(sget(r->payload, "body"), "new   text\n> old");
+    json_object *src;
+    CU_ASSERT_TRUE(json_object_object_get_ex(r->payload, "source", &src));
+    CU_ASSERT_STRING_EQUAL(sget(src, "file"), "/in/x.json");
+    CU_ASSERT_EQUAL(fh_metric_value(&fh, "chars_removed_total"), 8);
+    fh_record_free(r);
+    fh_record_free(bad);
+    fh_free(&fh);
+}
+
+static void test_options(void)
+{
+    const char *opts[] = {"diet", "false", NULL};
+    fake_host fh;
+    fh_init(&fh, nz_descriptor(), opts);
+    CU_ASSERT_EQUAL_FATAL(fh_create(&fh), 0);
+    ik_record *r = fh_record("a", json_tokener_parse("{\"body\":\"a   b\"}"));
+    ik_record *recs[] = {r};
+    ik_result res[1];
+    memset(res, 0, sizeof res);
+    CU_ASSERT_EQUAL(fh.plugin->process(fh.state, recs, 1, res), 0);
+    CU_ASSERT_STRING_EQUAL(sget(r->payload, "text"), "a   b");
+    fh_record_free(r);
+    fh_free(&fh);
+    const char *neg[] = {"max_chars", "-1", NULL};
+    fh_init(&fh, nz_descriptor(), neg);
+    CU_ASSERT_EQUAL(fh_create(&fh), IK_E_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_log(&fh), "max_chars"));
+    fh_free(&fh);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("email_normalize", NULL, NULL);
+    CU_add_test(s, "process", test_process);
+    CU_add_test(s, "options", test_options);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return failed ? 1 : 0;
+}
