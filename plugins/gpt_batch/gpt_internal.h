@@ -1,0 +1,177 @@
+/*
+ * gpt_internal.h: the modules of the gpt_batch processor and what they share:
+ * the model catalog (catalog.c), the strict output schema and result
+ * validation (schema.c), prompt rendering (prompt.c), parsing of API replies
+ * and error bodies (reply.c), retry-hint headers, the client-side rate
+ * limiter and adaptive concurrency (limits.c). gpt_batch.c is the plugin.
+ *
+ * Ownership: functions returning char * or json_object * hand a new
+ * reference to the caller (free / json_object_put). None keeps global state.
+ */
+#ifndef INTAKE_GPT_INTERNAL_H
+#define INTAKE_GPT_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <intake/plugin.h>
+
+/* ---- catalog.c: etc/models.conf ---- */
+
+typedef struct gpt_model {
+    char *id;        /* the model name sent to the API */
+    char *tokenizer; /* "o200k_base" */
+    long context_window, max_input, max_output;
+    /* USD per 1M tokens */
+    double in, cached_in, out, batch_in, batch_cached_in, batch_out;
+    char **efforts; /* allowed reasoning efforts */
+    size_t nefforts;
+} gpt_model;
+
+/* Loads the entry `model` (NULL or "": the catalog's default_model) from the
+ * libconfig catalog at path into out. Errors name the file and line. */
+int gpt_catalog_load(const char *path, const char *model, gpt_model *out, char *err, size_t errlen);
+void gpt_model_free(gpt_model *m);
+int gpt_model_allows_effort(const gpt_model *m, const char *effort);
+/* Cost in USD of a usage, standard or batch prices. */
+double gpt_model_cost(const gpt_model *m, int batch, long input, long cached, long output);
+
+/* ---- schema.c ---- */
+
+/* The strict structured-output schema for a packed request: {results: [
+ * {email_id, ...every field of the extraction schema...}]}, every property
+ * required, optional ones nullable, additionalProperties false everywhere,
+ * keywords strict mode rejects removed. Returns a new object or NULL with
+ * err set. */
+json_object *gpt_strict_schema(json_object *extraction, char *err, size_t errlen);
+
+/* Checks value against a JSON schema (the subset the extraction schema uses:
+ * type incl. unions, properties, required, additionalProperties false,
+ * enum, minimum, maximum, items). 0 when valid, else IK_E_INVAL with the path
+ * and the rule broken in why. */
+int gpt_validate(json_object *schema, json_object *value, char *why, size_t whylen);
+
+/* ---- prompt.c ---- */
+
+/* Renders one email as the block the model reads:
+ *   <email id="ID">\nFrom: ...\nTo: ...\nSubject: ...\n\nBODY\n</email>\n
+ * The id is attribute-escaped; "</email" inside the text is broken up so an
+ * email cannot close its own block. Understands the seed's email JSON
+ * (sender_name, sender_email, subject, body, attachments), the email plugin's
+ * (etc/email.schema.json: `text` preferred over `body`) and common
+ * alternatives (from, to, body_text, html); any
+ * other payload is rendered as its JSON text. Caller frees; NULL on OOM. */
+char *gpt_render_email(const char *id, json_object *payload, size_t *len);
+
+/* The user message for a packed request: a fixed header line then the blocks. */
+extern const char GPT_USER_HEADER[];
+
+/* ---- reply.c: parsing the API's answers (outside input) ---- */
+
+typedef enum gpt_finish {
+    GPT_FIN_OK = 0,  /* complete answer in text */
+    GPT_FIN_LENGTH,  /* max_output_tokens / finish_reason length */
+    GPT_FIN_FILTER,  /* content filter */
+    GPT_FIN_REFUSAL, /* the model refused; refusal text set */
+    GPT_FIN_FAILED,  /* status failed / no message at all */
+} gpt_finish;
+
+typedef struct gpt_usage {
+    long input, cached, output, reasoning;
+} gpt_usage;
+
+typedef struct gpt_reply {
+    gpt_finish finish;
+    char *text;    /* owned; the output text, NULL when none */
+    char *refusal; /* owned */
+    gpt_usage usage;
+    char id[96];
+} gpt_reply;
+
+/* Parses a 200 body of the Responses API (chat = 0) or Chat Completions
+ * (chat = 1). 0 on success, IK_E_PARSE with what and where in err. */
+int gpt_parse_reply(int chat, const char *body, size_t len, gpt_reply *out, char *err,
+                    size_t errlen);
+void gpt_reply_free(gpt_reply *r);
+
+typedef struct gpt_api_error {
+    char message[400];
+    char type[64];
+    char code[64];
+    char param[64];
+} gpt_api_error;
+
+/* Parses an error body {"error": {message, type, param, code}}; 0 or
+ * IK_E_PARSE (out then holds a short excerpt of the body as message). */
+int gpt_parse_error(const char *body, size_t len, gpt_api_error *out);
+
+/* Parses the model's output text: a JSON object with a `results` array.
+ * *results gets a new reference. IK_E_PARSE (truncated or malformed JSON,
+ * with the offset) or IK_E_INVAL (no results array). */
+int gpt_parse_results(const char *text, json_object **results, char *err, size_t errlen);
+
+/* ---- limits.c ---- */
+
+/* Go-style duration ("1s", "6m0s", "12ms", "1h2m3.5s", "250us") in ms. */
+int gpt_parse_duration_ms(const char *s, double *ms);
+/* Retry-After: delay-seconds or an HTTP-date (relative to now). */
+int gpt_parse_retry_after_ms(const char *s, time_t now, double *ms);
+
+typedef struct gpt_hints {
+    double retry_after_ms;                       /* retry-after-ms, else retry-after; < 0 none */
+    int should_retry;                            /* x-should-retry: -1 absent, 0 false, 1 true */
+    long limit_req, limit_tok, rem_req, rem_tok; /* -1 absent */
+    double reset_req_ms, reset_tok_ms;           /* < 0 absent */
+    char request_id[96];
+    char bad[160]; /* first malformed hint header: "name: value" */
+} gpt_hints;
+
+void gpt_hints_init(gpt_hints *h);
+/* Feeds one raw header line ("Name: value\r\n"); unknown headers are ignored,
+ * a malformed known one returns IK_E_PARSE (and is noted in bad). */
+int gpt_hints_header(gpt_hints *h, const char *line, size_t len);
+/* How long a 429 asks to wait, in ms: retry-after-ms, retry-after, then the
+ * reset of the exhausted bucket (or the larger reset); fallback when none. */
+double gpt_hints_wait_ms(const gpt_hints *h, double fallback_ms);
+
+/* Client-side limiter: requests and tokens per minute as token buckets
+ * (capacity = the per-minute limit, refilled continuously), a pause until a
+ * time a 429 named, and an AIMD gate on requests in flight. Thread-safe. */
+typedef struct gpt_limiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    double rpm, tpm;     /* limits; 0 unknown (no limiting) */
+    double req, tok;     /* current bucket levels */
+    double last;         /* last refill, seconds (monotonic) */
+    double paused_until; /* seconds (monotonic) */
+    double conc, conc_min, conc_max;
+    double lat_ewma;      /* request latency, seconds */
+    double last_decrease; /* when conc was last halved (monotonic seconds) */
+    int inflight;
+    int cfg_rpm, cfg_tpm; /* limits were configured (headers only lower them) */
+    double utilization;   /* share of the limit to aim for */
+} gpt_limiter;
+
+int gpt_limiter_init(gpt_limiter *l, double rpm, double tpm, double conc_min, double conc_max,
+                     double utilization);
+void gpt_limiter_destroy(gpt_limiter *l);
+/* Waits until a request of `tokens` may go; stop() is polled every 100 ms and
+ * ends the wait with IK_E_STOPPING. */
+int gpt_limiter_acquire(gpt_limiter *l, double tokens, int (*stop)(void *), void *arg);
+/* Ends a request that took latency_s: overloaded (429/5xx/timeout/slow)
+ * halves the concurrency, at most once per round trip (the latency EWMA),
+ * otherwise it grows by one (additive increase per response). */
+void gpt_limiter_release(gpt_limiter *l, int overloaded, double latency_s);
+/* Charges (or refunds, when negative) tokens after the fact: the real usage
+ * minus the estimate charged at acquire. */
+void gpt_limiter_correct(gpt_limiter *l, double tokens_delta);
+/* Corrects limits and levels from x-ratelimit-* headers. */
+void gpt_limiter_update(gpt_limiter *l, const gpt_hints *h);
+/* No request starts for ms from now. */
+void gpt_limiter_pause(gpt_limiter *l, double ms);
+double gpt_limiter_concurrency(gpt_limiter *l);
+double gpt_now_s(void);
+
+#endif

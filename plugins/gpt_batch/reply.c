@@ -1,0 +1,286 @@
+/*
+ * reply.c: parsers of what the API sends back (outside input): a Responses or
+ * Chat Completions body, an error body, and the model's JSON output text.
+ * Every rejection says what is wrong and where.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpt_internal.h"
+
+void gpt_reply_free(gpt_reply *r)
+{
+    if (!r)
+        return;
+    free(r->text);
+    free(r->refusal);
+    r->text = r->refusal = NULL;
+}
+
+/* Parses exactly len bytes of JSON; NULL with err naming the offset. */
+static json_object *parse_json(const char *what, const char *s, size_t len, char *err,
+                               size_t errlen)
+{
+    if (len > (size_t)0x7fffffff) {
+        snprintf(err, errlen, "%s: body too large (%zu bytes)", what, len);
+        return NULL;
+    }
+    json_tokener *t = json_tokener_new_ex(64);
+    if (!t) {
+        snprintf(err, errlen, "%s: out of memory", what);
+        return NULL;
+    }
+    json_object *o = json_tokener_parse_ex(t, s, (int)len);
+    enum json_tokener_error e = json_tokener_get_error(t);
+    size_t off = json_tokener_get_parse_end(t);
+    if (e == json_tokener_continue) {
+        snprintf(err, errlen, "%s: JSON ends early at byte %zu (truncated)", what, len);
+        json_object_put(o);
+        o = NULL;
+    } else if (e != json_tokener_success || !o) {
+        snprintf(err, errlen, "%s: invalid JSON at byte %zu: %s", what, off,
+                 json_tokener_error_desc(e));
+        json_object_put(o);
+        o = NULL;
+    } else {
+        while (off < len && (s[off] == ' ' || s[off] == '\n' || s[off] == '\r' || s[off] == '\t'))
+            off++;
+        if (off < len) {
+            snprintf(err, errlen, "%s: unexpected data after the JSON value at byte %zu", what,
+                     off);
+            json_object_put(o);
+            o = NULL;
+        }
+    }
+    json_tokener_free(t);
+    return o;
+}
+
+static json_object *get(json_object *o, const char *k)
+{
+    json_object *v = NULL;
+    if (o && json_object_is_type(o, json_type_object))
+        json_object_object_get_ex(o, k, &v);
+    return v;
+}
+
+static const char *gets_(json_object *o, const char *k)
+{
+    json_object *v = get(o, k);
+    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+/* A non-negative integer usage field; absent is 0, a wrong type is an error. */
+static int usage_int(json_object *o, const char *k, long *out, const char *where, char *err,
+                     size_t errlen)
+{
+    json_object *v = get(o, k);
+    if (!v) {
+        *out = 0;
+        return 0;
+    }
+    if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0) {
+        snprintf(err, errlen, "%s.%s: expected a non-negative integer", where, k);
+        return IK_E_PARSE;
+    }
+    *out = (long)json_object_get_int64(v);
+    return 0;
+}
+
+static int parse_usage(int chat, json_object *u, gpt_usage *us, char *err, size_t errlen)
+{
+    if (!u)
+        return 0;
+    if (!json_object_is_type(u, json_type_object)) {
+        snprintf(err, errlen, "usage: expected an object");
+        return IK_E_PARSE;
+    }
+    int rc =
+        usage_int(u, chat ? "prompt_tokens" : "input_tokens", &us->input, "usage", err, errlen);
+    if (!rc)
+        rc = usage_int(u, chat ? "completion_tokens" : "output_tokens", &us->output, "usage", err,
+                       errlen);
+    if (!rc)
+        rc = usage_int(get(u, chat ? "prompt_tokens_details" : "input_tokens_details"),
+                       "cached_tokens", &us->cached, "usage.input_details", err, errlen);
+    if (!rc)
+        rc = usage_int(get(u, chat ? "completion_tokens_details" : "output_tokens_details"),
+                       "reasoning_tokens", &us->reasoning, "usage.output_details", err, errlen);
+    return rc;
+}
+
+static int set_str(char **dst, const char *s)
+{
+    free(*dst);
+    *dst = s ? strdup(s) : NULL;
+    return s && !*dst ? IK_E_NOMEM : 0;
+}
+
+int gpt_parse_reply(int chat, const char *body, size_t len, gpt_reply *out, char *err,
+                    size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    json_object *o = parse_json(chat ? "chat completion" : "response", body, len, err, errlen);
+    if (!o)
+        return IK_E_PARSE;
+    int rc = 0;
+    if (!json_object_is_type(o, json_type_object)) {
+        snprintf(err, errlen, "%s: top level is not an object",
+                 chat ? "chat completion" : "response");
+        rc = IK_E_PARSE;
+        goto out;
+    }
+    const char *id = gets_(o, "id");
+    snprintf(out->id, sizeof out->id, "%s", id ? id : "");
+    rc = parse_usage(chat, get(o, "usage"), &out->usage, err, errlen);
+    if (rc)
+        goto out;
+    if (chat) {
+        json_object *choices = get(o, "choices");
+        if (!choices || !json_object_is_type(choices, json_type_array) ||
+            json_object_array_length(choices) == 0) {
+            snprintf(err, errlen, "chat completion: `choices` missing or empty");
+            rc = IK_E_PARSE;
+            goto out;
+        }
+        json_object *c0 = json_object_array_get_idx(choices, 0);
+        const char *fr = gets_(c0, "finish_reason");
+        json_object *msg = get(c0, "message");
+        if (!msg || !json_object_is_type(msg, json_type_object)) {
+            snprintf(err, errlen, "chat completion: choices[0].message missing");
+            rc = IK_E_PARSE;
+            goto out;
+        }
+        if (fr && strcmp(fr, "length") == 0)
+            out->finish = GPT_FIN_LENGTH;
+        else if (fr && strcmp(fr, "content_filter") == 0)
+            out->finish = GPT_FIN_FILTER;
+        else if (gets_(msg, "refusal")) {
+            out->finish = GPT_FIN_REFUSAL;
+            rc = set_str(&out->refusal, gets_(msg, "refusal"));
+        } else if (!gets_(msg, "content")) {
+            out->finish = GPT_FIN_FAILED;
+            snprintf(err, errlen,
+                     "chat completion: choices[0].message.content is empty "
+                     "(finish_reason %s)",
+                     fr ? fr : "missing");
+        }
+        if (!rc)
+            rc = set_str(&out->text, gets_(msg, "content"));
+        goto out;
+    }
+    const char *status = gets_(o, "status");
+    if (!status) {
+        snprintf(err, errlen, "response: `status` missing");
+        rc = IK_E_PARSE;
+        goto out;
+    }
+    if (strcmp(status, "incomplete") == 0) {
+        const char *reason = gets_(get(o, "incomplete_details"), "reason");
+        out->finish =
+            reason && strcmp(reason, "content_filter") == 0 ? GPT_FIN_FILTER : GPT_FIN_LENGTH;
+    } else if (strcmp(status, "completed") != 0) {
+        out->finish = GPT_FIN_FAILED;
+        const char *m = gets_(get(o, "error"), "message");
+        snprintf(err, errlen, "response: status %s%s%s", status, m ? ": " : "", m ? m : "");
+    }
+    json_object *output = get(o, "output");
+    if (output && !json_object_is_type(output, json_type_array)) {
+        snprintf(err, errlen, "response: `output` is not an array");
+        rc = IK_E_PARSE;
+        goto out;
+    }
+    for (size_t i = 0; output && i < json_object_array_length(output); i++) {
+        json_object *it = json_object_array_get_idx(output, i);
+        const char *type = gets_(it, "type");
+        if (!type || strcmp(type, "message") != 0)
+            continue;
+        json_object *content = get(it, "content");
+        if (!content || !json_object_is_type(content, json_type_array)) {
+            snprintf(err, errlen, "response: output[%zu].content is not an array", i);
+            rc = IK_E_PARSE;
+            goto out;
+        }
+        for (size_t k = 0; k < json_object_array_length(content); k++) {
+            json_object *part = json_object_array_get_idx(content, k);
+            const char *pt = gets_(part, "type");
+            if (pt && strcmp(pt, "output_text") == 0 && gets_(part, "text")) {
+                if (!out->text) {
+                    rc = set_str(&out->text, gets_(part, "text"));
+                } else { /* several parts: concatenate */
+                    const char *more = gets_(part, "text");
+                    char *g = realloc(out->text, strlen(out->text) + strlen(more) + 1);
+                    if (!g) {
+                        rc = IK_E_NOMEM;
+                    } else {
+                        strcat(g, more);
+                        out->text = g;
+                    }
+                }
+            } else if (pt && strcmp(pt, "refusal") == 0) {
+                rc = set_str(&out->refusal,
+                             gets_(part, "refusal") ? gets_(part, "refusal") : "(no refusal text)");
+                if (out->finish == GPT_FIN_OK)
+                    out->finish = GPT_FIN_REFUSAL;
+            }
+            if (rc)
+                goto out;
+        }
+    }
+    if (out->finish == GPT_FIN_OK && !out->text) {
+        out->finish = GPT_FIN_FAILED;
+        snprintf(err, errlen, "response: completed without an output_text part");
+    }
+out:
+    if (rc)
+        gpt_reply_free(out);
+    json_object_put(o);
+    return rc;
+}
+
+int gpt_parse_error(const char *body, size_t len, gpt_api_error *out)
+{
+    memset(out, 0, sizeof *out);
+    char err[200];
+    json_object *o = parse_json("error body", body, len, err, sizeof err);
+    json_object *e = get(o, "error");
+    if (!e || !json_object_is_type(e, json_type_object)) {
+        /* not the documented shape: keep a printable excerpt */
+        size_t n = len < 200 ? len : 200, k = 0;
+        for (size_t i = 0; i < n && k + 1 < sizeof out->message; i++)
+            out->message[k++] = (body[i] >= 32 && body[i] < 127) ? body[i] : ' ';
+        out->message[k] = 0;
+        json_object_put(o);
+        return IK_E_PARSE;
+    }
+    const char *m = gets_(e, "message"), *t = gets_(e, "type"), *c = gets_(e, "code"),
+               *p = gets_(e, "param");
+    snprintf(out->message, sizeof out->message, "%s", m ? m : "");
+    snprintf(out->type, sizeof out->type, "%s", t ? t : "");
+    snprintf(out->code, sizeof out->code, "%s", c ? c : "");
+    snprintf(out->param, sizeof out->param, "%s", p ? p : "");
+    json_object_put(o);
+    return 0;
+}
+
+int gpt_parse_results(const char *text, json_object **results, char *err, size_t errlen)
+{
+    *results = NULL;
+    if (!text) {
+        snprintf(err, errlen, "model output: empty");
+        return IK_E_PARSE;
+    }
+    json_object *o = parse_json("model output", text, strlen(text), err, errlen);
+    if (!o)
+        return IK_E_PARSE;
+    json_object *r = get(o, "results");
+    if (!r || !json_object_is_type(r, json_type_array)) {
+        snprintf(err, errlen, "model output: no `results` array at the top level");
+        json_object_put(o);
+        return IK_E_INVAL;
+    }
+    *results = json_object_get(r);
+    json_object_put(o);
+    return 0;
+}

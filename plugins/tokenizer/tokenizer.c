@@ -1,0 +1,700 @@
+/*
+ * tokenizer.c: the o200k_base tokenizer (see tokenizer.h): rank-file parser
+ * with SHA-256 check, PCRE2 pre-tokenizer, BPE merge loop, special tokens.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+
+#include "tokenizer.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pcre2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <intake/plugin.h>
+
+/* The o200k_base pre-tokenizer pattern (tiktoken_ext/openai_public.py). */
+static const char O200K_PATTERN[] =
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "|\\p{N}{1,3}"
+    "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*"
+    "|\\s*[\\r\\n]+"
+    "|\\s+(?!\\S)"
+    "|\\s+";
+
+static const struct {
+    const char *text;
+    uint32_t id;
+} SPECIALS[] = {{"<|endoftext|>", IK_TOK_ENDOFTEXT}, {"<|endofprompt|>", IK_TOK_ENDOFPROMPT}};
+
+#define TOK_MAX_LEN 1024 /* longest token accepted from a rank file, in bytes */
+
+typedef struct tok_slot {
+    uint32_t off; /* into bytes */
+    uint16_t len; /* 0: empty slot */
+    uint16_t tag; /* 16 more bits of the hash: most mismatches end here */
+    uint32_t rank;
+} tok_slot;
+
+struct ik_tok {
+    unsigned char *bytes; /* every token's bytes, back to back */
+    size_t nbytes;
+    tok_slot *slots; /* open addressing, power of two */
+    size_t mask;
+    size_t count;
+    pcre2_code *re;
+    int jit; /* the pattern is JIT-compiled: pcre2_jit_match's fast path */
+};
+
+/* ---- SHA-256 (FIPS 180-4) ---- */
+
+typedef struct sha256_ctx {
+    uint32_t h[8];
+    unsigned char buf[64];
+    size_t nbuf;
+    uint64_t total;
+} sha256_ctx;
+
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+static uint32_t ror32(uint32_t x, unsigned n)
+{
+    return (x >> n) | (x << (32 - n));
+}
+
+static void sha256_block(sha256_ctx *c, const unsigned char *p)
+{
+    uint32_t w[64];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3], e = c->h[4], f = c->h[5],
+             g = c->h[6], h = c->h[7];
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 =
+            h + (ror32(e, 6) ^ ror32(e, 11) ^ ror32(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
+        uint32_t t2 = (ror32(a, 2) ^ ror32(a, 13) ^ ror32(a, 22)) + ((a & b) ^ (a & cc) ^ (b & cc));
+        h = g;
+        g = f;
+        f = e;
+        e = d + t1;
+        d = cc;
+        cc = b;
+        b = a;
+        a = t1 + t2;
+    }
+    c->h[0] += a;
+    c->h[1] += b;
+    c->h[2] += cc;
+    c->h[3] += d;
+    c->h[4] += e;
+    c->h[5] += f;
+    c->h[6] += g;
+    c->h[7] += h;
+}
+
+void ik_sha256_hex(const unsigned char *data, size_t len, char hex[65])
+{
+    sha256_ctx c = {{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c,
+                     0x1f83d9ab, 0x5be0cd19},
+                    {0},
+                    0,
+                    0};
+    size_t i = 0;
+    for (; i + 64 <= len; i += 64)
+        sha256_block(&c, data + i);
+    unsigned char tail[128];
+    size_t rest = len - i;
+    memcpy(tail, data + i, rest);
+    tail[rest] = 0x80;
+    size_t padlen = rest + 1 + 8 <= 64 ? 64 : 128;
+    memset(tail + rest + 1, 0, padlen - rest - 1);
+    uint64_t bits = (uint64_t)len * 8;
+    for (int k = 0; k < 8; k++)
+        tail[padlen - 1 - k] = (unsigned char)(bits >> (8 * k));
+    sha256_block(&c, tail);
+    if (padlen == 128)
+        sha256_block(&c, tail + 64);
+    for (int k = 0; k < 8; k++)
+        snprintf(hex + 8 * k, 9, "%08x", c.h[k]);
+}
+
+/* ---- rank table ---- */
+
+static uint64_t hash_bytes(const unsigned char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h ^ (h >> 29);
+}
+
+/* Rank of the byte string p[0..n), or UINT32_MAX when it is not a token. */
+static uint16_t tag_of(uint64_t h)
+{
+    return (uint16_t)(h >> 48);
+}
+
+static uint32_t rank_of(const ik_tok *t, const unsigned char *p, size_t n)
+{
+    if (n > TOK_MAX_LEN)
+        return UINT32_MAX;
+    uint64_t h = hash_bytes(p, n);
+    uint16_t tag = tag_of(h);
+    size_t i = (size_t)h & t->mask;
+    for (;;) {
+        const tok_slot *s = &t->slots[i];
+        if (s->len == 0)
+            return UINT32_MAX;
+        if (s->tag == tag && s->len == n && memcmp(t->bytes + s->off, p, n) == 0)
+            return s->rank;
+        i = (i + 1) & t->mask;
+    }
+}
+
+static int b64val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* Decodes standard padded base64 p[0..n) into out (room for 3n/4 bytes).
+ * Returns the decoded length, or -1 when the text is not valid base64. */
+static long b64decode(const unsigned char *p, size_t n, unsigned char *out)
+{
+    if (n == 0 || n % 4 != 0)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4];
+        for (int k = 0; k < 4; k++) {
+            if (p[i + k] == '=' && i + 4 == n && k >= 2) {
+                v[k] = -2;
+                continue;
+            }
+            v[k] = b64val(p[i + k]);
+            if (v[k] < 0)
+                return -1;
+        }
+        if (v[2] == -2 && v[3] != -2)
+            return -1;
+        out[o++] = (unsigned char)(v[0] << 2 | v[1] >> 4);
+        if (v[2] >= 0)
+            out[o++] = (unsigned char)((v[1] & 15) << 4 | v[2] >> 2);
+        if (v[3] >= 0)
+            out[o++] = (unsigned char)((v[2] & 3) << 6 | v[3]);
+    }
+    return (long)o;
+}
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+void ik_tok_free(ik_tok *tok)
+{
+    if (!tok)
+        return;
+    free(tok->bytes);
+    free(tok->slots);
+    if (tok->re)
+        pcre2_code_free(tok->re);
+    free(tok);
+}
+
+size_t ik_tok_vocab(const ik_tok *tok)
+{
+    return tok ? tok->count : 0;
+}
+
+static int compile_pattern(ik_tok *t, char *err, size_t errlen)
+{
+    int ec;
+    PCRE2_SIZE eo;
+    t->re = pcre2_compile((PCRE2_SPTR)O200K_PATTERN, PCRE2_ZERO_TERMINATED,
+                          PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
+    if (!t->re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(ec, msg, sizeof msg);
+        seterr(err, errlen, "tokenizer: pre-tokenizer pattern does not compile at offset %zu: %s",
+               (size_t)eo, (const char *)msg);
+        return IK_E_INVAL;
+    }
+    /* optional: the interpreter also works */
+    t->jit = pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE) == 0;
+    return 0;
+}
+
+int ik_tok_load_mem(const char *name, const unsigned char *data, size_t len, ik_tok **out,
+                    char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!name)
+        name = "rank file";
+    ik_tok *t = calloc(1, sizeof *t);
+    if (!t)
+        return IK_E_NOMEM;
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += data[i] == '\n';
+    lines++;
+    size_t cap = 1024;
+    while (cap < lines * 4) /* load factor at most 1/4: short probe runs */
+        cap <<= 1;
+    t->slots = calloc(cap, sizeof *t->slots);
+    t->bytes = malloc(len ? len : 1); /* decoded tokens are shorter than their lines */
+    if (!t->slots || !t->bytes) {
+        ik_tok_free(t);
+        return IK_E_NOMEM;
+    }
+    t->mask = cap - 1;
+    size_t pos = 0, lineno = 0;
+    int rc = 0;
+    while (pos < len) {
+        lineno++;
+        const unsigned char *line = data + pos;
+        const unsigned char *nl = memchr(line, '\n', len - pos);
+        size_t ll = nl ? (size_t)(nl - line) : len - pos;
+        pos += ll + (nl ? 1 : 0);
+        if (ll > 0 && line[ll - 1] == '\r')
+            ll--;
+        if (ll == 0) {
+            seterr(err, errlen, "%s:%zu: empty line; expected \"<base64> <rank>\"", name, lineno);
+            rc = IK_E_PARSE;
+            break;
+        }
+        const unsigned char *sp = memchr(line, ' ', ll);
+        if (!sp) {
+            seterr(err, errlen, "%s:%zu: no space between token and rank", name, lineno);
+            rc = IK_E_PARSE;
+            break;
+        }
+        size_t b64len = (size_t)(sp - line);
+        if (b64len / 4 * 3 > TOK_MAX_LEN) {
+            seterr(err, errlen, "%s:%zu: token longer than %d bytes", name, lineno, TOK_MAX_LEN);
+            rc = IK_E_PARSE;
+            break;
+        }
+        unsigned char *dst = t->bytes + t->nbytes;
+        long dl = b64decode(line, b64len, dst);
+        if (dl <= 0) {
+            seterr(err, errlen, "%s:%zu:1: token is not valid base64", name, lineno);
+            rc = IK_E_PARSE;
+            break;
+        }
+        const unsigned char *r = sp + 1, *rend = line + ll;
+        if (r == rend) {
+            seterr(err, errlen, "%s:%zu:%zu: missing rank", name, lineno, b64len + 2);
+            rc = IK_E_PARSE;
+            break;
+        }
+        uint64_t rank = 0;
+        for (; r < rend; r++) {
+            if (*r < '0' || *r > '9' || rank > 100000000u) {
+                seterr(err, errlen, "%s:%zu:%zu: rank is not a decimal number below 100000000",
+                       name, lineno, (size_t)(r - line) + 1);
+                rc = IK_E_PARSE;
+                break;
+            }
+            rank = rank * 10 + (uint64_t)(*r - '0');
+        }
+        if (rc)
+            break;
+        if (t->count + 1 > cap / 4) {
+            seterr(err, errlen, "%s:%zu: too many entries", name, lineno);
+            rc = IK_E_PARSE;
+            break;
+        }
+        if (rank_of(t, dst, (size_t)dl) != UINT32_MAX) {
+            seterr(err, errlen, "%s:%zu: duplicate token", name, lineno);
+            rc = IK_E_PARSE;
+            break;
+        }
+        uint64_t h = hash_bytes(dst, (size_t)dl);
+        size_t i = (size_t)h & t->mask;
+        while (t->slots[i].len)
+            i = (i + 1) & t->mask;
+        t->slots[i].off = (uint32_t)t->nbytes;
+        t->slots[i].len = (uint16_t)dl;
+        t->slots[i].tag = tag_of(h);
+        t->slots[i].rank = (uint32_t)rank;
+        t->nbytes += (size_t)dl;
+        t->count++;
+    }
+    if (!rc && t->count == 0) {
+        seterr(err, errlen, "%s: no entries", name);
+        rc = IK_E_PARSE;
+    }
+    for (int b = 0; !rc && b < 256; b++) {
+        unsigned char c = (unsigned char)b;
+        if (rank_of(t, &c, 1) == UINT32_MAX) {
+            seterr(err, errlen, "%s: no rank for the single byte 0x%02x; BPE needs all 256", name,
+                   b);
+            rc = IK_E_PARSE;
+        }
+    }
+    if (!rc)
+        rc = compile_pattern(t, err, errlen);
+    if (rc) {
+        ik_tok_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+int ik_tok_load_file(const char *path, const char *sha256_hex, ik_tok **out, char *err,
+                     size_t errlen)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return errno == ENOENT ? IK_E_NOTFOUND : IK_E_IO;
+    }
+    unsigned char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 1 << 20;
+            unsigned char *g = realloc(buf, cap);
+            if (!g) {
+                free(buf);
+                fclose(f);
+                return IK_E_NOMEM;
+            }
+            buf = g;
+        }
+        size_t r = fread(buf + len, 1, cap - len, f);
+        len += r;
+        if (r == 0)
+            break;
+    }
+    int ioerr = ferror(f);
+    fclose(f);
+    if (ioerr) {
+        free(buf);
+        seterr(err, errlen, "%s: read error", path);
+        return IK_E_IO;
+    }
+    if (sha256_hex && sha256_hex[0]) {
+        char hex[65];
+        ik_sha256_hex(buf, len, hex);
+        if (strcasecmp(hex, sha256_hex) != 0) {
+            free(buf);
+            seterr(err, errlen,
+                   "%s: SHA-256 is %s, expected %s (wrong or corrupted rank file; fetch it "
+                   "again with tools/deps)",
+                   path, hex, sha256_hex);
+            return IK_E_INVAL;
+        }
+    }
+    int rc = ik_tok_load_mem(path, buf, len, out, err, errlen);
+    free(buf);
+    return rc;
+}
+
+/* ---- encoding ---- */
+
+typedef struct u32vec {
+    uint32_t *v;
+    size_t n, cap;
+    int oom;
+} u32vec;
+
+static void vpush(u32vec *v, uint32_t x)
+{
+    if (!v)
+        return;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 64;
+        uint32_t *g = realloc(v->v, cap * sizeof *g);
+        if (!g) {
+            v->oom = 1;
+            return;
+        }
+        v->v = g;
+        v->cap = cap;
+    }
+    v->v[v->n++] = x;
+}
+
+typedef struct hent {
+    uint32_t rank, pos, ver;
+} hent;
+
+static int hless(const hent *a, const hent *b)
+{
+    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
+}
+
+static void hpush(hent *h, size_t *n, hent e)
+{
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!hless(&e, &h[parent]))
+            break;
+        h[i] = h[parent];
+        i = parent;
+    }
+    h[i] = e;
+}
+
+static hent hpop(hent *h, size_t *n)
+{
+    hent top = h[0], last = h[--(*n)];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n)
+            break;
+        if (c + 1 < *n && hless(&h[c + 1], &h[c]))
+            c++;
+        if (!hless(&h[c], &last))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n)
+        h[i] = last;
+    return top;
+}
+
+/* Byte-pair merges of a long piece in O(n log n): parts form a linked list
+ * keyed by start offset; a heap holds (rank of the part and its successor,
+ * start) with lazy invalidation by a per-part version. Popping the smallest
+ * (rank, start) is tiktoken's "lowest rank, leftmost on ties". */
+static size_t bpe_long(const ik_tok *t, const unsigned char *p, size_t len, u32vec *v)
+{
+    uint32_t *nxt = malloc((len + 1) * sizeof *nxt), *prv = malloc((len + 1) * sizeof *prv),
+             *ver = calloc(len + 1, sizeof *ver);
+    hent *heap = malloc(3 * (len + 1) * sizeof *heap);
+    if (!nxt || !prv || !ver || !heap) {
+        free(nxt);
+        free(prv);
+        free(ver);
+        free(heap);
+        if (v)
+            v->oom = 1;
+        return ik_tok_estimate((const char *)p, len);
+    }
+    size_t hn = 0, parts = len;
+    for (size_t i = 0; i <= len; i++) {
+        nxt[i] = (uint32_t)(i < len ? i + 1 : len);
+        prv[i] = (uint32_t)(i ? i - 1 : 0);
+    }
+    for (size_t i = 0; i + 1 < len; i++) {
+        uint32_t r = rank_of(t, p + i, 2);
+        if (r != UINT32_MAX)
+            hpush(heap, &hn, (hent){r, (uint32_t)i, 0});
+    }
+    while (hn) {
+        hent e = hpop(heap, &hn);
+        if (e.ver != ver[e.pos])
+            continue; /* stale: the part changed since */
+        uint32_t i = e.pos, j = nxt[i];
+        /* merge j into i */
+        nxt[i] = nxt[j];
+        if (nxt[j] < len)
+            prv[nxt[j]] = i;
+        ver[j] = UINT32_MAX; /* dead */
+        ver[i]++;
+        parts--;
+        if (nxt[i] < len) {
+            uint32_t r = rank_of(t, p + i, nxt[nxt[i]] - i);
+            if (r != UINT32_MAX)
+                hpush(heap, &hn, (hent){r, i, ver[i]});
+        }
+        if (i > 0) {
+            uint32_t q = prv[i];
+            ver[q]++;
+            uint32_t r = rank_of(t, p + q, nxt[i] - q);
+            if (r != UINT32_MAX)
+                hpush(heap, &hn, (hent){r, q, ver[q]});
+        }
+    }
+    for (size_t i = 0; i < len; i = nxt[i])
+        vpush(v, rank_of(t, p + i, nxt[i] - i));
+    free(nxt);
+    free(prv);
+    free(ver);
+    free(heap);
+    return parts;
+}
+
+/* Byte-pair merges of one piece (tiktoken's _byte_pair_merge). Emits into v
+ * when non-NULL; returns the number of tokens. Short pieces use the simple
+ * quadratic scan on the stack, long ones bpe_long. */
+static size_t bpe_piece(const ik_tok *t, const unsigned char *p, size_t len, u32vec *v)
+{
+    uint32_t whole = rank_of(t, p, len);
+    if (whole != UINT32_MAX) {
+        vpush(v, whole);
+        return 1;
+    }
+    if (len + 1 > 64)
+        return bpe_long(t, p, len, v);
+    size_t start[64], rank[64];
+    size_t n = len + 1; /* boundaries incl. the end */
+    for (size_t i = 0; i < n; i++)
+        start[i] = i;
+    /* rank[i]: rank of bytes start[i]..start[i+2], for i + 2 < n */
+    for (size_t i = 0; i + 2 < n; i++)
+        rank[i] = rank_of(t, p + start[i], start[i + 2] - start[i]);
+    for (;;) {
+        size_t best = UINT32_MAX, bi = 0;
+        for (size_t i = 0; i + 2 < n; i++) {
+            if (rank[i] < best) {
+                best = rank[i];
+                bi = i;
+            }
+        }
+        if (best == UINT32_MAX)
+            break;
+        /* merge boundary bi+1 away */
+        memmove(&start[bi + 1], &start[bi + 2], (n - bi - 2) * sizeof *start);
+        memmove(&rank[bi + 1], &rank[bi + 2], (n >= bi + 4 ? n - bi - 4 : 0) * sizeof *rank);
+        n--;
+        if (bi + 2 < n)
+            rank[bi] = rank_of(t, p + start[bi], start[bi + 2] - start[bi]);
+        else
+            rank[bi] = UINT32_MAX;
+        if (bi > 0)
+            rank[bi - 1] = rank_of(t, p + start[bi - 1], start[bi + 1] - start[bi - 1]);
+    }
+    for (size_t i = 0; i + 1 < n; i++)
+        vpush(v, rank_of(t, p + start[i], start[i + 1] - start[i]));
+    return n - 1;
+}
+
+/* Splits text[0..len) with the pattern and merges each piece; returns the
+ * token count. Falls back to the interpreter when the JIT stack runs out. */
+static size_t encode_ordinary(const ik_tok *t, const unsigned char *text, size_t len, u32vec *v)
+{
+    if (len == 0)
+        return 0;
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(t->re, NULL);
+    if (!md) {
+        if (v)
+            v->oom = 1;
+        return ik_tok_estimate((const char *)text, len);
+    }
+    size_t count = 0, off = 0;
+    while (off < len) {
+        int rc = t->jit ? pcre2_jit_match(t->re, text, len, off, 0, md, NULL)
+                        : pcre2_match(t->re, text, len, off, 0, md, NULL);
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
+            rc = pcre2_match(t->re, text, len, off, PCRE2_NO_JIT, md, NULL);
+        if (rc < 0) {
+            /* No match (only possible on invalid UTF-8): one byte as a token. */
+            count += bpe_piece(t, text + off, 1, v);
+            off++;
+            continue;
+        }
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        size_t s = ov[0], e = ov[1];
+        if (s > off) /* skipped bytes (invalid UTF-8) are tokens of their own */
+            for (size_t k = off; k < s; k++)
+                count += bpe_piece(t, text + k, 1, v);
+        if (e == s) { /* cannot happen with this pattern; guard anyway */
+            count += bpe_piece(t, text + s, 1, v);
+            off = s + 1;
+            continue;
+        }
+        count += bpe_piece(t, text + s, e - s, v);
+        off = e;
+    }
+    pcre2_match_data_free(md);
+    return count;
+}
+
+size_t ik_tok_count(const ik_tok *tok, const char *text, size_t len)
+{
+    if (!tok)
+        return ik_tok_estimate(text, len);
+    return encode_ordinary(tok, (const unsigned char *)text, len, NULL);
+}
+
+int ik_tok_encode(const ik_tok *tok, const char *text, size_t len, int allow_special,
+                  uint32_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!tok)
+        return IK_E_INVAL;
+    u32vec v = {0};
+    const unsigned char *p = (const unsigned char *)text;
+    size_t off = 0;
+    while (off < len) {
+        size_t next = len, which = 0;
+        if (allow_special) {
+            for (size_t k = 0; k < sizeof SPECIALS / sizeof *SPECIALS; k++) {
+                const char *hit =
+                    memmem(p + off, len - off, SPECIALS[k].text, strlen(SPECIALS[k].text));
+                if (hit && (size_t)((const unsigned char *)hit - p) < next) {
+                    next = (size_t)((const unsigned char *)hit - p);
+                    which = k;
+                }
+            }
+        }
+        encode_ordinary(tok, p + off, next - off, &v);
+        if (next == len)
+            break;
+        vpush(&v, SPECIALS[which].id);
+        off = next + strlen(SPECIALS[which].text);
+    }
+    if (v.oom) {
+        free(v.v);
+        return IK_E_NOMEM;
+    }
+    *out = v.v;
+    *n = v.n;
+    return 0;
+}
+
+size_t ik_tok_estimate(const char *text, size_t len)
+{
+    (void)text;
+    return (len + 2) / 3;
+}

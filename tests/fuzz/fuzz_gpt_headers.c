@@ -1,0 +1,52 @@
+/*
+ * fuzz_gpt_headers.c: feeds arbitrary bytes, split into lines, to the
+ * gpt_batch retry-hint parsers (plugins/gpt_batch/limits.c): header lines,
+ * Go-style durations and Retry-After values. Checks that a rejected known
+ * header is named, that parsed waits are finite and non-negative, and that
+ * the wait chosen for a 429 is never negative.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpt_batch/gpt_internal.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_gpt_headers: check failed: %s (line %d)\n", #cond, __LINE__);    \
+            __builtin_trap();                                                                      \
+        }                                                                                          \
+    } while (0)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    gpt_hints h;
+    gpt_hints_init(&h);
+    const char *p = (const char *)data, *end = p + size;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+        int rc = gpt_hints_header(&h, p, len);
+        CHECK(rc == 0 || (rc == IK_E_PARSE && h.bad[0]));
+        /* the same bytes as a lone value */
+        char v[256];
+        size_t vl = len < sizeof v - 1 ? len : sizeof v - 1;
+        memcpy(v, p, vl);
+        v[vl] = 0;
+        double ms;
+        if (gpt_parse_duration_ms(v, &ms) == 0)
+            CHECK(ms >= 0 && !isnan(ms));
+        if (gpt_parse_retry_after_ms(v, 1764331200, &ms) == 0)
+            CHECK(ms >= 0 && !isnan(ms));
+        p += len;
+    }
+    double w = gpt_hints_wait_ms(&h, 1000);
+    CHECK(w >= 0 || h.retry_after_ms < 0);
+    CHECK(!isnan(w));
+    return 0;
+}
