@@ -984,7 +984,9 @@ int ik_pipeline_start(ik_pipeline *p, ik_err *err)
 int ik_pipeline_finished(ik_pipeline *p)
 {
     pthread_mutex_lock(&p->mu);
-    int done = p->source_done && p->inflight == 0;
+    /* A pipeline whose source never started (start-up failed) has nothing
+     * in flight and nothing to wait for. */
+    int done = (p->source_done || !p->source_started) && p->inflight == 0;
     pthread_mutex_unlock(&p->mu);
     return done;
 }

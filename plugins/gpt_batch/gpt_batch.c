@@ -34,7 +34,9 @@
 
 #include <intake/plugin.h>
 
+#include "email/email.h"
 #include "gpt_internal.h"
+#include "rules/extract.h"
 #include "tokenizer.h"
 
 #define MAX_BODY_BYTES (64u << 20)
@@ -92,6 +94,9 @@ typedef struct gb_state {
     int blocked;
     double blocked_at;
     char block_reason[IK_REASON_MAX];
+    /* no API key and fallback = "rules": extract offline instead */
+    int rules_fallback;
+    em_diet_opts dopts;
 } gb_state;
 
 static const ik_option gb_options[] = {
@@ -154,6 +159,9 @@ static const ik_option gb_options[] = {
      "logged once."},
     {"tokenizer_sha256", IK_OPT_STRING, IK_TOK_O200K_SHA256, 0, "Expected SHA-256 of the file."},
     {"result_field", IK_OPT_STRING, "extraction", 0, "Payload field that receives the extraction."},
+    {"fallback", IK_OPT_STRING, "rules", 0,
+     "Without an API key: \"rules\" extracts with the offline rules extractor (said once in "
+     "the log, metadata extracted_by=rules); \"none\" refuses to start."},
     {0},
 };
 
@@ -388,19 +396,35 @@ static int gb_create(const ik_host *host, ik_instance *self, void **state)
     st->quota_recheck_ms = host->opt_duration_ms(self, "quota_recheck");
 
     /* key */
+    const char *fallback = host->opt_string(self, "fallback");
+    if (!fallback || (strcmp(fallback, "rules") != 0 && strcmp(fallback, "none") != 0))
+        return gb_fail(st, IK_E_CONFIG, "option fallback: expected \"rules\" or \"none\"");
     const char *key = host->opt_string(self, "api_key");
     if (!key || !key[0]) {
         const char *env = host->opt_string(self, "api_key_env");
         key = env && env[0] ? getenv(env) : NULL;
-        if (!key || !key[0]) {
+        if ((!key || !key[0]) && strcmp(fallback, "rules") == 0) {
+            /* No key is not an error on a laptop: extract offline, and say so. */
+            host->log(self, IK_LOG_WARN,
+                      "no API key (api_key, or the variable %s): extracting with the offline "
+                      "rules extractor instead of %s",
+                      env && env[0] ? env : "(api_key_env is empty)", st->model.id);
+            st->rules_fallback = 1;
+            st->dopts.quotes = 1;
+            st->dopts.disclaimers = 1;
+            st->dopts.max_chars = 6000;
+            em_init();
+        } else if (!key || !key[0]) {
             snprintf(err, sizeof err, "no API key: set api_key or the variable %s",
                      env && env[0] ? env : "(api_key_env is empty)");
             return gb_fail(st, IK_E_CONFIG, err);
         }
     }
-    rc = build_url_and_auth(st, key, err, sizeof err);
-    if (rc)
-        return gb_fail(st, rc, rc == IK_E_NOMEM ? "out of memory" : err);
+    if (!st->rules_fallback) {
+        rc = build_url_and_auth(st, key, err, sizeof err);
+        if (rc)
+            return gb_fail(st, rc, rc == IK_E_NOMEM ? "out of memory" : err);
+    }
 
     /* tokenizer */
     const char *tf = host->opt_string(self, "tokenizer_file");
@@ -1080,11 +1104,27 @@ static void run_group(job *j, const size_t *idx, size_t k, int depth)
     free(body);
 }
 
+/* The no-API-key path: the rules extractor, record by record. */
+static int rules_fallback_process(gb_state *st, ik_record *const *recs, size_t n,
+                                  ik_result *results)
+{
+    for (size_t i = 0; i < n; i++) {
+        int found = 0;
+        int rc =
+            rx_extract_record(st->host, recs[i], &st->dopts, st->result_field, &results[i], &found);
+        if (rc == IK_E_NOMEM)
+            return IK_E_NOMEM;
+    }
+    return 0;
+}
+
 static int gb_process(void *state, ik_record *const *recs, size_t n, ik_result *results)
 {
     gb_state *st = state;
     if (n == 0)
         return 0;
+    if (st->rules_fallback)
+        return rules_fallback_process(st, recs, n, results);
     job j = {st,
              recs,
              results,

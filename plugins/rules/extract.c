@@ -1256,3 +1256,36 @@ done:
     free(c.state);
     return out;
 }
+
+int rx_extract_record(const ik_host *host, ik_record *rec, const em_diet_opts *dopts,
+                      const char *field, ik_result *res, int *found)
+{
+    json_object *payload = host->record_payload(rec), *v;
+    int normalised = json_object_object_get_ex(payload, "schema", &v) &&
+                     json_object_is_type(v, json_type_string) &&
+                     strcmp(json_object_get_string(v), EM_SCHEMA) == 0 &&
+                     json_object_object_get_ex(payload, "text", &v);
+    if (!normalised) {
+        char err[EM_ERROR_MAX] = "";
+        json_object *out = NULL;
+        int rc = em_normalize(payload, &(em_opts){0}, dopts, &out, err, sizeof err);
+        if (rc == IK_E_NOMEM)
+            return IK_E_NOMEM;
+        if (rc != 0) {
+            res->status = IK_FAIL;
+            snprintf(res->reason, sizeof res->reason, "not an email: %s", err);
+            return IK_E_PARSE;
+        }
+        em_set_source(out, host, rec);
+        host->record_set_payload(rec, out);
+        payload = out;
+    }
+    json_object *ex = rx_extract(payload);
+    if (!ex)
+        return IK_E_NOMEM;
+    *found = 0;
+    for (int f = 0; f < RX_NFIELDS; f++)
+        *found += json_object_object_get_ex(ex, rx_fields[f], &v) && v != NULL;
+    json_object_object_add(payload, field, ex);
+    return host->record_set_meta(rec, "extracted_by", "rules") == 0 ? 0 : IK_E_NOMEM;
+}

@@ -77,34 +77,12 @@ static int rules_process(void *state, ik_record *const *recs, size_t n, ik_resul
     rules_state *st = state;
     const ik_host *host = st->host;
     for (size_t i = 0; i < n; i++) {
-        json_object *payload = host->record_payload(recs[i]), *v;
-        int normalised = json_object_object_get_ex(payload, "schema", &v) &&
-                         json_object_is_type(v, json_type_string) &&
-                         strcmp(json_object_get_string(v), EM_SCHEMA) == 0 &&
-                         json_object_object_get_ex(payload, "text", &v);
-        if (!normalised) {
-            char err[EM_ERROR_MAX] = "";
-            json_object *out = NULL;
-            int rc = em_normalize(payload, &(em_opts){0}, &st->dopts, &out, err, sizeof err);
-            if (rc == IK_E_NOMEM)
-                return IK_E_NOMEM;
-            if (rc != 0) {
-                results[i].status = IK_FAIL;
-                snprintf(results[i].reason, sizeof results[i].reason, "not an email: %s", err);
-                continue;
-            }
-            em_set_source(out, host, recs[i]);
-            host->record_set_payload(recs[i], out);
-            payload = out;
-        }
-        json_object *ex = rx_extract(payload);
-        if (!ex)
-            return IK_E_NOMEM;
         int found = 0;
-        for (int f = 0; f < RX_NFIELDS; f++)
-            found += json_object_object_get_ex(ex, rx_fields[f], &v) && v != NULL;
-        json_object_object_add(payload, st->field, ex);
-        host->record_set_meta(recs[i], "extracted_by", "rules");
+        int rc = rx_extract_record(host, recs[i], &st->dopts, st->field, &results[i], &found);
+        if (rc == IK_E_NOMEM)
+            return IK_E_NOMEM;
+        if (rc != 0)
+            continue;
         if (st->m_records)
             host->metric_add(st->m_records, 1);
         if (st->m_fields)

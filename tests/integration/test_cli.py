@@ -101,6 +101,15 @@ class CliTest(IntakeTest):
                                      'sinks = ( { plugin = "stdout"; path = "${INTAKE_TEST_UNSET_VAR}"; } ); } );\n',
                                      5, "INTAKE_TEST_UNSET_VAR")
 
+    def test_plugin_start_failure_exits_4(self):
+        # test_gen cannot open its outcomes file: create() fails, nothing hangs
+        conf = self.config('pipelines = ( { name = "p";\n'
+                           'source = { plugin = "test_gen"; outcomes_path = "/nonexistent/dir/o"; };\n'
+                           'sinks = ( { plugin = "stdout"; } ); } );\n')
+        r = self.run_intake("run", conf, check=4, timeout=30)
+        self.assertIn("failed to start", r.stderr)
+        self.assertIn("/nonexistent/dir/o", r.stderr)
+
     def test_plugins_listing(self):
         r = self.run_intake("plugins", "--json", check=0)
         plugins = {p["name"]: p for p in json.loads(r.stdout) if "name" in p}

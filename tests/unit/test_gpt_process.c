@@ -595,10 +595,15 @@ static void test_create_rejects(void)
     CU_ASSERT_EQUAL(run_setup(&r, &m, effort), IK_E_CONFIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(fh_log(&r.fh), "not accepted by model gpt-5-mini"));
     fh_free(&r.fh);
-    const char *nokey[] = {"api_key", "", "api_key_env", "IKGPT_TEST_UNSET_KEY", NULL};
+    const char *nokey[] = {"api_key",  "",     "api_key_env", "IKGPT_TEST_UNSET_KEY",
+                           "fallback", "none", NULL};
     unsetenv("IKGPT_TEST_UNSET_KEY");
     CU_ASSERT_EQUAL(run_setup(&r, &m, nokey), IK_E_CONFIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(fh_log(&r.fh), "no API key"));
+    fh_free(&r.fh);
+    const char *badfallback[] = {"fallback", "maybe", NULL};
+    CU_ASSERT_EQUAL(run_setup(&r, &m, badfallback), IK_E_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_log(&r.fh), "option fallback"));
     fh_free(&r.fh);
     const char *badsum[] = {"tokenizer_sha256", "abcd", NULL};
     CU_ASSERT_EQUAL(run_setup(&r, &m, badsum), IK_E_INVAL);
