@@ -18,11 +18,22 @@
  *                                "model omitted this email"
  *   unknown / duplicate result   dropped and counted
  *   invalid result               resent alone, then failed with the reason
+ *   crossed result (a grounded field found only in another email of the
+ *   request)                     resent alone; a value found nowhere is kept
+ *                                and named in the gpt_ungrounded metadata
+ *
+ * With mode = "batch" the packed requests of a process() call go to the
+ * OpenAI Batch API instead (batch_api.c): half the price, results within the
+ * completion window.
+ *
+ * This file is the plugin: options, create/destroy, cost and process();
+ * request.c sends and maps one packed request, processor.h holds the state.
  *
  * Threading: the engine calls process() from up to `concurrency` workers at
- * once; each call runs its own requests with its own curl handle. Shared
- * state (learned estimates, the quota block) is guarded by st->mu, the rate
- * limiter has its own lock, metrics are thread-safe in the host.
+ * once; requests share a pool of curl handles (http.c) so connections are
+ * reused. Shared state (learned estimates, the quota block) is guarded by
+ * st->mu, the rate limiter has its own lock, metrics are thread-safe in the
+ * host.
  */
 #include <curl/curl.h>
 #include <math.h>
@@ -34,70 +45,8 @@
 
 #include <intake/plugin.h>
 
-#include "email/email.h"
-#include "gpt_internal.h"
+#include "processor.h"
 #include "rules/extract.h"
-#include "tokenizer.h"
-
-#define MAX_BODY_BYTES (64u << 20)
-
-enum {
-    M_REQUESTS,
-    M_EMAILS_OK,
-    M_INPUT,
-    M_CACHED,
-    M_OUTPUT,
-    M_REASONING,
-    M_COST,
-    M_RATE_LIMITED,
-    M_SPLITS,
-    M_OMITTED,
-    M_UNKNOWN,
-    M_DUPLICATE,
-    M_INVALID,
-    M_API_ERRORS,
-    M_CONCURRENCY,
-    M_LATENCY,
-    M_COUNT
-};
-
-typedef struct gb_state {
-    const ik_host *host;
-    ik_instance *self;
-    /* configuration (strings engine-owned unless noted) */
-    int chat;
-    int azure;
-    int azure_bearer;
-    char *url;        /* owned */
-    char *auth;       /* owned header line; secret: never logged */
-    char *model_name; /* owned: what goes into "model" */
-    const char *effort, *verbosity, *cache_key, *service_tier, *result_field;
-    long max_output_cap, max_input;
-    double input_margin;
-    long rate_limit_retries;
-    uint64_t timeout_ms, connect_timeout_ms, quota_recheck_ms, latency_target_ms;
-    int learn;
-    gpt_model model;
-    ik_tok *tok;                /* NULL: estimates */
-    char *instructions;         /* owned */
-    json_object *item_schema;   /* owned: the extraction schema, for validation */
-    char *schema_json;          /* owned: the strict schema as text */
-    json_object *strict_schema; /* owned */
-    long fixed_tokens;          /* instructions + schema + header + overhead */
-    gpt_limiter lim;
-    ik_metric *m[M_COUNT];
-    /* shared, guarded by mu */
-    pthread_mutex_t mu;
-    double out_per_email; /* learned visible output tokens per email */
-    double reasoning;     /* learned reasoning tokens per request */
-    double reasoning_min; /* configured reserve */
-    int blocked;
-    double blocked_at;
-    char block_reason[IK_REASON_MAX];
-    /* no API key and fallback = "rules": extract offline instead */
-    int rules_fallback;
-    em_diet_opts dopts;
-} gb_state;
 
 static const ik_option gb_options[] = {
     {"catalog", IK_OPT_STRING, NULL, IK_OPT_REQUIRED,
@@ -145,6 +94,27 @@ static const ik_option gb_options[] = {
      "Upper bound of adaptive requests in flight (also bounded by the stage's concurrency)."},
     {"latency_target", IK_OPT_DURATION, "0", 0,
      "A request slower than this halves the adaptive concurrency like a 429 (0: off)."},
+    {"latency_factor", IK_OPT_DOUBLE, "3", 0,
+     "A request whose time per output token is this many times the fastest recent one halves "
+     "the adaptive concurrency like a 429: the server is queueing (0: off)."},
+    {"grounded_fields", IK_OPT_STRING, "email,phone,linkedin_url,candidate_name", 0,
+     "Extracted fields checked against the email's own text: found only in another email of "
+     "the request, the answer is sent again alone; found nowhere, it is kept and named in the "
+     "gpt_ungrounded metadata. Empty: no check."},
+    {"mode", IK_OPT_STRING, "sync", 0,
+     "\"sync\": requests answered at once; \"batch\": the OpenAI Batch API (half price, "
+     "results within 24 h; give the stage a large batch.max_items and max_wait)."},
+    {"emails_per_request", IK_OPT_INT, "0", 0,
+     "Most emails packed into one request; 0: as many as fit (sync: the stage's "
+     "batch.max_items decides), 50 in batch mode."},
+    {"batch_poll_interval", IK_OPT_DURATION, "30s", 0, "Batch mode: how often to ask for status."},
+    {"batch_max_wait", IK_OPT_DURATION, "25h", 0,
+     "Batch mode: cancel a batch not finished after this long and retry its emails later."},
+    {"batch_max_requests", IK_OPT_INT, "50000", 0,
+     "Batch mode: packed requests per batch file (the API takes at most 50,000)."},
+    {"batch_keep_files", IK_OPT_BOOL, "false", 0,
+     "Batch mode: keep the uploaded input and the result files on the server (default: "
+     "deleted once read)."},
     {"timeout", IK_OPT_DURATION, "600s", 0, "Whole-request timeout."},
     {"connect_timeout", IK_OPT_DURATION, "10s", 0, "Connection timeout."},
     {"rate_limit_retries", IK_OPT_INT, "8", 0,
@@ -208,16 +178,47 @@ static size_t count_tokens(gb_state *st, const char *s, size_t n)
     return st->tok ? ik_tok_count(st->tok, s, n) : ik_tok_estimate(s, n);
 }
 
-static int gb_stopping(void *arg)
+int gpt_stopping(void *arg)
 {
     gb_state *st = arg;
     return st->host->stopping(st->self);
 }
 
-static void metric_add(gb_state *st, int which, double v)
+void gpt_metric_add(gb_state *st, int which, double v)
 {
     if (st->m[which])
         st->host->metric_add(st->m[which], v);
+}
+
+/* The comma-separated grounded_fields; each must be a property of the
+ * extraction schema (only string values are checked). Needs item_schema. */
+static int parse_grounded(gb_state *st, const char *list, char *err, size_t errlen)
+{
+    for (const char *p = list; p && *p;) {
+        while (*p == ',' || *p == ' ')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (n == 0)
+            break;
+        char **g = realloc(st->grounded, (st->ngrounded + 1) * sizeof *g);
+        if (!g)
+            return IK_E_NOMEM;
+        st->grounded = g;
+        if (!(g[st->ngrounded] = strndup(p, n)))
+            return IK_E_NOMEM;
+        st->ngrounded++;
+        json_object *props, *f;
+        if (!json_object_object_get_ex(st->item_schema, "properties", &props) ||
+            !json_object_object_get_ex(props, g[st->ngrounded - 1], &f)) {
+            snprintf(err, errlen,
+                     "option grounded_fields: \"%s\" is not a property of the extraction "
+                     "schema",
+                     g[st->ngrounded - 1]);
+            return IK_E_CONFIG;
+        }
+        p += n;
+    }
+    return 0;
 }
 
 /* ---- create / destroy ---- */
@@ -228,11 +229,13 @@ static void gb_destroy(void *state)
     if (!st)
         return;
     free(st->url);
-    if (st->auth) {
-        memset(st->auth, 0, strlen(st->auth));
-        free(st->auth);
-    }
+    free(st->api_base);
+    free(st->batch_endpoint);
+    gpt_http_free(st->http);
     free(st->model_name);
+    for (size_t i = 0; i < st->ngrounded; i++)
+        free(st->grounded[i]);
+    free(st->grounded);
     gpt_model_free(&st->model);
     ik_tok_free(st->tok);
     free(st->instructions);
@@ -252,6 +255,8 @@ static int gb_fail(gb_state *st, int rc, const char *msg)
     return rc;
 }
 
+/* The model URL, the files/batches base and the auth header, in the
+ * OpenAI, Azure /openai/v1/ or Azure dated (api-version) form. */
 static int build_url_and_auth(gb_state *st, const char *key, char *err, size_t errlen)
 {
     const ik_host *h = st->host;
@@ -260,7 +265,8 @@ static int build_url_and_auth(gb_state *st, const char *key, char *err, size_t e
     while (bl && base[bl - 1] == '/')
         bl--;
     const char *ep = st->chat ? "chat/completions" : "responses";
-    char url[2048];
+    char url[2048], api[2048], bep[64];
+    st->api_qs = "";
     if (st->azure) {
         const char *dep = h->opt_string(st->self, "azure_deployment");
         const char *ver = h->opt_string(st->self, "azure_api_version");
@@ -270,26 +276,43 @@ static int build_url_and_auth(gb_state *st, const char *key, char *err, size_t e
         }
         free(st->model_name);
         st->model_name = strdup(dep);
-        if (!ver || !ver[0])
+        /* Azure's batch files name the endpoint without /v1 */
+        snprintf(bep, sizeof bep, "/%s", ep);
+        if (!ver || !ver[0]) {
             snprintf(url, sizeof url, "%.*s/openai/v1/%s", (int)bl, base, ep);
-        else if (st->chat)
-            snprintf(url, sizeof url, "%.*s/openai/deployments/%s/%s?api-version=%s", (int)bl, base,
-                     dep, ep, ver);
-        else
-            snprintf(url, sizeof url, "%.*s/openai/%s?api-version=%s", (int)bl, base, ep, ver);
+            snprintf(api, sizeof api, "%.*s/openai/v1", (int)bl, base);
+        } else {
+            if (st->chat)
+                snprintf(url, sizeof url, "%.*s/openai/deployments/%s/%s?api-version=%s", (int)bl,
+                         base, dep, ep, ver);
+            else
+                snprintf(url, sizeof url, "%.*s/openai/%s?api-version=%s", (int)bl, base, ep, ver);
+            snprintf(api, sizeof api, "%.*s/openai", (int)bl, base);
+            st->api_qs = ver; /* appended as ?api-version= by batch_api.c */
+        }
     } else {
         snprintf(url, sizeof url, "%.*s/%s", (int)bl, base, ep);
+        snprintf(api, sizeof api, "%.*s", (int)bl, base);
+        snprintf(bep, sizeof bep, "/v1/%s", ep);
     }
     st->url = strdup(url);
+    st->api_base = strdup(api);
+    st->batch_endpoint = strdup(bep);
     size_t al = strlen(key) + 32;
-    st->auth = malloc(al);
-    if (!st->url || !st->auth || !st->model_name)
+    char *auth = malloc(al);
+    if (!st->url || !st->api_base || !st->batch_endpoint || !auth || !st->model_name) {
+        free(auth);
         return IK_E_NOMEM;
+    }
     if (st->azure && !st->azure_bearer)
-        snprintf(st->auth, al, "api-key: %s", key);
+        snprintf(auth, al, "api-key: %s", key);
     else
-        snprintf(st->auth, al, "Authorization: Bearer %s", key);
-    return 0;
+        snprintf(auth, al, "Authorization: Bearer %s", key);
+    int rc = gpt_http_new(&st->http, auth, (long)h->opt_duration_ms(st->self, "timeout"),
+                          (long)h->opt_duration_ms(st->self, "connect_timeout"));
+    memset(auth, 0, al);
+    free(auth);
+    return rc;
 }
 
 static const char *metric_names[M_COUNT][2] = {
@@ -309,6 +332,11 @@ static const char *metric_names[M_COUNT][2] = {
     {"api_errors_total", "Failed requests (HTTP error, timeout, connection)"},
     {"concurrency", "Adaptive limit of requests in flight"},
     {"request_latency_seconds", "Model request latency"},
+    {"batches_total", "Batch API batches created (mode = batch)"},
+    {"crossed_results_total",
+     "Answers carrying another email's values (grounded_fields): sent again alone"},
+    {"ungrounded_results_total",
+     "Answers kept with a grounded field not found in the email (metadata gpt_ungrounded)"},
 };
 
 static int gb_create(const ik_host *host, ik_instance *self, void **state)
@@ -390,9 +418,24 @@ static int gb_create(const ik_host *host, ik_instance *self, void **state)
                        "options output_tokens_per_email and reasoning_reserve must be positive");
     st->learn = host->opt_bool(self, "learn_estimates");
     st->rate_limit_retries = (long)host->opt_int(self, "rate_limit_retries");
-    st->timeout_ms = host->opt_duration_ms(self, "timeout");
     st->latency_target_ms = host->opt_duration_ms(self, "latency_target");
-    st->connect_timeout_ms = host->opt_duration_ms(self, "connect_timeout");
+    st->latency_factor = host->opt_double(self, "latency_factor");
+    const char *mode = host->opt_string(self, "mode");
+    if (strcmp(mode, "batch") == 0)
+        st->batch_mode = 1;
+    else if (strcmp(mode, "sync") != 0)
+        return gb_fail(st, IK_E_CONFIG, "option mode: expected \"sync\" or \"batch\"");
+    st->batch_poll_ms = host->opt_duration_ms(self, "batch_poll_interval");
+    st->batch_max_wait_ms = host->opt_duration_ms(self, "batch_max_wait");
+    st->batch_max_requests = (long)host->opt_int(self, "batch_max_requests");
+    st->batch_keep_files = host->opt_bool(self, "batch_keep_files");
+    st->per_request = (long)host->opt_int(self, "emails_per_request");
+    if (st->per_request < 0)
+        return gb_fail(st, IK_E_CONFIG, "option emails_per_request: expected 0 or more");
+    if (st->batch_poll_ms == 0 || st->batch_max_requests < 1 || st->batch_max_requests > 50000)
+        return gb_fail(st, IK_E_CONFIG,
+                       "options batch_poll_interval must be positive and batch_max_requests in "
+                       "1..50000");
     st->quota_recheck_ms = host->opt_duration_ms(self, "quota_recheck");
 
     /* key */
@@ -462,6 +505,9 @@ static int gb_create(const ik_host *host, ik_instance *self, void **state)
     st->strict_schema = gpt_strict_schema(st->item_schema, err, sizeof err);
     if (!st->strict_schema)
         return gb_fail(st, IK_E_CONFIG, err);
+    rc = parse_grounded(st, host->opt_string(self, "grounded_fields"), err, sizeof err);
+    if (rc)
+        return gb_fail(st, rc, rc == IK_E_NOMEM ? "out of memory" : err);
     st->schema_json =
         strdup(json_object_to_json_string_ext(st->strict_schema, JSON_C_TO_STRING_PLAIN));
     if (!st->schema_json)
@@ -505,605 +551,6 @@ static uint64_t gb_cost(void *state, const ik_record *rec)
     return n ? n : 1;
 }
 
-/* ---- HTTP ---- */
-
-typedef struct http_resp {
-    char *body;
-    size_t len, cap;
-    int too_big;
-    gpt_hints hints;
-    int bad_hints;
-} http_resp;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *arg)
-{
-    http_resp *r = arg;
-    size_t k = sz * n;
-    if (r->len + k + 1 > MAX_BODY_BYTES) {
-        r->too_big = 1;
-        return 0;
-    }
-    if (r->len + k + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 16384;
-        while (cap < r->len + k + 1)
-            cap *= 2;
-        char *g = realloc(r->body, cap);
-        if (!g)
-            return 0;
-        r->body = g;
-        r->cap = cap;
-    }
-    memcpy(r->body + r->len, p, k);
-    r->len += k;
-    r->body[r->len] = 0;
-    return k;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *arg)
-{
-    http_resp *r = arg;
-    if (gpt_hints_header(&r->hints, p, sz * n) != 0)
-        r->bad_hints = 1;
-    return sz * n;
-}
-
-/* POSTs body; fills resp and *status. Returns 0, IK_E_TIMEOUT or IK_E_IO
- * (with the curl error in err; the key is in a header curl never echoes). */
-static int http_post(gb_state *st, const char *body, http_resp *resp, long *status, char *err,
-                     size_t errlen)
-{
-    memset(resp, 0, sizeof *resp);
-    gpt_hints_init(&resp->hints);
-    *status = 0;
-    CURL *c = curl_easy_init();
-    if (!c) {
-        snprintf(err, errlen, "cannot create a curl handle");
-        return IK_E_NOMEM;
-    }
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    struct curl_slist *h2 = hdr ? curl_slist_append(hdr, st->auth) : NULL;
-    if (!h2) {
-        curl_slist_free_all(hdr);
-        curl_easy_cleanup(c);
-        return IK_E_NOMEM;
-    }
-    hdr = h2;
-    char ebuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, st->url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)st->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)st->connect_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
-    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-    CURLcode cc = curl_easy_perform(c);
-    int rc = 0;
-    if (cc == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    } else if (resp->too_big) {
-        snprintf(err, errlen, "response larger than %u bytes", MAX_BODY_BYTES);
-        rc = IK_E_IO;
-    } else {
-        snprintf(err, errlen, "%s", ebuf[0] ? ebuf : curl_easy_strerror(cc));
-        rc = cc == CURLE_OPERATION_TIMEDOUT ? IK_E_TIMEOUT : IK_E_IO;
-    }
-    curl_slist_free_all(hdr);
-    curl_easy_cleanup(c);
-    return rc;
-}
-
-/* ---- one process() call ---- */
-
-typedef struct job {
-    gb_state *st;
-    ik_record *const *recs;
-    ik_result *res;
-    char **text; /* rendered blocks */
-    size_t *tok; /* their token counts */
-    int *done;
-} job;
-
-static void set_result(job *j, size_t i, ik_status s, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void set_result(job *j, size_t i, ik_status s, const char *fmt, ...)
-{
-    j->res[i].status = s;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(j->res[i].reason, sizeof j->res[i].reason, fmt, ap);
-    va_end(ap);
-    j->done[i] = 1;
-}
-
-static void set_all(job *j, const size_t *idx, size_t k, ik_status s, const char *reason)
-{
-    for (size_t x = 0; x < k; x++)
-        set_result(j, idx[x], s, "%s", reason);
-}
-
-/* Request body for the emails idx[0..k); caller frees. */
-static char *build_request(gb_state *st, job *j, const size_t *idx, size_t k, long max_out)
-{
-    size_t ul = strlen(GPT_USER_HEADER);
-    for (size_t x = 0; x < k; x++)
-        ul += strlen(j->text[idx[x]]);
-    char *user = malloc(ul + 1);
-    if (!user)
-        return NULL;
-    size_t o = strlen(GPT_USER_HEADER);
-    memcpy(user, GPT_USER_HEADER, o);
-    for (size_t x = 0; x < k; x++) {
-        size_t l = strlen(j->text[idx[x]]);
-        memcpy(user + o, j->text[idx[x]], l);
-        o += l;
-    }
-    user[o] = 0;
-    json_object *r = json_object_new_object();
-    json_object_object_add(r, "model", json_object_new_string(st->model_name));
-    json_object *fmt = json_object_new_object();
-    json_object_object_add(fmt, "type", json_object_new_string("json_schema"));
-    if (st->chat) {
-        json_object *msgs = json_object_new_array();
-        json_object *dev = json_object_new_object(), *u = json_object_new_object();
-        json_object_object_add(dev, "role", json_object_new_string("developer"));
-        json_object_object_add(dev, "content", json_object_new_string(st->instructions));
-        json_object_object_add(u, "role", json_object_new_string("user"));
-        json_object_object_add(u, "content", json_object_new_string(user));
-        json_object_array_add(msgs, dev);
-        json_object_array_add(msgs, u);
-        json_object_object_add(r, "messages", msgs);
-        json_object *js = json_object_new_object();
-        json_object_object_add(js, "name", json_object_new_string("email_extractions"));
-        json_object_object_add(js, "strict", json_object_new_boolean(1));
-        json_object_object_add(js, "schema", json_object_get(st->strict_schema));
-        json_object_object_add(fmt, "json_schema", js);
-        json_object_object_add(r, "response_format", fmt);
-        json_object_object_add(r, "reasoning_effort", json_object_new_string(st->effort));
-        json_object_object_add(r, "verbosity", json_object_new_string(st->verbosity));
-        json_object_object_add(r, "max_completion_tokens", json_object_new_int64(max_out));
-    } else {
-        json_object_object_add(r, "instructions", json_object_new_string(st->instructions));
-        json_object *in = json_object_new_array(), *u = json_object_new_object();
-        json_object_object_add(u, "role", json_object_new_string("user"));
-        json_object_object_add(u, "content", json_object_new_string(user));
-        json_object_array_add(in, u);
-        json_object_object_add(r, "input", in);
-        json_object_object_add(fmt, "name", json_object_new_string("email_extractions"));
-        json_object_object_add(fmt, "strict", json_object_new_boolean(1));
-        json_object_object_add(fmt, "schema", json_object_get(st->strict_schema));
-        json_object *text = json_object_new_object();
-        json_object_object_add(text, "format", fmt);
-        json_object_object_add(text, "verbosity", json_object_new_string(st->verbosity));
-        json_object_object_add(r, "text", text);
-        json_object *rs = json_object_new_object();
-        json_object_object_add(rs, "effort", json_object_new_string(st->effort));
-        json_object_object_add(r, "reasoning", rs);
-        json_object_object_add(r, "max_output_tokens", json_object_new_int64(max_out));
-    }
-    json_object_object_add(r, "store", json_object_new_boolean(0));
-    if (st->cache_key && st->cache_key[0])
-        json_object_object_add(r, "prompt_cache_key", json_object_new_string(st->cache_key));
-    if (st->service_tier && st->service_tier[0])
-        json_object_object_add(r, "service_tier", json_object_new_string(st->service_tier));
-    char *out = strdup(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
-    json_object_put(r);
-    free(user);
-    return out;
-}
-
-static void estimates(gb_state *st, double *per_email, double *reasoning)
-{
-    pthread_mutex_lock(&st->mu);
-    *per_email = st->out_per_email;
-    *reasoning = st->reasoning > st->reasoning_min ? st->reasoning : st->reasoning_min;
-    pthread_mutex_unlock(&st->mu);
-}
-
-static long max_out_for(gb_state *st, size_t k)
-{
-    double pe, rs;
-    estimates(st, &pe, &rs);
-    double want = 2 * pe * (double)k + 1.5 * rs + 256;
-    return want > (double)st->max_output_cap ? st->max_output_cap : (long)want;
-}
-
-static void learn(gb_state *st, const gpt_usage *u, size_t answered)
-{
-    if (!st->learn || answered == 0)
-        return;
-    double visible = (double)(u->output - u->reasoning) / (double)answered;
-    pthread_mutex_lock(&st->mu);
-    if (visible > 0)
-        st->out_per_email = 0.8 * st->out_per_email + 0.2 * visible;
-    st->reasoning = 0.8 * st->reasoning + 0.2 * (double)u->reasoning;
-    pthread_mutex_unlock(&st->mu);
-}
-
-static void set_meta_num(gb_state *st, ik_record *r, const char *k, double v, int frac)
-{
-    char b[64];
-    if (frac)
-        snprintf(b, sizeof b, "%.8f", v);
-    else
-        snprintf(b, sizeof b, "%.0f", v);
-    st->host->record_set_meta(r, k, b);
-}
-
-/* Records usage and cost; metadata per email shares the request by tokens
- * (input) and answer length (output). */
-static void account(gb_state *st, job *j, const size_t *idx, size_t k, const gpt_usage *u,
-                    const size_t *ans_len, const char *reqid)
-{
-    double cost = gpt_model_cost(&st->model, 0, u->input, u->cached, u->output);
-    metric_add(st, M_INPUT, (double)u->input);
-    metric_add(st, M_CACHED, (double)u->cached);
-    metric_add(st, M_OUTPUT, (double)u->output);
-    metric_add(st, M_REASONING, (double)u->reasoning);
-    metric_add(st, M_COST, cost);
-    double tok_sum = 0, ans_sum = 0;
-    for (size_t x = 0; x < k; x++) {
-        tok_sum += (double)j->tok[idx[x]];
-        ans_sum += ans_len ? (double)ans_len[x] : 0;
-    }
-    for (size_t x = 0; x < k; x++) {
-        if (!ans_len || ans_len[x] == 0)
-            continue; /* only emails that got their answer carry usage */
-        double fin = tok_sum > 0 ? (double)j->tok[idx[x]] / tok_sum : 1.0 / (double)k;
-        double fout = ans_sum > 0 ? (double)ans_len[x] / ans_sum : 1.0 / (double)k;
-        /* the shared prefix is split evenly, each email's own text is its own */
-        double fixed = (double)st->fixed_tokens;
-        double share_in = (fixed / (double)k + (double)j->tok[idx[x]]) / (fixed + tok_sum);
-        if (!(share_in > 0))
-            share_in = fin;
-        double in = (double)u->input * share_in, ca = (double)u->cached / (double)k;
-        double out = (double)u->output * fout, re = (double)u->reasoning * fout;
-        ik_record *r = j->recs[idx[x]];
-        st->host->record_set_meta(r, "gpt_model", st->model_name);
-        st->host->record_set_meta(r, "gpt_request_id", reqid);
-        set_meta_num(st, r, "gpt_batch_emails", (double)k, 0);
-        set_meta_num(st, r, "gpt_input_tokens", round(in), 0);
-        set_meta_num(st, r, "gpt_cached_input_tokens", round(ca), 0);
-        set_meta_num(st, r, "gpt_output_tokens", round(out), 0);
-        set_meta_num(st, r, "gpt_reasoning_tokens", round(re), 0);
-        set_meta_num(
-            st, r, "gpt_cost_usd",
-            gpt_model_cost(&st->model, 0, (long)round(in), (long)round(ca), (long)round(out)), 1);
-    }
-}
-
-static void block(gb_state *st, const char *reason)
-{
-    pthread_mutex_lock(&st->mu);
-    int was = st->blocked;
-    st->blocked = 1;
-    st->blocked_at = gpt_now_s();
-    snprintf(st->block_reason, sizeof st->block_reason, "%s", reason);
-    pthread_mutex_unlock(&st->mu);
-    if (!was)
-        st->host->log(st->self, IK_LOG_ERROR,
-                      "%s: stopped sending; records are released back to the source", reason);
-}
-
-static void run_group(job *j, const size_t *idx, size_t k, int depth);
-
-static void split_or_fail(job *j, const size_t *idx, size_t k, int depth, const char *reason)
-{
-    if (k <= 1) {
-        set_all(j, idx, k, IK_FAIL, reason);
-        return;
-    }
-    metric_add(j->st, M_SPLITS, 1);
-    j->st->host->log(j->st->self, IK_LOG_DEBUG, "splitting %zu emails in half: %s", k, reason);
-    size_t h = k / 2;
-    run_group(j, idx, h, depth + 1);
-    run_group(j, idx + h, k - h, depth + 1);
-}
-
-/* Maps a complete answer back to the emails idx[0..k). */
-static void map_results(job *j, const size_t *idx, size_t k, int depth, json_object *results,
-                        const gpt_usage *u, const char *reqid)
-{
-    gb_state *st = j->st;
-    json_object **got = calloc(k, sizeof *got);
-    size_t *ans_len = calloc(k, sizeof *ans_len);
-    size_t *retry = calloc(k, sizeof *retry);
-    if (!got || !ans_len || !retry) {
-        set_all(j, idx, k, IK_RETRY, "out of memory mapping results");
-        free(got);
-        free(ans_len);
-        free(retry);
-        return;
-    }
-    size_t unknown = 0, dup = 0;
-    for (size_t i = 0; i < json_object_array_length(results); i++) {
-        json_object *it = json_object_array_get_idx(results, i), *idv;
-        if (!json_object_is_type(it, json_type_object) ||
-            !json_object_object_get_ex(it, "email_id", &idv) ||
-            !json_object_is_type(idv, json_type_string)) {
-            unknown++;
-            continue;
-        }
-        const char *id = json_object_get_string(idv);
-        size_t x = k;
-        for (size_t y = 0; y < k; y++)
-            if (strcmp(st->host->record_id(j->recs[idx[y]]), id) == 0) {
-                x = y;
-                break;
-            }
-        if (x == k) {
-            unknown++;
-        } else if (got[x]) {
-            dup++;
-        } else {
-            got[x] = it;
-            ans_len[x] = strlen(json_object_to_json_string_ext(it, JSON_C_TO_STRING_PLAIN));
-        }
-    }
-    if (unknown) {
-        metric_add(st, M_UNKNOWN, (double)unknown);
-        st->host->log(st->self, IK_LOG_WARN, "dropped %zu result(s) for ids not in request %s",
-                      unknown, reqid);
-    }
-    if (dup) {
-        metric_add(st, M_DUPLICATE, (double)dup);
-        st->host->log(st->self, IK_LOG_WARN, "dropped %zu duplicate result(s) in request %s", dup,
-                      reqid);
-    }
-    size_t nmiss = 0, ninv = 0, answered = 0;
-    size_t *miss = retry, *inv = retry + 0; /* filled from both ends */
-    size_t inv_from = k;
-    for (size_t x = 0; x < k; x++) {
-        if (!got[x]) {
-            miss[nmiss++] = idx[x];
-            continue;
-        }
-        answered++;
-        json_object *ext = json_object_new_object();
-        json_object_object_foreach(got[x], key, val)
-        {
-            if (strcmp(key, "email_id") != 0)
-                json_object_object_add(ext, key, json_object_get(val));
-        }
-        char why[300];
-        if (gpt_validate(st->item_schema, ext, why, sizeof why) != 0) {
-            json_object_put(ext);
-            metric_add(st, M_INVALID, 1);
-            ans_len[x] = 0;
-            if (k == 1) {
-                set_result(j, idx[x], IK_FAIL, "invalid result from the model: %s", why);
-            } else {
-                retry[--inv_from] = idx[x];
-                ninv++;
-            }
-            continue;
-        }
-        ik_record *r = j->recs[idx[x]];
-        json_object *p = st->host->record_payload(r);
-        json_object *np = NULL;
-        if (json_object_is_type(p, json_type_object)) {
-            if (json_object_deep_copy(p, &np, NULL) != 0)
-                np = NULL;
-        } else {
-            np = json_object_new_object();
-            if (np)
-                json_object_object_add(np, "email", json_object_get(p));
-        }
-        if (!np) {
-            json_object_put(ext);
-            set_result(j, idx[x], IK_RETRY, "out of memory storing the extraction");
-            continue;
-        }
-        json_object_object_add(np, st->result_field, ext);
-        st->host->record_set_payload(r, np);
-        set_result(j, idx[x], IK_OK, "%s", "");
-        metric_add(st, M_EMAILS_OK, 1);
-    }
-    inv = retry + inv_from;
-    learn(st, u, answered);
-    account(st, j, idx, k, u, ans_len, reqid);
-    if (nmiss) {
-        metric_add(st, M_OMITTED, (double)nmiss);
-        if (k == 1)
-            set_all(j, miss, nmiss, IK_FAIL, "model omitted this email");
-        else if (nmiss < k)
-            run_group(j, miss, nmiss, depth + 1); /* smaller than this request */
-        else
-            split_or_fail(j, miss, nmiss, depth, "model omitted this email");
-    }
-    for (size_t x = 0; x < ninv; x++)
-        run_group(j, &inv[x], 1, depth + 1);
-    free(got);
-    free(ans_len);
-    free(retry);
-}
-
-/* Sends the emails idx[0..k) in one request and settles each of them. */
-static void run_group(job *j, const size_t *idx, size_t k, int depth)
-{
-    gb_state *st = j->st;
-    char reason[IK_REASON_MAX];
-    pthread_mutex_lock(&st->mu);
-    int blocked =
-        st->blocked && (gpt_now_s() - st->blocked_at) * 1000 < (double)st->quota_recheck_ms;
-    if (blocked)
-        snprintf(reason, sizeof reason, "not sent: %.480s", st->block_reason);
-    else if (st->blocked)
-        st->blocked_at = gpt_now_s(); /* this request is the probe */
-    pthread_mutex_unlock(&st->mu);
-    if (blocked) {
-        set_all(j, idx, k, IK_RELEASE, reason);
-        return;
-    }
-    long max_out = max_out_for(st, k);
-    double in_est = (double)st->fixed_tokens;
-    for (size_t x = 0; x < k; x++)
-        in_est += (double)j->tok[idx[x]];
-    char *body = build_request(st, j, idx, k, max_out);
-    if (!body) {
-        set_all(j, idx, k, IK_RETRY, "out of memory building the request");
-        return;
-    }
-    double pe, rs;
-    estimates(st, &pe, &rs);
-    double charge = in_est + pe * (double)k + rs;
-    for (long attempt = 0;; attempt++) {
-        if (gpt_limiter_acquire(&st->lim, charge, gb_stopping, st) != 0) {
-            set_all(j, idx, k, IK_RELEASE, "shutting down before the request was sent");
-            break;
-        }
-        http_resp resp;
-        long status;
-        char err[600];
-        double t0 = gpt_now_s();
-        metric_add(st, M_REQUESTS, 1);
-        int rc = http_post(st, body, &resp, &status, err, sizeof err);
-        double lat = gpt_now_s() - t0;
-        if (st->m[M_LATENCY])
-            st->host->metric_observe(st->m[M_LATENCY], lat);
-        if (resp.bad_hints)
-            st->host->log(st->self, IK_LOG_WARN, "ignored a malformed header: %s", resp.hints.bad);
-        gpt_limiter_update(&st->lim, &resp.hints);
-        const char *rid = resp.hints.request_id[0] ? resp.hints.request_id : "-";
-        /* the slot is given back before any split or smaller retry below,
-         * which acquire slots of their own */
-        int overloaded = rc != 0 || status == 429 || status >= 500 ||
-                         (st->latency_target_ms && lat * 1000 > (double)st->latency_target_ms);
-        gpt_limiter_release(&st->lim, overloaded, lat);
-        if (st->m[M_CONCURRENCY])
-            st->host->metric_set(st->m[M_CONCURRENCY], gpt_limiter_concurrency(&st->lim));
-        int again = 0;
-        gpt_usage usage = {0};
-        if (rc != 0) {
-            metric_add(st, M_API_ERRORS, 1);
-            snprintf(reason, sizeof reason, "%s: %.400s",
-                     rc == IK_E_TIMEOUT ? "request timed out" : "connection failed", err);
-            set_all(j, idx, k, IK_RETRY, reason);
-        } else if (status == 200) {
-            gpt_reply rep;
-            if (gpt_parse_reply(st->chat, resp.body ? resp.body : "", resp.len, &rep, err,
-                                sizeof err) != 0) {
-                metric_add(st, M_API_ERRORS, 1);
-                snprintf(reason, sizeof reason, "unreadable API response (request %.80s): %.300s",
-                         rid, err);
-                set_all(j, idx, k, IK_RETRY, reason);
-            } else {
-                usage = rep.usage;
-                json_object *results = NULL;
-                switch (rep.finish) {
-                case GPT_FIN_LENGTH:
-                    account(st, j, idx, k, &usage, NULL, rid);
-                    pthread_mutex_lock(&st->mu);
-                    if (st->learn && k == 1 && usage.reasoning > st->reasoning)
-                        st->reasoning = (double)usage.reasoning;
-                    pthread_mutex_unlock(&st->mu);
-                    snprintf(reason, sizeof reason,
-                             "output truncated at max_output_tokens=%ld (%ld reasoning tokens)",
-                             max_out, usage.reasoning);
-                    split_or_fail(j, idx, k, depth, reason);
-                    break;
-                case GPT_FIN_FILTER:
-                    account(st, j, idx, k, &usage, NULL, rid);
-                    split_or_fail(j, idx, k, depth, "blocked by the content filter");
-                    break;
-                case GPT_FIN_REFUSAL:
-                    account(st, j, idx, k, &usage, NULL, rid);
-                    snprintf(reason, sizeof reason, "model refused: %s",
-                             rep.refusal ? rep.refusal : "");
-                    split_or_fail(j, idx, k, depth, reason);
-                    break;
-                case GPT_FIN_FAILED:
-                    account(st, j, idx, k, &usage, NULL, rid);
-                    metric_add(st, M_API_ERRORS, 1);
-                    snprintf(reason, sizeof reason,
-                             "model produced no answer (request %.80s): %.300s", rid, err);
-                    set_all(j, idx, k, IK_RETRY, reason);
-                    break;
-                case GPT_FIN_OK:
-                    if (gpt_parse_results(rep.text, &results, err, sizeof err) != 0) {
-                        account(st, j, idx, k, &usage, NULL, rid);
-                        snprintf(reason, sizeof reason, "unusable model output: %.400s", err);
-                        split_or_fail(j, idx, k, depth, reason);
-                    } else {
-                        map_results(j, idx, k, depth, results, &usage, rid);
-                        json_object_put(results);
-                    }
-                    break;
-                }
-                gpt_reply_free(&rep);
-            }
-        } else {
-            gpt_api_error ae;
-            gpt_parse_error(resp.body ? resp.body : "", resp.len, &ae);
-            metric_add(st, M_API_ERRORS, 1);
-            snprintf(reason, sizeof reason, "HTTP %ld%s%.60s%.60s: %.280s (request %.60s)", status,
-                     ae.code[0] ? " " : "", ae.code, ae.type[0] && !ae.code[0] ? ae.type : "",
-                     ae.message, rid);
-            int too_large = strncmp(ae.message, "Request too large", 17) == 0;
-            if (status == 429 && (strcmp(ae.code, "insufficient_quota") == 0 ||
-                                  strcmp(ae.type, "insufficient_quota") == 0)) {
-                block(st, "429 insufficient_quota: the account has no credit or hit its spend cap");
-                set_all(j, idx, k, IK_RELEASE, reason);
-            } else if (status == 401 || status == 403) {
-                char b[IK_REASON_MAX];
-                snprintf(b, sizeof b, "HTTP %ld: the API key was rejected (%s)", status,
-                         ae.code[0] ? ae.code : "no code");
-                block(st, b);
-                set_all(j, idx, k, IK_RELEASE, reason);
-            } else if (status == 404) {
-                char b[IK_REASON_MAX];
-                snprintf(b, sizeof b, "HTTP 404: model or deployment %s not found", st->model_name);
-                block(st, b);
-                set_all(j, idx, k, IK_RELEASE, reason);
-            } else if (status == 429 && too_large) {
-                split_or_fail(j, idx, k, depth, reason);
-            } else if (status == 429) {
-                metric_add(st, M_RATE_LIMITED, 1);
-                double wait = gpt_hints_wait_ms(
-                    &resp.hints, 1000.0 * (double)(1 << (attempt < 6 ? attempt : 6)));
-                if (wait > 60000)
-                    wait = 60000;
-                gpt_limiter_pause(&st->lim, wait);
-                if (attempt < st->rate_limit_retries)
-                    again = 1;
-                else
-                    set_all(j, idx, k, IK_RETRY, reason);
-            } else if (strcmp(ae.code, "context_length_exceeded") == 0 || status == 413 ||
-                       (status == 400 && strstr(ae.message, "context"))) {
-                split_or_fail(j, idx, k, depth, reason);
-            } else if (status == 400 && strcmp(ae.code, "content_filter") == 0) {
-                split_or_fail(j, idx, k, depth, "prompt blocked by the content filter");
-            } else if (status == 408 || status == 409 || status >= 500) {
-                set_all(j, idx, k, resp.hints.should_retry == 0 ? IK_FAIL : IK_RETRY, reason);
-            } else {
-                set_all(j, idx, k, resp.hints.should_retry == 1 ? IK_RETRY : IK_FAIL, reason);
-            }
-        }
-        double real = (double)(usage.input + usage.output);
-        if (real > 0)
-            gpt_limiter_correct(&st->lim, real - charge);
-        if (status == 200 || (status > 0 && status != 429)) {
-            pthread_mutex_lock(&st->mu);
-            if (st->blocked && status != 401 && status != 403 && status != 404 &&
-                !(status == 429)) {
-                st->blocked = 0;
-                st->host->log(st->self, IK_LOG_INFO, "the API answers again: sending resumed");
-            }
-            pthread_mutex_unlock(&st->mu);
-        }
-        free(resp.body);
-        if (!again)
-            break;
-    }
-    free(body);
-}
-
 /* The no-API-key path: the rules extractor, record by record. */
 static int rules_fallback_process(gb_state *st, ik_record *const *recs, size_t n,
                                   ik_result *results)
@@ -1125,66 +572,82 @@ static int gb_process(void *state, ik_record *const *recs, size_t n, ik_result *
         return 0;
     if (st->rules_fallback)
         return rules_fallback_process(st, recs, n, results);
-    job j = {st,
-             recs,
-             results,
-             calloc(n, sizeof(char *)),
-             calloc(n, sizeof(size_t)),
-             calloc(n, sizeof(int))};
+    job j = {.st = st,
+             .recs = recs,
+             .res = results,
+             .text = calloc(n, sizeof(char *)),
+             .tok = calloc(n, sizeof(size_t)),
+             .done = calloc(n, sizeof(int)),
+             .batch = st->batch_mode};
     size_t *idx = calloc(n, sizeof *idx);
-    if (!j.text || !j.tok || !j.done || !idx) {
+    gpt_group *groups = calloc(n, sizeof *groups);
+    if (!j.text || !j.tok || !j.done || !idx || !groups) {
         free(j.text);
         free(j.tok);
         free(j.done);
         free(idx);
+        free(groups);
         return IK_E_NOMEM;
     }
     double budget = (double)st->max_input * (1 - st->input_margin) - (double)st->fixed_tokens;
     double pe, rs;
-    estimates(st, &pe, &rs);
+    gpt_estimates(st, &pe, &rs);
     size_t nidx = 0;
     for (size_t i = 0; i < n; i++) {
         size_t len;
         j.text[i] =
             gpt_render_email(st->host->record_id(recs[i]), st->host->record_payload(recs[i]), &len);
         if (!j.text[i]) {
-            set_result(&j, i, IK_RETRY, "out of memory rendering the email");
+            gpt_set_result(&j, i, IK_RETRY, "out of memory rendering the email");
             continue;
         }
         j.tok[i] = count_tokens(st, j.text[i], len);
         if ((double)j.tok[i] > budget)
-            set_result(&j, i, IK_FAIL,
-                       "email is %zu tokens; the model takes at most %.0f per request after the "
-                       "instructions and schema",
-                       j.tok[i], budget);
+            gpt_set_result(&j, i, IK_FAIL,
+                           "email is %zu tokens; the model takes at most %.0f per request after "
+                           "the instructions and schema",
+                           j.tok[i], budget);
         else
             idx[nidx++] = i;
     }
-    /* pack into requests that fit the input limit and the output cap */
-    size_t s = 0;
-    while (s < nidx && !st->host->stopping(st->self)) {
+    /* pack into requests that fit the input limit, the output cap and
+     * emails_per_request */
+    size_t per = st->per_request ? (size_t)st->per_request : (st->batch_mode ? 50 : n);
+    size_t ngroups = 0;
+    for (size_t s = 0; s < nidx;) {
         double in = 0;
         size_t e = s;
-        while (e < nidx) {
+        while (e < nidx && e - s < per) {
             double out = pe * (double)(e - s + 1) + rs;
             if (e > s && (in + (double)j.tok[idx[e]] > budget || out > (double)st->max_output_cap))
                 break;
             in += (double)j.tok[idx[e]];
             e++;
         }
-        run_group(&j, idx + s, e - s, 0);
+        groups[ngroups++] = (gpt_group){idx + s, e - s, 0};
         s = e;
+    }
+    int rc = 0;
+    if (st->batch_mode) {
+        rc = gpt_batch_run(&j, groups, ngroups);
+    } else {
+        for (size_t g = 0; g < ngroups && !st->host->stopping(st->self); g++)
+            gpt_run_group(&j, groups[g].idx, groups[g].k, 0);
     }
     for (size_t i = 0; i < n; i++) {
         if (!j.done[i])
-            set_result(&j, i, IK_RELEASE, "shutting down before the request was sent");
+            gpt_set_result(&j, i, IK_RELEASE, "shutting down before the request was sent");
         free(j.text[i]);
     }
+    for (size_t g = 0; g < j.nnext; g++)
+        free(j.next[g].idx);
+    free(j.next);
     free(j.text);
     free(j.tok);
     free(j.done);
     free(idx);
-    return 0;
+    free(groups);
+    return rc;
 }
 
 static int gb_health(void *state, ik_health *out)

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <curl/curl.h>
+
 #include <intake/plugin.h>
 
 /* ---- catalog.c: etc/models.conf ---- */
@@ -112,6 +114,46 @@ int gpt_parse_error(const char *body, size_t len, gpt_api_error *out);
  * with the offset) or IK_E_INVAL (no results array). */
 int gpt_parse_results(const char *text, json_object **results, char *err, size_t errlen);
 
+/* Batch API answers (reply.c). */
+
+typedef struct gpt_batch_line {
+    char custom_id[128];
+    long status; /* response.status_code; 0 when the line carries an error instead */
+    char *body;  /* owned: response.body as JSON text; NULL when none */
+    size_t body_len;
+    char request_id[96];
+    char err_code[64], err_message[300]; /* the line's error (response null) */
+} gpt_batch_line;
+
+/* Parses one line of a batch output or error file. 0, or IK_E_PARSE /
+ * IK_E_NOMEM with what and where in err (out then holds nothing to free). */
+int gpt_parse_batch_line(const char *line, size_t len, gpt_batch_line *out, char *err,
+                         size_t errlen);
+void gpt_batch_line_free(gpt_batch_line *l);
+
+typedef struct gpt_batch_info {
+    char id[128], status[32];
+    char output_file_id[128], error_file_id[128]; /* "" when null */
+    int terminal;                                 /* completed, failed, expired, cancelled */
+    char err_code[64], err_message[300];          /* errors.data[0], when any */
+    long err_line;
+    long total, completed, failed; /* request_counts */
+} gpt_batch_info;
+
+/* Parses a batch object (create, retrieve, cancel answers). */
+int gpt_parse_batch_object(const char *body, size_t len, gpt_batch_info *out, char *err,
+                           size_t errlen);
+/* Parses a file object and copies its id. */
+int gpt_parse_file_object(const char *body, size_t len, char *id, size_t idlen, char *err,
+                          size_t errlen);
+
+/* ---- grounding.c ---- */
+
+/* 1 when the extracted value of field occurs in text (case, whitespace, URL
+ * scheme and phone separators forgiven; an empty value claims nothing), 0
+ * when it does not, IK_E_NOMEM. */
+int gpt_grounded(const char *field, const char *value, const char *text, size_t tlen);
+
 /* ---- limits.c ---- */
 
 /* Go-style duration ("1s", "6m0s", "12ms", "1h2m3.5s", "250us") in ms. */
@@ -147,10 +189,14 @@ typedef struct gpt_limiter {
     double last;         /* last refill, seconds (monotonic) */
     double paused_until; /* seconds (monotonic) */
     double conc, conc_min, conc_max;
-    double lat_ewma;      /* request latency, seconds */
+    double lat_ewma;   /* request latency, seconds */
+    double speed_base; /* recent fastest seconds per output token */
+    long speed_samples;
     double last_decrease; /* when conc was last halved (monotonic seconds) */
     int inflight;
     int cfg_rpm, cfg_tpm; /* limits were configured (headers only lower them) */
+    int probing;          /* limits unknown and no answer yet: starts are spaced */
+    double last_start;    /* when the last request was let through */
     double utilization;   /* share of the limit to aim for */
 } gpt_limiter;
 
@@ -160,10 +206,19 @@ void gpt_limiter_destroy(gpt_limiter *l);
 /* Waits until a request of `tokens` may go; stop() is polled every 100 ms and
  * ends the wait with IK_E_STOPPING. */
 int gpt_limiter_acquire(gpt_limiter *l, double tokens, int (*stop)(void *), void *arg);
-/* Ends a request that took latency_s: overloaded (429/5xx/timeout/slow)
- * halves the concurrency, at most once per round trip (the latency EWMA),
+/* Gives back the slot of a request that has ended. */
+void gpt_limiter_done(gpt_limiter *l);
+/* Adapts the concurrency to how a request went: overloaded (429, 5xx,
+ * timeout, slow) halves it, at most once per round trip (the latency EWMA),
  * otherwise it grows by one (additive increase per response). */
+void gpt_limiter_feedback(gpt_limiter *l, int overloaded, double latency_s);
+/* gpt_limiter_done then gpt_limiter_feedback. */
 void gpt_limiter_release(gpt_limiter *l, int overloaded, double latency_s);
+/* 1 when an answer was slow: latency above target_s (when > 0), or its time
+ * per output token above factor (when > 0) times the fastest recent one
+ * (judged after 5 answers of at least 256 output tokens). Also learns. */
+int gpt_limiter_slow(gpt_limiter *l, double latency_s, double output_tokens, double target_s,
+                     double factor);
 /* Charges (or refunds, when negative) tokens after the fact: the real usage
  * minus the estimate charged at acquire. */
 void gpt_limiter_correct(gpt_limiter *l, double tokens_delta);
@@ -173,5 +228,35 @@ void gpt_limiter_update(gpt_limiter *l, const gpt_hints *h);
 void gpt_limiter_pause(gpt_limiter *l, double ms);
 double gpt_limiter_concurrency(gpt_limiter *l);
 double gpt_now_s(void);
+
+/* ---- http.c: a pool of curl handles (connection reuse) ---- */
+
+typedef struct gpt_http gpt_http;
+
+typedef struct gpt_upload {
+    const char *purpose, *filename; /* multipart fields "purpose" and "file" */
+    const char *data;
+    size_t len;
+} gpt_upload;
+
+typedef struct gpt_resp {
+    long status; /* HTTP status; 0 when no answer */
+    char *body;  /* owned, NUL-terminated; gpt_resp_free */
+    size_t len, cap;
+    int too_big;
+    gpt_hints hints;
+    int bad_hints; /* a malformed hint header was seen (hints.bad names it) */
+} gpt_resp;
+
+/* auth_line is a whole header line ("Authorization: Bearer ..."), copied. */
+int gpt_http_new(gpt_http **out, const char *auth_line, long timeout_ms, long connect_timeout_ms);
+void gpt_http_free(gpt_http *h);
+/* Sends method to url with a JSON body (json), a multipart upload (up) or
+ * neither. 0 when an answer came back (any status, in resp->status),
+ * IK_E_TIMEOUT or IK_E_IO with curl's message in err, IK_E_NOMEM. resp is
+ * always initialised; the caller frees it with gpt_resp_free. Thread-safe. */
+int gpt_http_send(gpt_http *h, const char *method, const char *url, const char *json,
+                  const gpt_upload *up, gpt_resp *resp, char *err, size_t errlen);
+void gpt_resp_free(gpt_resp *r);
 
 #endif

@@ -232,6 +232,11 @@ double gpt_hints_wait_ms(const gpt_hints *h, double fallback_ms)
 
 /* ---- limiter ---- */
 
+/* While neither limit is configured and no answer has come back, requests
+ * start at most this often: a 429 (which comes back at once) then teaches
+ * the limits before the whole first wave has been sent into it. */
+#define PROBE_SPACING_S 0.1
+
 int gpt_limiter_init(gpt_limiter *l, double rpm, double tpm, double conc_min, double conc_max,
                      double utilization)
 {
@@ -258,6 +263,7 @@ int gpt_limiter_init(gpt_limiter *l, double rpm, double tpm, double conc_min, do
     l->conc_min = conc_min >= 1 ? conc_min : 1;
     l->conc_max = conc_max >= l->conc_min ? conc_max : l->conc_min;
     l->conc = l->conc_max;
+    l->probing = !l->cfg_rpm && !l->cfg_tpm;
     return 0;
 }
 
@@ -296,6 +302,8 @@ int gpt_limiter_acquire(gpt_limiter *l, double tokens, int (*stop)(void *), void
             wait = l->paused_until - now;
         else if ((double)l->inflight + 1 > floor(l->conc) && l->inflight > 0)
             wait = 0.1; /* woken by release */
+        else if (l->probing && now - l->last_start < PROBE_SPACING_S)
+            wait = l->last_start + PROBE_SPACING_S - now;
         else {
             double need_tok = l->tpm > 0 && tokens > l->tpm ? l->tpm : tokens;
             double wr = l->rpm > 0 && l->req < 1 ? (1 - l->req) * 60 / l->rpm : 0;
@@ -307,6 +315,7 @@ int gpt_limiter_acquire(gpt_limiter *l, double tokens, int (*stop)(void *), void
                 if (l->tpm > 0)
                     l->tok -= tokens;
                 l->inflight++;
+                l->last_start = now;
                 pthread_mutex_unlock(&l->mu);
                 return 0;
             }
@@ -338,12 +347,19 @@ void gpt_limiter_correct(gpt_limiter *l, double tokens_delta)
     pthread_mutex_unlock(&l->mu);
 }
 
-void gpt_limiter_release(gpt_limiter *l, int overloaded, double latency_s)
+void gpt_limiter_done(gpt_limiter *l)
+{
+    pthread_mutex_lock(&l->mu);
+    if (l->inflight > 0)
+        l->inflight--;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void gpt_limiter_feedback(gpt_limiter *l, int overloaded, double latency_s)
 {
     pthread_mutex_lock(&l->mu);
     double now = gpt_now_s();
-    if (l->inflight > 0)
-        l->inflight--;
     if (latency_s > 0)
         l->lat_ewma = l->lat_ewma > 0 ? 0.8 * l->lat_ewma + 0.2 * latency_s : latency_s;
     if (overloaded) {
@@ -364,9 +380,44 @@ void gpt_limiter_release(gpt_limiter *l, int overloaded, double latency_s)
     pthread_mutex_unlock(&l->mu);
 }
 
+void gpt_limiter_release(gpt_limiter *l, int overloaded, double latency_s)
+{
+    gpt_limiter_done(l);
+    gpt_limiter_feedback(l, overloaded, latency_s);
+}
+
+/* Output tokens below which a request's latency is mostly time to first
+ * token and says little about the server's speed. */
+#define SLOW_MIN_OUTPUT 256
+
+int gpt_limiter_slow(gpt_limiter *l, double latency_s, double output_tokens, double target_s,
+                     double factor)
+{
+    if (target_s > 0 && latency_s > target_s)
+        return 1;
+    if (factor <= 0 || output_tokens < SLOW_MIN_OUTPUT || latency_s <= 0)
+        return 0;
+    double per_token = latency_s / output_tokens;
+    pthread_mutex_lock(&l->mu);
+    int slow = 0;
+    if (l->speed_samples >= 5 && per_token > factor * l->speed_base)
+        slow = 1;
+    /* a decaying minimum: the fastest recent speed, drifting up 1% a sample
+     * so that a server that has become slower for good is the new normal
+     * after about a hundred answers rather than forever "slow" */
+    if (l->speed_samples == 0 || per_token < l->speed_base)
+        l->speed_base = per_token;
+    else
+        l->speed_base *= 1.01;
+    l->speed_samples++;
+    pthread_mutex_unlock(&l->mu);
+    return slow;
+}
+
 void gpt_limiter_update(gpt_limiter *l, const gpt_hints *h)
 {
     pthread_mutex_lock(&l->mu);
+    l->probing = 0; /* an answer came: the limits are known, or never will be */
     refill_locked(l, gpt_now_s());
     if (h->limit_req > 0) {
         double lim = (double)h->limit_req * l->utilization;

@@ -284,3 +284,179 @@ int gpt_parse_results(const char *text, json_object **results, char *err, size_t
     json_object_put(o);
     return 0;
 }
+
+/* ---- Batch API ---- */
+
+void gpt_batch_line_free(gpt_batch_line *l)
+{
+    if (!l)
+        return;
+    free(l->body);
+    l->body = NULL;
+    l->body_len = 0;
+}
+
+/* Copies a string field into a fixed buffer; a wrong type is an error, a
+ * value that does not fit is an error too (ids are compared, not cut). */
+static int copy_str(json_object *o, const char *k, char *dst, size_t dlen, int required,
+                    const char *where, char *err, size_t errlen)
+{
+    json_object *v = get(o, k);
+    dst[0] = 0;
+    if (!v || json_object_is_type(v, json_type_null)) {
+        if (!required)
+            return 0;
+        snprintf(err, errlen, "%s: missing \"%s\"", where, k);
+        return IK_E_PARSE;
+    }
+    if (!json_object_is_type(v, json_type_string)) {
+        snprintf(err, errlen, "%s.%s: expected a string", where, k);
+        return IK_E_PARSE;
+    }
+    size_t n = (size_t)json_object_get_string_len(v);
+    if (n >= dlen) {
+        snprintf(err, errlen, "%s.%s: longer than %zu bytes", where, k, dlen - 1);
+        return IK_E_PARSE;
+    }
+    memcpy(dst, json_object_get_string(v), n + 1);
+    return 0;
+}
+
+/* Like copy_str, but a value that does not fit is cut: messages only. */
+static void copy_msg(json_object *o, const char *k, char *dst, size_t dlen)
+{
+    const char *s = gets_(o, k);
+    snprintf(dst, dlen, "%s", s ? s : "");
+}
+
+int gpt_parse_batch_line(const char *line, size_t len, gpt_batch_line *out, char *err,
+                         size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    json_object *o = parse_json("batch result line", line, len, err, errlen);
+    if (!o)
+        return IK_E_PARSE;
+    int rc = IK_E_PARSE;
+    if (!json_object_is_type(o, json_type_object)) {
+        snprintf(err, errlen, "batch result line: expected a JSON object");
+        goto out;
+    }
+    if (copy_str(o, "custom_id", out->custom_id, sizeof out->custom_id, 1, "batch result line", err,
+                 errlen))
+        goto out;
+    json_object *resp = get(o, "response"), *e = get(o, "error");
+    if (resp && !json_object_is_type(resp, json_type_null)) {
+        if (!json_object_is_type(resp, json_type_object)) {
+            snprintf(err, errlen, "batch result line: response: expected an object or null");
+            goto out;
+        }
+        json_object *sc = get(resp, "status_code");
+        if (!sc || !json_object_is_type(sc, json_type_int) || json_object_get_int64(sc) < 100 ||
+            json_object_get_int64(sc) > 599) {
+            snprintf(err, errlen,
+                     "batch result line: response.status_code: expected an HTTP status");
+            goto out;
+        }
+        out->status = (long)json_object_get_int64(sc);
+        json_object *rid = get(resp, "request_id");
+        if (rid && json_object_is_type(rid, json_type_string))
+            snprintf(out->request_id, sizeof out->request_id, "%s", json_object_get_string(rid));
+        json_object *body = get(resp, "body");
+        if (!body || !json_object_is_type(body, json_type_object)) {
+            snprintf(err, errlen, "batch result line: response.body: expected an object");
+            goto out;
+        }
+        const char *s = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+        out->body = strdup(s ? s : "{}");
+        if (!out->body) {
+            snprintf(err, errlen, "batch result line: out of memory");
+            rc = IK_E_NOMEM;
+            goto out;
+        }
+        out->body_len = strlen(out->body);
+    } else if (e && json_object_is_type(e, json_type_object)) {
+        copy_msg(e, "code", out->err_code, sizeof out->err_code);
+        copy_msg(e, "message", out->err_message, sizeof out->err_message);
+        if (!out->err_code[0] && !out->err_message[0]) {
+            snprintf(err, errlen, "batch result line: error: neither code nor message");
+            goto out;
+        }
+    } else {
+        snprintf(err, errlen, "batch result line: neither a response nor an error");
+        goto out;
+    }
+    rc = 0;
+out:
+    json_object_put(o);
+    if (rc)
+        gpt_batch_line_free(out);
+    return rc;
+}
+
+static const char *const batch_statuses[] = {"validating", "in_progress", "finalizing",
+                                             "completed",  "failed",      "expired",
+                                             "cancelling", "cancelled"};
+
+int gpt_parse_batch_object(const char *body, size_t len, gpt_batch_info *out, char *err,
+                           size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    json_object *o = parse_json("batch object", body, len, err, errlen);
+    if (!o)
+        return IK_E_PARSE;
+    int rc = IK_E_PARSE;
+    if (!json_object_is_type(o, json_type_object)) {
+        snprintf(err, errlen, "batch object: expected a JSON object");
+        goto out;
+    }
+    if (copy_str(o, "id", out->id, sizeof out->id, 1, "batch object", err, errlen) ||
+        copy_str(o, "status", out->status, sizeof out->status, 1, "batch object", err, errlen) ||
+        copy_str(o, "output_file_id", out->output_file_id, sizeof out->output_file_id, 0,
+                 "batch object", err, errlen) ||
+        copy_str(o, "error_file_id", out->error_file_id, sizeof out->error_file_id, 0,
+                 "batch object", err, errlen))
+        goto out;
+    int known = 0;
+    for (size_t i = 0; i < sizeof batch_statuses / sizeof *batch_statuses; i++)
+        if (strcmp(out->status, batch_statuses[i]) == 0)
+            known = 1;
+    if (!known) {
+        snprintf(err, errlen, "batch object: unknown status \"%.40s\"", out->status);
+        goto out;
+    }
+    out->terminal = strcmp(out->status, "completed") == 0 || strcmp(out->status, "failed") == 0 ||
+                    strcmp(out->status, "expired") == 0 || strcmp(out->status, "cancelled") == 0;
+    json_object *errs = get(get(o, "errors"), "data");
+    if (errs && json_object_is_type(errs, json_type_array) && json_object_array_length(errs) > 0) {
+        json_object *e0 = json_object_array_get_idx(errs, 0);
+        copy_msg(e0, "code", out->err_code, sizeof out->err_code);
+        copy_msg(e0, "message", out->err_message, sizeof out->err_message);
+        json_object *ln = get(e0, "line");
+        out->err_line =
+            ln && json_object_is_type(ln, json_type_int) ? (long)json_object_get_int64(ln) : 0;
+    }
+    json_object *rc_ = get(o, "request_counts");
+    if (usage_int(rc_, "total", &out->total, "batch object.request_counts", err, errlen) ||
+        usage_int(rc_, "completed", &out->completed, "batch object.request_counts", err, errlen) ||
+        usage_int(rc_, "failed", &out->failed, "batch object.request_counts", err, errlen))
+        goto out;
+    rc = 0;
+out:
+    json_object_put(o);
+    return rc;
+}
+
+int gpt_parse_file_object(const char *body, size_t len, char *id, size_t idlen, char *err,
+                          size_t errlen)
+{
+    json_object *o = parse_json("file object", body, len, err, errlen);
+    if (!o)
+        return IK_E_PARSE;
+    int rc = IK_E_PARSE;
+    if (!json_object_is_type(o, json_type_object))
+        snprintf(err, errlen, "file object: expected a JSON object");
+    else
+        rc = copy_str(o, "id", id, idlen, 1, "file object", err, errlen);
+    json_object_put(o);
+    return rc;
+}

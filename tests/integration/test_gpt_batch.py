@@ -40,7 +40,7 @@ pipelines = ( {
       base_url = "%(base)s"; api_key = "%(key)s"; tokenizer_file = "%(ranks)s";
       timeout = "1s"; quota_recheck = "1h"; %(extra)s } );
   sinks = ( { plugin = "stdout"; path = "%(dir)s/out.jsonl"; format = "record";
-              meta_keys = "gpt_cost_usd,gpt_input_tokens,gpt_output_tokens,gpt_batch_emails"; } );
+              meta_keys = "gpt_cost_usd,gpt_input_tokens,gpt_output_tokens,gpt_batch_emails,gpt_ungrounded"; } );
 } );
 """
 
@@ -55,7 +55,10 @@ def email(i, marker=""):
             "attachments": []}
 
 
-class GptBatchTest(IntakeTest):
+class MockOpenAIMixin:
+    """Starts the mock OpenAI server per test and writes pipelines for it;
+    mixed into IntakeTest classes here and in test_gpt_batch_api.py."""
+
     def setUp(self):
         super().setUp()
         self.assertTrue(os.path.exists(MOCK), "mock-openai not built")
@@ -131,6 +134,15 @@ class GptBatchTest(IntakeTest):
             self.assertEqual(ext["email"], "person%d@example.com" % i, rec["id"])
             self.assertGreater(float(rec["meta"]["gpt_cost_usd"]), 0)
 
+    def unhealthy(self, port, what="insufficient_quota"):
+        try:
+            status, _, body = self.http_get(port, "/health")
+        except OSError:
+            return None
+        return (status, body) if status == 503 and what in body else None
+
+
+class GptBatchTest(MockOpenAIMixin, IntakeTest):
     def test_5000_emails_with_every_failure(self):
         n = 5000
         markers = {}
@@ -206,13 +218,6 @@ class GptBatchTest(IntakeTest):
         self.assertEqual(self.mock_call("/mock/stats")["requests"], 1)  # stopped sending
         self.assertNotIn(KEY, err)
 
-    def unhealthy(self, port):
-        try:
-            status, _, body = self.http_get(port, "/health")
-        except OSError:
-            return None
-        return (status, body) if status == 503 and "insufficient_quota" in body else None
-
     def test_limits_from_headers_avoid_429_storm(self):
         n = 160
         self.write_emails(n, {})
@@ -227,6 +232,26 @@ class GptBatchTest(IntakeTest):
         self.assertLessEqual(stats["rate_limited"], 4, stats)
         self.assertGreater(stats["tokens_in"] + stats["tokens_out"], 40000)
         self.assertGreater(time.time() - t0, 0)
+
+    def test_crossed_answers_are_sent_again_alone(self):
+        n = 60
+        self.write_emails(n, {7: "MOCK_UNGROUNDED"})
+        self.start_mock()
+        self.fault("crossed", 2, min_emails=2)
+        r = self.run_intake("run", self.conf(max_items=20, concurrency=2), timeout=60, check=0)
+        s = self.summary(r.stderr)["gpt"]
+        self.assertEqual(s["delivered"], n)
+        out = self.jsonl(self.path("out.jsonl"))
+        # each email carries its own values, though two requests came back
+        # with two answers traded
+        self.check_delivered(out)
+        self.assertEqual(self.mock_call("/mock/stats")["pending_faults"], 0)
+        self.assertEqual(r.stderr.count("of another email of request"), 4, r.stderr[-3000:])
+        # a value found nowhere is kept and flagged, not retried
+        by_id = {rec["id"]: rec for rec in out}
+        self.assertEqual(by_id["m00007"]["payload"]["extraction"]["phone"], "(999) 555-0199")
+        self.assertEqual(by_id["m00007"]["meta"].get("gpt_ungrounded"), "phone")
+        self.assertNotIn("gpt_ungrounded", by_id["m00008"]["meta"])
 
     def test_chat_and_azure_forms(self):
         self.write_emails(40, {})

@@ -505,6 +505,155 @@ static void test_limiter(void)
     gpt_limiter_destroy(&l);
 }
 
+/* Latency as an overload signal: an answer whose time per output token is
+ * well above the recent fastest counts as overloaded; short answers (mostly
+ * time to first token) are not judged; the fixed target still works. */
+static void test_limiter_latency(void)
+{
+    gpt_limiter l;
+    CU_ASSERT_EQUAL_FATAL(gpt_limiter_init(&l, 0, 0, 1, 8, 1.0), 0);
+    /* 5 answers to learn from: ~10 ms per token */
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_EQUAL(gpt_limiter_slow(&l, 10.0, 1000, 0, 3), 0);
+    CU_ASSERT_EQUAL(gpt_limiter_slow(&l, 20.0, 1000, 0, 3), 0); /* 2x: not slow */
+    CU_ASSERT_EQUAL(gpt_limiter_slow(&l, 40.0, 1000, 0, 3), 1); /* 4x: slow */
+    CU_ASSERT_EQUAL(gpt_limiter_slow(&l, 40.0, 100, 0, 3), 0);  /* too short to judge */
+    CU_ASSERT_EQUAL(gpt_limiter_slow(&l, 40.0, 1000, 0, 0), 0); /* factor 0: off */
+    CU_ASSERT_EQUAL(gpt_limiter_slow(&l, 2.0, 10, 1.5, 0), 1);  /* above the fixed target */
+    /* a slow answer halves the concurrency through feedback */
+    l.last_decrease = 0;
+    CU_ASSERT_EQUAL_FATAL(gpt_limiter_acquire(&l, 1, NULL, NULL), 0);
+    gpt_limiter_done(&l);
+    CU_ASSERT_EQUAL(l.inflight, 0);
+    gpt_limiter_feedback(&l, gpt_limiter_slow(&l, 50.0, 1000, 0, 3), 50.0);
+    CU_ASSERT_DOUBLE_EQUAL(gpt_limiter_concurrency(&l), 4, 1e-9);
+    /* a server that stays slower becomes the new normal */
+    int slow_at_end = 1;
+    for (int i = 0; i < 300; i++)
+        slow_at_end = gpt_limiter_slow(&l, 40.0, 1000, 0, 3);
+    CU_ASSERT_EQUAL(slow_at_end, 0);
+    gpt_limiter_destroy(&l);
+}
+
+/* ---- Batch API answers ---- */
+
+static void test_batch_lines(void)
+{
+    gpt_batch_line bl;
+    char err[300];
+    const char *ok = "{\"id\":\"batch_req_1\",\"custom_id\":\"r0-3\",\"response\":{\"status_code\":"
+                     "200,\"request_id\":\"req_9\",\"body\":{\"id\":\"resp_1\",\"status\":"
+                     "\"completed\"}},\"error\":null}";
+    CU_ASSERT_EQUAL_FATAL(gpt_parse_batch_line(ok, strlen(ok), &bl, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(bl.custom_id, "r0-3");
+    CU_ASSERT_EQUAL(bl.status, 200);
+    CU_ASSERT_STRING_EQUAL(bl.request_id, "req_9");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bl.body);
+    CU_ASSERT_PTR_NOT_NULL(strstr(bl.body, "\"resp_1\""));
+    gpt_batch_line_free(&bl);
+    const char *failed = "{\"custom_id\":\"r0-4\",\"response\":{\"status_code\":400,\"body\":"
+                         "{\"error\":{\"message\":\"too long\",\"code\":"
+                         "\"context_length_exceeded\"}}},\"error\":null}";
+    CU_ASSERT_EQUAL_FATAL(gpt_parse_batch_line(failed, strlen(failed), &bl, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(bl.status, 400);
+    gpt_batch_line_free(&bl);
+    const char *expired = "{\"custom_id\":\"r1-0\",\"response\":null,\"error\":{\"code\":"
+                          "\"batch_expired\",\"message\":\"This request could not be executed "
+                          "before the completion window expired.\"}}";
+    CU_ASSERT_EQUAL_FATAL(gpt_parse_batch_line(expired, strlen(expired), &bl, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(bl.status, 0);
+    CU_ASSERT_STRING_EQUAL(bl.err_code, "batch_expired");
+    CU_ASSERT_PTR_NULL(bl.body);
+    gpt_batch_line_free(&bl);
+    /* rejections say what and where */
+    static const struct {
+        const char *line, *want;
+    } bad[] = {
+        {"{\"custom_id\":\"a\",\"response\":{\"status_code\":200,\"body\":{}}", "truncated"},
+        {"[1]", "expected a JSON object"},
+        {"{\"response\":null,\"error\":{\"code\":\"x\"}}", "missing \"custom_id\""},
+        {"{\"custom_id\":7,\"error\":{\"code\":\"x\"}}", "custom_id: expected a string"},
+        {"{\"custom_id\":\"a\",\"response\":{\"status_code\":\"200\",\"body\":{}}}",
+         "status_code: expected an HTTP status"},
+        {"{\"custom_id\":\"a\",\"response\":{\"status_code\":200,\"body\":\"x\"}}",
+         "response.body: expected an object"},
+        {"{\"custom_id\":\"a\",\"response\":null,\"error\":null}", "neither a response nor"},
+        {"{\"custom_id\":\"a\",\"response\":null,\"error\":{}}", "neither code nor message"},
+        {"{\"custom_id\":\"a\",\"error\":{\"code\":\"x\"}} x", "unexpected data after"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err[0] = 0;
+        CU_ASSERT_EQUAL(
+            gpt_parse_batch_line(bad[i].line, strlen(bad[i].line), &bl, err, sizeof err),
+            IK_E_PARSE);
+        CU_ASSERT_PTR_NULL(bl.body);
+        if (!strstr(err, bad[i].want))
+            fprintf(stderr, "\nline %zu: got \"%s\", want \"%s\"\n", i, err, bad[i].want);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].want));
+    }
+}
+
+static void test_batch_objects(void)
+{
+    gpt_batch_info bi;
+    char err[300];
+    const char *done = "{\"id\":\"batch_1\",\"object\":\"batch\",\"status\":\"completed\","
+                       "\"output_file_id\":\"file-o\",\"error_file_id\":null,\"errors\":null,"
+                       "\"request_counts\":{\"total\":3,\"completed\":2,\"failed\":1}}";
+    CU_ASSERT_EQUAL_FATAL(gpt_parse_batch_object(done, strlen(done), &bi, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(bi.id, "batch_1");
+    CU_ASSERT(bi.terminal);
+    CU_ASSERT_STRING_EQUAL(bi.output_file_id, "file-o");
+    CU_ASSERT_STRING_EQUAL(bi.error_file_id, "");
+    CU_ASSERT_EQUAL(bi.total, 3);
+    CU_ASSERT_EQUAL(bi.failed, 1);
+    const char *failed =
+        "{\"id\":\"batch_2\",\"status\":\"failed\",\"errors\":{\"object\":\"list\","
+        "\"data\":[{\"code\":\"token_limit_exceeded\",\"message\":\"Enqueued token "
+        "limit reached\",\"param\":null,\"line\":null}]}}";
+    CU_ASSERT_EQUAL_FATAL(gpt_parse_batch_object(failed, strlen(failed), &bi, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(bi.err_code, "token_limit_exceeded");
+    CU_ASSERT(bi.terminal);
+    const char *running = "{\"id\":\"batch_3\",\"status\":\"in_progress\"}";
+    CU_ASSERT_EQUAL_FATAL(gpt_parse_batch_object(running, strlen(running), &bi, err, sizeof err),
+                          0);
+    CU_ASSERT(!bi.terminal);
+    const char *odd = "{\"id\":\"batch_4\",\"status\":\"paused\"}";
+    CU_ASSERT_EQUAL(gpt_parse_batch_object(odd, strlen(odd), &bi, err, sizeof err), IK_E_PARSE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown status \"paused\""));
+    const char *neg = "{\"id\":\"b\",\"status\":\"completed\",\"request_counts\":{\"total\":-1}}";
+    CU_ASSERT_EQUAL(gpt_parse_batch_object(neg, strlen(neg), &bi, err, sizeof err), IK_E_PARSE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "request_counts.total"));
+    char id[64];
+    const char *file = "{\"id\":\"file-abc\",\"object\":\"file\",\"purpose\":\"batch\"}";
+    CU_ASSERT_EQUAL(gpt_parse_file_object(file, strlen(file), id, sizeof id, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(id, "file-abc");
+    CU_ASSERT_EQUAL(gpt_parse_file_object("{}", 2, id, sizeof id, err, sizeof err), IK_E_PARSE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "missing \"id\""));
+}
+
+/* ---- grounding ---- */
+
+static void test_grounding(void)
+{
+    const char *t = "From: Ana Ruiz <ana@agency.com>\nSubject: Referral\n\nCandidate:  Natalie\n"
+                    "BURKE, phone +1 (512) 555-0142.\nhttps://www.linkedin.com/in/nburke/ and "
+                    "nat.burke@Example.com";
+    size_t n = strlen(t);
+    CU_ASSERT_EQUAL(gpt_grounded("email", "nat.burke@example.com", t, n), 1); /* case */
+    CU_ASSERT_EQUAL(gpt_grounded("email", "natalie@example.com", t, n), 0);
+    CU_ASSERT_EQUAL(gpt_grounded("candidate_name", "Natalie Burke", t, n), 1); /* whitespace */
+    CU_ASSERT_EQUAL(gpt_grounded("candidate_name", "Nathan Burke", t, n), 0);
+    CU_ASSERT_EQUAL(gpt_grounded("phone", "512-555-0142", t, n), 1);   /* separators */
+    CU_ASSERT_EQUAL(gpt_grounded("phone", "+15125550142", t, n), 1);   /* country code */
+    CU_ASSERT_EQUAL(gpt_grounded("phone", "(512) 555-0143", t, n), 0); /* one digit off */
+    CU_ASSERT_EQUAL(gpt_grounded("linkedin_url", "linkedin.com/in/nburke", t, n), 1);
+    CU_ASSERT_EQUAL(gpt_grounded("linkedin_url", "http://linkedin.com/in/nburke/", t, n), 1);
+    CU_ASSERT_EQUAL(gpt_grounded("linkedin_url", "https://www.linkedin.com/in/other", t, n), 0);
+    CU_ASSERT_EQUAL(gpt_grounded("email", "", t, n), 1); /* nothing claimed */
+    CU_ASSERT_EQUAL(gpt_grounded("email", NULL, t, n), 1);
+}
+
 int main(void)
 {
     const char *src = getenv("INTAKE_TEST_SRC");
@@ -523,6 +672,10 @@ int main(void)
     CU_add_test(s, "Chat Completions bodies", test_reply_chat);
     CU_add_test(s, "error bodies and model output", test_errors_and_results);
     CU_add_test(s, "limiter corrections and AIMD", test_limiter);
+    CU_add_test(s, "latency as an overload signal", test_limiter_latency);
+    CU_add_test(s, "grounding of extracted values", test_grounding);
+    CU_add_test(s, "Batch API result lines", test_batch_lines);
+    CU_add_test(s, "Batch API batch and file objects", test_batch_objects);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

@@ -1,12 +1,14 @@
 /*
  * mock_openai.c: a local stand-in for the OpenAI and Azure OpenAI APIs, for
- * tests and benchmarks. It speaks the Responses API and Chat Completions as
- * documented (any path ending in /responses or /chat/completions, so the
- * OpenAI, Azure dated and Azure /openai/v1/ URL forms all work), checks the
- * key (Authorization: Bearer or api-key), rejects what reasoning models
- * reject (temperature, top_p, max_tokens, stop), and answers a packed
- * extraction request with one deterministic extraction per <email id="...">
- * block found in the input, derived from that email's text:
+ * tests and benchmarks: the HTTP server, its routing and the fake model (the
+ * Files and Batch APIs are in batch.c). It speaks the Responses API and Chat
+ * Completions as documented (any path ending in /responses or
+ * /chat/completions, so the OpenAI, Azure dated and Azure /openai/v1/ URL
+ * forms all work), checks the key (Authorization: Bearer or api-key),
+ * rejects what reasoning models reject (temperature, top_p, max_tokens,
+ * stop), and answers a packed extraction request with one deterministic
+ * extraction per <email id="..."> block found in the input, derived from
+ * that email's text:
  *
  *   email         first address found in the body, else the From: address
  *   candidate_name/job_title/company_name/phone/website/industry
@@ -29,7 +31,8 @@
  * context_length, too_large, incomplete (reasoning used the whole budget:
  * empty output), truncated (200 with cut JSON), content_filter, refusal,
  * server_error (500), overloaded (503), timeout (sleeps --timeout-sleep-ms),
- * duplicate (a result repeated), unknown (a result for an id not sent).
+ * duplicate (a result repeated), unknown (a result for an id not sent),
+ * crossed (the first two results trade every field but email_id).
  * An optional "min_emails": K makes the fault wait for a request carrying at
  * least K emails: a split-inducing fault (context_length, incomplete, ...)
  * with K = 2 never lands on a lone email, which it would dead-letter, so a
@@ -37,13 +40,25 @@
  * Markers in an email's text act on every request that carries it:
  * MOCK_CONTENT_FILTER, MOCK_REFUSE, MOCK_OMIT (never answered),
  * MOCK_OMIT_IN_BATCH (not answered when batched with others), MOCK_INVALID
- * (a confidence of 1.5), MOCK_INVALID_IN_BATCH. A request whose input exceeds
+ * (a confidence of 1.5), MOCK_INVALID_IN_BATCH, MOCK_UNGROUNDED (a phone number
+ * that is not in the email). A request whose input exceeds
  * --max-input gets 400 context_length_exceeded, and an answer longer than
  * max_output_tokens comes back truncated (status incomplete / finish_reason
  * length), as the real API does.
  *
+ * The Batch API (batch.c): …/files (multipart upload, get, content, delete)
+ * and …/batches (create, get, list, cancel) under the same prefixes, files
+ * in memory, every batch line answered by the same model core as above
+ * (mock_model() in batch mode: no latency, no per-minute buckets, a timeout
+ * fault gives an error line instead of a sleep) --batch-delay-ms after the
+ * batch's creation; --batch-queue-tokens caps the enqueued input tokens.
+ * Batch faults through /mock/faults, taken by the next batch creation:
+ * batch_failed, batch_expired (the second half of the lines expires),
+ * batch_never (in_progress until cancelled).
+ *
  * GET /mock/stats returns counters as JSON. The server prints "listening on
- * 127.0.0.1:PORT" on stdout once ready and stops on SIGINT/SIGTERM.
+ * 127.0.0.1:PORT" on stdout once ready and stops on SIGINT/SIGTERM (HTTP
+ * first, then the batch worker).
  */
 #include <errno.h>
 #include <math.h>
@@ -62,47 +77,16 @@
 
 #include <json-c/json.h>
 
+#include "batch.h"
+#include "mock.h"
 #include "tokenizer.h"
 
-#define MAX_FAULTS   64
-#define MAX_PREFIXES 64
-#define MAX_BODY     (64u << 20)
-
-typedef struct fault {
-    char name[32];
-    long count;
-    size_t min_emails; /* only requests carrying at least this many emails */
-} fault;
-
-typedef struct bucket {
-    double limit; /* per minute; 0: unlimited */
-    double level; /* available now */
-    double t;     /* last refill, seconds */
-} bucket;
-
-typedef struct mock {
-    const char *key;
-    ik_tok *tok;
-    long max_input;
-    long reasoning_per_email;
-    double ttft_ms, tps, latency_scale;
-    long timeout_sleep_ms;
-    int retry_header; /* 0 ms, 1 seconds, 2 none */
-    pthread_mutex_t mu;
-    bucket rpm, tpm;
-    fault faults[MAX_FAULTS];
-    size_t nfaults;
-    uint64_t prefixes[MAX_PREFIXES];
-    size_t nprefixes;
-    /* stats */
-    long requests, ok, rate_limited, errors, emails, stored, inflight, max_inflight;
-    long long tokens_in, tokens_out, tokens_cached, charged;
-    long chat, responses;
-} mock;
+/* the largest request body; a file upload (POST …/files) may be larger */
+#define MAX_BODY (64u << 20)
 
 static volatile sig_atomic_t g_stop; /* main()'s signal flag: the only global */
 
-static double now_s(void)
+double mock_now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -139,13 +123,6 @@ static void go_duration(double secs, char *out, size_t n)
     }
 }
 
-typedef struct reply {
-    int status;
-    char *body; /* owned */
-    char hdr[8][2][64];
-    int nhdr;
-} reply;
-
 static void add_hdr(reply *r, const char *k, const char *v)
 {
     if (r->nhdr >= 8)
@@ -155,8 +132,8 @@ static void add_hdr(reply *r, const char *k, const char *v)
     r->nhdr++;
 }
 
-static void error_reply(reply *r, int status, const char *msg, const char *type, const char *param,
-                        const char *code)
+void error_reply(reply *r, int status, const char *msg, const char *type, const char *param,
+                 const char *code)
 {
     json_object *e = json_object_new_object();
     json_object_object_add(e, "message", json_object_new_string(msg));
@@ -170,14 +147,22 @@ static void error_reply(reply *r, int status, const char *msg, const char *type,
     json_object_put(o);
 }
 
-/* Takes one pending count fault, if any, into name, for a request carrying
- * nemails emails (a fault with min_emails waits for a request that large). */
-static int take_fault(mock *m, char *name, size_t n, size_t nemails)
+/* Batch-level faults (batch_failed, batch_expired, batch_never) are taken by
+ * the next batch creation only, never by a model request, and the model
+ * faults never by a batch creation: one queue, two kinds of consumer. */
+static int is_batch_fault(const char *name)
+{
+    return strncmp(name, "batch_", 6) == 0;
+}
+
+int take_fault(mock *m, char *name, size_t n, size_t nemails, int batch_level)
 {
     int got = 0;
     pthread_mutex_lock(&m->mu);
     for (size_t i = 0; i < m->nfaults; i++) {
-        if (m->faults[i].count > 0 && nemails >= m->faults[i].min_emails) {
+        if (is_batch_fault(m->faults[i].name) != (batch_level != 0))
+            continue;
+        if (m->faults[i].count > 0 && (batch_level || nemails >= m->faults[i].min_emails)) {
             snprintf(name, n, "%s", m->faults[i].name);
             if (--m->faults[i].count == 0) {
                 memmove(&m->faults[i], &m->faults[i + 1],
@@ -369,6 +354,8 @@ static size_t parse_emails(const char *text, size_t len, email_in **out)
         }
         /* unescape &quot; &lt; &gt; &amp; in the id */
         char *id = malloc((size_t)(ide - ids) + 1);
+        if (!id)
+            break;
         size_t k = 0;
         for (const char *q = ids; q < ide;) {
             if (strncmp(q, "&quot;", 6) == 0) {
@@ -458,20 +445,47 @@ static const char *getstr(json_object *o, const char *k)
     return NULL;
 }
 
-/* Handles one model request; fills r. */
-static void model_request(mock *m, int chat, const char *auth, const char *apikey, const char *body,
-                          size_t blen, reply *r)
+int mock_check_auth(mock *m, const char *auth, const char *apikey, reply *r)
 {
     char keybuf[300];
     snprintf(keybuf, sizeof keybuf, "Bearer %s", m->key);
-    if (!((auth && strcmp(auth, keybuf) == 0) || (apikey && strcmp(apikey, m->key) == 0))) {
-        error_reply(r, 401,
-                    "Incorrect API key provided. You can find your API key at "
-                    "https://platform.openai.com/account/api-keys.",
-                    "invalid_request_error", NULL, "invalid_api_key");
-        return;
-    }
+    if ((auth && strcmp(auth, keybuf) == 0) || (apikey && strcmp(apikey, m->key) == 0))
+        return 0;
+    error_reply(r, 401,
+                "Incorrect API key provided. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                "invalid_request_error", NULL, "invalid_api_key");
+    return -1;
+}
+
+/* A model request parsed and checked: its text gathered (the emails are read
+ * from text + user_off on) and its input tokens counted. */
+typedef struct model_in {
+    json_object *req; /* owned; the pointers below point into it */
+    const char *model, *instr, *schema_s;
+    json_object *schema, *fmt;
+    char *text; /* owned */
+    size_t tlen, nmsg, user_off;
+    long max_out;
+    size_t in_tok;
+} model_in;
+
+static void model_in_free(model_in *in)
+{
+    free(in->text);
+    json_object_put(in->req);
+}
+
+/* Parses body and checks it as the API does; 0 and in filled, or -1 with the
+ * 400 in r. Shared by the answer and the batch queue's token count. */
+static int model_parse(mock *m, int chat, const char *body, size_t blen, model_in *in, reply *r)
+{
+    memset(in, 0, sizeof *in);
     json_tokener *jt = json_tokener_new();
+    if (!jt) {
+        error_reply(r, 500, "mock: out of memory", "server_error", NULL, NULL);
+        return -1;
+    }
     json_object *req = json_tokener_parse_ex(jt, body, (int)blen);
     enum json_tokener_error jerr = json_tokener_get_error(jt);
     json_tokener_free(jt);
@@ -479,8 +493,9 @@ static void model_request(mock *m, int chat, const char *auth, const char *apike
         json_object_put(req);
         error_reply(r, 400, "We could not parse the JSON body of your request.",
                     "invalid_request_error", NULL, NULL);
-        return;
+        return -1;
     }
+    in->req = req;
     json_object *v;
     static const char *const rejected[] = {"temperature", "top_p", "max_tokens", "stop"};
     for (size_t i = 0; i < 4; i++) {
@@ -489,55 +504,100 @@ static void model_request(mock *m, int chat, const char *auth, const char *apike
             snprintf(msg, sizeof msg,
                      "Unsupported parameter: '%s' is not supported with this model.", rejected[i]);
             error_reply(r, 400, msg, "invalid_request_error", rejected[i], "unsupported_parameter");
-            json_object_put(req);
-            return;
+            model_in_free(in);
+            return -1;
         }
     }
-    const char *model = getstr(req, "model");
-    if (!model) {
+    in->model = getstr(req, "model");
+    if (!in->model) {
         error_reply(r, 400, "Missing required parameter: 'model'.", "invalid_request_error",
                     "model", "missing_required_parameter");
-        json_object_put(req);
-        return;
+        model_in_free(in);
+        return -1;
     }
     /* gather text */
-    char *text = calloc(1, 1);
-    size_t tlen = 0, nmsg = 0, user_off = 0;
-    json_object *schema = NULL, *fmt = NULL;
-    long max_out = 128000;
-    const char *instr = NULL;
+    in->text = calloc(1, 1);
+    if (!in->text) {
+        error_reply(r, 500, "mock: out of memory", "server_error", NULL, NULL);
+        model_in_free(in);
+        return -1;
+    }
+    in->max_out = 128000;
     if (chat) {
         /* emails are read from user messages only (user_off: where they start) */
         if (json_object_object_get_ex(req, "messages", &v) &&
             json_object_is_type(v, json_type_array))
             for (size_t i = 0; i < json_object_array_length(v); i++) {
                 json_object *msg = json_object_array_get_idx(v, i);
-                append_content(json_object_object_get(msg, "content"), &text, &tlen, &nmsg);
+                append_content(json_object_object_get(msg, "content"), &in->text, &in->tlen,
+                               &in->nmsg);
                 const char *role = getstr(msg, "role");
                 if (!role || strcmp(role, "user") != 0)
-                    user_off = tlen;
+                    in->user_off = in->tlen;
             }
         json_object *rf, *js;
         if (json_object_object_get_ex(req, "response_format", &rf) &&
             json_object_object_get_ex(rf, "json_schema", &js)) {
-            fmt = js;
-            json_object_object_get_ex(js, "schema", &schema);
+            in->fmt = js;
+            json_object_object_get_ex(js, "schema", &in->schema);
         }
         if (json_object_object_get_ex(req, "max_completion_tokens", &v))
-            max_out = json_object_get_int64(v);
+            in->max_out = json_object_get_int64(v);
     } else {
-        instr = getstr(req, "instructions");
-        if (instr)
-            append_content(json_object_object_get(req, "instructions"), &text, &tlen, &nmsg);
-        user_off = tlen;
+        in->instr = getstr(req, "instructions");
+        if (in->instr)
+            append_content(json_object_object_get(req, "instructions"), &in->text, &in->tlen,
+                           &in->nmsg);
+        in->user_off = in->tlen;
         if (json_object_object_get_ex(req, "input", &v))
-            append_content(v, &text, &tlen, &nmsg);
+            append_content(v, &in->text, &in->tlen, &in->nmsg);
         json_object *t;
         if (json_object_object_get_ex(req, "text", &t) &&
-            json_object_object_get_ex(t, "format", &fmt))
-            json_object_object_get_ex(fmt, "schema", &schema);
+            json_object_object_get_ex(t, "format", &in->fmt))
+            json_object_object_get_ex(in->fmt, "schema", &in->schema);
         if (json_object_object_get_ex(req, "max_output_tokens", &v))
-            max_out = json_object_get_int64(v);
+            in->max_out = json_object_get_int64(v);
+    }
+    json_object *strict = NULL;
+    if (!in->fmt || !in->schema || !json_object_object_get_ex(in->fmt, "strict", &strict) ||
+        !json_object_get_boolean(strict)) {
+        error_reply(r, 400, "This mock only answers strict json_schema structured output.",
+                    "invalid_request_error", chat ? "response_format" : "text.format", NULL);
+        model_in_free(in);
+        return -1;
+    }
+    in->schema_s = json_object_to_json_string_ext(in->schema, JSON_C_TO_STRING_PLAIN);
+    in->in_tok = count_tokens(m, in->text, in->tlen) +
+                 count_tokens(m, in->schema_s, strlen(in->schema_s)) + 3 * in->nmsg + 3;
+    return 0;
+}
+
+size_t mock_input_tokens(mock *m, int chat, const char *body, size_t blen)
+{
+    model_in in;
+    reply r = {0};
+    if (model_parse(m, chat, body, blen, &in, &r) != 0) {
+        free(r.body);
+        return 0;
+    }
+    size_t n = in.in_tok;
+    model_in_free(&in);
+    return n;
+}
+
+void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, reply *r)
+{
+    model_in in;
+    /* chat and responses count synchronous HTTP requests only (the handler
+     * does): a client test tells from them that nothing bypassed a batch */
+    if (model_parse(m, chat, body, blen, &in, r) != 0)
+        return;
+    json_object *req = in.req;
+    const char *model = in.model, *instr = in.instr, *schema_s = in.schema_s;
+    char *text = in.text;
+    size_t tlen = in.tlen, user_off = in.user_off, in_tok = in.in_tok;
+    long max_out = in.max_out;
+    if (!chat) {
         json_object *st;
         if (!json_object_object_get_ex(req, "store", &st) || json_object_get_boolean(st)) {
             pthread_mutex_lock(&m->mu);
@@ -545,18 +605,6 @@ static void model_request(mock *m, int chat, const char *auth, const char *apike
             pthread_mutex_unlock(&m->mu);
         }
     }
-    json_object *strict = NULL;
-    if (!fmt || !schema || !json_object_object_get_ex(fmt, "strict", &strict) ||
-        !json_object_get_boolean(strict)) {
-        error_reply(r, 400, "This mock only answers strict json_schema structured output.",
-                    "invalid_request_error", chat ? "response_format" : "text.format", NULL);
-        free(text);
-        json_object_put(req);
-        return;
-    }
-    const char *schema_s = json_object_to_json_string_ext(schema, JSON_C_TO_STRING_PLAIN);
-    size_t in_tok =
-        count_tokens(m, text, tlen) + count_tokens(m, schema_s, strlen(schema_s)) + 3 * nmsg + 3;
     /* prompt caching: instructions + schema form the prefix */
     size_t cached = 0;
     {
@@ -591,7 +639,7 @@ static void model_request(mock *m, int chat, const char *auth, const char *apike
     email_in *emails = NULL;
     size_t ne = parse_emails(text + user_off, tlen - user_off, &emails);
     char fault_name[32] = "";
-    take_fault(m, fault_name, sizeof fault_name, ne);
+    take_fault(m, fault_name, sizeof fault_name, ne, 0);
 
     /* answer (computed first: its size is part of the token charge) */
     json_object *results = json_object_new_array();
@@ -602,10 +650,28 @@ static void model_request(mock *m, int chat, const char *auth, const char *apike
             continue;
         int inv = one_has(&emails[i], "MOCK_INVALID") ||
                   (ne > 1 && one_has(&emails[i], "MOCK_INVALID_IN_BATCH"));
-        json_object_array_add(results, extract(&emails[i], inv));
+        json_object *ex = extract(&emails[i], inv);
+        if (ex && one_has(&emails[i], "MOCK_UNGROUNDED")) /* a value from nowhere */
+            json_object_object_add(ex, "phone", json_object_new_string("(999) 555-0199"));
+        json_object_array_add(results, ex);
     }
     if (strcmp(fault_name, "duplicate") == 0 && json_object_array_length(results) > 0)
         json_object_array_add(results, json_object_get(json_object_array_get_idx(results, 0)));
+    if (strcmp(fault_name, "crossed") == 0 && json_object_array_length(results) >= 2) {
+        /* the packing failure grounding exists for: two answers trade
+         * their fields, each keeping its own email_id */
+        json_object *a = json_object_array_get_idx(results, 0);
+        json_object *b = json_object_array_get_idx(results, 1);
+        json_object_object_foreach(a, key, va)
+        {
+            json_object *vb = NULL;
+            if (strcmp(key, "email_id") == 0 || !json_object_object_get_ex(b, key, &vb))
+                continue;
+            json_object_get(va);
+            json_object_object_add(a, key, json_object_get(vb));
+            json_object_object_add(b, key, va);
+        }
+    }
     if (strcmp(fault_name, "unknown") == 0) {
         email_in ghost = {"not-sent-by-you", "From: x\n\nCandidate: Ghost", 25};
         json_object_array_add(results, extract(&ghost, 0));
@@ -619,7 +685,7 @@ static void model_request(mock *m, int chat, const char *auth, const char *apike
     size_t out_tok = ans_tok + reasoning;
 
     const char *outcome = "ok"; /* ok, length, empty, filter, refusal, truncated */
-    double now = now_s();
+    double now = mock_now_s();
     char lim_r[32], lim_t[32], rem_r[32], rem_t[32], rs_r[32], rs_t[32];
     int limited = 0;
     double wait_s = 0;
@@ -629,7 +695,9 @@ static void model_request(mock *m, int chat, const char *auth, const char *apike
     refill(&m->rpm, now);
     refill(&m->tpm, now);
     double charge = (double)(in_tok + out_tok);
-    if (m->tpm.limit > 0 && charge > m->tpm.limit) {
+    if (batch) {
+        /* batch has a pool of its own: the per-minute buckets never see it */
+    } else if (m->tpm.limit > 0 && charge > m->tpm.limit) {
         limited = 2;
     } else if ((m->rpm.limit > 0 && m->rpm.level < 1) ||
                (m->tpm.limit > 0 && m->tpm.level < charge)) {
@@ -659,13 +727,15 @@ static void model_request(mock *m, int chat, const char *auth, const char *apike
     if (limited || strcmp(fault_name, "rate_limit") == 0)
         m->rate_limited++;
     pthread_mutex_unlock(&m->mu);
-    add_hdr(r, "x-ratelimit-limit-requests", lim_r);
-    add_hdr(r, "x-ratelimit-limit-tokens", lim_t);
-    add_hdr(r, "x-ratelimit-remaining-requests", rem_r);
-    add_hdr(r, "x-ratelimit-remaining-tokens", rem_t);
-    add_hdr(r, "x-ratelimit-reset-requests", rs_r);
-    add_hdr(r, "x-ratelimit-reset-tokens", rs_t);
-    add_hdr(r, "x-request-id", "req_mock");
+    if (!batch) {
+        add_hdr(r, "x-ratelimit-limit-requests", lim_r);
+        add_hdr(r, "x-ratelimit-limit-tokens", lim_t);
+        add_hdr(r, "x-ratelimit-remaining-requests", rem_r);
+        add_hdr(r, "x-ratelimit-remaining-tokens", rem_t);
+        add_hdr(r, "x-ratelimit-reset-requests", rs_r);
+        add_hdr(r, "x-ratelimit-reset-tokens", rs_t);
+        add_hdr(r, "x-request-id", "req_mock");
+    }
 
     char msg[512];
     if (limited == 2 || strcmp(fault_name, "too_large") == 0) {
@@ -727,7 +797,11 @@ static void model_request(mock *m, int chat, const char *auth, const char *apike
         goto done;
     }
     if (strcmp(fault_name, "timeout") == 0) {
-        usleep((useconds_t)m->timeout_sleep_ms * 1000);
+        /* a batch line that times out has no HTTP answer at all */
+        if (batch)
+            r->timed_out = 1;
+        else
+            usleep((useconds_t)m->timeout_sleep_ms * 1000);
         error_reply(r, 504, "timeout", "server_error", NULL, NULL);
         goto done;
     }
@@ -867,13 +941,18 @@ static void model_request(mock *m, int chat, const char *auth, const char *apike
     r->body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);
     free(cut);
+    r->has_usage = 1;
+    r->u_in = (long long)in_tok;
+    r->u_cached = (long long)cached;
+    r->u_out = (long long)usage_out;
+    r->u_reason = (long long)usage_reason;
     pthread_mutex_lock(&m->mu);
     m->ok++;
     m->tokens_in += (long long)in_tok;
     m->tokens_out += (long long)usage_out;
     m->tokens_cached += (long long)cached;
     pthread_mutex_unlock(&m->mu);
-    {
+    if (!batch) {
         double ms = (m->ttft_ms + (m->tps > 0 ? (double)usage_out * 1000.0 / m->tps : 0)) *
                     m->latency_scale;
         if (ms > 0)
@@ -897,16 +976,17 @@ static void control_request(mock *m, const char *method, const char *url, const 
                             size_t blen, reply *r)
 {
     if (strcmp(url, "/mock/stats") == 0) {
-        char buf[1024];
+        char buf[1024], bst[512];
+        batch_stats(m->batches, bst, sizeof bst); /* not under m->mu: lock order */
         pthread_mutex_lock(&m->mu);
         snprintf(buf, sizeof buf,
                  "{\"requests\":%ld,\"ok\":%ld,\"errors\":%ld,\"rate_limited\":%ld,\"emails\":%ld,"
                  "\"stored\":%ld,\"max_inflight\":%ld,\"tokens_in\":%lld,\"tokens_out\":%lld,"
                  "\"tokens_cached\":%lld,\"charged\":%lld,\"chat\":%ld,\"responses\":%ld,"
-                 "\"pending_faults\":%zu}",
+                 "\"pending_faults\":%zu,%s}",
                  m->requests, m->ok, m->errors, m->rate_limited, m->emails, m->stored,
                  m->max_inflight, m->tokens_in, m->tokens_out, m->tokens_cached, m->charged,
-                 m->chat, m->responses, m->nfaults);
+                 m->chat, m->responses, m->nfaults, bst);
         pthread_mutex_unlock(&m->mu);
         r->status = 200;
         r->body = strdup(buf);
@@ -945,6 +1025,7 @@ static void control_request(mock *m, const char *method, const char *url, const 
 typedef struct conn_state {
     char *buf;
     size_t len, cap;
+    size_t limit; /* MAX_BODY, or BATCH_MAX_UPLOAD_BODY for a file upload */
     int too_big;
 } conn_state;
 
@@ -964,11 +1045,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         cs = calloc(1, sizeof *cs);
         if (!cs)
             return MHD_NO;
+        cs->limit = batch_is_upload(method, url) ? BATCH_MAX_UPLOAD_BODY : MAX_BODY;
         *con_cls = cs;
         return MHD_YES;
     }
     if (*upload_size) {
-        if (cs->len + *upload_size > MAX_BODY) {
+        if (cs->too_big || cs->len + *upload_size > cs->limit) {
             cs->too_big = 1;
         } else {
             if (cs->len + *upload_size + 1 > cs->cap) {
@@ -989,10 +1071,23 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         return MHD_YES;
     }
     reply r = {0};
+    batch_http bh = {
+        .method = method,
+        .url = url,
+        .auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+        .apikey = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "api-key"),
+        .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"),
+        .q_limit = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit"),
+        .q_after = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after"),
+        .body = cs->buf,
+        .blen = cs->len,
+    };
     if (cs->too_big) {
         error_reply(&r, 413, "Request body too large.", "invalid_request_error", NULL, NULL);
     } else if (strncmp(url, "/mock/", 6) == 0) {
         control_request(m, method, url, cs->buf, cs->len, &r);
+    } else if (batch_route(m->batches, &bh, &r)) {
+        /* files and batches: answered */
     } else if (strcmp(method, "POST") == 0 &&
                (ends_with(url, "/responses") || ends_with(url, "/chat/completions"))) {
         int chat = ends_with(url, "/chat/completions");
@@ -1004,9 +1099,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         if (++m->inflight > m->max_inflight)
             m->max_inflight = m->inflight;
         pthread_mutex_unlock(&m->mu);
-        model_request(m, chat, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
-                      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "api-key"),
-                      cs->buf ? cs->buf : "", cs->len, &r);
+        if (mock_check_auth(m, bh.auth, bh.apikey, &r) == 0)
+            mock_model(m, chat, cs->buf ? cs->buf : "", cs->len, 0, &r);
         pthread_mutex_lock(&m->mu);
         m->inflight--;
         pthread_mutex_unlock(&m->mu);
@@ -1015,9 +1109,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     }
     if (!r.body)
         error_reply(&r, 500, "mock: out of memory", "server_error", NULL, NULL);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(r.body), r.body, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(resp, "Content-Type", "application/json");
+    struct MHD_Response *resp = MHD_create_response_from_buffer(r.has_len ? r.len : strlen(r.body),
+                                                                r.body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(r.body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", r.ctype ? r.ctype : "application/json");
     for (int i = 0; i < r.nhdr; i++)
         MHD_add_response_header(resp, r.hdr[i][0], r.hdr[i][1]);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r.status, resp);
@@ -1046,7 +1144,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: mock-openai --port N [--key K] [--rank-file F] [--rpm N] [--tpm N]\n"
             "       [--max-input N] [--reasoning N] [--ttft-ms X] [--tps X] [--latency-scale X]\n"
-            "       [--timeout-sleep-ms N] [--retry-header ms|s|none] [--fault NAME:COUNT]...\n");
+            "       [--timeout-sleep-ms N] [--retry-header ms|s|none] [--fault NAME:COUNT]...\n"
+            "       [--batch-delay-ms N] [--batch-queue-tokens N]\n");
 }
 
 int main(int argc, char **argv)
@@ -1059,6 +1158,8 @@ int main(int argc, char **argv)
     m.timeout_sleep_ms = 5000;
     pthread_mutex_init(&m.mu, NULL);
     long port = -1;
+    long batch_delay_ms = 1000;
+    long long batch_queue_tokens = 0;
     const char *rank = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -1090,6 +1191,10 @@ int main(int argc, char **argv)
             m.latency_scale = atof(v);
         else if (!strcmp(a, "--timeout-sleep-ms"))
             m.timeout_sleep_ms = atol(v);
+        else if (!strcmp(a, "--batch-delay-ms"))
+            batch_delay_ms = atol(v);
+        else if (!strcmp(a, "--batch-queue-tokens"))
+            batch_queue_tokens = atoll(v);
         else if (!strcmp(a, "--retry-header"))
             m.retry_header = !strcmp(v, "s") ? 1 : !strcmp(v, "none") ? 2 : 0;
         else if (!strcmp(a, "--fault")) {
@@ -1118,10 +1223,16 @@ int main(int argc, char **argv)
     } else {
         fprintf(stderr, "mock-openai: no --rank-file: token counts are estimates (bytes/3)\n");
     }
-    double t = now_s();
+    double t = mock_now_s();
     m.rpm.level = m.rpm.limit;
     m.tpm.level = m.tpm.limit;
     m.rpm.t = m.tpm.t = t;
+    m.batches = batch_store_new(&m, batch_delay_ms, batch_queue_tokens);
+    if (!m.batches) {
+        fprintf(stderr, "mock-openai: cannot start the batch worker\n");
+        ik_tok_free(m.tok);
+        return 1;
+    }
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -1136,6 +1247,7 @@ int main(int argc, char **argv)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "mock-openai: cannot listen on 127.0.0.1:%ld: %s\n", port, strerror(errno));
+        batch_store_free(m.batches);
         ik_tok_free(m.tok);
         return 1;
     }
@@ -1143,7 +1255,9 @@ int main(int argc, char **argv)
     fflush(stdout);
     while (!g_stop)
         usleep(50000);
+    /* HTTP first (no request reaches the store after this), then the worker */
     MHD_stop_daemon(d);
+    batch_store_free(m.batches);
     ik_tok_free(m.tok);
     pthread_mutex_destroy(&m.mu);
     return 0;
