@@ -314,6 +314,10 @@ static int copy_str(json_object *o, const char *k, char *dst, size_t dlen, int r
         return IK_E_PARSE;
     }
     size_t n = (size_t)json_object_get_string_len(v);
+    if (n == 0 && required) {
+        snprintf(err, errlen, "%s.%s: empty", where, k);
+        return IK_E_PARSE;
+    }
     if (n >= dlen) {
         snprintf(err, errlen, "%s.%s: longer than %zu bytes", where, k, dlen - 1);
         return IK_E_PARSE;

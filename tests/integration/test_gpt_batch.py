@@ -230,6 +230,10 @@ class GptBatchTest(MockOpenAIMixin, IntakeTest):
         # the first requests go out before any header was seen; after that the
         # client-side limiter keeps the pipeline under the limit
         self.assertLessEqual(stats["rate_limited"], 4, stats)
+        # connections are kept and reused: one per request in flight, not
+        # one per request (20+ requests, 4 at a time)
+        self.assertGreaterEqual(stats["requests"], 20)
+        self.assertLessEqual(stats["connections"], 8, stats)
         self.assertGreater(stats["tokens_in"] + stats["tokens_out"], 40000)
         self.assertGreater(time.time() - t0, 0)
 

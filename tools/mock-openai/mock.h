@@ -48,6 +48,7 @@ typedef struct mock {
     batch_store *batches; /* the Files and Batch APIs (batch.c) */
     /* stats */
     long requests, ok, rate_limited, errors, emails, stored, inflight, max_inflight;
+    long connections; /* TCP connections accepted (connection reuse shows here) */
     long long tokens_in, tokens_out, tokens_cached, charged;
     long chat, responses;
 } mock;

@@ -983,10 +983,10 @@ static void control_request(mock *m, const char *method, const char *url, const 
                  "{\"requests\":%ld,\"ok\":%ld,\"errors\":%ld,\"rate_limited\":%ld,\"emails\":%ld,"
                  "\"stored\":%ld,\"max_inflight\":%ld,\"tokens_in\":%lld,\"tokens_out\":%lld,"
                  "\"tokens_cached\":%lld,\"charged\":%lld,\"chat\":%ld,\"responses\":%ld,"
-                 "\"pending_faults\":%zu,%s}",
+                 "\"pending_faults\":%zu,\"connections\":%ld,%s}",
                  m->requests, m->ok, m->errors, m->rate_limited, m->emails, m->stored,
                  m->max_inflight, m->tokens_in, m->tokens_out, m->tokens_cached, m->charged,
-                 m->chat, m->responses, m->nfaults, bst);
+                 m->chat, m->responses, m->nfaults, m->connections, bst);
         pthread_mutex_unlock(&m->mu);
         r->status = 200;
         r->body = strdup(buf);
@@ -1134,6 +1134,18 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
+/* Counts TCP connections, so tests can see that clients reuse them. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    mock *m = cls;
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->connections++;
+    pthread_mutex_unlock(&m->mu);
+}
+
 static void on_signal(int sig)
 {
     g_stop = 1;
@@ -1244,7 +1256,8 @@ int main(int argc, char **argv)
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, (uint16_t)port, NULL, NULL,
         handler, &m, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, completed, &m,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, &m, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)120, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "mock-openai: cannot listen on 127.0.0.1:%ld: %s\n", port, strerror(errno));
         batch_store_free(m.batches);

@@ -173,7 +173,9 @@ static int part_headers(const char *p, const char *end, size_t idx, mp_part *par
         while (ne < le && is_tchar(*ne))
             ne++;
         if (!colon || ne != colon || ne == p) {
-            fail(err, errn, "part %zu: malformed header line '%.60s'", idx, p);
+            /* the line is not NUL-terminated: print at most its own bytes */
+            int ll = le - p < 60 ? (int)(le - p) : 60;
+            fail(err, errn, "part %zu: malformed header line '%.*s'", idx, ll, p);
             return -1;
         }
         const char *v = skip_ws(colon + 1, le), *ve = le;
