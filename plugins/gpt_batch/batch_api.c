@@ -260,6 +260,7 @@ static void run_batch(job *j, gpt_group *g, size_t ng, int round)
         goto out;
     }
     gpt_resp_free(&r);
+    gpt_unblock(st); /* the key and the account work again */
     free(file.s);
     file.s = NULL;
 

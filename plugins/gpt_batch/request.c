@@ -483,7 +483,7 @@ int gpt_job_answer(job *j, const size_t *idx, size_t k, int depth, long status, 
                  ae.code[0] ? ae.code : "no code");
         gpt_block(st, b);
         gpt_set_all(j, idx, k, IK_RELEASE, reason);
-    } else if (status == 404 && !j->batch) {
+    } else if (status == 404) {
         char b[IK_REASON_MAX];
         snprintf(b, sizeof b, "HTTP 404: model or deployment %s not found", st->model_name);
         gpt_block(st, b);
