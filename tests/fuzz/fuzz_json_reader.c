@@ -12,15 +12,9 @@
 
 #include "file/json_reader.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_check.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_json_reader: check failed: %s (line %d)\n", #cond, __LINE__);    \
-            __builtin_trap();                                                                      \
-        }                                                                                          \
-    } while (0)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_item(const jr_item *it, size_t input_size)
 {

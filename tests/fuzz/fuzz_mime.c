@@ -14,15 +14,9 @@
 #include "email/email.h"
 #include "rules/extract.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_check.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_mime: check failed: %s (line %d)\n", #cond, __LINE__);           \
-            __builtin_trap();                                                                      \
-        }                                                                                          \
-    } while (0)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Every string anywhere in the value is valid UTF-8. */
 static void check_utf8(json_object *o, int depth)

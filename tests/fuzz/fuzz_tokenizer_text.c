@@ -16,16 +16,10 @@
 
 #include "tokenizer/tokenizer.h"
 
+#include "fuzz_check.h"
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_tokenizer_text: check failed: %s (line %d)\n", #cond, __LINE__); \
-            __builtin_trap();                                                                      \
-        }                                                                                          \
-    } while (0)
 
 static ik_tok *g_tok;    /* the fuzz target's fixture, loaded once */
 static int g_bytes_only; /* the single-byte table */
