@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/utf8.h"
+
 #define REDACTED       "[REDACTED]"
 #define SECRET_MIN_LEN 4
 
@@ -284,41 +286,6 @@ void ik_log_shutdown(void)
 
 /* ---- escaping ------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (at most `avail` bytes), or 0 when
- * the bytes there are not valid UTF-8 (overlong forms, surrogates, code points
- * above U+10FFFF and truncated sequences are all invalid). */
-static size_t utf8_valid_len(const unsigned char *s, size_t avail)
-{
-    unsigned char c = s[0];
-    size_t need;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (avail < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return need;
-}
-
 /* Appends s as the inside of a JSON string. */
 static void json_escape(sbuf *b, const char *str)
 {
@@ -366,7 +333,7 @@ static void json_escape(sbuf *b, const char *str)
             i++;
             continue;
         }
-        size_t len = utf8_valid_len(s + i, n - i);
+        size_t len = ik_utf8_seq(s + i, n - i);
         if (len == 0) {
             sbuf_adds(b, "\\ufffd");
             i++;

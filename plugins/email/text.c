@@ -17,6 +17,7 @@
 
 #include "em_buf.h"
 #include "email.h"
+#include "common/utf8.h"
 
 void em_buf_add(em_buf *b, const char *s, size_t n)
 {
@@ -96,37 +97,11 @@ void em_init(void)
     pthread_once(&em_once, em_init_once);
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid or
+ * NUL (which a record's text never carries). */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-    unsigned c = s[0];
-    if (c >= 0x01 && c < 0x80)
-        return 1;
-    size_t len;
-    unsigned min;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    unsigned cp = c & (0xff >> (len + 1));
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
+    return s[0] ? ik_utf8_seq(s, n) : 0;
 }
 
 int em_utf8_valid(const char *s, size_t len)

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
+
 #define JR_DEPTH      64
 #define JR_CHUNK      (1u << 30) /* json-c takes an int length: feed big input in chunks */
 #define JR_READ_CHUNK (64u * 1024u)
@@ -512,38 +514,11 @@ void jr_lines_free(jr_lines *lr)
     memset(lr, 0, sizeof *lr);
 }
 
-/* Length of a valid UTF-8 sequence at s (n bytes available), or 0 if invalid
- * or cut short. */
+/* Length of a valid UTF-8 sequence at s (n bytes available), 0 when invalid,
+ * cut short or NUL (which JSON text must escape). */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-    unsigned char c = s[0];
-    if (c >= 0x01 && c < 0x80)
-        return 1;
-    size_t need;
-    unsigned cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((need == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (need == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return need;
+    return s[0] ? ik_utf8_seq(s, n) : 0;
 }
 
 char *jr_raw_text(const char *text, size_t len, size_t max)
