@@ -199,6 +199,11 @@ static int host_wait_ms(ik_instance *self, uint64_t ms)
     return ik_pipeline_wait_ms(self, ms);
 }
 
+static void host_progress(ik_instance *self)
+{
+    ik_pipeline_progress(self);
+}
+
 static size_t host_max_record_size(ik_instance *self)
 {
     return ik_pipeline_max_record_size(self);
@@ -310,6 +315,7 @@ static const ik_host host_table = {
     .metric_observe = ik_metric_observe,
     .instance_name = host_instance_name,
     .pipeline_name = host_pipeline_name,
+    .progress = host_progress,
 };
 
 const ik_host *ik_host_table(void)

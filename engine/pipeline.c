@@ -691,6 +691,16 @@ int ik_pipeline_wait_ms(ik_instance *self, uint64_t ms)
     return s;
 }
 
+/* A plugin call that runs long says it is alive: what the stall rule of
+ * health looks at. */
+void ik_pipeline_progress(ik_instance *self)
+{
+    ik_pipeline *p = self->pipeline;
+    pthread_mutex_lock(&p->mu);
+    p->last_progress_ms = ik_now_ms();
+    pthread_mutex_unlock(&p->mu);
+}
+
 size_t ik_pipeline_max_record_size(ik_instance *self)
 {
     return (size_t)self->pipeline->spec->max_record_size;

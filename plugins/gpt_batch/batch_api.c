@@ -311,6 +311,8 @@ static void run_batch(job *j, gpt_group *g, size_t ng, int round)
             settle_groups(j, g, ng, NULL, stop ? IK_RELEASE : IK_RETRY, reason);
             goto out;
         }
+        if (IK_HOST_HAS(st->host, progress))
+            st->host->progress(st->self); /* waiting is not a stall */
         api_url(st, url, sizeof url, path);
         rc = gpt_http_send(st->http, "GET", url, NULL, NULL, &r, err, sizeof err);
         gpt_batch_info now;

@@ -11,7 +11,7 @@ PIPELINE = """
 admin = { listen = "127.0.0.1:%(port)d"; };
 pipelines = ( {
   name = "h";
-  health_window = "1s";
+  health_window = "%(window)s";
   retry = { max_attempts = %(attempts)d; initial_backoff = "1ms"; max_backoff = "10ms"; };
   source = { plugin = "test_gen"; count = 1000000; emit_delay = "2ms"; };
   processors = ( { plugin = "%(proc)s"; %(procopts)s } );
@@ -21,10 +21,12 @@ pipelines = ( {
 
 
 class AdminTest(IntakeTest):
-    def start(self, proc, procopts="", attempts=1):
+    def start(self, proc, procopts="", attempts=1, window="1s"):
+        # a short window makes the unhealthy cases quick; the healthy case
+        # gets a long one, so a loaded machine's pauses are not a "stall"
         port = free_port()
         conf = self.config(PIPELINE % dict(port=port, proc=proc, procopts=procopts, d=self.dir,
-                                           attempts=attempts), admin=True)
+                                           attempts=attempts, window=window), admin=True)
         p = self.start_intake("run", conf)
         self.wait_for(lambda: self._up(port), what="admin server")
         return p, port
@@ -42,7 +44,7 @@ class AdminTest(IntakeTest):
         return err
 
     def test_healthy_and_metrics(self):
-        p, port = self.start("passthrough")
+        p, port = self.start("passthrough", window="60s")
         self.wait_for(lambda: len(self.jsonl(self.path("out.jsonl"))) > 20, what="deliveries")
         status, ctype, body = self.http_get(port, "/health")
         self.assertEqual(status, 200, body)

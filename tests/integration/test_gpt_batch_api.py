@@ -12,6 +12,7 @@
 import json
 import os
 import signal
+import time
 import unittest
 import urllib.request
 
@@ -126,6 +127,30 @@ class GptBatchApiTest(MockOpenAIMixin, IntakeTest):
         stats = self.mock_call("/mock/stats")
         self.assertEqual(stats["batches_cancelled"], 1)
         self.assertIn("cancelled", err)
+
+    def test_a_waiting_batch_is_not_a_stall(self):
+        # health_window 1 s, a batch that never ends: the polls say the call
+        # is alive, so /health stays 200 well past the window
+        self.write_emails(20, {})
+        self.start_mock("--batch-delay-ms", "100")
+        self.fault("batch_never", 1)
+        admin = free_port()
+        conf = self.batch_conf(follow="true", admin=admin)
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(text.replace('name = "gpt";', 'name = "gpt"; health_window = "1s";'))
+        p = self.start_intake("run", conf)
+        self.wait_for(lambda: self.mock_call("/mock/stats")["batches_created"] >= 1, timeout=30,
+                      what="the batch to be created")
+        statuses = []
+        for _ in range(12):
+            time.sleep(0.25)
+            statuses.append(self.http_get(admin, "/health")[0])
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+        self.assertEqual(statuses, [200] * 12, err[-2000:])
+        self.assertEqual(self.summary(err)["gpt"]["released"], 20)
 
     def test_rejected_key_releases_and_reports(self):
         self.write_emails(30, {})

@@ -34,7 +34,7 @@ extern "C" {
 
 #define IK_PLUGIN_MAGIC      0x494b504cu /* "IKPL" */
 #define IK_ABI_MAJOR         1
-#define IK_ABI_MINOR         0
+#define IK_ABI_MINOR         1
 #define IK_PLUGIN_ENTRY      ik_plugin_entry
 #define IK_PLUGIN_ENTRY_NAME "ik_plugin_entry"
 
@@ -228,7 +228,20 @@ typedef struct ik_host {
     /* Identity. */
     const char *(*instance_name)(ik_instance *self);
     const char *(*pipeline_name)(ik_instance *self);
+
+    /* ---- ABI 1.1 ---- */
+
+    /* A call that rightly runs long (a Batch API job waits for hours) says
+     * it is alive, so health does not report the pipeline as stalled while
+     * records wait in it. Cheap; call it on every poll. */
+    void (*progress)(ik_instance *self);
 } ik_host;
+
+/* 1 when the engine's host table has the member f. A plugin declared with
+ * IK_PLUGIN_HEAD loads only on engines of its own minor or newer, so the
+ * members of its minor are always there; this is for a plugin that declares
+ * an older minor to run on older engines too. */
+#define IK_HOST_HAS(h, f) ((h)->struct_size >= offsetof(ik_host, f) + sizeof((h)->f))
 
 /*
  * The descriptor. Callbacks not meaningful for the kind stay NULL; optional
