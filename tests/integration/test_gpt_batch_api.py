@@ -129,8 +129,9 @@ class GptBatchApiTest(MockOpenAIMixin, IntakeTest):
         self.assertIn("cancelled", err)
 
     def test_a_waiting_batch_is_not_a_stall(self):
-        # health_window 1 s, a batch that never ends: the polls say the call
-        # is alive, so /health stays 200 well past the window
+        # health_window 3 s, a batch that never ends: the polls (every
+        # 100 ms) say the call is alive, so /health stays 200 for twice the
+        # window (without them it turns 503 after 3 s)
         self.write_emails(20, {})
         self.start_mock("--batch-delay-ms", "100")
         self.fault("batch_never", 1)
@@ -139,17 +140,17 @@ class GptBatchApiTest(MockOpenAIMixin, IntakeTest):
         with open(conf) as f:
             text = f.read()
         with open(conf, "w") as f:
-            f.write(text.replace('name = "gpt";', 'name = "gpt"; health_window = "1s";'))
+            f.write(text.replace('name = "gpt";', 'name = "gpt"; health_window = "3s";'))
         p = self.start_intake("run", conf)
         self.wait_for(lambda: self.mock_call("/mock/stats")["batches_created"] >= 1, timeout=30,
                       what="the batch to be created")
         statuses = []
-        for _ in range(12):
+        for _ in range(24):
             time.sleep(0.25)
             statuses.append(self.http_get(admin, "/health")[0])
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=60)
-        self.assertEqual(statuses, [200] * 12, err[-2000:])
+        self.assertEqual(statuses, [200] * 24, err[-2000:])
         self.assertEqual(self.summary(err)["gpt"]["released"], 20)
 
     def test_rejected_key_releases_and_reports(self):

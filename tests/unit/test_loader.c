@@ -86,6 +86,23 @@ static void test_abi_mismatch_names_both(void)
     expect_open("tests/plugins-bad/intake-bad_abi.so", IK_E_ABI, want, have);
 }
 
+/* A plugin of an older minor loads: minors only append. */
+static void test_older_minor_loads(void)
+{
+    char path[1100];
+    path_of(path, sizeof path, "tests/plugins/intake-test_abi10.so");
+    ik_loaded_plugin *p = NULL;
+    ik_err err = {0};
+    int rc = ik_loader_open_file(path, NULL, &p, &err);
+    if (rc != 0)
+        fprintf(stderr, "\n%s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(p->desc.abi_minor, 0);
+    CU_ASSERT(IK_ABI_MINOR > 0);
+    CU_ASSERT_PTR_NOT_NULL(p->desc.process);
+    ik_loaded_plugin_free(p);
+}
+
 static void test_not_elf(void)
 {
     char path[512];
@@ -195,6 +212,7 @@ int main(void)
     CU_add_test(s, "shared object without entry symbol", test_not_plugin);
     CU_add_test(s, "wrong magic", test_bad_magic);
     CU_add_test(s, "ABI mismatch names both versions", test_abi_mismatch_names_both);
+    CU_add_test(s, "a plugin of an older ABI minor loads", test_older_minor_loads);
     CU_add_test(s, "not an ELF file", test_not_elf);
     CU_add_test(s, "file name and descriptor name differ", test_name_mismatch);
     CU_add_test(s, "kind mismatch names file:line", test_kind_mismatch_names_line);
