@@ -10,45 +10,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/buf.h"
+
 /* An env file larger than this is refused: it is a handful of settings, and
  * the limit keeps a mistaken path (a log, a device) from eating memory. */
 #define ENV_FILE_MAX (1024 * 1024)
 /* Deepest ${A:-${B:-...}} nesting accepted. */
 #define EXPAND_DEPTH_MAX 32
-
-/* ---------------------------------------------------------------- buffers */
-
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_putn(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_putc(sbuf *b, char c)
-{
-    sb_putn(b, &c, 1);
-}
 
 static int is_name_start(char c)
 {
@@ -114,12 +82,13 @@ static const char *skip_blank(const char *p)
  * `kbuf` and `vbuf` (the caller's buffers, reused from line to line). Returns 0, IK_E_PARSE with
  * `why` set to a static explanation, or IK_E_NOMEM.
  */
-static int parse_env_line(const char *line, sbuf *kbuf, sbuf *vbuf, int *has_kv, const char **why)
+static int parse_env_line(const char *line, ik_buf *kbuf, ik_buf *vbuf, int *has_kv,
+                          const char **why)
 {
     *has_kv = 0;
     kbuf->len = vbuf->len = 0;
-    sb_putn(kbuf, "", 0);
-    sb_putn(vbuf, "", 0);
+    ik_buf_add(kbuf, "", 0);
+    ik_buf_add(vbuf, "", 0);
     const char *p = skip_blank(line);
     if (*p == '\0' || *p == '#')
         return 0;
@@ -133,7 +102,7 @@ static int parse_env_line(const char *line, sbuf *kbuf, sbuf *vbuf, int *has_kv,
     const char *k = p;
     while (is_name_char(*p))
         p++;
-    sb_putn(kbuf, k, (size_t)(p - k));
+    ik_buf_add(kbuf, k, (size_t)(p - k));
     p = skip_blank(p);
     if (*p != '=') {
         *why = "expected '=' after the variable name (write KEY=VALUE)";
@@ -146,7 +115,7 @@ static int parse_env_line(const char *line, sbuf *kbuf, sbuf *vbuf, int *has_kv,
             *why = "unterminated single-quoted value (close it with ')";
             return IK_E_PARSE;
         }
-        sb_putn(vbuf, p + 1, (size_t)(e - p - 1));
+        ik_buf_add(vbuf, p + 1, (size_t)(e - p - 1));
         p = e + 1;
     } else if (*p == '"') {
         p++;
@@ -160,26 +129,26 @@ static int parse_env_line(const char *line, sbuf *kbuf, sbuf *vbuf, int *has_kv,
             if (*p == '\\' && p[1] != '\0') {
                 switch (p[1]) {
                 case 'n':
-                    sb_putc(vbuf, '\n');
+                    ik_buf_addc(vbuf, '\n');
                     break;
                 case 't':
-                    sb_putc(vbuf, '\t');
+                    ik_buf_addc(vbuf, '\t');
                     break;
                 case '\\':
-                    sb_putc(vbuf, '\\');
+                    ik_buf_addc(vbuf, '\\');
                     break;
                 case '"':
-                    sb_putc(vbuf, '"');
+                    ik_buf_addc(vbuf, '"');
                     break;
                 default: /* unknown escape: kept as written */
-                    sb_putc(vbuf, '\\');
-                    sb_putc(vbuf, p[1]);
+                    ik_buf_addc(vbuf, '\\');
+                    ik_buf_addc(vbuf, p[1]);
                     break;
                 }
                 p += 2;
                 continue;
             }
-            sb_putc(vbuf, *p++);
+            ik_buf_addc(vbuf, *p++);
         }
         p++;
     } else {
@@ -193,7 +162,7 @@ static int parse_env_line(const char *line, sbuf *kbuf, sbuf *vbuf, int *has_kv,
         }
         while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
             e--;
-        sb_putn(vbuf, s, (size_t)(e - s));
+        ik_buf_add(vbuf, s, (size_t)(e - s));
         p = "";
     }
     p = skip_blank(p);
@@ -232,7 +201,7 @@ int ik_env_load_file(const char *path, ik_err *err)
 
     int rc = 0;
     keyset ks = {0};
-    sbuf kb = {0}, vb = {0};
+    ik_buf kb = {0}, vb = {0};
     char *line = NULL;
     size_t lcap = 0;
     ssize_t n;
@@ -303,7 +272,7 @@ typedef struct expander {
  * with ex->err set.
  */
 static int expand_into(expander *ex, const char **pp, int in_default, int emit, int depth,
-                       sbuf *out)
+                       ik_buf *out)
 {
     const char *p = *pp;
     for (;;) {
@@ -320,19 +289,19 @@ static int expand_into(expander *ex, const char **pp, int in_default, int emit, 
         }
         if (c != '$') {
             if (emit)
-                sb_putc(out, c);
+                ik_buf_addc(out, c);
             p++;
             continue;
         }
         if (p[1] == '$') {
             if (emit)
-                sb_putc(out, '$');
+                ik_buf_addc(out, '$');
             p += 2;
             continue;
         }
         if (p[1] != '{') {
             if (emit)
-                sb_putc(out, '$');
+                ik_buf_addc(out, '$');
             p++;
             continue;
         }
@@ -368,7 +337,7 @@ static int expand_into(expander *ex, const char **pp, int in_default, int emit, 
                                     "variable %s is not set (write ${%s:-} to allow it empty)", var,
                                     var);
                 else
-                    sb_putn(out, val, strlen(val));
+                    ik_buf_add(out, val, strlen(val));
             }
         } else if (p[0] == ':' && p[1] == '-') {
             p += 2;
@@ -380,7 +349,7 @@ static int expand_into(expander *ex, const char **pp, int in_default, int emit, 
                 /* ":-" uses the default when the variable is unset or empty. */
                 int use_default = emit && (!val || !*val);
                 if (emit && !use_default)
-                    sb_putn(out, val, strlen(val));
+                    ik_buf_add(out, val, strlen(val));
                 rc = expand_into(ex, &p, 1, use_default, depth + 1, out);
             }
         } else if (*p == '\0') {
@@ -409,8 +378,8 @@ int ik_env_expand(const char *in, char **out, ik_err *err)
     if (!in || !out)
         return ik_err_set(err, IK_E_INVAL, "ik_env_expand: NULL argument");
     expander ex = {.start = in, .err = err};
-    sbuf b = {0};
-    sb_putn(&b, "", 0);
+    ik_buf b = {0};
+    ik_buf_add(&b, "", 0);
     const char *p = in;
     int rc = expand_into(&ex, &p, 0, 1, 0, &b);
     if (rc == 0 && b.oom)

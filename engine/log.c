@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/utf8.h"
 
 #define REDACTED       "[REDACTED]"
@@ -47,53 +48,6 @@ static char **g_secrets;     /* owned copies; guarded by g_secret_lock */
 static size_t *g_secret_len; /* strlen of each secret */
 static size_t g_nsecrets;
 static size_t g_secret_cap;
-
-/* ---- small growable buffer ------------------------------------------------ */
-
-typedef struct sbuf {
-    char *p;
-    size_t len;
-    size_t cap;
-    bool failed; /* an allocation failed; contents are truncated */
-} sbuf;
-
-static bool sbuf_reserve(sbuf *b, size_t extra)
-{
-    if (b->failed)
-        return false;
-    if (b->len + extra + 1 <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->failed = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-static void sbuf_addn(sbuf *b, const char *s, size_t n)
-{
-    if (!sbuf_reserve(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sbuf_adds(sbuf *b, const char *s)
-{
-    sbuf_addn(b, s, strlen(s));
-}
-
-static void sbuf_addc(sbuf *b, char c)
-{
-    sbuf_addn(b, &c, 1);
-}
 
 /* ---- configuration -------------------------------------------------------- */
 
@@ -198,11 +152,11 @@ out:
  * Returns false when the mask cannot be allocated: the caller must then not
  * print `in` at all.
  */
-static bool redact_locked(const char *in, sbuf *out)
+static bool redact_locked(const char *in, ik_buf *out)
 {
     size_t n = strlen(in);
     if (g_nsecrets == 0 || n < SECRET_MIN_LEN) {
-        sbuf_addn(out, in, n);
+        ik_buf_add(out, in, n);
         return true;
     }
     unsigned char *mask = NULL;
@@ -219,20 +173,20 @@ static bool redact_locked(const char *in, sbuf *out)
         }
     }
     if (!mask) {
-        sbuf_addn(out, in, n);
+        ik_buf_add(out, in, n);
         return true;
     }
     size_t i = 0;
     while (i < n) {
         if (mask[i]) {
-            sbuf_adds(out, REDACTED);
+            ik_buf_adds(out, REDACTED);
             while (i < n && mask[i])
                 i++;
         } else {
             size_t j = i;
             while (j < n && !mask[j])
                 j++;
-            sbuf_addn(out, in + i, j - i);
+            ik_buf_add(out, in + i, j - i);
             i = j;
         }
     }
@@ -240,17 +194,17 @@ static bool redact_locked(const char *in, sbuf *out)
     return true;
 }
 
-/* Redacts `in` into a new sbuf. On allocation failure the result is a fixed
+/* Redacts `in` into a new ik_buf. On allocation failure the result is a fixed
  * placeholder (never the unredacted text). */
-static void redact_to(const char *in, sbuf *out)
+static void redact_to(const char *in, ik_buf *out)
 {
     pthread_rwlock_rdlock(&g_secret_lock);
     bool ok = redact_locked(in, out);
     pthread_rwlock_unlock(&g_secret_lock);
-    if (!ok || out->failed) {
+    if (!ok || out->oom) {
         free(out->p);
-        *out = (sbuf){0};
-        sbuf_adds(out, "[unprintable: out of memory]");
+        *out = (ik_buf){0};
+        ik_buf_adds(out, "[unprintable: out of memory]");
     }
 }
 
@@ -261,7 +215,7 @@ void ik_log_redact(const char *in, char *out, size_t outlen)
     out[0] = '\0';
     if (!in)
         return;
-    sbuf b = {0};
+    ik_buf b = {0};
     redact_to(in, &b);
     if (b.p) {
         size_t n = b.len < outlen - 1 ? b.len : outlen - 1;
@@ -287,7 +241,7 @@ void ik_log_shutdown(void)
 /* ---- escaping ------------------------------------------------------------- */
 
 /* Appends s as the inside of a JSON string. */
-static void json_escape(sbuf *b, const char *str)
+static void json_escape(ik_buf *b, const char *str)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t n = strlen(str);
@@ -297,31 +251,31 @@ static void json_escape(sbuf *b, const char *str)
         char tmp[8];
         switch (c) {
         case '"':
-            sbuf_adds(b, "\\\"");
+            ik_buf_adds(b, "\\\"");
             i++;
             continue;
         case '\\':
-            sbuf_adds(b, "\\\\");
+            ik_buf_adds(b, "\\\\");
             i++;
             continue;
         case '\n':
-            sbuf_adds(b, "\\n");
+            ik_buf_adds(b, "\\n");
             i++;
             continue;
         case '\r':
-            sbuf_adds(b, "\\r");
+            ik_buf_adds(b, "\\r");
             i++;
             continue;
         case '\t':
-            sbuf_adds(b, "\\t");
+            ik_buf_adds(b, "\\t");
             i++;
             continue;
         case '\b':
-            sbuf_adds(b, "\\b");
+            ik_buf_adds(b, "\\b");
             i++;
             continue;
         case '\f':
-            sbuf_adds(b, "\\f");
+            ik_buf_adds(b, "\\f");
             i++;
             continue;
         default:
@@ -329,37 +283,37 @@ static void json_escape(sbuf *b, const char *str)
         }
         if (c < 0x20 || c == 0x7F) {
             snprintf(tmp, sizeof tmp, "\\u%04x", c);
-            sbuf_adds(b, tmp);
+            ik_buf_adds(b, tmp);
             i++;
             continue;
         }
         size_t len = ik_utf8_seq(s + i, n - i);
         if (len == 0) {
-            sbuf_adds(b, "\\ufffd");
+            ik_buf_adds(b, "\\ufffd");
             i++;
         } else {
-            sbuf_addn(b, str + i, len);
+            ik_buf_add(b, str + i, len);
             i += len;
         }
     }
 }
 
 /* Appends s for a text line: control characters escaped, the rest verbatim. */
-static void text_escape(sbuf *b, const char *str)
+static void text_escape(ik_buf *b, const char *str)
 {
     for (const unsigned char *s = (const unsigned char *)str; *s; s++) {
         char tmp[8];
         if (*s == '\n') {
-            sbuf_adds(b, "\\n");
+            ik_buf_adds(b, "\\n");
         } else if (*s == '\r') {
-            sbuf_adds(b, "\\r");
+            ik_buf_adds(b, "\\r");
         } else if (*s == '\t') {
-            sbuf_adds(b, "\\t");
+            ik_buf_adds(b, "\\t");
         } else if (*s < 0x20 || *s == 0x7F) {
             snprintf(tmp, sizeof tmp, "\\x%02x", *s);
-            sbuf_adds(b, tmp);
+            ik_buf_adds(b, tmp);
         } else {
-            sbuf_addc(b, (char)*s);
+            ik_buf_addc(b, (char)*s);
         }
     }
 }
@@ -425,7 +379,7 @@ void ik_vlogf(ik_log_level level, const char *pipeline, const char *instance, co
     int format = atomic_load(&g_format);
 
     char *raw = format_message(fmt, ap);
-    sbuf msg = {0}, pipe = {0}, inst = {0}, line = {0};
+    ik_buf msg = {0}, pipe = {0}, inst = {0}, line = {0};
     redact_to(raw ? raw : "[unprintable: format failed]", &msg);
     free(raw);
     if (pipeline)
@@ -437,44 +391,44 @@ void ik_vlogf(ik_log_level level, const char *pipeline, const char *instance, co
     timestamp(ts, sizeof ts);
 
     if (format == IK_LOG_JSON) {
-        sbuf_adds(&line, "{\"ts\":\"");
-        sbuf_adds(&line, ts);
-        sbuf_adds(&line, "\",\"level\":\"");
-        sbuf_adds(&line, ik_log_level_name(level));
-        sbuf_adds(&line, "\"");
+        ik_buf_adds(&line, "{\"ts\":\"");
+        ik_buf_adds(&line, ts);
+        ik_buf_adds(&line, "\",\"level\":\"");
+        ik_buf_adds(&line, ik_log_level_name(level));
+        ik_buf_adds(&line, "\"");
         if (pipeline) {
-            sbuf_adds(&line, ",\"pipeline\":\"");
+            ik_buf_adds(&line, ",\"pipeline\":\"");
             json_escape(&line, pipe.p ? pipe.p : "");
-            sbuf_adds(&line, "\"");
+            ik_buf_adds(&line, "\"");
         }
         if (instance) {
-            sbuf_adds(&line, ",\"instance\":\"");
+            ik_buf_adds(&line, ",\"instance\":\"");
             json_escape(&line, inst.p ? inst.p : "");
-            sbuf_adds(&line, "\"");
+            ik_buf_adds(&line, "\"");
         }
-        sbuf_adds(&line, ",\"msg\":\"");
+        ik_buf_adds(&line, ",\"msg\":\"");
         json_escape(&line, msg.p ? msg.p : "");
-        sbuf_adds(&line, "\"}\n");
+        ik_buf_adds(&line, "\"}\n");
     } else {
-        sbuf_adds(&line, ts);
-        sbuf_addc(&line, ' ');
-        sbuf_adds(&line, level > IK_LOG_TRACE ? "TRACE" : level_text[level]);
-        sbuf_addc(&line, ' ');
+        ik_buf_adds(&line, ts);
+        ik_buf_addc(&line, ' ');
+        ik_buf_adds(&line, level > IK_LOG_TRACE ? "TRACE" : level_text[level]);
+        ik_buf_addc(&line, ' ');
         if (pipeline || instance) {
-            sbuf_addc(&line, '[');
+            ik_buf_addc(&line, '[');
             if (pipeline)
                 text_escape(&line, pipe.p ? pipe.p : "");
             if (pipeline && instance)
-                sbuf_addc(&line, '/');
+                ik_buf_addc(&line, '/');
             if (instance)
                 text_escape(&line, inst.p ? inst.p : "");
-            sbuf_adds(&line, "] ");
+            ik_buf_adds(&line, "] ");
         }
         text_escape(&line, msg.p ? msg.p : "");
-        sbuf_addc(&line, '\n');
+        ik_buf_addc(&line, '\n');
     }
 
-    if (!line.failed && line.p) {
+    if (!line.oom && line.p) {
         write_line(line.p, line.len);
     } else {
         static const char oom[] = "intake: log line dropped (out of memory)\n";

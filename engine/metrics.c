@@ -30,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+
 struct ik_metric {
     ik_metric_kind kind;
     _Atomic uint64_t bits; /* counter/gauge value; histogram sum */
@@ -424,39 +426,6 @@ double ik_metric_sum(const ik_metric *metric)
 
 /* ---- rendering ------------------------------------------------------------ */
 
-typedef struct buf {
-    char *p;
-    size_t len;
-    size_t cap;
-    bool failed;
-} buf;
-
-static void buf_addn(buf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_adds(buf *b, const char *s)
-{
-    buf_addn(b, s, strlen(s));
-}
-
 /* Renders d into out (at least 32 bytes) per the rules at the top. */
 static void format_number(double d, char *out, size_t outlen)
 {
@@ -478,51 +447,51 @@ static void format_number(double d, char *out, size_t outlen)
 }
 
 /* HELP text escapes backslash and newline; label values also the quote. */
-static void add_escaped(buf *b, const char *s, bool quote)
+static void add_escaped(ik_buf *b, const char *s, bool quote)
 {
     for (; *s; s++) {
         if (*s == '\\')
-            buf_adds(b, "\\\\");
+            ik_buf_adds(b, "\\\\");
         else if (*s == '\n')
-            buf_adds(b, "\\n");
+            ik_buf_adds(b, "\\n");
         else if (quote && *s == '"')
-            buf_adds(b, "\\\"");
+            ik_buf_adds(b, "\\\"");
         else
-            buf_addn(b, s, 1);
+            ik_buf_add(b, s, 1);
     }
 }
 
 /* name{k="v",...,extra_key="extra_val"} value\n; extra_key may be NULL. */
-static void add_sample(buf *b, const char *name, const char *suffix, const ik_metric *s,
+static void add_sample(ik_buf *b, const char *name, const char *suffix, const ik_metric *s,
                        const char *extra_key, const char *extra_val, double value)
 {
-    buf_adds(b, name);
-    buf_adds(b, suffix);
+    ik_buf_adds(b, name);
+    ik_buf_adds(b, suffix);
     if (s->nlabels > 0 || extra_key) {
-        buf_adds(b, "{");
+        ik_buf_adds(b, "{");
         for (size_t i = 0; i < s->nlabels; i++) {
             if (i > 0)
-                buf_adds(b, ",");
-            buf_adds(b, s->labels[2 * i]);
-            buf_adds(b, "=\"");
+                ik_buf_adds(b, ",");
+            ik_buf_adds(b, s->labels[2 * i]);
+            ik_buf_adds(b, "=\"");
             add_escaped(b, s->labels[2 * i + 1], true);
-            buf_adds(b, "\"");
+            ik_buf_adds(b, "\"");
         }
         if (extra_key) {
             if (s->nlabels > 0)
-                buf_adds(b, ",");
-            buf_adds(b, extra_key);
-            buf_adds(b, "=\"");
-            buf_adds(b, extra_val);
-            buf_adds(b, "\"");
+                ik_buf_adds(b, ",");
+            ik_buf_adds(b, extra_key);
+            ik_buf_adds(b, "=\"");
+            ik_buf_adds(b, extra_val);
+            ik_buf_adds(b, "\"");
         }
-        buf_adds(b, "}");
+        ik_buf_adds(b, "}");
     }
     char num[64];
     format_number(value, num, sizeof num);
-    buf_adds(b, " ");
-    buf_adds(b, num);
-    buf_adds(b, "\n");
+    ik_buf_adds(b, " ");
+    ik_buf_adds(b, num);
+    ik_buf_adds(b, "\n");
 }
 
 static const char *kind_name(ik_metric_kind k)
@@ -538,7 +507,7 @@ static const char *kind_name(ik_metric_kind k)
     return "untyped";
 }
 
-static void render_histogram(buf *b, const family *f, const ik_metric *s)
+static void render_histogram(ik_buf *b, const family *f, const ik_metric *s)
 {
     /* Read the buckets once so the cumulative counts and _count agree. */
     uint64_t cum = 0;
@@ -562,21 +531,21 @@ int ik_metrics_render(ik_metrics *m, char **out, size_t *len)
     *out = NULL;
     if (len)
         *len = 0;
-    buf b = {0};
-    buf_addn(&b, "", 0); /* an empty registry still renders "" */
+    ik_buf b = {0};
+    ik_buf_add(&b, "", 0); /* an empty registry still renders "" */
     if (m) {
         pthread_mutex_lock(&m->lock);
         for (size_t i = 0; i < m->nfamilies; i++) {
             const family *f = m->families[i];
-            buf_adds(&b, "# HELP ");
-            buf_adds(&b, f->name);
-            buf_adds(&b, " ");
+            ik_buf_adds(&b, "# HELP ");
+            ik_buf_adds(&b, f->name);
+            ik_buf_adds(&b, " ");
             add_escaped(&b, f->help, false);
-            buf_adds(&b, "\n# TYPE ");
-            buf_adds(&b, f->name);
-            buf_adds(&b, " ");
-            buf_adds(&b, kind_name(f->kind));
-            buf_adds(&b, "\n");
+            ik_buf_adds(&b, "\n# TYPE ");
+            ik_buf_adds(&b, f->name);
+            ik_buf_adds(&b, " ");
+            ik_buf_adds(&b, kind_name(f->kind));
+            ik_buf_adds(&b, "\n");
             for (size_t j = 0; j < f->nseries; j++) {
                 const ik_metric *s = f->series[j];
                 if (f->kind == IK_METRIC_HISTOGRAM)
@@ -587,7 +556,7 @@ int ik_metrics_render(ik_metrics *m, char **out, size_t *len)
         }
         pthread_mutex_unlock(&m->lock);
     }
-    if (b.failed) {
+    if (b.oom) {
         free(b.p);
         return IK_E_NOMEM;
     }

@@ -22,7 +22,7 @@
 
 #include <intake/plugin.h>
 
-#include "em_buf.h"
+#include "common/buf.h"
 #include "email.h"
 
 typedef struct line {
@@ -284,12 +284,12 @@ int em_diet(const char *body, const em_diet_opts *opts, char **out, em_diet_stat
     }
 
     /* 3. whitespace, while copying the kept lines */
-    em_buf b = {0};
+    ik_buf b = {0};
     int blank_run = 0;
     for (size_t i = 0; i < n; i++) {
         if (!keep[i])
             continue;
-        em_buf lb = {0};
+        ik_buf lb = {0};
         const char *p = ls[i].p, *end = ls[i].p + ls[i].len;
         int space = 0;
         while (p < end) {
@@ -300,8 +300,8 @@ int em_diet(const char *body, const em_diet_opts *opts, char **out, em_diet_stat
                 q++;
             if (q > p) {
                 if (space)
-                    em_buf_addc(&lb, ' ');
-                em_buf_add(&lb, p, (size_t)(q - p));
+                    ik_buf_addc(&lb, ' ');
+                ik_buf_add(&lb, p, (size_t)(q - p));
                 space = 0;
                 p = q;
                 continue;
@@ -313,17 +313,17 @@ int em_diet(const char *body, const em_diet_opts *opts, char **out, em_diet_stat
             blank_run++;
         } else {
             if (b.len > 0)
-                em_buf_adds(&b, blank_run ? "\n\n" : "\n");
-            em_buf_add(&b, lb.p, lb.len);
+                ik_buf_adds(&b, blank_run ? "\n\n" : "\n");
+            ik_buf_add(&b, lb.p, lb.len);
             blank_run = 0;
         }
         if (lb.oom)
             b.oom = 1;
-        em_buf_free(&lb);
+        ik_buf_free(&lb);
     }
     free(keep);
     free(ls);
-    char *text = em_buf_take(&b);
+    char *text = ik_buf_take(&b);
     if (!text)
         return IK_E_NOMEM;
     size_t after_ws = em_utf8_chars(text);

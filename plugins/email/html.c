@@ -13,11 +13,11 @@
 #include <libxml/HTMLparser.h>
 #include <libxml/tree.h>
 
-#include "em_buf.h"
+#include "common/buf.h"
 #include "email.h"
 
 typedef struct h2t {
-    em_buf out;
+    ik_buf out;
     int pending_nl; /* line breaks owed before the next text (max 2) */
     int space;      /* a space is owed before the next text */
     int pre;        /* inside <pre> */
@@ -57,7 +57,7 @@ static void flush_breaks(h2t *h)
         while (h->out.len > 0 && h->out.p[h->out.len - 1] == ' ')
             h->out.p[--h->out.len] = '\0';
         for (int i = 0; i < h->pending_nl; i++)
-            em_buf_addc(&h->out, '\n');
+            ik_buf_addc(&h->out, '\n');
     }
     h->pending_nl = 0;
 }
@@ -66,7 +66,7 @@ static void add_text(h2t *h, const char *s)
 {
     if (h->pre) {
         flush_breaks(h);
-        em_buf_adds(&h->out, s);
+        ik_buf_adds(&h->out, s);
         return;
     }
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
@@ -86,19 +86,19 @@ static void add_text(h2t *h, const char *s)
         }
         flush_breaks(h);
         if (h->space && h->out.len > 0 && h->out.p[h->out.len - 1] != '\n')
-            em_buf_addc(&h->out, ' ');
+            ik_buf_addc(&h->out, ' ');
         h->space = 0;
-        em_buf_addc(&h->out, (char)*p);
+        ik_buf_addc(&h->out, (char)*p);
         p++;
     }
 }
 
 /* Text of a subtree (for comparing a link with its text). */
-static void subtree_text(xmlNode *n, em_buf *b, int depth)
+static void subtree_text(xmlNode *n, ik_buf *b, int depth)
 {
     for (; n && depth < 200; n = n->next) {
         if (n->type == XML_TEXT_NODE && n->content)
-            em_buf_adds(b, (const char *)n->content);
+            ik_buf_adds(b, (const char *)n->content);
         else if (n->type == XML_ELEMENT_NODE)
             subtree_text(n->children, b, depth + 1);
     }
@@ -121,7 +121,7 @@ static void walk(h2t *h, xmlNode *n, int depth, int list_kind, int *list_no)
             continue;
         if (strcasecmp(name, "br") == 0) {
             flush_breaks(h);
-            em_buf_addc(&h->out, '\n');
+            ik_buf_addc(&h->out, '\n');
             h->space = 0;
             continue;
         }
@@ -133,7 +133,7 @@ static void walk(h2t *h, xmlNode *n, int depth, int list_kind, int *list_no)
             h->space = h->out.len > 0;
         if (strcasecmp(name, "hr") == 0) {
             flush_breaks(h);
-            em_buf_adds(&h->out, "---");
+            ik_buf_adds(&h->out, "---");
             want_break(h, 1);
             continue;
         }
@@ -142,9 +142,9 @@ static void walk(h2t *h, xmlNode *n, int depth, int list_kind, int *list_no)
             if (list_kind == 2) {
                 char num[24];
                 snprintf(num, sizeof num, "%d. ", ++*list_no);
-                em_buf_adds(&h->out, num);
+                ik_buf_adds(&h->out, num);
             } else {
-                em_buf_adds(&h->out, "- ");
+                ik_buf_adds(&h->out, "- ");
             }
             h->space = 0;
         }
@@ -162,7 +162,7 @@ static void walk(h2t *h, xmlNode *n, int depth, int list_kind, int *list_no)
             xmlChar *href = xmlGetProp(n, (const xmlChar *)"href");
             if (href && (strncasecmp((const char *)href, "http", 4) == 0 ||
                          strncasecmp((const char *)href, "www.", 4) == 0)) {
-                em_buf t = {0};
+                ik_buf t = {0};
                 subtree_text(n->children, &t, 0);
                 const char *txt = t.p ? t.p : "";
                 while (*txt == ' ' || *txt == '\n' || *txt == '\t')
@@ -174,7 +174,7 @@ static void walk(h2t *h, xmlNode *n, int depth, int list_kind, int *list_no)
                     add_text(h, (const char *)href);
                     add_text(h, ">");
                 }
-                em_buf_free(&t);
+                ik_buf_free(&t);
             }
             xmlFree(href);
         }
@@ -200,7 +200,7 @@ char *em_html_to_text(const char *html, size_t len)
     /* trim trailing whitespace */
     while (h.out.len > 0 && (h.out.p[h.out.len - 1] == ' ' || h.out.p[h.out.len - 1] == '\n'))
         h.out.p[--h.out.len] = '\0';
-    char *s = em_buf_take(&h.out);
+    char *s = ik_buf_take(&h.out);
     if (!s)
         return NULL;
     /* libxml2 may pass bad bytes through in recovery: never hand them on */

@@ -22,12 +22,12 @@
 
 #include <intake/plugin.h>
 
-#include "em_buf.h"
+#include "common/buf.h"
 #include "email.h"
 
 typedef struct walk_ctx {
     const em_opts *opts;
-    em_buf body;
+    ik_buf body;
     json_object *attachments;
     int html_used;  /* some body text came from HTML */
     int text_parts; /* text parts taken into the body */
@@ -145,7 +145,7 @@ static GByteArray *part_bytes(GMimePart *part)
  */
 static char *unflow(const char *t, int delsp)
 {
-    em_buf b = {0};
+    ik_buf b = {0};
     int open_depth = -1; /* depth of a line left open (soft break), -1 none */
     const char *p = t;
     while (*p) {
@@ -166,23 +166,23 @@ static char *unflow(const char *t, int delsp)
         int sig = e - q == 3 && strncmp(q, "-- ", 3) == 0;
         int soft = !sig && e > q && e[-1] == ' ';
         if (open_depth >= 0 && open_depth != depth) {
-            em_buf_addc(&b, '\n'); /* quote depth changed: the paragraph ends */
+            ik_buf_addc(&b, '\n'); /* quote depth changed: the paragraph ends */
             open_depth = -1;
         }
         if (open_depth < 0)
             for (int i = 0; i < depth; i++)
-                em_buf_adds(&b, i + 1 < depth ? ">" : "> ");
-        em_buf_add(&b, q, (size_t)(e - q - (soft && delsp ? 1 : 0)));
+                ik_buf_adds(&b, i + 1 < depth ? ">" : "> ");
+        ik_buf_add(&b, q, (size_t)(e - q - (soft && delsp ? 1 : 0)));
         if (soft) {
             open_depth = depth;
         } else {
             open_depth = -1;
             if (*le)
-                em_buf_addc(&b, '\n');
+                ik_buf_addc(&b, '\n');
         }
         p = *le ? le + 1 : le;
     }
-    return em_buf_take(&b);
+    return ik_buf_take(&b);
 }
 
 /* Text of a text/ part in UTF-8 (HTML turned into text). NULL on no memory. */
@@ -244,8 +244,8 @@ static void append_body(walk_ctx *c, const char *text)
     if (!text || !text[0])
         return;
     if (c->body.len > 0)
-        em_buf_adds(&c->body, "\n\n");
-    em_buf_adds(&c->body, text);
+        ik_buf_adds(&c->body, "\n\n");
+    ik_buf_adds(&c->body, text);
     c->text_parts++;
 }
 
@@ -330,10 +330,10 @@ static void walk_object(walk_ctx *c, GMimeObject *obj, int depth)
 
 static void forward_header(walk_ctx *c, GMimeMessage *m)
 {
-    em_buf *b = &c->body;
+    ik_buf *b = &c->body;
     if (b->len > 0)
-        em_buf_adds(b, "\n\n");
-    em_buf_adds(b, "---------- Forwarded message ----------\n");
+        ik_buf_adds(b, "\n\n");
+    ik_buf_adds(b, "---------- Forwarded message ----------\n");
     InternetAddressList *from = g_mime_message_get_from(m);
     gchar *f = from ? internet_address_list_to_string(from, NULL, FALSE) : NULL;
     const char *subject = g_mime_message_get_subject(m);
@@ -341,15 +341,15 @@ static void forward_header(walk_ctx *c, GMimeMessage *m)
     gchar *ds = d ? g_date_time_format(d, "%a, %d %b %Y %H:%M:%S %z") : NULL;
     char *line = NULL;
     if (f && asprintf(&line, "From: %s\n", f) > 0)
-        em_buf_adds(b, line);
+        ik_buf_adds(b, line);
     free(line);
     line = NULL;
     if (ds && asprintf(&line, "Date: %s\n", ds) > 0)
-        em_buf_adds(b, line);
+        ik_buf_adds(b, line);
     free(line);
     line = NULL;
     if (subject && asprintf(&line, "Subject: %s\n", subject) > 0)
-        em_buf_adds(b, line);
+        ik_buf_adds(b, line);
     free(line);
     g_free(f);
     g_free(ds);
@@ -673,7 +673,7 @@ int em_parse_mime(const char *name, const char *buf, size_t len, const em_opts *
     json_object_object_add(rec, "references", ra);
 
     walk_message(&c, m, 0, 0);
-    char *body = em_buf_take(&c.body);
+    char *body = ik_buf_take(&c.body);
     if (!body || c.oom) {
         free(body);
         json_object_put(rec);
@@ -690,7 +690,7 @@ int em_parse_mime(const char *name, const char *buf, size_t len, const em_opts *
 done:
     if (rc == IK_E_NOMEM && err && errlen && !err[0])
         set_err(err, errlen, name, "%s (after %lld bytes)", "out of memory", (long long)len);
-    em_buf_free(&c.body);
+    ik_buf_free(&c.body);
     if (m)
         g_object_unref(m);
     if (po)

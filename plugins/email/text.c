@@ -1,8 +1,7 @@
 /*
- * text.c: text helpers of the email library: the growable buffer, UTF-8
- * validation and repair, charset conversion to UTF-8 (GMime's iconv wrapper,
- * which knows the charset aliases mail uses), SHA-256, and the once-only
- * library initialisation.
+ * text.c: text helpers of the email library: UTF-8 validation and repair, charset conversion to
+ * UTF-8 (GMime's iconv wrapper, which knows the charset aliases mail uses), SHA-256, and the
+ * once-only library initialisation.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -15,65 +14,9 @@
 #include <gmime/gmime.h>
 #include <libxml/parser.h>
 
-#include "em_buf.h"
+#include "common/buf.h"
 #include "email.h"
 #include "common/utf8.h"
-
-void em_buf_add(em_buf *b, const char *s, size_t n)
-{
-    if (b->oom || n == 0)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void em_buf_adds(em_buf *b, const char *s)
-{
-    em_buf_add(b, s, strlen(s));
-}
-
-void em_buf_addc(em_buf *b, char c)
-{
-    em_buf_add(b, &c, 1);
-}
-
-char *em_buf_take(em_buf *b)
-{
-    if (b->oom) {
-        em_buf_free(b);
-        return NULL;
-    }
-    if (!b->p) {
-        b->p = calloc(1, 1);
-        if (!b->p)
-            return NULL;
-    }
-    char *p = b->p;
-    b->p = NULL;
-    b->len = b->cap = 0;
-    return p;
-}
-
-void em_buf_free(em_buf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-    b->oom = 0;
-}
 
 static pthread_once_t em_once = PTHREAD_ONCE_INIT;
 
@@ -127,7 +70,7 @@ size_t em_utf8_chars(const char *s)
 }
 
 /* Copies s as UTF-8, bad bytes -> U+FFFD, NUL dropped (valid runs in one go). */
-static void utf8_repair(em_buf *b, const char *s, size_t len)
+static void utf8_repair(ik_buf *b, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, run = 0;
@@ -137,19 +80,19 @@ static void utf8_repair(em_buf *b, const char *s, size_t len)
             i += k;
             continue;
         }
-        em_buf_add(b, s + run, i - run);
+        ik_buf_add(b, s + run, i - run);
         if (p[i] != 0)
-            em_buf_add(b, "\xef\xbf\xbd", 3);
+            ik_buf_add(b, "\xef\xbf\xbd", 3);
         i++;
         run = i;
     }
-    em_buf_add(b, s + run, i - run);
+    ik_buf_add(b, s + run, i - run);
 }
 
 /* Runs iconv over the whole input; an invalid or incomplete sequence gives
  * U+FFFD and the converter skips one byte. Returns 0, or -1 when the charset
  * is unknown. */
-static int convert(em_buf *b, const char *buf, size_t len, const char *charset)
+static int convert(ik_buf *b, const char *buf, size_t len, const char *charset)
 {
     iconv_t cd = g_mime_iconv_open("UTF-8", charset);
     if (cd == (iconv_t)-1)
@@ -157,17 +100,17 @@ static int convert(em_buf *b, const char *buf, size_t len, const char *charset)
     char *in = (char *)buf;
     size_t inleft = len;
     char out[4096];
-    em_buf raw = {0};
+    ik_buf raw = {0};
     while (inleft > 0) {
         char *o = out;
         size_t oleft = sizeof out;
         size_t r = iconv(cd, &in, &inleft, &o, &oleft);
-        em_buf_add(&raw, out, (size_t)(o - out));
+        ik_buf_add(&raw, out, (size_t)(o - out));
         if (r == (size_t)-1) {
             if (errno == E2BIG)
                 continue;
             /* EILSEQ / EINVAL: one bad byte */
-            em_buf_add(&raw, "\xef\xbf\xbd", 3);
+            ik_buf_add(&raw, "\xef\xbf\xbd", 3);
             in++;
             inleft--;
             iconv(cd, NULL, NULL, NULL, NULL);
@@ -176,20 +119,20 @@ static int convert(em_buf *b, const char *buf, size_t len, const char *charset)
     char *o = out;
     size_t oleft = sizeof out;
     iconv(cd, NULL, NULL, &o, &oleft);
-    em_buf_add(&raw, out, (size_t)(o - out));
+    ik_buf_add(&raw, out, (size_t)(o - out));
     g_mime_iconv_close(cd);
     /* iconv's output is UTF-8 already; repair anyway (NULs, odd converters). */
     if (raw.oom)
         b->oom = 1;
     else
         utf8_repair(b, raw.p ? raw.p : "", raw.len);
-    em_buf_free(&raw);
+    ik_buf_free(&raw);
     return 0;
 }
 
 char *em_to_utf8(const char *buf, size_t len, const char *charset, size_t *outlen)
 {
-    em_buf b = {0};
+    ik_buf b = {0};
     int utf8 = charset && (strcasecmp(charset, "utf-8") == 0 || strcasecmp(charset, "utf8") == 0);
     int ascii = !charset || !charset[0] || strcasecmp(charset, "us-ascii") == 0 ||
                 strcasecmp(charset, "ascii") == 0;
@@ -205,15 +148,15 @@ char *em_to_utf8(const char *buf, size_t len, const char *charset, size_t *outle
     } else if (ascii || convert(&b, buf, len, charset) != 0) {
         /* No, ASCII or an unknown charset: keep valid UTF-8, else read the
          * bytes as windows-1252 (what unlabelled 8-bit mail almost always is). */
-        em_buf_free(&b);
+        ik_buf_free(&b);
         if (em_utf8_valid(buf, len) || convert(&b, buf, len, "windows-1252") != 0) {
-            em_buf_free(&b);
+            ik_buf_free(&b);
             utf8_repair(&b, buf, len);
         }
     }
     if (outlen)
         *outlen = b.len;
-    return em_buf_take(&b);
+    return ik_buf_take(&b);
 }
 
 void em_sha256_hex(const void *data, size_t len, char out[65])

@@ -32,29 +32,6 @@
 /* The API takes files of up to 200 MB; keep a margin. */
 #define MAX_FILE_BYTES (190u << 20)
 
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-} sbuf;
-
-static int sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 65536;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *g = realloc(b->s, cap);
-        if (!g)
-            return IK_E_NOMEM;
-        b->s = g;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = 0;
-    return 0;
-}
-
 /* base/files, base/batches/ID/cancel, ... plus ?api-version= in the Azure
  * dated form. */
 static void api_url(gb_state *st, char *out, size_t n, const char *path)
@@ -97,7 +74,7 @@ static ik_status control_failure(gb_state *st, const char *what, int rc, const g
         return IK_RETRY;
     }
     gpt_api_error ae;
-    gpt_parse_error(r->body ? r->body : "", r->len, &ae);
+    gpt_parse_error(r->body, r->len, &ae);
     snprintf(reason, rlen, "batch API %s: HTTP %ld%s%.60s: %.300s", what, r->status,
              ae.code[0] ? " " : "", ae.code, ae.message);
     if (r->status == 401 || r->status == 403) {
@@ -222,7 +199,7 @@ static void run_batch(job *j, gpt_group *g, size_t ng, int round)
     snprintf(prefix, sizeof prefix, "r%d-", round);
     long *max_out = calloc(ng, sizeof *max_out);
     int *answered = calloc(ng, sizeof *answered);
-    sbuf file = {0};
+    ik_buf file = {0};
     char file_id[128] = "", batch_id[128] = "", out_id[128] = "", err_id[128] = "";
     if (!max_out || !answered) {
         settle_groups(j, g, ng, NULL, IK_RETRY, "out of memory building the batch");
@@ -235,8 +212,12 @@ static void run_batch(job *j, gpt_group *g, size_t ng, int round)
         int hl = snprintf(head, sizeof head,
                           "{\"custom_id\":\"%s%zu\",\"method\":\"POST\",\"url\":\"%s\",\"body\":",
                           prefix, i, st->batch_endpoint);
-        if (!body || sb_add(&file, head, (size_t)hl) || sb_add(&file, body, strlen(body)) ||
-            sb_add(&file, "}\n", 2)) {
+        if (body) {
+            ik_buf_add(&file, head, (size_t)hl);
+            ik_buf_adds(&file, body);
+            ik_buf_add(&file, "}\n", 2);
+        }
+        if (!body || file.oom) {
             free(body);
             settle_groups(j, g, ng, NULL, IK_RETRY, "out of memory building the batch file");
             goto out;
@@ -248,12 +229,11 @@ static void run_batch(job *j, gpt_group *g, size_t ng, int round)
     gpt_resp r;
     char fname[64];
     snprintf(fname, sizeof fname, "intake-%ld-r%d.jsonl", (long)time(NULL), round);
-    gpt_upload up = {"batch", fname, file.s, file.len};
+    gpt_upload up = {"batch", fname, file.p, file.len};
     api_url(st, url, sizeof url, "files");
     int rc = gpt_http_send(st->http, "POST", url, NULL, &up, &r, err, sizeof err);
     if (rc != 0 || r.status != 200 ||
-        gpt_parse_file_object(r.body ? r.body : "", r.len, file_id, sizeof file_id, err,
-                              sizeof err) != 0) {
+        gpt_parse_file_object(r.body, r.len, file_id, sizeof file_id, err, sizeof err) != 0) {
         ik_status s = control_failure(st, "upload", rc, &r, err, reason, sizeof reason);
         gpt_resp_free(&r);
         settle_groups(j, g, ng, NULL, s, reason);
@@ -261,8 +241,7 @@ static void run_batch(job *j, gpt_group *g, size_t ng, int round)
     }
     gpt_resp_free(&r);
     gpt_unblock(st); /* the key and the account work again */
-    free(file.s);
-    file.s = NULL;
+    ik_buf_free(&file);
 
     /* create */
     char req[1024];
@@ -274,7 +253,7 @@ static void run_batch(job *j, gpt_group *g, size_t ng, int round)
     gpt_batch_info bi;
     rc = gpt_http_send(st->http, "POST", url, req, NULL, &r, err, sizeof err);
     if (rc != 0 || r.status != 200 ||
-        gpt_parse_batch_object(r.body ? r.body : "", r.len, &bi, err, sizeof err) != 0) {
+        gpt_parse_batch_object(r.body, r.len, &bi, err, sizeof err) != 0) {
         ik_status s = control_failure(st, "create", rc, &r, err, reason, sizeof reason);
         gpt_resp_free(&r);
         settle_groups(j, g, ng, NULL, s, reason);
@@ -317,7 +296,7 @@ static void run_batch(job *j, gpt_group *g, size_t ng, int round)
         rc = gpt_http_send(st->http, "GET", url, NULL, NULL, &r, err, sizeof err);
         gpt_batch_info now;
         if (rc == 0 && r.status == 200 &&
-            gpt_parse_batch_object(r.body ? r.body : "", r.len, &now, err, sizeof err) == 0) {
+            gpt_parse_batch_object(r.body, r.len, &now, err, sizeof err) == 0) {
             bi = now;
         } else if (rc == 0 && (r.status == 401 || r.status == 403 || r.status == 404)) {
             ik_status s = control_failure(st, "status", rc, &r, err, reason, sizeof reason);
@@ -353,7 +332,7 @@ static void run_batch(job *j, gpt_group *g, size_t ng, int round)
             st->host->log(st->self, IK_LOG_WARN, "batch %s: cannot download %s file %s: %s",
                           batch_id, f ? "error" : "output", ids[f], err);
         else
-            map_file(j, r.body ? r.body : "", r.len, prefix, g, ng, max_out, answered);
+            map_file(j, r.body, r.len, prefix, g, ng, max_out, answered);
         gpt_resp_free(&r);
     }
     snprintf(reason, sizeof reason, "batch %s (%s) returned no result for this request", batch_id,
@@ -366,7 +345,7 @@ out:
         delete_file(st, out_id);
     if (err_id[0])
         delete_file(st, err_id);
-    free(file.s);
+    ik_buf_free(&file);
     free(max_out);
     free(answered);
 }

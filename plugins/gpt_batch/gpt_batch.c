@@ -45,6 +45,7 @@
 
 #include <intake/plugin.h>
 
+#include "common/file.h"
 #include "processor.h"
 #include "rules/extract.h"
 
@@ -136,42 +137,6 @@ static const ik_option gb_options[] = {
 };
 
 /* ---- helpers ---- */
-
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open", path);
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n + 1 >= cap) {
-            char *g = realloc(buf, cap * 2);
-            if (!g) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = g;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0)
-            break;
-    }
-    fclose(f);
-    if (!buf) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    if (len)
-        *len = n;
-    return buf;
-}
 
 static size_t count_tokens(gb_state *st, const char *s, size_t n)
 {
@@ -491,9 +456,8 @@ static int gb_create(const ik_host *host, ik_instance *self, void **state)
     }
 
     /* instructions and schema */
-    st->instructions =
-        read_file(host->opt_string(self, "instructions_file"), NULL, err, sizeof err);
-    if (!st->instructions)
+    if (ik_read_file(host->opt_string(self, "instructions_file"), &st->instructions, NULL, err,
+                     sizeof err) != 0)
         return gb_fail(st, IK_E_CONFIG, err);
     const char *sf = host->opt_string(self, "schema_file");
     st->item_schema = json_object_from_file(sf);
@@ -577,8 +541,7 @@ static int gb_process(void *state, ik_record *const *recs, size_t n, ik_result *
              .res = results,
              .text = calloc(n, sizeof(char *)),
              .tok = calloc(n, sizeof(size_t)),
-             .done = calloc(n, sizeof(int)),
-             .batch = st->batch_mode};
+             .done = calloc(n, sizeof(int))};
     size_t *idx = calloc(n, sizeof *idx);
     gpt_group *groups = calloc(n, sizeof *groups);
     if (!j.text || !j.tok || !j.done || !idx || !groups) {

@@ -20,6 +20,8 @@
 
 #include <intake/plugin.h>
 
+#include "common/buf.h"
+
 /* ---- catalog.c: etc/models.conf ---- */
 
 typedef struct gpt_model {
@@ -240,9 +242,10 @@ typedef struct gpt_upload {
 } gpt_upload;
 
 typedef struct gpt_resp {
-    long status; /* HTTP status; 0 when no answer */
-    char *body;  /* owned, NUL-terminated; gpt_resp_free */
-    size_t len, cap;
+    long status;      /* HTTP status; 0 when no answer */
+    const char *body; /* NUL-terminated, "" when none; lives in raw */
+    size_t len;
+    ik_buf raw; /* owned; gpt_resp_free */
     int too_big;
     gpt_hints hints;
     int bad_hints; /* a malformed hint header was seen (hints.bad names it) */
@@ -254,7 +257,8 @@ void gpt_http_free(gpt_http *h);
 /* Sends method to url with a JSON body (json), a multipart upload (up) or
  * neither. 0 when an answer came back (any status, in resp->status),
  * IK_E_TIMEOUT or IK_E_IO with curl's message in err, IK_E_NOMEM. resp is
- * always initialised; the caller frees it with gpt_resp_free. Thread-safe. */
+ * always initialised (body never NULL); the caller frees it with
+ * gpt_resp_free. Thread-safe. */
 int gpt_http_send(gpt_http *h, const char *method, const char *url, const char *json,
                   const gpt_upload *up, gpt_resp *resp, char *err, size_t errlen);
 void gpt_resp_free(gpt_resp *r);

@@ -85,24 +85,12 @@ static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 {
     gpt_resp *r = arg;
     size_t k = sz * n;
-    if (r->len + k + 1 > MAX_BODY_BYTES) {
+    if (r->raw.len + k + 1 > MAX_BODY_BYTES) {
         r->too_big = 1;
         return 0;
     }
-    if (r->len + k + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 16384;
-        while (cap < r->len + k + 1)
-            cap *= 2;
-        char *g = realloc(r->body, cap);
-        if (!g)
-            return 0;
-        r->body = g;
-        r->cap = cap;
-    }
-    memcpy(r->body + r->len, p, k);
-    r->len += k;
-    r->body[r->len] = 0;
-    return k;
+    ik_buf_add(&r->raw, p, k);
+    return r->raw.oom ? 0 : k; /* 0 ends the transfer with a write error */
 }
 
 static size_t on_header(char *p, size_t sz, size_t n, void *arg)
@@ -117,6 +105,7 @@ int gpt_http_send(gpt_http *h, const char *method, const char *url, const char *
                   const gpt_upload *up, gpt_resp *resp, char *err, size_t errlen)
 {
     memset(resp, 0, sizeof *resp);
+    resp->body = "";
     gpt_hints_init(&resp->hints);
     if (errlen)
         err[0] = 0;
@@ -168,6 +157,10 @@ int gpt_http_send(gpt_http *h, const char *method, const char *url, const char *
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
     CURLcode cc = curl_easy_perform(c);
+    if (resp->raw.p && !resp->raw.oom) {
+        resp->body = resp->raw.p;
+        resp->len = resp->raw.len;
+    }
     if (cc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
         rc = 0;
@@ -193,7 +186,7 @@ out:
 
 void gpt_resp_free(gpt_resp *r)
 {
-    free(r->body);
-    r->body = NULL;
-    r->len = r->cap = 0;
+    ik_buf_free(&r->raw);
+    r->body = "";
+    r->len = 0;
 }

@@ -105,10 +105,9 @@ typedef struct job {
     char **text; /* rendered blocks */
     size_t *tok; /* their token counts */
     int *done;
-    /* Batch API mode: prices are the batch ones, and requests that must be
-     * sent again (halves, omitted, invalid) wait for the next round here
-     * instead of being sent at once */
-    int batch;
+    /* Batch API mode (st->batch_mode): requests that must be sent again
+     * (halves, omitted, invalid) wait for the next round here instead of
+     * being sent at once */
     gpt_group *next;
     size_t nnext, capnext;
 } job;
@@ -138,7 +137,7 @@ double gpt_expected_output(gb_state *st, size_t k);
 void gpt_job_submit(job *j, const size_t *idx, size_t k, int depth);
 
 /* Settles the emails idx[0..k) from an HTTP answer to their packed request
- * (status, body; hints from its headers, NULL inside a batch output file),
+ * (status, body; hints from its headers, or made from a batch result line),
  * or submits smaller requests for them. Returns 1 when the caller should
  * send the same request again once the limiter's pause is over (429
  * rate_limit_exceeded, synchronous mode, attempt below the limit), else 0.

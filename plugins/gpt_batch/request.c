@@ -152,7 +152,7 @@ static void set_meta_num(gb_state *st, ik_record *r, const char *k, double v, in
 static void account(gb_state *st, job *j, const size_t *idx, size_t k, const gpt_usage *u,
                     const size_t *ans_len, const char *reqid)
 {
-    double cost = gpt_model_cost(&st->model, j->batch, u->input, u->cached, u->output);
+    double cost = gpt_model_cost(&st->model, j->st->batch_mode, u->input, u->cached, u->output);
     gpt_metric_add(st, M_INPUT, (double)u->input);
     gpt_metric_add(st, M_CACHED, (double)u->cached);
     gpt_metric_add(st, M_OUTPUT, (double)u->output);
@@ -184,7 +184,7 @@ static void account(gb_state *st, job *j, const size_t *idx, size_t k, const gpt
         set_meta_num(st, r, "gpt_output_tokens", round(out), 0);
         set_meta_num(st, r, "gpt_reasoning_tokens", round(re), 0);
         set_meta_num(st, r, "gpt_cost_usd",
-                     gpt_model_cost(&st->model, j->batch, (long)round(in), (long)round(ca),
+                     gpt_model_cost(&st->model, j->st->batch_mode, (long)round(in), (long)round(ca),
                                     (long)round(out)),
                      1);
     }
@@ -372,7 +372,7 @@ static void map_results(job *j, const size_t *idx, size_t k, int depth, json_obj
 
 void gpt_job_submit(job *j, const size_t *idx, size_t k, int depth)
 {
-    if (!j->batch) {
+    if (!j->st->batch_mode) {
         gpt_run_group(j, idx, k, depth);
         return;
     }
@@ -457,10 +457,8 @@ int gpt_job_answer(job *j, const size_t *idx, size_t k, int depth, long status, 
 {
     gb_state *st = j->st;
     char reason[IK_REASON_MAX];
-    const char *rid = hints && hints->request_id[0] ? hints->request_id : "-";
+    const char *rid = hints->request_id[0] ? hints->request_id : "-";
     memset(usage, 0, sizeof *usage);
-    if (!body)
-        body = "";
     if (status == 200) {
         answer_ok(j, idx, k, depth, body, len, rid, max_out, usage);
         return 0;
@@ -472,7 +470,7 @@ int gpt_job_answer(job *j, const size_t *idx, size_t k, int depth, long status, 
              ae.code[0] ? " " : "", ae.code, ae.type[0] && !ae.code[0] ? ae.type : "", ae.message,
              rid);
     int too_large = strncmp(ae.message, "Request too large", 17) == 0;
-    int should_retry = hints ? hints->should_retry : -1;
+    int should_retry = hints->should_retry;
     if (status == 429 && (strcmp(ae.code, "insufficient_quota") == 0 ||
                           strcmp(ae.type, "insufficient_quota") == 0)) {
         gpt_block(st, "429 insufficient_quota: the account has no credit or hit its spend cap");
@@ -492,7 +490,7 @@ int gpt_job_answer(job *j, const size_t *idx, size_t k, int depth, long status, 
         split_or_fail(j, idx, k, depth, reason);
     } else if (status == 429) {
         gpt_metric_add(st, M_RATE_LIMITED, 1);
-        if (j->batch) { /* the batch pool is separate: try again in a later call */
+        if (j->st->batch_mode) { /* the batch pool is separate: try again in a later call */
             gpt_set_all(j, idx, k, IK_RETRY, reason);
             return 0;
         }

@@ -19,6 +19,8 @@
 
 #include <intake/plugin.h>
 
+#include "common/file.h"
+
 /* The o200k_base pre-tokenizer pattern (tiktoken_ext/openai_public.py). */
 static const char O200K_PATTERN[] =
     "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
@@ -485,36 +487,12 @@ int ik_tok_load_file(const char *path, const char *sha256_hex, ik_tok **out, cha
                      size_t errlen)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return errno == ENOENT ? IK_E_NOTFOUND : IK_E_IO;
-    }
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 1 << 20;
-            unsigned char *g = realloc(buf, cap);
-            if (!g) {
-                free(buf);
-                fclose(f);
-                return IK_E_NOMEM;
-            }
-            buf = g;
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0)
-            break;
-    }
-    int ioerr = ferror(f);
-    fclose(f);
-    if (ioerr) {
-        free(buf);
-        seterr(err, errlen, "%s: read error", path);
-        return IK_E_IO;
-    }
+    char *text;
+    size_t len;
+    int e = ik_read_file(path, &text, &len, err, errlen);
+    if (e)
+        return e == ENOENT ? IK_E_NOTFOUND : e == ENOMEM ? IK_E_NOMEM : IK_E_IO;
+    unsigned char *buf = (unsigned char *)text;
     if (sha256_hex && sha256_hex[0]) {
         char hex[65];
         ik_sha256_hex(buf, len, hex);
