@@ -1,6 +1,6 @@
 /* fuzz_sbemu.c: libFuzzer target for the emulator's parsers of outside input: AMQP message
  * bytes (sections, batch envelope, application-property merge, store + re-encode), SAS token
- * strings and HTTP paths. Built with -DINTAKE_FUZZ=ON (clang). */
+ * strings, resource-URI hosts and HTTP paths. Built with -DINTAKE_FUZZ=ON (clang). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +80,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sb_queue_remove(q, d);
     }
 
+    char host[64];
+    int port;
+    (void)sb_host_parse((const char *)data, size, host, sizeof host, &port);
+
     char *s = malloc(size + 1);
     if (!s)
         return 0;
@@ -90,6 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char name[SB_NAME_MAX], path[300];
     (void)sb_http_parse_path(s, name, sizeof name);
     (void)sb_sas_uri_path(s, path, sizeof path);
+    (void)sb_sas_names_endpoint(s, "127.0.0.1", 5672, err, sizeof err);
     char dec[64];
     (void)sb_url_decode(s, size, dec, sizeof dec, 1);
     free(s);

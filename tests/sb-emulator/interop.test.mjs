@@ -359,6 +359,54 @@ test("a wrong key is refused", async () => {
   }
 });
 
+// A SharedAccessSignature connection string whose token names sb://<srAuthority>/q1, for a client
+// connecting to endpointHost.
+function sasClient(emu, endpointHost, srAuthority) {
+  const sr = encodeURIComponent(`sb://${srAuthority}/q1`);
+  const se = Math.floor(Date.now() / 1000) + 300;
+  const sig = createHmac("sha256", KEY).update(`${sr}\n${se}`).digest("base64");
+  const token = `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${se}&skn=${KEY_NAME}`;
+  return new ServiceBusClient(
+    `Endpoint=sb://${endpointHost}:${emu.ports.amqp};SharedAccessSignature=${token};UseDevelopmentEmulator=true`,
+    { retryOptions: { maxRetries: 0, timeoutInMs: 5000 } });
+}
+
+test("a token for another host or port is refused by put-token; localhost is 127.0.0.1", async () => {
+  const emu = await startEmulator({});
+  const port = emu.ports.amqp;
+  const clients = [];
+  const client = (...a) => { const c = sasClient(emu, ...a); clients.push(c); return c; };
+  try {
+    for (const [endpoint, sr] of [["127.0.0.1", `another-host:${port}`], ["127.0.0.1", "another-host"],
+      ["127.0.0.1", `127.0.0.1:${port + 1}`], ["localhost", `another-host:${port}`]]) {
+      await assert.rejects(client(endpoint, sr).createSender("q1").sendMessages({ body: "x" }), (e) => {
+        assert.equal(e.code, "UnauthorizedAccess", `${endpoint} with sr ${sr}: ${e.code}: ${e.message}`);
+        return true;
+      });
+    }
+    assert.match(await waitForLog(emu, new RegExp(`is for port ${port + 1}`)),
+      /refused \(401\): resource URI 'sb:\/\/another-host:\d+\/q1' is for host 'another-host', not this emulator's '127\.0\.0\.1'/);
+    assert.match(emu.log(), /is for host 'another-host', not this emulator's 'localhost'/,
+      "the open frame's hostname names the endpoint");
+    // the same host under its other loopback name, with and without the port
+    await client("127.0.0.1", `LOCALHOST:${port}`).createSender("q1").sendMessages({ body: "a" });
+    await client("localhost", "127.0.0.1").createSender("q1").sendMessages({ body: "b" });
+    // and the SDK with a key, connecting as localhost
+    const byName = new ServiceBusClient(
+      `Endpoint=sb://localhost:${port};SharedAccessKeyName=${KEY_NAME};SharedAccessKey=${KEY};UseDevelopmentEmulator=true`);
+    clients.push(byName);
+    const msgs = await byName.createReceiver("q1", { receiveMode: "receiveAndDelete" })
+      .receiveMessages(3, { maxWaitTimeInMs: 1000 });
+    assert.deepEqual(msgs.map((m) => m.body), ["a", "b"]);
+  } catch (e) {
+    console.error(emu.log());
+    throw e;
+  } finally {
+    for (const c of clients) await c.close();
+    assert.equal((await emu.stop()).code, 0, "emulator exit status");
+  }
+});
+
 test("SASL PLAIN with a key authorises without CBS; a bad password, no token, refused", async () => {
   const emu = await startEmulator({ amqps: true });
   const attempt = (password, tls = false) =>
@@ -455,6 +503,16 @@ test("runtime properties (one queue, the list) and getQueue through ServiceBusAd
     assert.match(xml, /<d2p1:DeadLetterMessageCount>1<\/d2p1:DeadLetterMessageCount>/);
     const noauth = await fetch(url);
     assert.equal(noauth.status, 401);
+    // a token signed with the right key for another host, or another port, is refused
+    for (const other of [`http://another-host:${emu.ports.http}/q1?api-version=2021-05`,
+      `http://127.0.0.1:${emu.ports.https}/q1?api-version=2021-05`]) {
+      const osr = encodeURIComponent(other).toLowerCase();
+      const osig = createHmac("sha256", KEY).update(`${osr}\n${se}`).digest("base64");
+      const res2 = await fetch(url, { headers: { authorization:
+        `SharedAccessSignature sr=${osr}&sig=${encodeURIComponent(osig)}&se=${se}&skn=${KEY_NAME}` } });
+      assert.equal(res2.status, 401, other);
+    }
+    assert.match(await waitForLog(emu, /is for host 'another-host'/), /is for host 'another-host'/);
     const badpath = await fetch(`http://127.0.0.1:${emu.ports.http}/..%2f..?api-version=1`, {
       headers: { authorization: auth },
     });

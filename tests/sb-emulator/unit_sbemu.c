@@ -97,6 +97,82 @@ static void test_sas_validate(void)
     CU_ASSERT_EQUAL(sb_sas_validate(&g_cfg, NULL, 0, &t, err, sizeof err), SB_SAS_MALFORMED);
 }
 
+/* A token names one endpoint: the host the client reached (loopback names equal) and its port. */
+static void test_sas_endpoint(void)
+{
+    char err[512], h[64];
+    int port;
+    /* the token's own sr, decoded by sb_sas_parse: upper- and lower-case escapes alike */
+    const char *encoded[] = {"sb%3A%2F%2F127.0.0.1%3A5673%2Fq1", "sb%3a%2f%2flocalhost%3a5673%2fq1",
+                             "sb%3A%2F%2FLocalHost%3A5673%2F", NULL};
+    for (int i = 0; encoded[i]; i++) {
+        char tok[512];
+        snprintf(tok, sizeof tok, "SharedAccessSignature sr=%s&sig=x&se=1&skn=k", encoded[i]);
+        sb_sas_token t;
+        CU_ASSERT_EQUAL_FATAL(sb_sas_parse(tok, &t, err, sizeof err), 0);
+        CU_ASSERT_TRUE(sb_sas_names_endpoint(t.sr, "127.0.0.1", 5673, err, sizeof err));
+        CU_ASSERT_FALSE(sb_sas_names_endpoint(t.sr, "127.0.0.1", 5672, err, sizeof err));
+    }
+    const char *ok[] = {
+        "sb://127.0.0.1:5673/q1",
+        "sb://127.0.0.1:5673/",   /* the namespace, trailing slash */
+        "sb://127.0.0.1:5673",    /* the namespace, no slash */
+        "sb://127.0.0.1/q1",      /* no port: only the host is checked */
+        "sb://LOCALHOST:5673/q1", /* host case; localhost is 127.0.0.1 */
+        "sb://[::1]:5673/q1",     /* and so is ::1 */
+        "https://127.0.0.1:5673/q1?api-version=2021-05",
+        NULL,
+    };
+    for (int i = 0; ok[i]; i++) {
+        err[0] = 0;
+        CU_ASSERT_TRUE(sb_sas_names_endpoint(ok[i], "127.0.0.1", 5673, err, sizeof err));
+        if (err[0])
+            fprintf(stderr, "\n%s: %s\n", ok[i], err);
+    }
+    CU_ASSERT_TRUE(sb_sas_names_endpoint("sb://MyNs.ServiceBus.Windows.NET:5673/q1",
+                                         "myns.servicebus.windows.net", 5673, err, sizeof err));
+    const char *refused[] = {
+        "sb://another-host/emails", /* another namespace */
+        "sb://another-host:5673/q1",
+        "sb://127.0.0.1:5672/q1", /* another port */
+        "sb://127.0.0.1:56730/q1",
+        "sb://127.0.0.2:5673/q1",
+        "sb://127.0.0.1.example.com:5673/q1",       /* not a prefix match */
+        "sb://127.0.0.1:5673@another-host:5673/q1", /* userinfo does not name the host */
+        "sb://another%2Dhost:5673/q1",              /* escapes are not decoded twice */
+        "sb://:5673/q1",                            /* no host */
+        "sb://127.0.0.1:/q1",                       /* empty port */
+        "sb://127.0.0.1:99999/q1",
+        "sb://127.0.0.1:5673x/q1",
+        "sb://[::1/q1",
+        "q1", /* no host at all */
+        "/q1/sb://127.0.0.1:5673",
+        "",
+        NULL,
+    };
+    for (int i = 0; refused[i]; i++) {
+        err[0] = 0;
+        CU_ASSERT_FALSE(sb_sas_names_endpoint(refused[i], "127.0.0.1", 5673, err, sizeof err));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "resource URI"));
+    }
+    CU_ASSERT_FALSE(sb_sas_names_endpoint("sb://localhost:5673/q1", "myns", 5673, err, sizeof err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "'localhost'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "'myns'"));
+    /* the host parser on its own: Host headers and AMQP open hostnames */
+    CU_ASSERT_EQUAL(sb_host_parse("Example.org:8443", 16, h, sizeof h, &port), 0);
+    CU_ASSERT_STRING_EQUAL(h, "example.org");
+    CU_ASSERT_EQUAL(port, 8443);
+    CU_ASSERT_EQUAL(sb_host_parse("::1", 3, h, sizeof h, &port), 0);
+    CU_ASSERT_STRING_EQUAL(h, "::1");
+    CU_ASSERT_EQUAL(port, -1);
+    CU_ASSERT_EQUAL(sb_host_parse("[::1]:5", 7, h, sizeof h, &port), 0);
+    CU_ASSERT_STRING_EQUAL(h, "::1");
+    CU_ASSERT_EQUAL(port, 5);
+    CU_ASSERT_EQUAL(sb_host_parse("[::1]x", 6, h, sizeof h, &port), -1);
+    CU_ASSERT_EQUAL(sb_host_parse("", 0, h, sizeof h, &port), -1);
+    CU_ASSERT_EQUAL(sb_host_parse("abcdefgh", 8, h, 8, &port), -1);
+}
+
 static void test_sas_scope(void)
 {
     char p[128];
@@ -438,6 +514,7 @@ int main(void)
     CU_pSuite s = CU_add_suite("sb-emulator", NULL, NULL);
     CU_add_test(s, "sas vectors", test_sas_vectors);
     CU_add_test(s, "sas validate", test_sas_validate);
+    CU_add_test(s, "sas endpoint", test_sas_endpoint);
     CU_add_test(s, "sas scope", test_sas_scope);
     CU_add_test(s, "amqp parse", test_amqp_parse);
     CU_add_test(s, "amqp batch", test_amqp_batch);

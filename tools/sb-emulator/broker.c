@@ -6,6 +6,7 @@
 #include "broker.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <proton/condition.h>
 #include <proton/connection.h>
 #include <proton/delivery.h>
@@ -60,6 +61,8 @@ typedef struct sb_conn {
     pn_connection_t *pc;
     unsigned id;
     char peer[80];
+    char host[256]; /* the host the client reached: its open frame's hostname, else our address */
+    int port;       /* the local port it connected to */
     sb_auth *auth;
     int ns_auth; /* SASL PLAIN with a valid key: the whole namespace */
     sb_link *links;
@@ -297,6 +300,10 @@ static void handle_cbs(sb_broker *b, sb_conn *c, pn_message_t *req)
     int64_t now_s = sb_now_ms() / 1000;
     int rc = sb_sas_validate(b->cfg, token, now_s, &t, err, sizeof err);
     char scope[SB_NAME_MAX + 40], aud[SB_NAME_MAX + 40];
+    if (rc == 0 &&
+        (!sb_sas_names_endpoint(t.sr, c->host, c->port, err, sizeof err) ||
+         (strstr(name, "://") && !sb_sas_names_endpoint(name, c->host, c->port, err, sizeof err))))
+        rc = SB_SAS_BAD_SIGNATURE;
     if (rc == 0) {
         entity_path(t.sr, scope, sizeof scope);
         entity_path(name, aud, sizeof aud);
@@ -854,6 +861,36 @@ static void accept_conn(sb_broker *b, pn_listener_t *ls)
     pn_listener_accept2(ls, pc, t);
 }
 
+/* The address and port the client connected to: the endpoint its tokens must name until its open
+ * frame says which host name it used. */
+static void conn_local_endpoint(sb_conn *c, pn_transport_t *t)
+{
+    const pn_netaddr_t *la = pn_transport_local_addr(t);
+    char host[INET6_ADDRSTRLEN + 2], port[16];
+    int p;
+    if (la && pn_netaddr_host_port(la, host, sizeof host, port, sizeof port) == 0) {
+        if (sb_host_parse(host, strlen(host), c->host, sizeof c->host, &p) < 0)
+            snprintf(c->host, sizeof c->host, "%s", host);
+        c->port = atoi(port);
+    }
+}
+
+/* The open frame's hostname names the namespace the client means, as on the service: tokens
+ * must name that host from now on. A hostname that is not a host name keeps the local address. */
+static void conn_remote_host(sb_conn *c, const char *hostname)
+{
+    char host[sizeof c->host];
+    int port;
+    if (!hostname || !hostname[0])
+        return;
+    if (sb_host_parse(hostname, strlen(hostname), host, sizeof host, &port) < 0) {
+        SB_WARN("conn %u: open hostname '%.100s' is not a host name; tokens must name '%s'", c->id,
+                hostname, c->host);
+        return;
+    }
+    memcpy(c->host, host, sizeof host);
+}
+
 static sb_conn *ctx_conn(pn_event_t *e)
 {
     pn_connection_t *pc = pn_event_connection(e);
@@ -972,6 +1009,7 @@ static int handle(sb_broker *b, pn_event_t *e)
         const pn_netaddr_t *na = pn_transport_remote_addr(t);
         if (na)
             pn_netaddr_str(na, c->peer, sizeof c->peer);
+        conn_local_endpoint(c, t);
         SB_INFO("conn %u: accepted from %s", c->id, c->peer[0] ? c->peer : "?");
         break;
     }
@@ -983,6 +1021,8 @@ static int handle(sb_broker *b, pn_event_t *e)
         const char *user = sasl ? pn_sasl_get_user(sasl) : NULL;
         if (c && mech && strcmp(mech, "PLAIN") == 0 && user && sb_sasl_plain_ok(t))
             c->ns_auth = 1;
+        if (c)
+            conn_remote_host(c, pn_connection_remote_hostname(pc));
         pn_connection_set_container(pc, "intake-sb-emulator");
         pn_connection_open(pc);
         if (c)

@@ -19,6 +19,7 @@ struct sb_http {
     const sb_config *cfg;
     sb_store *store;
     char *cert, *key;
+    int plain_port, tls_port; /* actual ports: a token must name the one it came in on */
 };
 
 static void iso_time(int64_t ms, char *out, size_t n)
@@ -209,6 +210,18 @@ static enum MHD_Result list_queues(struct sb_http *h, struct MHD_Connection *con
     return reply(conn, 200, "application/atom+xml;type=feed;charset=utf-8", (char *)feed.data);
 }
 
+/* 1 if the token's resource URI sr names the host the request was sent to (its Host header,
+ * else the listen address) and the port it came in on; else 0 with the reason in err. */
+static int token_names_us(const struct sb_http *h, const char *host_hdr, int is_tls, const char *sr,
+                          char *err, size_t errlen)
+{
+    char host[256];
+    int port;
+    if (!host_hdr || sb_host_parse(host_hdr, strlen(host_hdr), host, sizeof host, &port) < 0)
+        snprintf(host, sizeof host, "%s", h->cfg->address);
+    return sb_sas_names_endpoint(sr, host, is_tls ? h->tls_port : h->plain_port, err, errlen);
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **con_cls)
@@ -250,10 +263,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         SB_WARN("http: GET %.200s: no Authorization header", url);
         return error(conn, 401, "MissingToken: the request has no authorization header.");
     }
-    char err[256];
+    char err[512];
     sb_sas_token t;
     int rc = sb_sas_validate(h->cfg, auth, time(NULL), &t, err, sizeof err);
     char scope[SB_NAME_MAX + 40];
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    if (rc == 0 && !token_names_us(h, host, is_tls, t.sr, err, sizeof err))
+        rc = SB_SAS_BAD_SIGNATURE;
     if (rc == 0) {
         if (sb_sas_uri_path(t.sr, scope, sizeof scope) < 0 || !sb_sas_covers(scope, name)) {
             snprintf(err, sizeof err, "token does not cover '%.100s'", name);
@@ -264,7 +280,6 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         SB_WARN("http: GET %.200s refused (401): %s", url, err);
         return error(conn, 401, "InvalidSignature: the token is not valid for this resource.");
     }
-    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
     if (list)
         return list_queues(h, conn, is_tls ? "https" : "http", host ? host : "127.0.0.1", api);
     char self[600];
@@ -378,6 +393,7 @@ int sb_http_start(sb_http **out, const sb_config *cfg, sb_store *store, int *htt
     h->store = store;
     if (cfg->http_port >= 0 && !(h->plain = start(h, cfg->http_port, 0, http_port)))
         goto fail;
+    h->plain_port = *http_port;
     if (cfg->https_port >= 0) {
         if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
             SB_ERR("http: this libmicrohttpd has no TLS support; cannot serve https");
@@ -391,6 +407,7 @@ int sb_http_start(sb_http **out, const sb_config *cfg, sb_store *store, int *htt
         }
         if (!(h->tls = start(h, cfg->https_port, 1, https_port)))
             goto fail;
+        h->tls_port = *https_port;
     }
     *out = h;
     return 0;

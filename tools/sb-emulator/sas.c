@@ -190,6 +190,96 @@ int sb_sas_uri_path(const char *uri, char *out, size_t outlen)
     return 0;
 }
 
+int sb_host_parse(const char *s, size_t n, char *host, size_t hostlen, int *port)
+{
+    const char *at = memchr(s, '@', n);
+    while (at) { /* the host follows the last '@' of the userinfo */
+        n -= (size_t)(at + 1 - s);
+        s = at + 1;
+        at = memchr(s, '@', n);
+    }
+    const char *h = s, *ps = NULL;
+    size_t hl = n;
+    if (n > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        if (!close)
+            return -1;
+        h = s + 1;
+        hl = (size_t)(close - h);
+        size_t rest = n - (size_t)(close + 1 - s);
+        if (rest > 0) {
+            if (close[1] != ':')
+                return -1;
+            ps = close + 2;
+        }
+    } else {
+        const char *colon = memchr(s, ':', n);
+        /* one ':' separates the port; more are a bare IPv6 address without one */
+        if (colon && !memchr(colon + 1, ':', n - (size_t)(colon + 1 - s))) {
+            hl = (size_t)(colon - s);
+            ps = colon + 1;
+        }
+    }
+    if (hl == 0 || hl >= hostlen)
+        return -1;
+    for (size_t i = 0; i < hl; i++)
+        host[i] = (char)tolower((unsigned char)h[i]);
+    host[hl] = 0;
+    *port = -1;
+    if (ps) {
+        size_t pl = n - (size_t)(ps - s);
+        long v = 0;
+        if (pl == 0 || pl > 5)
+            return -1;
+        for (size_t i = 0; i < pl; i++) {
+            if (!isdigit((unsigned char)ps[i]))
+                return -1;
+            v = v * 10 + (ps[i] - '0');
+        }
+        if (v < 1 || v > 65535)
+            return -1;
+        *port = (int)v;
+    }
+    return 0;
+}
+
+int sb_sas_uri_host(const char *uri, char *host, size_t hostlen, int *port)
+{
+    const char *p = strstr(uri, "://");
+    if (!p || p == uri || strcspn(uri, "/?#") < (size_t)(p - uri))
+        return -1;
+    p += 3;
+    return sb_host_parse(p, strcspn(p, "/?#"), host, hostlen, port);
+}
+
+static int is_loopback(const char *host)
+{
+    return strcmp(host, "localhost") == 0 || strcmp(host, "127.0.0.1") == 0 ||
+           strcmp(host, "::1") == 0;
+}
+
+int sb_sas_names_endpoint(const char *uri, const char *host, int port, char *err, size_t errlen)
+{
+    char h[256];
+    int p;
+    if (sb_sas_uri_host(uri, h, sizeof h, &p) < 0) {
+        snprintf(err, errlen, "resource URI '%.200s' does not name a host", uri);
+        return 0;
+    }
+    if (strcasecmp(h, host) != 0 && !(is_loopback(h) && is_loopback(host))) {
+        snprintf(err, errlen,
+                 "resource URI '%.200s' is for host '%.100s', not this emulator's '%.100s'", uri, h,
+                 host);
+        return 0;
+    }
+    if (p >= 0 && p != port) {
+        snprintf(err, errlen, "resource URI '%.200s' is for port %d, not this emulator's %d", uri,
+                 p, port);
+        return 0;
+    }
+    return 1;
+}
+
 int sb_sas_covers(const char *scope, const char *entity)
 {
     size_t n = strlen(scope);

@@ -47,6 +47,22 @@ int sb_sas_validate(const sb_config *cfg, const char *token, int64_t now_s, sb_s
  * out is too small. */
 int sb_sas_uri_path(const char *uri, char *out, size_t outlen);
 
+/* Parses n bytes of "host", "host:port", "[v6]:port" or a bare IPv6 address (an authority's
+ * "user@" prefix is dropped) into host (lower case, without brackets; hostlen bytes incl. NUL)
+ * and *port (-1 when there is none). Returns 0, or -1 when the host is empty or too long or the
+ * port is not a number in 1..65535. */
+int sb_host_parse(const char *s, size_t n, char *host, size_t hostlen, int *port);
+
+/* The host and port of a resource URI or audience ("sb://NS:5671/q1" -> "ns", 5671; *port -1
+ * without one). Returns 0, or -1 when uri has no "scheme://" or sb_host_parse refuses its
+ * authority. */
+int sb_sas_uri_host(const char *uri, char *host, size_t hostlen, int *port);
+
+/* 1 if the resource URI uri names the endpoint the client reached: its host equals host
+ * (case-insensitive; localhost, 127.0.0.1 and ::1 count as one loopback name) and its port, when
+ * it has one, equals port. Else 0 with the reason in err (uri is not secret, so err quotes it). */
+int sb_sas_names_endpoint(const char *uri, const char *host, int port, char *err, size_t errlen);
+
 /* 1 if a token scoped to scope_path (from sb_sas_uri_path) covers entity_path
  * (case-insensitive: equal, a parent path, or the namespace root ""), else 0. */
 int sb_sas_covers(const char *scope_path, const char *entity_path);
