@@ -51,8 +51,10 @@ export function makeCert(dir) {
   return { cert, key };
 }
 
+// fdLimit runs it under `ulimit -n fdLimit`; handshakeTimeoutMs sets handshake_timeout_ms.
 export async function startEmulator({ queues = [{ name: "q1" }], http = false, https = false,
-  amqps = false, persistFile = null, extraKeys = [], verbose = false } = {}) {
+  amqps = false, persistFile = null, extraKeys = [], verbose = false, fdLimit = null,
+  handshakeTimeoutMs = null } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), "sbemu-"));
   const lines = [
     `listen = "127.0.0.1";`,
@@ -62,6 +64,7 @@ export async function startEmulator({ queues = [{ name: "q1" }], http = false, h
   ];
   if (http) lines.push("http_port = 0;");
   if (persistFile) lines.push(`persist_file = "${persistFile}";`);
+  if (handshakeTimeoutMs) lines.push(`handshake_timeout_ms = ${handshakeTimeoutMs};`);
   if (https || amqps) {
     const { cert, key } = makeCert(dir);
     lines.push(`tls_cert = "${cert}";`, `tls_key = "${key}";`);
@@ -72,7 +75,11 @@ export async function startEmulator({ queues = [{ name: "q1" }], http = false, h
   writeFileSync(cfgPath, lines.join("\n") + "\n");
   const args = ["-c", cfgPath];
   if (verbose || process.env.SBEMU_VERBOSE) args.push("-v");
-  const child = spawn(emulatorBinary(), args, { stdio: ["ignore", "pipe", "pipe"] });
+  // with an fd limit, sh execs the emulator: child.pid is the emulator's pid either way
+  const child = fdLimit
+    ? spawn("/bin/sh", ["-c", `ulimit -n ${fdLimit} && exec "$0" "$@"`, emulatorBinary(), ...args],
+      { stdio: ["ignore", "pipe", "pipe"] })
+    : spawn(emulatorBinary(), args, { stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   child.stderr.on("data", (d) => {
     log += d;
@@ -97,12 +104,22 @@ export async function startEmulator({ queues = [{ name: "q1" }], http = false, h
   const exited = new Promise((resolve) => child.on("exit", (code, sig) => resolve({ code, sig })));
   return {
     ports: ready,
+    pid: child.pid,
     connStr: (keyName = KEY_NAME, key = KEY) =>
       `Endpoint=sb://127.0.0.1:${ready.amqp};SharedAccessKeyName=${keyName};SharedAccessKey=${key};UseDevelopmentEmulator=true`,
     log: () => log,
-    async stop() {
+    // SIGTERM, then the exit status; after waitMs without an exit, SIGKILL and {code: "hung"}.
+    async stop(waitMs = 30000) {
       child.kill("SIGTERM");
-      const r = await exited;
+      let timer;
+      const r = await Promise.race([exited, new Promise((resolve) => {
+        timer = setTimeout(() => resolve({ code: "hung", sig: null }), waitMs);
+      })]);
+      clearTimeout(timer);
+      if (r.code === "hung") {
+        child.kill("SIGKILL");
+        await exited;
+      }
       rmSync(dir, { recursive: true, force: true });
       return r;
     },

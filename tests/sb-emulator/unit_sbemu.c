@@ -494,11 +494,19 @@ static void test_config_errors(void)
     CU_ASSERT_EQUAL(sb_config_load(&c, path, err, sizeof err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "bogus"));
     f = fopen(path, "w");
+    fputs("keys = ( { name = \"k\"; key = \"v\"; } );\nqueues = ( { name = \"q\"; } );\n"
+          "handshake_timeout_ms = 0;\n",
+          f);
+    fclose(f);
+    CU_ASSERT_EQUAL(sb_config_load(&c, path, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, ":3: 'handshake_timeout_ms' = 0 is out of range"));
+    f = fopen(path, "w");
     fputs(
         "port = 0;\nkeys = ( { name = \"k\"; key = \"v\"; } );\nqueues = ( { name = \"q\"; } );\n",
         f);
     fclose(f);
     CU_ASSERT_EQUAL(sb_config_load(&c, path, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(c.handshake_timeout_ms, 20000);
     CU_ASSERT_EQUAL(c.nqueues, 1);
     CU_ASSERT_EQUAL(c.queues[0].lock_duration_ms, 60000);
     CU_ASSERT_EQUAL(c.queues[0].max_delivery_count, 10);

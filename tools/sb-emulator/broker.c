@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 
 #include "log.h"
 #include "mgmt.h"
@@ -31,9 +32,14 @@
 #include "sas.h"
 #include "saslplain.h"
 
-#define TICK_MS       50
-#define CREDIT_WINDOW 1000
-#define MAX_BATCH     4096
+#define TICK_MS        50
+#define CREDIT_WINDOW  1000
+#define MAX_BATCH      4096
+#define CLOSE_GRACE_MS 1000 /* to answer our close before the socket is dropped */
+/* Descriptors kept for everything but connections: stdio, proactor, listeners, HTTP (at most
+ * SB_HTTP_MAX_CONNS per daemon), snapshots. Proton accepts up to the backlog ahead of us. */
+#define FD_RESERVE  64
+#define MAX_BACKLOG 64
 
 enum link_kind { LK_CBS_IN, LK_CBS_OUT, LK_MGMT_IN, LK_MGMT_OUT, LK_SEND_IN, LK_RECV_OUT };
 static const char *const kind_names[] = {"cbs-request",      "cbs-reply", "management-request",
@@ -67,7 +73,10 @@ typedef struct sb_conn {
     int ns_auth; /* SASL PLAIN with a valid key: the whole namespace */
     sb_link *links;
     int wake_pending;
-    int auth_check; /* a token expired: re-check the links on the next wake */
+    int auth_check;      /* a token expired: re-check the links on the next wake */
+    int64_t deadline_ms; /* handshake deadline (see conn_expire); 0 once authorised */
+    int closing;         /* closed by us at the deadline: the socket goes at deadline_ms */
+    int expire;          /* the deadline passed: act on the next wake */
     struct sb_conn *next;
 } sb_conn;
 
@@ -270,6 +279,13 @@ static void put_status(pn_message_t *resp, const char *code_key, int code, const
     pn_data_exit(p);
 }
 
+/* The connection is authorised (SASL PLAIN, or a put-token accepted): no handshake deadline. */
+static void conn_handshake_done(sb_conn *c)
+{
+    if (!c->closing)
+        c->deadline_ms = 0;
+}
+
 static void handle_cbs(sb_broker *b, sb_conn *c, pn_message_t *req)
 {
     pn_message_t *resp = b->resp;
@@ -338,6 +354,7 @@ static void handle_cbs(sb_broker *b, sb_conn *c, pn_message_t *req)
     }
     if (t.se > a->expires_s)
         a->expires_s = t.se;
+    conn_handshake_done(c);
     SB_INFO("conn %u: CBS put-token accepted for '%.200s' (key '%.64s')", c->id, name, t.skn);
     put_status(resp, "status-code", 200, "status-description", "OK");
     send_reply(b, c, LK_CBS_OUT, req, resp);
@@ -824,8 +841,10 @@ static void conn_free(sb_broker *b, sb_conn *c)
     sb_conn **pp = &b->conns;
     while (*pp && *pp != c)
         pp = &(*pp)->next;
-    if (*pp)
+    if (*pp) {
         *pp = c->next;
+        b->nconns--;
+    }
     if (c->pc)
         pn_connection_set_context(c->pc, NULL);
     if (g_cur == c)
@@ -850,6 +869,7 @@ static void accept_conn(sb_broker *b, pn_listener_t *ls)
     }
     c->pc = pc;
     c->id = ++b->next_conn_id;
+    c->deadline_ms = sb_now_ms() + b->cfg->handshake_timeout_ms;
     pn_connection_set_context(pc, c);
     pn_transport_set_server(t);
     pn_transport_require_auth(t, false);
@@ -858,6 +878,7 @@ static void accept_conn(sb_broker *b, pn_listener_t *ls)
     sb_sasl_setup(t, b->cfg);
     c->next = b->conns;
     b->conns = c;
+    b->nconns++;
     pn_listener_accept2(ls, pc, t);
 }
 
@@ -889,6 +910,63 @@ static void conn_remote_host(sb_conn *c, const char *hostname)
         return;
     }
     memcpy(c->host, host, sizeof host);
+}
+
+/* Closes both directions of t at once, discarding unsent output; proton then frees the
+ * connection (PN_TRANSPORT_CLOSED). why becomes the transport's condition, unless it has one. */
+static void drop_transport(pn_transport_t *t, const char *why)
+{
+    if (!t)
+        return;
+    pn_condition_t *cond = pn_transport_condition(t);
+    if (!pn_condition_is_set(cond)) {
+        pn_condition_set_name(cond, "amqp:connection:forced");
+        pn_condition_set_description(cond, why);
+    }
+    if (!pn_transport_tail_closed(t))
+        pn_transport_close_tail(t);
+    pn_transport_close_head(t);
+}
+
+/* The handshake deadline passed (handshake_timeout_ms after connecting, as the service's 20 s to
+ * put a token): a client that opened AMQP gets a close with amqp:unauthorized-access and
+ * CLOSE_GRACE_MS to answer it; one that did not get as far, or did not answer, loses its socket. */
+static void conn_expire(sb_broker *b, sb_conn *c)
+{
+    c->expire = 0;
+    pn_connection_t *pc = c->pc;
+    long long ms = (long long)b->cfg->handshake_timeout_ms;
+    char why[160];
+    if (!c->closing && (pn_connection_state(pc) & PN_REMOTE_ACTIVE)) {
+        snprintf(why, sizeof why, "no put-token accepted within %lld ms of connecting", ms);
+        SB_WARN("conn %u: %s; closing it", c->id, why);
+        pn_condition_t *cond = pn_connection_condition(pc);
+        pn_condition_set_name(cond, "amqp:unauthorized-access");
+        pn_condition_set_description(cond, why);
+        pn_connection_close(pc);
+        c->closing = 1;
+        c->deadline_ms = sb_now_ms() + CLOSE_GRACE_MS;
+        return;
+    }
+    if (c->closing)
+        snprintf(why, sizeof why, "no answer to the close within %d ms", CLOSE_GRACE_MS);
+    else
+        snprintf(why, sizeof why, "no SASL and AMQP open within %lld ms of connecting", ms);
+    SB_WARN("conn %u: %s; dropping it", c->id, why);
+    c->deadline_ms = 0;
+    drop_transport(pn_connection_transport(pc), why);
+}
+
+/* The peer closed its side of the socket. After its AMQP close that is the normal end. Before
+ * it (a half-sent frame, or a client that gave up) proton 0.37 keeps waiting for the rest of
+ * the frame and never closes the socket, which would stay in CLOSE-WAIT: close it here. */
+static void conn_tail_closed(sb_conn *c, pn_transport_t *t)
+{
+    if (pn_connection_state(c->pc) & PN_REMOTE_CLOSED)
+        return;
+    if (!pn_condition_is_set(pn_transport_condition(t)))
+        SB_INFO("conn %u: the peer closed the socket without an AMQP close", c->id);
+    drop_transport(t, "the peer closed the socket without an AMQP close");
 }
 
 static sb_conn *ctx_conn(pn_event_t *e)
@@ -943,6 +1021,11 @@ static void tick(sb_broker *b)
             SB_ERR("persist: %s", err);
         last_save_ms = now;
     }
+    for (sb_conn *c = b->conns; c; c = c->next)
+        if (c->deadline_ms && now >= c->deadline_ms && !c->expire) {
+            c->expire = 1;
+            conn_wake(c);
+        }
     if (now - last_auth_ms >= 1000) {
         last_auth_ms = now;
         for (sb_conn *c = b->conns; c; c = c->next)
@@ -969,43 +1052,86 @@ static void on_ready_check(sb_broker *b)
         b->on_ready(b, b->on_ready_arg);
 }
 
-static int handle(sb_broker *b, pn_event_t *e)
+/* Starts an orderly stop: the listeners and every connection are closed by the proactor, and
+ * sb_broker_run returns on PN_PROACTOR_INACTIVE, once all of them are freed, so pn_proactor_free
+ * has nothing left to force (it asserts on a listener that hit the fd limit). */
+static void begin_shutdown(sb_broker *b)
 {
-    sb_conn *c = ctx_conn(e);
-    g_cur = c;
+    if (b->stopping)
+        return;
+    b->stopping = 1;
+    size_t n = 0;
+    for (sb_conn *c = b->conns; c; c = c->next)
+        n++;
+    SB_INFO("closing the listeners and %zu connection(s)", n);
+    pn_proactor_cancel_timeout(b->proactor);
+    pn_proactor_disconnect(b->proactor, NULL);
+}
+
+/* Listener and proactor events. Returns 1 when sb_broker_run must return. */
+static int on_proactor_event(sb_broker *b, pn_event_t *e)
+{
+    pn_listener_t *ls = pn_event_listener(e);
     switch (pn_event_type(e)) {
     case PN_LISTENER_OPEN: {
-        pn_listener_t *ls = pn_event_listener(e);
         char host[64], port[16];
         if (pn_netaddr_host_port(pn_listener_addr(ls), host, sizeof host, port, sizeof port) == 0) {
             if (pn_listener_get_context(ls) == (void *)1)
                 b->amqps_port = atoi(port);
             else
                 b->amqp_port = atoi(port);
-            SB_INFO("listening for %s on %s:%s",
-                    pn_listener_get_context(ls) == (void *)1 ? "amqps" : "amqp", host, port);
+            SB_INFO("listening for %s on %s:%s (at most %d connections)",
+                    pn_listener_get_context(ls) == (void *)1 ? "amqps" : "amqp", host, port,
+                    b->max_conns);
         }
         b->listeners_pending--;
         on_ready_check(b);
         break;
     }
     case PN_LISTENER_ACCEPT:
-        accept_conn(b, pn_event_listener(e));
+        if (b->stopping || b->nconns >= b->max_conns) {
+            if (!b->stopping)
+                SB_WARN("%d connections open (the most this fd limit allows); refusing one",
+                        b->nconns);
+            pn_listener_accept2(ls, NULL, NULL); /* dropped once bound */
+        } else {
+            accept_conn(b, ls);
+        }
         break;
     case PN_LISTENER_CLOSE: {
-        pn_condition_t *cond = pn_listener_condition(pn_event_listener(e));
-        if (pn_condition_is_set(cond)) {
+        pn_condition_t *cond = pn_listener_condition(ls);
+        if (pn_condition_is_set(cond) && !b->stopping) {
             SB_ERR("listener: %s: %s", pn_condition_get_name(cond),
                    pn_condition_get_description(cond));
             b->failed = 1;
-            return 1;
+            begin_shutdown(b);
         }
         break;
     }
+    case PN_PROACTOR_TIMEOUT:
+        if (!b->stopping) {
+            tick(b);
+            pn_proactor_set_timeout(b->proactor, TICK_MS);
+        }
+        break;
+    case PN_PROACTOR_INTERRUPT:
+        begin_shutdown(b);
+        break;
+    case PN_PROACTOR_INACTIVE:
+        return b->stopping;
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* Connection and transport events of c: set-up, open, wakes, errors, the end. */
+static void on_conn_event(sb_broker *b, sb_conn *c, pn_event_t *e)
+{
+    pn_connection_t *pc = pn_event_connection(e);
+    pn_transport_t *t = pn_event_transport(e);
+    switch (pn_event_type(e)) {
     case PN_CONNECTION_BOUND: {
-        if (!c)
-            break;
-        pn_transport_t *t = pn_event_transport(e);
         const pn_netaddr_t *na = pn_transport_remote_addr(t);
         if (na)
             pn_netaddr_str(na, c->peer, sizeof c->peer);
@@ -1014,27 +1140,58 @@ static int handle(sb_broker *b, pn_event_t *e)
         break;
     }
     case PN_CONNECTION_REMOTE_OPEN: {
-        pn_connection_t *pc = pn_event_connection(e);
-        pn_transport_t *t = pn_event_transport(e);
         pn_sasl_t *sasl = t ? pn_sasl(t) : NULL;
         const char *mech = sasl ? pn_sasl_get_mech(sasl) : NULL;
         const char *user = sasl ? pn_sasl_get_user(sasl) : NULL;
-        if (c && mech && strcmp(mech, "PLAIN") == 0 && user && sb_sasl_plain_ok(t))
+        if (mech && strcmp(mech, "PLAIN") == 0 && user && sb_sasl_plain_ok(t)) {
             c->ns_auth = 1;
-        if (c)
-            conn_remote_host(c, pn_connection_remote_hostname(pc));
+            conn_handshake_done(c);
+        }
+        conn_remote_host(c, pn_connection_remote_hostname(pc));
         pn_connection_set_container(pc, "intake-sb-emulator");
         pn_connection_open(pc);
-        if (c)
-            SB_INFO("conn %u: open (container '%.100s', host '%.100s', sasl %s%s%s)", c->id,
-                    pn_connection_remote_container(pc) ? pn_connection_remote_container(pc) : "",
-                    pn_connection_remote_hostname(pc) ? pn_connection_remote_hostname(pc) : "",
-                    mech ? mech : "none", user ? " user " : "", user ? user : "");
+        SB_INFO("conn %u: open (container '%.100s', host '%.100s', sasl %s%s%s)", c->id,
+                pn_connection_remote_container(pc) ? pn_connection_remote_container(pc) : "",
+                pn_connection_remote_hostname(pc) ? pn_connection_remote_hostname(pc) : "",
+                mech ? mech : "none", user ? " user " : "", user ? user : "");
         break;
     }
     case PN_CONNECTION_REMOTE_CLOSE:
-        pn_connection_close(pn_event_connection(e));
+        pn_connection_close(pc);
         break;
+    case PN_CONNECTION_WAKE:
+        c->wake_pending = 0;
+        if (c->expire) {
+            conn_expire(b, c);
+            break;
+        }
+        if (c->auth_check)
+            conn_check_auth(c);
+        pump_conn(b, c);
+        break;
+    case PN_TRANSPORT_ERROR: {
+        pn_condition_t *cond = pn_transport_condition(t);
+        if (pn_condition_is_set(cond))
+            SB_WARN("conn %u: transport error: %s: %s", c->id, pn_condition_get_name(cond),
+                    pn_condition_get_description(cond) ? pn_condition_get_description(cond) : "");
+        break;
+    }
+    case PN_TRANSPORT_TAIL_CLOSED:
+        conn_tail_closed(c, t);
+        break;
+    case PN_TRANSPORT_CLOSED:
+        SB_INFO("conn %u: closed%s", c->id, b->stopping ? " (emulator stopping)" : "");
+        conn_free(b, c);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Session, link and delivery events of c. */
+static void on_link_event(sb_broker *b, sb_conn *c, pn_event_t *e)
+{
+    switch (pn_event_type(e)) {
     case PN_SESSION_REMOTE_OPEN:
         pn_session_open(pn_event_session(e));
         break;
@@ -1094,38 +1251,67 @@ static int handle(sb_broker *b, pn_event_t *e)
             on_disposition(b, c, l, d);
         break;
     }
-    case PN_CONNECTION_WAKE:
-        if (c) {
-            c->wake_pending = 0;
-            if (c->auth_check)
-                conn_check_auth(c);
-            pump_conn(b, c);
-        }
-        break;
-    case PN_TRANSPORT_ERROR: {
-        pn_condition_t *cond = pn_transport_condition(pn_event_transport(e));
-        if (c && pn_condition_is_set(cond))
-            SB_WARN("conn %u: transport error: %s: %s", c->id, pn_condition_get_name(cond),
-                    pn_condition_get_description(cond) ? pn_condition_get_description(cond) : "");
-        break;
-    }
-    case PN_TRANSPORT_CLOSED:
-        if (c) {
-            SB_INFO("conn %u: closed", c->id);
-            conn_free(b, c);
-        }
-        break;
-    case PN_PROACTOR_TIMEOUT:
-        tick(b);
-        pn_proactor_set_timeout(b->proactor, TICK_MS);
-        break;
-    case PN_PROACTOR_INTERRUPT:
-        return 1;
     default:
         break;
     }
+}
+
+/* Routes one event. Returns 1 when sb_broker_run must return. */
+static int handle(sb_broker *b, pn_event_t *e)
+{
+    sb_conn *c = ctx_conn(e);
+    int done = 0;
+    g_cur = c;
+    switch (pn_event_type(e)) {
+    case PN_LISTENER_OPEN:
+    case PN_LISTENER_ACCEPT:
+    case PN_LISTENER_CLOSE:
+    case PN_PROACTOR_TIMEOUT:
+    case PN_PROACTOR_INTERRUPT:
+    case PN_PROACTOR_INACTIVE:
+        done = on_proactor_event(b, e);
+        break;
+    case PN_CONNECTION_BOUND:
+    case PN_CONNECTION_REMOTE_OPEN:
+    case PN_CONNECTION_REMOTE_CLOSE:
+    case PN_CONNECTION_WAKE:
+    case PN_TRANSPORT_ERROR:
+    case PN_TRANSPORT_TAIL_CLOSED:
+    case PN_TRANSPORT_CLOSED:
+        if (c)
+            on_conn_event(b, c, e);
+        else if (pn_event_type(e) == PN_CONNECTION_BOUND) /* accepted without state */
+            drop_transport(pn_event_transport(e), "the emulator cannot take this connection");
+        break;
+    default:
+        on_link_event(b, c, e);
+        break;
+    }
     g_cur = NULL;
-    return 0;
+    return done;
+}
+
+/* Sizes the accept backlog and the connection limit from the fd limit. Proton 0.37 cannot close
+ * or free a listener once accept() has failed with EMFILE (its overflow count never returns to 0,
+ * so shutdown asserts in listener_done or listener_forced_shutdown). Connections beyond what the
+ * limit leaves after FD_RESERVE and the sockets proton accepts ahead of us (the backlog) are
+ * dropped instead, so accept() never runs out. */
+static void size_for_fd_limit(sb_broker *b)
+{
+    struct rlimit rl;
+    b->backlog = MAX_BACKLOG;
+    b->max_conns = 1000000;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur > (rlim_t)b->max_conns)
+        return;
+    long avail = (long)rl.rlim_cur - FD_RESERVE;
+    b->backlog = (int)(avail / 4 < 4 ? 4 : avail / 4 > MAX_BACKLOG ? MAX_BACKLOG : avail / 4);
+    b->max_conns = (int)(avail - b->backlog);
+    if (b->max_conns < 4) {
+        SB_WARN("the fd limit (%ld) is too low: raise it to %d or more", (long)rl.rlim_cur,
+                FD_RESERVE + 32);
+        b->max_conns = 4;
+    }
 }
 
 int sb_broker_init(sb_broker *b, const sb_config *cfg, sb_store *store)
@@ -1133,6 +1319,7 @@ int sb_broker_init(sb_broker *b, const sb_config *cfg, sb_store *store)
     memset(b, 0, sizeof *b);
     b->cfg = cfg;
     b->store = store;
+    size_for_fd_limit(b);
     b->proactor = pn_proactor();
     b->req = pn_message();
     b->resp = pn_message();
@@ -1148,7 +1335,7 @@ int sb_broker_init(sb_broker *b, const sb_config *cfg, sb_store *store)
     char addr[128];
     pn_listener_t *l = pn_listener();
     snprintf(addr, sizeof addr, "%s:%d", cfg->address, cfg->port);
-    pn_proactor_listen(b->proactor, l, addr, 64);
+    pn_proactor_listen(b->proactor, l, addr, b->backlog);
     b->listeners_pending = 1;
     if (cfg->amqps_port >= 0) {
         g_ssl_server = pn_ssl_domain(PN_SSL_MODE_SERVER);
@@ -1162,7 +1349,7 @@ int sb_broker_init(sb_broker *b, const sb_config *cfg, sb_store *store)
         pn_listener_t *ls = pn_listener();
         pn_listener_set_context(ls, (void *)1);
         snprintf(addr, sizeof addr, "%s:%d", cfg->address, cfg->amqps_port);
-        pn_proactor_listen(b->proactor, ls, addr, 64);
+        pn_proactor_listen(b->proactor, ls, addr, b->backlog);
         b->listeners_pending++;
     }
     pn_proactor_set_timeout(b->proactor, TICK_MS);

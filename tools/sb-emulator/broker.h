@@ -18,16 +18,21 @@ typedef struct sb_broker {
     sb_buf buf;               /* scratch encode buffer */
     struct sb_conn *conns;    /* every open connection */
     unsigned next_conn_id;
+    int nconns, max_conns; /* open connections; the most the fd limit allows */
+    int backlog;           /* accept backlog of each listener */
     int listeners_pending;
     int amqp_port, amqps_port; /* actual ports once listening */
     int failed;
+    int stopping; /* closing everything: sb_broker_run returns once the proactor is inactive */
     void (*on_ready)(struct sb_broker *b, void *arg);
     void *on_ready_arg;
 } sb_broker;
 
 /* Creates the proactor and starts the listeners. Returns 0 or -1 (logged). */
 int sb_broker_init(sb_broker *b, const sb_config *cfg, sb_store *store);
-/* Runs until sb_broker_stop() (from any thread). Returns 0, or -1 if a listener failed. */
+/* Runs until sb_broker_stop() (from any thread) or a listener fails, then closes the listeners
+ * and every connection and returns once the proactor has freed them. Returns 0, or -1 if a
+ * listener failed. */
 int sb_broker_run(sb_broker *b);
 void sb_broker_stop(sb_broker *b);
 void sb_broker_free(sb_broker *b);

@@ -132,6 +132,7 @@ static int load_root(sb_config *cfg, config_t *lc, const char *path, char *err, 
                                             "max_message_size",
                                             "persist_file",
                                             "persist_interval_ms",
+                                            "handshake_timeout_ms",
                                             NULL};
     static const char *const key_keys[] = {"name", "key", NULL};
     static const char *const queue_keys[] = {"name",
@@ -174,6 +175,9 @@ static int load_root(sb_config *cfg, config_t *lc, const char *path, char *err, 
         return -1;
     if (get_int64(root, "persist_interval_ms", 5000, 0, 86400000, &cfg->persist_interval_ms, path,
                   err, errlen) < 0)
+        return -1;
+    if (get_int64(root, "handshake_timeout_ms", 20000, 100, 3600000, &cfg->handshake_timeout_ms,
+                  path, err, errlen) < 0)
         return -1;
     if (get_str(root, "tls_cert", cfg->tls_cert, sizeof cfg->tls_cert, path, err, errlen) < 0 ||
         get_str(root, "tls_key", cfg->tls_key, sizeof cfg->tls_key, path, err, errlen) < 0)

@@ -34,8 +34,9 @@ typedef struct sb_config {
     int https_port; /* -1 = off; needs tls_cert/tls_key */
     int64_t max_message_size;
     int log_level;
-    char persist_file[512];      /* "" = memory only */
-    int64_t persist_interval_ms; /* snapshot period when persist_file is set (default 5000) */
+    char persist_file[512];       /* "" = memory only */
+    int64_t persist_interval_ms;  /* snapshot period when persist_file is set (default 5000) */
+    int64_t handshake_timeout_ms; /* SASL + open + put-token (or PLAIN) after connect; 20000 */
     sb_key_cfg *keys;
     size_t nkeys;
     sb_queue_cfg *queues;

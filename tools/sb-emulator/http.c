@@ -361,10 +361,14 @@ static struct MHD_Daemon *start(struct sb_http *h, int port, int tls, int *actua
         flags |= MHD_USE_TLS;
         d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR,
                              &sa, MHD_OPTION_HTTPS_MEM_KEY, h->key, MHD_OPTION_HTTPS_MEM_CERT,
-                             h->cert, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+                             h->cert, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)SB_HTTP_MAX_CONNS,
+                             MHD_OPTION_END);
     } else {
         d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR,
-                             &sa, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+                             &sa, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)SB_HTTP_MAX_CONNS,
+                             MHD_OPTION_END);
     }
     if (!d) {
         SB_ERR("http: cannot listen for %s on %s:%d", tls ? "https" : "http", h->cfg->address,

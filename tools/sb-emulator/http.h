@@ -9,6 +9,10 @@
 
 typedef struct sb_http sb_http;
 
+/* Concurrent HTTP connections per daemon: bounded so that HTTP cannot use up the descriptors the
+ * AMQP side counts on (broker.c's FD_RESERVE). */
+#define SB_HTTP_MAX_CONNS 16
+
 /* Starts the configured daemons (none when both ports are -1). Returns 0, or -1 (logged).
  * *out stays NULL when nothing was configured. Actual ports go to http_port and https_port. */
 int sb_http_start(sb_http **out, const sb_config *cfg, sb_store *store, int *http_port,
