@@ -5,6 +5,7 @@
   with a newline before the next run appends: the torn line stays alone, the
   new records are on lines of their own, and the log names the file and the
   torn line's byte offset.
+- The same when standard output is that file, opened for append (`>>`).
 - kill -9 while a large stream is being written, then a second run appending
   to the same file: every line but at most the torn one parses, and no line
   holds two records. (Whether this kill tears a line depends on timing; the
@@ -25,15 +26,16 @@ pipelines = ( {
   source = { plugin = "test_gen"; prefix = "%(prefix)s"; count = %(count)d;
              body_bytes = %(body)d; };
   processors = ( { plugin = "passthrough"; } );
-  sinks = ( { plugin = "stdout"; path = "%(d)s/out.jsonl"; concurrency = 2; } );
+  sinks = ( { plugin = "stdout"; path = "%(out)s"; concurrency = 2; } );
 } );
 """
 
 
 class StdoutSinkCrashTest(IntakeTest):
-    def conf(self, prefix, count, body=200, items=50, inflight=1000):
-        return self.config(PIPELINE % dict(d=self.dir, prefix=prefix, count=count, body=body,
-                                           items=items, inflight=inflight))
+    def conf(self, prefix, count, body=200, items=50, inflight=1000, out=None):
+        return self.config(PIPELINE % dict(out=out or self.path("out.jsonl"), prefix=prefix,
+                                           count=count, body=body, items=items,
+                                           inflight=inflight))
 
     def read_lines(self):
         """The output's lines as (text, parsed or None); a last line without
@@ -85,6 +87,20 @@ class StdoutSinkCrashTest(IntakeTest):
         r = self.run_intake("run", self.conf("more", 5), check=0)
         self.assertNotIn("torn", r.stderr)
         self.assert_one_record_per_line(self.read_lines(), 1)
+
+    def test_stdout_redirected_for_append(self):
+        # `intake run ... >> out.jsonl`: standard output is the torn file
+        with open(self.path("out.jsonl"), "w") as f:
+            f.write('{"id":"old-1"}\n{"id":"old-2","pay')
+        conf = self.conf("std", 3, out="-")
+        with open(self.path("out.jsonl"), "a") as out:
+            p = self.start_intake("run", conf, stdout=out)
+            _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err[-2000:])
+        self.assertIn("standard output: the line at byte offset 15 (18 bytes) was torn", err)
+        lines = self.read_lines()
+        self.assertEqual([o and o["id"] for _, o in lines],
+                         ["old-1", None, "std-1", "std-2", "std-3"])
 
     def test_kill_9_mid_stream_then_append(self):
         # large batches of large records: each write(2) is megabytes, so the
