@@ -656,6 +656,34 @@ static void test_timeouts_when_nothing_answers(void)
     mock_stop(&m);
 }
 
+/* A gateway that gives up waiting answers 504: the same as a timeout of
+ * our own (the mock's timeout fault answers 504 when the client waits). */
+static void test_gateway_timeout_splits(void)
+{
+    const char *args[] = {"--timeout-sleep-ms", "20", NULL};
+    mock m;
+    CU_ASSERT_EQUAL_FATAL(mock_start(&m, args), 0);
+    run r;
+    CU_ASSERT_EQUAL_FATAL(run_setup(&r, &m, NULL), 0);
+    mock_fault(&m, "timeout", 1);
+    run_process(&r, 4, NULL);
+    for (size_t i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(r.res[i].status, IK_OK);
+        CU_ASSERT(own_answer(r.recs[i], (int)i));
+    }
+    CU_ASSERT_DOUBLE_EQUAL(fh_metric_value(&r.fh, "splits_total"), 1, 1e-9);
+    CU_ASSERT_EQUAL(mock_stat(&m, "requests"), 3);
+    mock_fault(&m, "timeout", 2);
+    run_process(&r, 3, NULL); /* 3 -> 1 (504, handed back), and 2 not sent */
+    for (size_t i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(r.res[i].status, IK_RETRY);
+        CU_ASSERT(reason_has(&r, i, "HTTP 504"));
+    }
+    CU_ASSERT_EQUAL(mock_stat(&m, "requests"), 5);
+    run_free(&r);
+    mock_stop(&m);
+}
+
 static void test_chat_and_azure(void)
 {
     mock m;
@@ -797,6 +825,7 @@ int main(void)
     CU_add_test(s, "the decision after a timeout", test_timeout_decision);
     CU_add_test(s, "timeouts shrink the request", test_timeouts_shrink_requests);
     CU_add_test(s, "timeouts when nothing answers", test_timeouts_when_nothing_answers);
+    CU_add_test(s, "a gateway's 504 splits like a timeout", test_gateway_timeout_splits);
     CU_add_test(s, "chat completions and Azure URL forms", test_chat_and_azure);
     CU_add_test(s, "concurrent process() calls", test_concurrent_calls);
     CU_add_test(s, "create rejects bad settings", test_create_rejects);
