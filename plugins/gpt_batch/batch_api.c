@@ -206,7 +206,7 @@ static void run_batch(job *j, gpt_group *g, size_t ng, int round)
         goto out;
     }
     for (size_t i = 0; i < ng; i++) {
-        max_out[i] = gpt_max_out_for(st, g[i].k);
+        max_out[i] = gpt_max_out_group(st, j, g[i].idx, g[i].k);
         char *body = gpt_build_request(st, j, g[i].idx, g[i].k, max_out[i]);
         char head[256];
         int hl = snprintf(head, sizeof head,

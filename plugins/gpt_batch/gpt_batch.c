@@ -8,12 +8,20 @@
  *   429 rate_limit_exceeded      wait as the headers say, then resend
  *   429 insufficient_quota, 401, 403, 404
  *                                stop sending, report unhealthy, release
- *   context length / request too large / output truncated / content filter
- *   / refusal / unparsable output
+ *   context length / request too large / content filter / refusal
  *                                split in half down to one email, which then
  *                                fails with the reason
- *   5xx, timeouts, connection errors
- *                                IK_RETRY (the engine backs off)
+ *   output truncated / unparsable output
+ *                                split in half down to one email, which is
+ *                                then IK_RETRY with the reason (a truncated
+ *                                one goes alone next time, with twice the
+ *                                output cap it was cut at, as far as the
+ *                                option and the catalog allow)
+ *   timeouts (and a gateway's 504), synchronous mode
+ *                                split in half down to one email, which is
+ *                                then IK_RETRY; after a lone email timed out
+ *                                nothing more is sent in that call
+ *   5xx, connection errors       IK_RETRY (the engine backs off)
  *   missing result               resent in a smaller request, finally failed
  *                                "model omitted this email"
  *   unknown / duplicate result   dropped and counted
@@ -574,7 +582,8 @@ static int gb_process(void *state, ik_record *const *recs, size_t n, ik_result *
             idx[nidx++] = i;
     }
     /* pack into requests that fit the input limit, the output cap and
-     * emails_per_request */
+     * emails_per_request; an email whose last answer was cut off goes alone
+     * (with a higher cap, gpt_max_out_group) */
     size_t per = st->per_request ? (size_t)st->per_request : (st->batch_mode ? 50 : n);
     size_t ngroups = 0;
     for (size_t s = 0; s < nidx;) {
@@ -582,10 +591,13 @@ static int gb_process(void *state, ik_record *const *recs, size_t n, ik_result *
         size_t e = s;
         while (e < nidx && e - s < per) {
             double out = pe * (double)(e - s + 1) + rs;
-            if (e > s && (in + (double)j.tok[idx[e]] > budget || out > (double)st->max_output_cap))
+            if (e > s && (in + (double)j.tok[idx[e]] > budget || out > (double)st->max_output_cap ||
+                          gpt_truncated_at(st, recs[idx[e]]) > 0))
                 break;
             in += (double)j.tok[idx[e]];
             e++;
+            if (gpt_truncated_at(st, recs[idx[e - 1]]) > 0)
+                break;
         }
         groups[ngroups++] = (gpt_group){idx + s, e - s, 0};
         s = e;

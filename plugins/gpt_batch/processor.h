@@ -110,6 +110,9 @@ typedef struct job {
      * being sent at once */
     gpt_group *next;
     size_t nnext, capnext;
+    /* synchronous mode: why a request of one email timed out in this call
+     * ("" while none did); nothing more is sent in the call after that */
+    char lone_timeout[IK_REASON_MAX];
 } job;
 
 void gpt_metric_add(gb_state *st, int which, double v);
@@ -128,6 +131,14 @@ void gpt_estimates(gb_state *st, double *per_email, double *reasoning);
 /* max_output_tokens for a request of k emails: twice the learned output
  * estimate plus the reasoning reserve, capped by the model. */
 long gpt_max_out_for(gb_state *st, size_t k);
+/* max_output_tokens for the request of the emails idx[0..k): as
+ * gpt_max_out_for, but a lone email whose last answer was cut off (metadata
+ * gpt_truncated_at) gets twice that cap, up to the configured or catalog
+ * maximum. */
+long gpt_max_out_group(gb_state *st, job *j, const size_t *idx, size_t k);
+/* The cap a previous answer for rec was cut off at (gpt_truncated_at), 0
+ * when none was. */
+long gpt_truncated_at(gb_state *st, const ik_record *rec);
 /* Expected output tokens of a request of k emails, for rate accounting:
  * the learned estimates without the safety reserve. */
 double gpt_expected_output(gb_state *st, size_t k);
@@ -145,6 +156,20 @@ void gpt_job_submit(job *j, const size_t *idx, size_t k, int depth);
 int gpt_job_answer(job *j, const size_t *idx, size_t k, int depth, long status, const char *body,
                    size_t len, const gpt_hints *hints, long attempt, long max_out,
                    gpt_usage *usage);
+
+/* What a request of k emails that timed out becomes. */
+typedef enum gpt_timeout_action {
+    GPT_TIMEOUT_SPLIT, /* sent again as two halves: smaller answers come sooner */
+    GPT_TIMEOUT_RETRY, /* handed back (IK_RETRY) for the engine's backoff */
+} gpt_timeout_action;
+
+/* The decision after a timeout (no answer within `timeout`, or a gateway's
+ * 504): a request of several emails is split, as after an overflow, so
+ * the halves' shorter answers can finish in time; a lone email is handed
+ * back. Once a lone email timed out in a call (lone_timed_out), the API
+ * cannot answer even one in time: splitting further would only wait out
+ * more timeouts, so the rest is handed back too. */
+gpt_timeout_action gpt_after_timeout(size_t k, int lone_timed_out);
 
 /* Synchronous mode: sends one packed request (waiting for the rate limiter)
  * and settles its emails, recursing into splits. */

@@ -117,6 +117,22 @@ long gpt_max_out_for(gb_state *st, size_t k)
     return want > (double)st->max_output_cap ? st->max_output_cap : (long)want;
 }
 
+long gpt_truncated_at(gb_state *st, const ik_record *rec)
+{
+    const char *v = st->host->record_meta(rec, "gpt_truncated_at");
+    long cap = v ? strtol(v, NULL, 10) : 0;
+    return cap > 0 ? cap : 0;
+}
+
+long gpt_max_out_group(gb_state *st, job *j, const size_t *idx, size_t k)
+{
+    long out = gpt_max_out_for(st, k);
+    long cut = k == 1 ? gpt_truncated_at(st, j->recs[idx[0]]) : 0;
+    if (cut > 0 && 2 * cut > out)
+        out = 2 * cut < st->max_output_cap ? 2 * cut : st->max_output_cap;
+    return out;
+}
+
 double gpt_expected_output(gb_state *st, size_t k)
 {
     pthread_mutex_lock(&st->mu);
@@ -201,6 +217,43 @@ static void split_or_fail(job *j, const size_t *idx, size_t k, int depth, const 
     size_t h = k / 2;
     gpt_job_submit(j, idx, h, depth + 1);
     gpt_job_submit(j, idx + h, k - h, depth + 1);
+}
+
+/* An answer that was cut off or unusable: a request of several emails is
+ * split; a lone email is handed back for the engine's retry (the model
+ * reasons a different length each time, so this is often transient), with
+ * the reason the engine keeps when the attempts run out. When the cut came
+ * at max_out tokens, the record notes it (gpt_truncated_at) so its next
+ * attempt goes alone with a higher cap (gpt_max_out_group). */
+static void cut_off(job *j, const size_t *idx, size_t k, int depth, const char *reason,
+                    long max_out)
+{
+    if (k > 1) {
+        split_or_fail(j, idx, k, depth, reason);
+        return;
+    }
+    if (max_out > 0)
+        set_meta_num(j->st, j->recs[idx[0]], "gpt_truncated_at", (double)max_out, 0);
+    gpt_set_all(j, idx, k, IK_RETRY, reason);
+}
+
+gpt_timeout_action gpt_after_timeout(size_t k, int lone_timed_out)
+{
+    return k > 1 && !lone_timed_out ? GPT_TIMEOUT_SPLIT : GPT_TIMEOUT_RETRY;
+}
+
+/* A request of the emails idx[0..k) timed out (synchronous mode): split or
+ * hand back as gpt_after_timeout decides; a lone email's timeout is kept in
+ * the job so nothing more is sent in this call. */
+static void timed_out(job *j, const size_t *idx, size_t k, int depth, const char *reason)
+{
+    if (gpt_after_timeout(k, j->lone_timeout[0] != 0) == GPT_TIMEOUT_SPLIT) {
+        split_or_fail(j, idx, k, depth, reason);
+        return;
+    }
+    if (k == 1 && !j->lone_timeout[0])
+        snprintf(j->lone_timeout, sizeof j->lone_timeout, "%s", reason);
+    gpt_set_all(j, idx, k, IK_RETRY, reason);
 }
 
 /* Checks the grounded fields of the answer ext for email idx[x] against its
@@ -419,9 +472,13 @@ static void answer_ok(job *j, const size_t *idx, size_t k, int depth, const char
             st->reasoning = (double)usage->reasoning;
         pthread_mutex_unlock(&st->mu);
         snprintf(reason, sizeof reason,
-                 "output truncated at max_output_tokens=%ld (%ld reasoning tokens)", max_out,
-                 usage->reasoning);
-        split_or_fail(j, idx, k, depth, reason);
+                 "output truncated at max_output_tokens=%ld (%ld reasoning tokens)%s", max_out,
+                 usage->reasoning,
+                 max_out >= st->max_output_cap
+                     ? "; that is the highest cap allowed (option max_output_tokens, or the "
+                       "model's max_output in the catalog)"
+                     : "");
+        cut_off(j, idx, k, depth, reason, max_out);
         break;
     case GPT_FIN_FILTER:
         account(st, j, idx, k, usage, NULL, rid);
@@ -442,7 +499,7 @@ static void answer_ok(job *j, const size_t *idx, size_t k, int depth, const char
         if (gpt_parse_results(rep.text, &results, err, sizeof err) != 0) {
             account(st, j, idx, k, usage, NULL, rid);
             snprintf(reason, sizeof reason, "unusable model output: %.400s", err);
-            split_or_fail(j, idx, k, depth, reason);
+            cut_off(j, idx, k, depth, reason, 0);
         } else {
             map_results(j, idx, k, depth, results, usage, rid);
             json_object_put(results);
@@ -506,6 +563,8 @@ int gpt_job_answer(job *j, const size_t *idx, size_t k, int depth, long status, 
         split_or_fail(j, idx, k, depth, reason);
     } else if (status == 400 && strcmp(ae.code, "content_filter") == 0) {
         split_or_fail(j, idx, k, depth, "prompt blocked by the content filter");
+    } else if (status == 504 && !st->batch_mode) {
+        timed_out(j, idx, k, depth, reason); /* a gateway gave up waiting for the answer */
     } else if (status == 408 || status == 409 || status >= 500) {
         gpt_set_all(j, idx, k, should_retry == 0 ? IK_FAIL : IK_RETRY, reason);
     } else {
@@ -558,7 +617,14 @@ void gpt_run_group(job *j, const size_t *idx, size_t k, int depth)
         gpt_set_all(j, idx, k, IK_RELEASE, reason);
         return;
     }
-    long max_out = gpt_max_out_for(st, k);
+    if (j->lone_timeout[0]) {
+        snprintf(reason, sizeof reason,
+                 "not sent: a request of one email timed out in the same call (%.400s)",
+                 j->lone_timeout);
+        gpt_set_all(j, idx, k, IK_RETRY, reason);
+        return;
+    }
+    long max_out = gpt_max_out_group(st, j, idx, k);
     double in_est = (double)st->fixed_tokens;
     for (size_t x = 0; x < k; x++)
         in_est += (double)j->tok[idx[x]];
@@ -596,7 +662,10 @@ void gpt_run_group(job *j, const size_t *idx, size_t k, int depth)
             gpt_metric_add(st, M_API_ERRORS, 1);
             snprintf(reason, sizeof reason, "%s: %.400s",
                      rc == IK_E_TIMEOUT ? "request timed out" : "connection failed", err);
-            gpt_set_all(j, idx, k, IK_RETRY, reason);
+            if (rc == IK_E_TIMEOUT)
+                timed_out(j, idx, k, depth, reason);
+            else
+                gpt_set_all(j, idx, k, IK_RETRY, reason);
         } else {
             /* the slot is given back before any split or smaller retry,
              * which acquire slots of their own */

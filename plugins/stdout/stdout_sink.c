@@ -4,9 +4,13 @@
  * whole record ({"id", "meta", "payload"}) or the payload alone.
  *
  * Speed: each write() call serializes its batch into one buffer (read-only
- * serializer, see json_out.h) and issues large write(2)s, flushed once per
- * batch. A failed write makes every record of that call IK_RETRY with the
- * errno text (some may have been written: delivery is at-least-once).
+ * serializer, see json_out.h) and appends it with one write(2) per
+ * SO_FLUSH_AT bytes of whole lines (append.h), flushed once per batch. A
+ * failed write makes every record of that call IK_RETRY with the errno text
+ * (some may have been written: delivery is at-least-once).
+ * Crash safety: a line torn by a crash, ours or another writer's, is ended
+ * with a newline before the next append (append.h), with a warning naming
+ * the file and the torn line's offset.
  * Threading: write() may run on several workers at once; a mutex keeps lines
  * whole and in batch order.
  */
@@ -20,6 +24,7 @@
 
 #include <intake/plugin.h>
 
+#include "append.h"
 #include "json_out.h"
 
 #define SO_FLUSH_AT (1024u * 1024u) /* write(2) when the buffer holds this much */
@@ -31,8 +36,7 @@ static const char *const so_default_meta[] = {"source",   "file",     "index",  
 typedef struct so_state {
     const ik_host *host;
     ik_instance *self;
-    int fd;
-    int own_fd;
+    ap_file out; /* guarded by mu */
     char *path;
     int record_format; /* 1: {"id","meta","payload"}, 0: payload only */
     char **keys;       /* metadata keys to print (owned) */
@@ -74,8 +78,7 @@ static void so_destroy(void *state)
     so_state *st = state;
     if (!st)
         return;
-    if (st->own_fd && st->fd >= 0)
-        close(st->fd);
+    ap_close(&st->out);
     for (size_t i = 0; i < st->nkeys; i++)
         free(st->keys[i]);
     free(st->keys);
@@ -85,6 +88,52 @@ static void so_destroy(void *state)
     free(st);
 }
 
+/* Says in the log that a torn last line was ended (see append.h). */
+static void warn_torn(so_state *st, const ap_torn *t)
+{
+    if (t->offset >= 0)
+        st->host->log(st->self, IK_LOG_WARN,
+                      "%s: the line at byte offset %lld (%lld bytes) was torn by an interrupted "
+                      "write: ended it with a newline so the next record starts on its own line; "
+                      "its record was not confirmed and is delivered again",
+                      st->path, t->offset, t->len);
+    else
+        st->host->log(st->self, IK_LOG_WARN,
+                      "%s: the last line was torn by an interrupted write: ended it with a "
+                      "newline so the next record starts on its own line",
+                      st->path);
+}
+
+/* Opens the output and ends a line a crash left torn at its end. */
+static int open_output(so_state *st, const char *path)
+{
+    const ik_host *host = st->host;
+    char err[512];
+    int e = ap_open(&st->out, path, err, sizeof err);
+    if (e) {
+        host->log(st->self, IK_LOG_ERROR, "%s", err);
+        return IK_E_IO;
+    }
+    st->path = st->out.own_fd ? strdup(path) : strdup("standard output");
+    if (!st->path)
+        return IK_E_NOMEM;
+    if (st->out.appending && st->out.rfd < 0)
+        host->log(st->self, IK_LOG_WARN,
+                  "cannot read %s to look at its last line (%s): a line torn by another "
+                  "process's crash would not be ended before the next record",
+                  st->path, strerror(st->out.rerr));
+    ap_torn torn;
+    e = ap_append(&st->out, NULL, 0, &torn);
+    if (e) {
+        host->log(st->self, IK_LOG_ERROR, "cannot end the torn last line of %s: %s", st->path,
+                  strerror(e));
+        return IK_E_IO;
+    }
+    if (torn.found)
+        warn_torn(st, &torn);
+    return 0;
+}
+
 static int so_create(const ik_host *host, ik_instance *self, void **state)
 {
     so_state *st = calloc(1, sizeof *st);
@@ -92,7 +141,7 @@ static int so_create(const ik_host *host, ik_instance *self, void **state)
         return IK_E_NOMEM;
     st->host = host;
     st->self = self;
-    st->fd = -1;
+    st->out = (ap_file){.fd = -1, .rfd = -1};
     pthread_mutex_init(&st->mu, NULL);
     const char *path = host->opt_string(self, "path");
     const char *format = host->opt_string(self, "format");
@@ -123,23 +172,9 @@ static int so_create(const ik_host *host, ik_instance *self, void **state)
     }
     if (rc)
         goto fail;
-    if (!path || !path[0] || strcmp(path, "-") == 0) {
-        st->fd = STDOUT_FILENO;
-        st->path = strdup("standard output");
-    } else {
-        st->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (st->fd < 0) {
-            host->log(self, IK_LOG_ERROR, "cannot open %s for append: %s", path, strerror(errno));
-            rc = IK_E_IO;
-            goto fail;
-        }
-        st->own_fd = 1;
-        st->path = strdup(path);
-    }
-    if (!st->path) {
-        rc = IK_E_NOMEM;
+    rc = open_output(st, path);
+    if (rc)
         goto fail;
-    }
     st->lines = host->counter(self, "lines_total", "JSON lines written");
     *state = st;
     return 0;
@@ -148,21 +183,14 @@ fail:
     return rc;
 }
 
-/* Writes the buffer out; returns 0 or errno. Called with mu held. */
+/* Appends the buffer (whole lines) to the output; returns 0 or errno.
+ * Called with mu held. */
 static int so_flush(so_state *st)
 {
-    size_t off = 0;
-    int err = 0;
-    while (off < st->buf.len) {
-        ssize_t n = write(st->fd, st->buf.data + off, st->buf.len - off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            err = errno;
-            break;
-        }
-        off += (size_t)n;
-    }
+    ap_torn torn;
+    int err = ap_append(&st->out, st->buf.data, st->buf.len, &torn);
+    if (torn.found)
+        warn_torn(st, &torn);
     st->buf.len = 0;
     return err;
 }

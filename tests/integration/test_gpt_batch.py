@@ -8,6 +8,11 @@ on a free port and stopped afterwards.
   the reason.
 - per-minute limits learned from the x-ratelimit headers: no 429 storm.
 - Chat Completions and the Azure URL form; the key never printed.
+- A lone email whose answer was truncated is retried by the engine, not
+  dead-lettered at once; out of attempts, the dead letter says why.
+- A request timeout shorter than a large request's latency: requests are
+  split until they finish in time; every email delivered, none
+  dead-lettered.
 """
 import glob
 import json
@@ -38,7 +43,7 @@ pipelines = ( {
       schema_file = "%(src)s/etc/extraction.schema.json";
       instructions_file = "%(src)s/etc/prompts/extraction.txt";
       base_url = "%(base)s"; api_key = "%(key)s"; tokenizer_file = "%(ranks)s";
-      timeout = "1s"; quota_recheck = "1h"; %(extra)s } );
+      timeout = "%(timeout)s"; quota_recheck = "1h"; %(extra)s } );
   sinks = ( { plugin = "stdout"; path = "%(dir)s/out.jsonl"; format = "record";
               meta_keys = "gpt_cost_usd,gpt_input_tokens,gpt_output_tokens,gpt_batch_emails,gpt_ungrounded"; } );
 } );
@@ -97,10 +102,12 @@ class MockOpenAIMixin:
             for i in range(n):
                 f.write(json.dumps(email(i, markers.get(i, ""))) + "\n")
 
-    def conf(self, max_items=50, concurrency=4, extra="", follow="false", base=None, admin=None):
+    def conf(self, max_items=50, concurrency=4, extra="", follow="false", base=None, admin=None,
+             timeout="1s"):
         body = PIPELINE % dict(dir=self.dir, src=SRC, ranks=RANKS, key=KEY, extra=extra,
                                base=base or "http://127.0.0.1:%d/v1" % self.mport,
-                               max_items=max_items, concurrency=concurrency, follow=follow)
+                               max_items=max_items, concurrency=concurrency, follow=follow,
+                               timeout=timeout)
         head = ""
         if admin:
             head = 'admin = { enabled = true; listen = "127.0.0.1:%d"; };\n' % admin
@@ -269,6 +276,48 @@ class GptBatchTest(MockOpenAIMixin, IntakeTest):
         stats = self.mock_call("/mock/stats")
         self.assertEqual(stats["chat"], stats["requests"])
         self.assertNotIn(KEY, r.stderr + r.stdout)
+
+    def test_lone_truncated_email_is_retried(self):
+        self.write_emails(3, {})
+        self.start_mock()
+        self.fault("incomplete", 1)  # the first request, of one email
+        r = self.run_intake("run", self.conf(max_items=1, concurrency=1), timeout=60, check=0)
+        s = self.summary(r.stderr)["gpt"]
+        self.assertEqual((s["delivered"], s["dead_lettered"]), (3, 0), r.stderr[-3000:])
+        self.assertGreaterEqual(s["retries"], 1)
+        self.check_delivered(self.jsonl(self.path("out.jsonl")))
+
+    def test_truncated_email_out_of_attempts_says_why(self):
+        self.write_emails(2, {})
+        self.start_mock()
+        # no answer fits in 40 output tokens: every attempt is cut off
+        extra = "max_output_tokens = 40; reasoning_reserve = 0; output_tokens_per_email = 1;"
+        r = self.run_intake("run", self.conf(max_items=1, concurrency=1, extra=extra),
+                            timeout=60, check=0)
+        s = self.summary(r.stderr)["gpt"]
+        self.assertEqual(s["dead_lettered"], 2)
+        self.assertEqual(self.mock_call("/mock/stats")["requests"], 12)  # 6 attempts each
+        dead = self.dead_letters()
+        for i in range(2):
+            self.assertIn("gave up after 6 attempts: output truncated at max_output_tokens=40",
+                          dead["m%05d" % i])
+
+    def test_timeouts_shrink_requests(self):
+        # ~150 output tokens per email at 3000 tokens/s: a request of 48
+        # emails takes ~2.4 s and one of 12 ~0.6 s, past the 0.5 s timeout;
+        # one of 6 takes ~0.32 s
+        n = 96
+        self.write_emails(n, {})
+        self.start_mock("--tps", "3000", "--ttft-ms", "20")
+        r = self.run_intake("run", self.conf(max_items=48, concurrency=2, timeout="500ms"),
+                            timeout=200, check=0)
+        s = self.summary(r.stderr)["gpt"]
+        self.assertEqual((s["delivered"], s["dead_lettered"]), (n, 0), r.stderr[-3000:])
+        self.check_delivered(self.jsonl(self.path("out.jsonl")))
+        self.assertEqual(self.dead_letters(), {})
+        stats = self.mock_call("/mock/stats")
+        self.assertGreaterEqual(stats["requests"], 2 * 7)  # 48, 24, 24, 12 x 4 timed out
+        self.assertNotIn(KEY, r.stderr)
 
 
 if __name__ == "__main__":

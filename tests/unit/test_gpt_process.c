@@ -4,7 +4,9 @@
  * 127.0.0.1 on a free port and stopped after each test): mapping by email_id
  * (missing, duplicate, unknown, invalid), split on overflow / truncation /
  * filter / refusal, 429 waits, quota and auth blocks with release, 5xx and
- * timeouts, Chat Completions and the Azure URL forms, concurrent calls.
+ * timeouts, Chat Completions and the Azure URL forms, concurrent calls; a
+ * lone email's truncated answer handed back for the engine's retry (with a
+ * higher output cap next time), and timeouts answered by smaller requests.
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -21,6 +23,7 @@
 #include <CUnit/Basic.h>
 
 #include "fake_host.h"
+#include "gpt_batch/processor.h"
 #include "tokenizer/tokenizer.h"
 
 const ik_plugin *ik_plugin_entry(void);
@@ -216,11 +219,29 @@ static void run_process(run *r, size_t n, const char *const *markers)
     CU_ASSERT_EQUAL(r->fh.plugin->process(r->fh.state, r->recs, n, r->res), 0);
 }
 
+/* The engine's retry: the same records (payloads and metadata kept) again. */
+static void run_again(run *r)
+{
+    memset(r->res, 0, sizeof r->res);
+    CU_ASSERT_EQUAL(r->fh.plugin->process(r->fh.state, r->recs, r->n, r->res), 0);
+}
+
 static void run_free(run *r)
 {
     for (size_t i = 0; i < r->n; i++)
         fh_record_free(r->recs[i]);
     fh_free(&r->fh);
+}
+
+/* 1 when rec's metadata key is set to want. */
+static int meta_is(const ik_record *rec, const char *key, const char *want)
+{
+    const char *v = fh_meta_get(rec, key);
+    if (!v || strcmp(v, want) != 0) {
+        fprintf(stderr, "%s: metadata %s is %s, not %s\n", rec->id, key, v ? v : "unset", want);
+        return 0;
+    }
+    return 1;
 }
 
 static int reason_has(run *r, size_t i, const char *s)
@@ -381,16 +402,75 @@ static void test_truncation_filter_refusal(void)
             CU_ASSERT(own_answer(r.recs[i], (int)i));
         }
     }
-    /* output cap too small for even one email: truncated, then failed */
+    /* output cap too small for even one email: split down to one, which is
+     * handed back for the engine's retry with the reason; the cap cannot
+     * grow past the configured one, and the reason says so */
     run_free(&r);
     const char *cap[] = {
         "max_output_tokens", "40", "reasoning_reserve", "0", "output_tokens_per_email", "1", NULL};
     CU_ASSERT_EQUAL_FATAL(run_setup(&r, &m, cap), 0);
     run_process(&r, 2, NULL);
-    for (size_t i = 0; i < 2; i++) {
-        CU_ASSERT_EQUAL(r.res[i].status, IK_FAIL);
-        CU_ASSERT(reason_has(&r, i, "output truncated at max_output_tokens=40"));
+    for (int again = 0; again < 2; again++) {
+        for (size_t i = 0; i < 2; i++) {
+            CU_ASSERT_EQUAL(r.res[i].status, IK_RETRY);
+            CU_ASSERT(reason_has(&r, i, "output truncated at max_output_tokens=40"));
+            CU_ASSERT(reason_has(&r, i, "highest cap allowed"));
+            CU_ASSERT(meta_is(r.recs[i], "gpt_truncated_at", "40"));
+        }
+        run_again(&r);
     }
+    run_free(&r);
+    mock_stop(&m);
+}
+
+/* A lone email whose answer was cut off is not dead-lettered at once: it
+ * is IK_RETRY with the reason (the engine retries it and, its attempts
+ * spent, dead-letters it with that reason), and the next attempt asks for
+ * twice the output cap it was cut at. */
+static void test_lone_truncation_is_retried(void)
+{
+    mock m;
+    const char *think[] = {"--reasoning", "300", NULL}; /* ~300 tokens of reasoning per email */
+    CU_ASSERT_EQUAL_FATAL(mock_start(&m, think), 0);
+    run r;
+    CU_ASSERT_EQUAL_FATAL(run_setup(&r, &m, NULL), 0);
+    /* status incomplete (max_output_tokens), then a complete answer */
+    mock_fault(&m, "incomplete", 1);
+    run_process(&r, 1, NULL);
+    CU_ASSERT_EQUAL(r.res[0].status, IK_RETRY);
+    CU_ASSERT(reason_has(&r, 0, "output truncated at max_output_tokens="));
+    CU_ASSERT_PTR_NOT_NULL(fh_meta_get(r.recs[0], "gpt_truncated_at"));
+    run_again(&r);
+    CU_ASSERT_EQUAL(r.res[0].status, IK_OK);
+    CU_ASSERT(own_answer(r.recs[0], 0));
+    /* JSON cut short in a "completed" answer: retried too (no cap noted) */
+    mock_fault(&m, "truncated", 1);
+    run_process(&r, 1, NULL);
+    CU_ASSERT_EQUAL(r.res[0].status, IK_RETRY);
+    CU_ASSERT(reason_has(&r, 0, "unusable model output"));
+    CU_ASSERT_PTR_NULL(fh_meta_get(r.recs[0], "gpt_truncated_at"));
+    run_again(&r);
+    CU_ASSERT_EQUAL(r.res[0].status, IK_OK);
+    run_free(&r);
+    /* the cap the plugin asks for (2 * 1 + 256, nothing learned) is below
+     * what the model writes for one email: cut off at 258; the retry goes
+     * alone with 516, which is enough */
+    const char *small[] = {
+        "reasoning_reserve", "0", "output_tokens_per_email", "1", "learn_estimates", "false", NULL};
+    CU_ASSERT_EQUAL_FATAL(run_setup(&r, &m, small), 0);
+    run_process(&r, 1, NULL);
+    CU_ASSERT_EQUAL(r.res[0].status, IK_RETRY);
+    CU_ASSERT(reason_has(&r, 0, "output truncated at max_output_tokens=258 "));
+    CU_ASSERT(meta_is(r.recs[0], "gpt_truncated_at", "258"));
+    /* packed with a fresh email, the cut-off one still goes alone */
+    r.recs[1] = email(1, NULL);
+    r.n = 2;
+    long before = mock_stat(&m, "requests");
+    run_again(&r);
+    CU_ASSERT_EQUAL(r.res[0].status, IK_OK);
+    CU_ASSERT(own_answer(r.recs[0], 0));
+    CU_ASSERT_EQUAL(r.res[1].status, IK_RETRY); /* alone at 258: cut off */
+    CU_ASSERT_EQUAL(mock_stat(&m, "requests") - before, 2);
     run_free(&r);
     mock_stop(&m);
 }
@@ -490,10 +570,19 @@ static void test_server_errors_and_timeouts(void)
     run_process(&r, 2, NULL);
     CU_ASSERT_EQUAL(r.res[1].status, IK_RETRY);
     CU_ASSERT(reason_has(&r, 1, "HTTP 503"));
+    /* a timeout splits the request: each half is answered */
     mock_fault(&m, "timeout", 1);
     run_process(&r, 2, NULL);
+    for (size_t i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL(r.res[i].status, IK_OK);
+        CU_ASSERT(own_answer(r.recs[i], (int)i));
+    }
+    CU_ASSERT_DOUBLE_EQUAL(fh_metric_value(&r.fh, "splits_total"), 1, 1e-9);
+    /* a lone email that times out is handed back */
+    mock_fault(&m, "timeout", 1);
+    run_process(&r, 1, NULL);
     CU_ASSERT_EQUAL(r.res[0].status, IK_RETRY);
-    CU_ASSERT(reason_has(&r, 0, "timed out"));
+    CU_ASSERT(reason_has(&r, 0, "request timed out"));
     run_free(&r);
     mock_stop(&m);
     /* nothing listening: connection error, RETRY */
@@ -502,6 +591,97 @@ static void test_server_errors_and_timeouts(void)
     CU_ASSERT_EQUAL(r.res[0].status, IK_RETRY);
     CU_ASSERT(reason_has(&r, 0, "connection failed"));
     run_free(&r);
+}
+
+/* The decision after a timeout: split while the request holds several
+ * emails and no lone email of the call timed out, else hand back. */
+static void test_timeout_decision(void)
+{
+    CU_ASSERT_EQUAL(gpt_after_timeout(50, 0), GPT_TIMEOUT_SPLIT);
+    CU_ASSERT_EQUAL(gpt_after_timeout(2, 0), GPT_TIMEOUT_SPLIT);
+    CU_ASSERT_EQUAL(gpt_after_timeout(1, 0), GPT_TIMEOUT_RETRY);
+    CU_ASSERT_EQUAL(gpt_after_timeout(1, 1), GPT_TIMEOUT_RETRY);
+    CU_ASSERT_EQUAL(gpt_after_timeout(50, 1), GPT_TIMEOUT_RETRY);
+}
+
+/* The API is slower than the request timeout for a large request but not
+ * for a small one (the mock's latency grows with the output): the request
+ * is split until the pieces finish in time, and every email is answered
+ * in this one call. */
+static void test_timeouts_shrink_requests(void)
+{
+    /* the mock writes ~150 output tokens per email; at 500 tokens/s a
+     * request of 8 takes ~2.4 s and one of 4 ~1.2 s, past the 1 s timeout
+     * (the mock sleeps that long), while one of 2 takes ~0.65 s */
+    const char *args[] = {"--tps", "500", "--ttft-ms", "50", NULL};
+    mock m;
+    CU_ASSERT_EQUAL_FATAL(mock_start(&m, args), 0);
+    run r;
+    const char *tmo[] = {"timeout", "1s", NULL};
+    CU_ASSERT_EQUAL_FATAL(run_setup(&r, &m, tmo), 0);
+    run_process(&r, 8, NULL);
+    for (size_t i = 0; i < 8; i++) {
+        CU_ASSERT_EQUAL(r.res[i].status, IK_OK);
+        CU_ASSERT(own_answer(r.recs[i], (int)i));
+    }
+    /* the 8 and both 4s timed out and were split; the 2s were answered */
+    CU_ASSERT(fh_metric_value(&r.fh, "splits_total") >= 3);
+    CU_ASSERT(mock_stat(&m, "requests") >= 7);
+    CU_ASSERT(mock_stat(&m, "tokens_out") / mock_stat(&m, "emails") >= 125); /* as assumed */
+    run_free(&r);
+    mock_stop(&m);
+}
+
+/* A server that answers nothing in time: the split goes down to one email
+ * (log2(n) + 1 requests), and once that lone email timed out the rest of
+ * the call is handed back unsent instead of waiting out more timeouts. */
+static void test_timeouts_when_nothing_answers(void)
+{
+    const char *args[] = {"--timeout-sleep-ms", "1500", NULL};
+    mock m;
+    CU_ASSERT_EQUAL_FATAL(mock_start(&m, args), 0);
+    run r;
+    const char *tmo[] = {"timeout", "250ms", NULL};
+    CU_ASSERT_EQUAL_FATAL(run_setup(&r, &m, tmo), 0);
+    mock_fault(&m, "timeout", 100);
+    run_process(&r, 8, NULL);
+    for (size_t i = 0; i < 8; i++) {
+        CU_ASSERT_EQUAL(r.res[i].status, IK_RETRY);
+        CU_ASSERT(reason_has(&r, i, "request timed out"));
+    }
+    CU_ASSERT(reason_has(&r, 0, "request timed out")); /* the lone one */
+    CU_ASSERT(reason_has(&r, 7, "not sent: a request of one email timed out"));
+    CU_ASSERT_EQUAL(mock_stat(&m, "requests"), 4); /* 8, 4, 2, 1 */
+    run_free(&r);
+    mock_stop(&m);
+}
+
+/* A gateway that gives up waiting answers 504: the same as a timeout of
+ * our own (the mock's timeout fault answers 504 when the client waits). */
+static void test_gateway_timeout_splits(void)
+{
+    const char *args[] = {"--timeout-sleep-ms", "20", NULL};
+    mock m;
+    CU_ASSERT_EQUAL_FATAL(mock_start(&m, args), 0);
+    run r;
+    CU_ASSERT_EQUAL_FATAL(run_setup(&r, &m, NULL), 0);
+    mock_fault(&m, "timeout", 1);
+    run_process(&r, 4, NULL);
+    for (size_t i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(r.res[i].status, IK_OK);
+        CU_ASSERT(own_answer(r.recs[i], (int)i));
+    }
+    CU_ASSERT_DOUBLE_EQUAL(fh_metric_value(&r.fh, "splits_total"), 1, 1e-9);
+    CU_ASSERT_EQUAL(mock_stat(&m, "requests"), 3);
+    mock_fault(&m, "timeout", 2);
+    run_process(&r, 3, NULL); /* 3 -> 1 (504, handed back), and 2 not sent */
+    for (size_t i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(r.res[i].status, IK_RETRY);
+        CU_ASSERT(reason_has(&r, i, "HTTP 504"));
+    }
+    CU_ASSERT_EQUAL(mock_stat(&m, "requests"), 5);
+    run_free(&r);
+    mock_stop(&m);
 }
 
 static void test_chat_and_azure(void)
@@ -640,6 +820,12 @@ int main(void)
     CU_add_test(s, "429 waits, too large", test_rate_limit_waits);
     CU_add_test(s, "quota and auth: release, unhealthy, recheck", test_quota_and_auth_release);
     CU_add_test(s, "5xx, timeouts, connection errors", test_server_errors_and_timeouts);
+    CU_add_test(s, "a lone truncated email is retried, with a higher cap",
+                test_lone_truncation_is_retried);
+    CU_add_test(s, "the decision after a timeout", test_timeout_decision);
+    CU_add_test(s, "timeouts shrink the request", test_timeouts_shrink_requests);
+    CU_add_test(s, "timeouts when nothing answers", test_timeouts_when_nothing_answers);
+    CU_add_test(s, "a gateway's 504 splits like a timeout", test_gateway_timeout_splits);
     CU_add_test(s, "chat completions and Azure URL forms", test_chat_and_azure);
     CU_add_test(s, "concurrent process() calls", test_concurrent_calls);
     CU_add_test(s, "create rejects bad settings", test_create_rejects);

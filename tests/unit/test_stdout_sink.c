@@ -1,13 +1,17 @@
 /*
  * test_stdout_sink.c: unit tests of the `stdout` sink against the fake host:
  * both formats written to a temp file, metadata selection, output identical
- * to json-c's plain serializer, append mode, write errors as IK_RETRY, and
- * concurrent writers keeping lines whole.
+ * to json-c's plain serializer, append mode, write errors as IK_RETRY,
+ * concurrent writers keeping lines whole, and a line torn by a crash (found
+ * at open, left by another writer, or by a write of ours that failed half
+ * way) ended before the next record is written.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CUnit/Basic.h>
@@ -248,6 +252,151 @@ static void test_concurrent_writers(void)
     free(path);
 }
 
+static void append_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "a");
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Checks the file holds `want` lines, each a JSON object, except line
+ * `torn` (1-based; 0: none), which must not parse. Returns the ids seen,
+ * comma-separated, in *ids (caller frees). */
+static void check_lines(const char *path, size_t want, size_t torn, char **ids)
+{
+    char *out = slurp(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    size_t n = 0, idlen = 0;
+    *ids = calloc(1, strlen(out) + 1);
+    for (char *p = out, *nl; *p; p = nl + 1) {
+        nl = strchr(p, '\n');
+        CU_ASSERT_PTR_NOT_NULL_FATAL(nl); /* every line ends in a newline */
+        *nl = '\0';
+        n++;
+        json_object *o = json_tokener_parse(p), *id;
+        if (n == torn) {
+            CU_ASSERT_PTR_NULL(o);
+        } else {
+            if (!o)
+                fprintf(stderr, "line %zu does not parse: %s\n", n, p);
+            CU_ASSERT_PTR_NOT_NULL(o);
+            if (o && json_object_object_get_ex(o, "id", &id))
+                idlen += (size_t)sprintf(*ids + idlen, "%s%s", idlen ? "," : "",
+                                         json_object_get_string(id));
+        }
+        json_object_put(o);
+    }
+    if (n != want)
+        fprintf(stderr, "%s: %zu lines, want %zu\n", path, n, want);
+    CU_ASSERT_EQUAL(n, want);
+    free(out);
+}
+
+/* kill -9 during a write left the file ending mid-record: the sink ends
+ * that line when it opens the file, says where it was, and its records go
+ * on lines of their own. */
+static void test_torn_line_ended_at_open(void)
+{
+    char *path = tmpfile_path();
+    const char *whole = "{\"id\":\"old-1\",\"meta\":{},\"payload\":{}}\n";
+    append_text(path, whole);
+    const char *torn = "{\"id\":\"old-2\",\"meta\":{},\"payl";
+    append_text(path, torn);
+    const char *opts[] = {"path", path, NULL};
+    fake_host fh;
+    fh_init(&fh, ik_plugin_entry(), opts);
+    CU_ASSERT_EQUAL_FATAL(fh_create(&fh), 0);
+    char want[128];
+    snprintf(want, sizeof want, "the line at byte offset %zu (%zu bytes) was torn", strlen(whole),
+             strlen(torn));
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_log(&fh), want));
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_log(&fh), path));
+    ik_record *r = make_record("new-1", "{\"a\":1}");
+    ik_record *recs[] = {r, r};
+    ik_result res[2];
+    CU_ASSERT_EQUAL(write_recs(&fh, recs, 2, res), 0);
+    CU_ASSERT_EQUAL(res[0].status, IK_OK);
+    char *ids;
+    check_lines(path, 4, 2, &ids);
+    CU_ASSERT_STRING_EQUAL(ids, "old-1,new-1,new-1");
+    free(ids);
+    fh_record_free(r);
+    fh_free(&fh);
+    /* a file that ends in a newline is left alone, and nothing is said */
+    fh_init(&fh, ik_plugin_entry(), opts);
+    CU_ASSERT_EQUAL_FATAL(fh_create(&fh), 0);
+    CU_ASSERT_PTR_NULL(strstr(fh_log(&fh), "torn"));
+    fh_free(&fh);
+    check_lines(path, 4, 2, &ids);
+    free(ids);
+    unlink(path);
+    free(path);
+}
+
+/* Another writer of the same file crashed mid-line while this sink had it
+ * open: the next batch starts on a new line. */
+static void test_torn_by_another_writer(void)
+{
+    char *path = tmpfile_path();
+    const char *opts[] = {"path", path, "format", "payload", NULL};
+    fake_host fh;
+    fh_init(&fh, ik_plugin_entry(), opts);
+    CU_ASSERT_EQUAL_FATAL(fh_create(&fh), 0);
+    ik_record *r = make_record("x", "{\"id\":\"mine\"}");
+    ik_record *recs[] = {r};
+    ik_result res[1];
+    write_recs(&fh, recs, 1, res);
+    append_text(path, "{\"id\":\"other\",\"bo");
+    write_recs(&fh, recs, 1, res);
+    CU_ASSERT_EQUAL(res[0].status, IK_OK);
+    char *ids;
+    check_lines(path, 3, 2, &ids);
+    CU_ASSERT_STRING_EQUAL(ids, "mine,mine");
+    free(ids);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_log(&fh), "byte offset 14 (17 bytes)"));
+    fh_record_free(r);
+    fh_free(&fh);
+    unlink(path);
+    free(path);
+}
+
+/* A write that fails half way (here the file size limit cuts a line, like
+ * a full disk would) leaves a partial line: the records are IK_RETRY, and
+ * the retry starts on a new line instead of completing the partial one. */
+static void test_partial_write_then_retry(void)
+{
+    char *path = tmpfile_path();
+    const char *opts[] = {"path", path, "format", "payload", NULL};
+    fake_host fh;
+    fh_init(&fh, ik_plugin_entry(), opts);
+    CU_ASSERT_EQUAL_FATAL(fh_create(&fh), 0);
+    ik_record *r = make_record("x", "{\"id\":\"rec\",\"body\":\"0123456789012345678901234567\"}");
+    ik_record *recs[] = {r, r};
+    ik_result res[2];
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = 70; /* the first line is 51 bytes: the second is cut */
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    write_recs(&fh, recs, 2, res);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, prev);
+    CU_ASSERT_EQUAL(res[0].status, IK_RETRY);
+    CU_ASSERT_PTR_NOT_NULL(strstr(res[0].reason, "File too large"));
+    write_recs(&fh, recs, 2, res);
+    CU_ASSERT_EQUAL(res[0].status, IK_OK);
+    char *ids;
+    check_lines(path, 4, 2, &ids);
+    CU_ASSERT_STRING_EQUAL(ids, "rec,rec,rec");
+    free(ids);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_log(&fh), "byte offset 51 (19 bytes)"));
+    fh_record_free(r);
+    fh_free(&fh);
+    unlink(path);
+    free(path);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -259,6 +408,9 @@ int main(void)
     CU_add_test(s, "write error is IK_RETRY", test_write_error_is_retry);
     CU_add_test(s, "bad options", test_bad_options);
     CU_add_test(s, "concurrent writers keep lines whole", test_concurrent_writers);
+    CU_add_test(s, "a torn last line is ended at open", test_torn_line_ended_at_open);
+    CU_add_test(s, "a line torn by another writer is ended", test_torn_by_another_writer);
+    CU_add_test(s, "a partial write is not completed by the retry", test_partial_write_then_retry);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
