@@ -838,55 +838,27 @@ static int read_stream(fs_state *st, fs_file *f, FILE *in)
     return rc;
 }
 
-/* Reads a .json document whole. */
+/* Reads a .json document element by element: memory stays bounded by
+ * max_record_size however large the array (emit() pauses the reading). */
 static int read_document(fs_state *st, fs_file *f, FILE *in)
 {
-    size_t cap = f->size + 1, len = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        st->host->log(st->self, IK_LOG_ERROR,
-                      "cannot read %s: %llu bytes do not fit in memory (use .jsonl for big "
-                      "input)",
-                      f->path, (unsigned long long)f->size);
-        return IK_E_IO;
-    }
-    for (;;) {
-        if (len == cap) {
-            char *grown = realloc(buf, cap * 2);
-            if (!grown) {
-                free(buf);
-                return IK_E_NOMEM;
-            }
-            buf = grown;
-            cap *= 2;
-        }
-        size_t n = fread(buf + len, 1, cap - len, in);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    if (ferror(in)) {
-        st->host->log(st->self, IK_LOG_ERROR, "cannot read %s: %s", f->path, strerror(errno));
-        free(buf);
-        return IK_E_IO;
-    }
     jr_doc doc;
-    if (jr_doc_open(&doc, f->path, buf, len, st->max_size) != 0) {
-        st->host->log(st->self, IK_LOG_ERROR, "cannot parse %s (%zu bytes): out of memory", f->path,
-                      len);
-        free(buf);
-        return IK_E_IO;
-    }
-    int rc = 0;
+    if (jr_doc_open(&doc, f->path, in, st->max_size) != 0)
+        return IK_E_NOMEM;
+    int rc = 0, n;
     jr_item item;
-    while (jr_doc_next(&doc, &item) == 1) {
+    while ((n = jr_doc_next(&doc, &item)) == 1) {
         rc = handle_item(st, f, &item);
         jr_item_clear(&item);
         if (rc != 0)
             break;
     }
+    if (n < 0) {
+        st->host->log(st->self, IK_LOG_ERROR, "cannot read %s after element %lu: %s", f->path,
+                      doc.index, strerror(doc.error));
+        rc = doc.error == ENOMEM ? IK_E_NOMEM : IK_E_IO;
+    }
     jr_doc_close(&doc);
-    free(buf);
     return rc;
 }
 

@@ -233,20 +233,34 @@ static void test_oversize_and_non_object(void)
     free(dir);
 }
 
+/* A syntax error ends a .json document: the elements before it are emitted,
+ * the rest of the file is one dead letter whose reason says where. */
 static void test_unparsable_json_file(void)
 {
     char *dir = tmpdir();
-    write_text(dir, "g.json", "[{\"id\":\"a\"},\n {\"id\" \"b\"}]");
+    write_text(dir, "g.json", "[{\"id\":\"a\"},\n {\"id\" \"b\"}, {\"id\":\"c\"}]");
+    write_text(dir, "h.json", "{\"id\" \"x\"}");
     const char *opts[] = {"path", dir, NULL};
     fake_host fh;
     start(&fh, opts);
     run(&fh);
-    CU_ASSERT_EQUAL(fh.nemitted, 0);
-    CU_ASSERT_EQUAL_FATAL(fh.ndead, 1);
+    CU_ASSERT_EQUAL_FATAL(fh.nemitted, 1);
+    CU_ASSERT_STRING_EQUAL(id_of(&fh, 0), "a");
+    CU_ASSERT_EQUAL_FATAL(fh.ndead, 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(fh.outcomes[0].reason, "g.json:2:8: "));
-    /* The only record is settled: the file is done. */
+    CU_ASSERT_STRING_EQUAL(fh.dead[0]->id, "g.json:2");
+    json_object *v;
+    CU_ASSERT_TRUE(json_object_object_get_ex(fh.dead[0]->payload, "raw", &v));
+    CU_ASSERT_STRING_EQUAL(json_object_get_string(v), "{\"id\" \"b\"}, {\"id\":\"c\"}]");
+    /* A single object that does not parse is one dead letter. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh.outcomes[1].reason, "h.json:1:7: "));
+    CU_ASSERT_TRUE(exists(dir, "done/h.json"));
+    CU_ASSERT_TRUE(exists(dir, "dead-letter/h.json_1.json"));
+    CU_ASSERT_TRUE(exists(dir, "dead-letter/g.json_2.json"));
+    /* Every record is settled once the good element is: the file is done. */
+    CU_ASSERT_FALSE(exists(dir, "done/g.json"));
+    fh_settle_all(&fh, IK_DELIVERED);
     CU_ASSERT_TRUE(exists(dir, "done/g.json"));
-    CU_ASSERT_TRUE(exists(dir, "dead-letter/g.json_1.json"));
     fh_free(&fh);
     rm_rf(dir);
     free(dir);
