@@ -473,6 +473,21 @@ static int scan_value(jr_doc *d, uint64_t start, uint64_t *end, int *oversize)
     }
 }
 
+/* Copies the file's bytes from offset `from` (in the window) into d->raw,
+ * JR_RAW_MAX of them or up to the end of the file, reading as needed (the
+ * window may move). Returns 0, or -1 on a read error. */
+static int keep_raw(jr_doc *d, uint64_t from)
+{
+    d->keep = from;
+    if (byte_at(d, from + JR_RAW_MAX - 1) == -2)
+        return -1;
+    uint64_t avail = d->wbase + d->wlen - from;
+    size_t n = avail < JR_RAW_MAX ? (size_t)avail : JR_RAW_MAX;
+    memcpy(d->raw, d->win + (from - d->wbase), n);
+    d->raw_len = n;
+    return 0;
+}
+
 /*
  * Makes *out (begun with begin_item) the error item that covers the file
  * from out->offset to its end, saying `what` at offset `at`; reads the file
@@ -483,20 +498,11 @@ static int rest_error(jr_doc *d, jr_item *out, uint64_t at, const char *what)
     unsigned long line, col;
     where(d, at, &line, &col);
     uint64_t from = out->offset;
-    if (from < d->wbase) { /* gone from the window: d->raw holds its start */
-        out->text = d->raw;
-        out->text_len = d->raw_len;
-    } else {
-        d->keep = from;
-        if (byte_at(d, from + JR_RAW_MAX - 1) == -2)
-            return -1;
-        uint64_t avail = d->wbase + d->wlen - from;
-        size_t n = avail < JR_RAW_MAX ? (size_t)avail : JR_RAW_MAX;
-        memcpy(d->raw, d->win + (from - d->wbase), n);
-        d->raw_len = n;
-        out->text = d->raw;
-        out->text_len = n;
-    }
+    /* Gone from the window, d->raw already holds its start. */
+    if (from >= d->wbase && keep_raw(d, from) != 0)
+        return -1;
+    out->text = d->raw;
+    out->text_len = d->raw_len;
     for (;;) {
         d->keep = d->wbase + d->wlen;
         int r = more(d);
@@ -565,15 +571,10 @@ static int single_end(jr_doc *d, jr_item *out)
      * file's first JR_RAW_MAX bytes from the value on, for a dead letter of
      * the whole document as well as of the value. */
     if (out->text != d->raw) {
-        uint64_t start = out->offset;
-        if (byte_at(d, start + JR_RAW_MAX - 1) == -2) /* may move the window */
+        if (keep_raw(d, out->offset) != 0)
             return -1;
-        uint64_t avail = d->wbase + d->wlen - start;
-        size_t n = avail < JR_RAW_MAX ? (size_t)avail : JR_RAW_MAX;
-        memcpy(d->raw, d->win + (start - d->wbase), n);
-        d->raw_len = n;
         out->text = d->raw;
-        out->text_len = n < out->size ? n : out->size;
+        out->text_len = d->raw_len < out->size ? d->raw_len : out->size;
     }
     int c = skip_ws(d);
     if (c == -2)
