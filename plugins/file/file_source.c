@@ -11,6 +11,11 @@
  * settled moves to the done folder, and a file left unfinished at shutdown
  * gets a progress file so its settled records are skipped next time.
  *
+ * The inbox is outside input too: entries are opened through input_open.c
+ * (no symbolic links unless `symlinks = "inside"`, nothing that is not a
+ * regular file, never a blocking open), and what is skipped is logged once
+ * per entry (skip_log.c) and left where it is.
+ *
  * Threading: run() has its own thread; settle() comes from engine threads
  * concurrently. The per-file counters and ledgers are guarded by state->mu,
  * which is never held across a call into the host (emit/settle may call our
@@ -20,6 +25,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <pthread.h>
@@ -30,16 +36,20 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <fcntl.h>
 
 #include "email/email.h"
+#include "input_open.h"
 #include "json_reader.h"
 #include "progress.h"
+#include "skip_log.h"
 
 /* One input file being read or waiting for its records' outcomes. */
 typedef struct fs_file {
     char *path;
     const char *base; /* points into path */
+    char *rel;        /* path inside the input folder, for in_open() */
+    dev_t dev;        /* identity when read: a dead letter re-reads only the same file */
+    ino_t ino;
     uint64_t size;
     pg_ledger done;            /* settled indices: progress file + this run */
     unsigned long outstanding; /* handed to the engine, outcome not told yet */
@@ -67,6 +77,8 @@ typedef struct fs_state {
     ik_instance *self;
     char *path;   /* as configured */
     char *folder; /* path, or its dirname for a single file */
+    char *real;   /* realpath of folder */
+    in_folder in; /* how input is opened (points at folder and real) */
     int single;   /* path is a file */
     char **patterns;
     size_t npatterns;
@@ -87,6 +99,7 @@ typedef struct fs_state {
     size_t ntaken, cap_taken;
     unsigned long seq;    /* temp-file sequence (atomic) */
     int folder_errno;     /* last scan error, for the log (run thread only) */
+    sl_set skips;         /* skipped entries already logged (run thread only) */
     ik_metric *m_records; /* engine-owned metric handles (may be NULL) */
     ik_metric *m_bad;
     ik_metric *m_files;
@@ -122,6 +135,11 @@ static const ik_option fs_options[] = {
     {"attachment_content", IK_OPT_BOOL, "false", 0,
      "Put each MIME attachment's content in the record (content_base64); otherwise only its "
      "filename, content_type, size and sha256."},
+    {"symlinks", IK_OPT_STRING, "skip", 0,
+     "Symbolic links among the input files: \"skip\" leaves them where they are, unread, with a "
+     "warning; \"inside\" reads a link whose target, fully resolved, is a regular file inside the "
+     "input folder (links that lead out of it, to /proc or to a device are still skipped). "
+     "Linked folders are never followed."},
     {0},
 };
 
@@ -262,10 +280,11 @@ static void free_names(char **names, size_t n)
     free(names);
 }
 
+/* 1 for a folder that is not reached through a symbolic link at its end. */
 static int is_dir(const char *path)
 {
     struct stat sb;
-    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+    return lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
 /* 1 when dir/rel (rel may be "") holds cur/ and new/ folders. */
@@ -297,6 +316,43 @@ static int push_name(char ***names, size_t *n, size_t *cap, const char *name)
     return 0;
 }
 
+/*
+ * Logs that the entry rel (its path inside the folder) is skipped, once per
+ * entry and identity however many polls see it. Run thread only.
+ */
+static void report_skip(fs_state *st, const char *rel, const struct stat *sb, const char *why)
+{
+    int r = sl_note(&st->skips, rel, sb);
+    if (r == 1 || r < 0)
+        st->host->log(st->self, IK_LOG_WARN, "skipped %s/%s: %s; left where it is, not read",
+                      st->folder, rel, why);
+    else if (r == 2)
+        st->host->log(st->self, IK_LOG_WARN,
+                      "more than %d entries of %s are skipped; further ones are not logged one "
+                      "by one",
+                      SL_MAX, st->folder);
+}
+
+/*
+ * Adds rel (a name read from the folder open as dirfd) to names when it is
+ * not taken yet and its lstat() says it may be input; reports it skipped
+ * otherwise. 0 or -ENOMEM.
+ */
+static int consider(fs_state *st, int dirfd, const char *name, const char *rel, char ***names,
+                    size_t *n, size_t *cap)
+{
+    size_t pos;
+    struct stat sb;
+    char why[IN_WHY_MAX];
+    if (taken_find(st, rel, &pos) || fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+        return 0;
+    if (in_check(&st->in, &sb, why, sizeof why)) {
+        report_skip(st, rel, &sb, why);
+        return 0;
+    }
+    return push_name(names, n, cap, rel);
+}
+
 /* Adds "<rel>/new/<file>" and "<rel>/cur/<file>" (rel "" for the folder
  * itself) for every message of a Maildir not taken yet. 0 or -ENOMEM. */
 static int scan_maildir(fs_state *st, const char *rel, char ***names, size_t *n, size_t *cap)
@@ -310,21 +366,14 @@ static int scan_maildir(fs_state *st, const char *rel, char ***names, size_t *n,
         DIR *d = opendir(dir);
         struct dirent *e;
         while (d && rc == 0 && (e = readdir(d))) {
-            char *name = NULL, *full = NULL;
-            size_t pos;
+            char *name = NULL;
             if (e->d_name[0] == '.')
                 continue;
             if (asprintf(&name, "%s%s%s/%s", rel, rel[0] ? "/" : "", subs[s], e->d_name) < 0) {
                 rc = -ENOMEM;
                 break;
             }
-            struct stat sb;
-            full = join_path(st->folder, name);
-            if (!full)
-                rc = -ENOMEM;
-            else if (!taken_find(st, name, &pos) && stat(full, &sb) == 0 && S_ISREG(sb.st_mode))
-                rc = push_name(names, n, cap, name);
-            free(full);
+            rc = consider(st, dirfd(d), e->d_name, name, names, n, cap);
             free(name);
         }
         if (d)
@@ -335,10 +384,36 @@ static int scan_maildir(fs_state *st, const char *rel, char ***names, size_t *n,
 }
 
 /*
- * Lists the regular files of the folder that match the patterns and were not
- * taken yet, and the messages of Maildir folders (the folder itself or its
- * sub-folders, as "sub/cur/name"), sorted by name. Returns 0 or -errno
- * (opendir failed).
+ * An entry of the folder that no pattern matches: a Maildir sub-folder is
+ * scanned; a link to one is reported (linked folders are not followed);
+ * anything else is not input. 0 or -ENOMEM.
+ */
+static int consider_other(fs_state *st, const char *name, const struct stat *sb, char ***names,
+                          size_t *n, size_t *cap)
+{
+    if (!st->maildir || strcmp(name, "cur") == 0 || strcmp(name, "new") == 0)
+        return 0;
+    char *sub = join_path(st->folder, name);
+    if (!sub)
+        return -ENOMEM;
+    int rc = 0;
+    int excluded = strcmp(sub, st->done_dir) == 0 || strcmp(sub, st->dead_dir) == 0;
+    if (!excluded && (S_ISDIR(sb->st_mode) || S_ISLNK(sb->st_mode)) &&
+        is_maildir(st->folder, name)) {
+        if (S_ISDIR(sb->st_mode))
+            rc = scan_maildir(st, name, names, n, cap);
+        else
+            report_skip(st, name, sb, "symbolic link to a Maildir folder (not followed)");
+    }
+    free(sub);
+    return rc;
+}
+
+/*
+ * Lists the files of the folder that match the patterns, may be input (see
+ * consider) and were not taken yet, and the messages of Maildir folders (the
+ * folder itself or its sub-folders, as "sub/cur/name"), sorted by name.
+ * Returns 0 or -errno (opendir failed).
  */
 static int scan_folder(fs_state *st, char ***out, size_t *nout)
 {
@@ -351,51 +426,24 @@ static int scan_folder(fs_state *st, char ***out, size_t *nout)
     size_t n = 0, cap = 0;
     int rc = 0;
     struct dirent *e;
-    while ((e = readdir(d))) {
+    while (rc == 0 && (e = readdir(d))) {
         const char *name = e->d_name;
-        size_t pos;
-        if (name[0] != '.' && st->maildir && !matches(st, name)) {
-            char *sub = join_path(st->folder, name);
-            if (!sub) {
-                rc = -ENOMEM;
-                break;
-            }
-            int excluded = strcmp(sub, st->done_dir) == 0 || strcmp(sub, st->dead_dir) == 0;
-            if (!excluded && strcmp(name, "cur") != 0 && strcmp(name, "new") != 0 &&
-                is_maildir(st->folder, name))
-                rc = scan_maildir(st, name, &names, &n, &cap);
-            free(sub);
-            if (rc != 0)
-                break;
+        struct stat sb;
+        if (name[0] == '.' || fstatat(dirfd(d), name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        if (!matches(st, name)) {
+            rc = consider_other(st, name, &sb, &names, &n, &cap);
             continue;
         }
-        if (name[0] == '.' || !matches(st, name) || taken_find(st, name, &pos))
-            continue;
         char *full = join_path(st->folder, name);
         if (!full) {
             rc = -ENOMEM;
             break;
         }
-        struct stat sb;
-        int regular = stat(full, &sb) == 0 && S_ISREG(sb.st_mode);
         int excluded = strcmp(full, st->done_dir) == 0 || strcmp(full, st->dead_dir) == 0;
         free(full);
-        if (!regular || excluded)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 32;
-            char **grown = realloc(names, cap * sizeof *grown);
-            if (!grown) {
-                rc = -ENOMEM;
-                break;
-            }
-            names = grown;
-        }
-        if (!(names[n] = strdup(name))) {
-            rc = -ENOMEM;
-            break;
-        }
-        n++;
+        if (!excluded)
+            rc = consider(st, dirfd(d), name, name, &names, &n, &cap);
     }
     closedir(d);
     if (rc == 0 && st->maildir && is_maildir(st->folder, ""))
@@ -433,20 +481,28 @@ static void file_free(fs_file *f)
         return;
     pg_free(&f->done);
     free(f->path);
+    free(f->rel);
     free(f);
 }
 
 /* ---- dead letters ----------------------------------------------------- */
 
 /* Re-reads the record's original object from its file (a processor may have
- * replaced the payload since). NULL when the file changed or cannot be read. */
+ * replaced the payload since), opened as safely as when it was read. NULL
+ * when the file was replaced or cannot be read. */
 static json_object *reread_original(const fs_state *st, const fs_rec *h)
 {
     if (h->raw || h->file->mime || h->size == 0 || h->size > st->max_size)
         return NULL;
-    int fd = open(h->file->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    int fd;
+    struct stat sb;
+    char why[IN_WHY_MAX];
+    if (in_open(&st->in, h->file->rel, &fd, &sb, why, sizeof why) != 0)
         return NULL;
+    if (sb.st_dev != h->file->dev || sb.st_ino != h->file->ino) {
+        close(fd);
+        return NULL;
+    }
     char *buf = malloc(h->size);
     json_object *obj = NULL;
     if (buf) {
@@ -838,55 +894,27 @@ static int read_stream(fs_state *st, fs_file *f, FILE *in)
     return rc;
 }
 
-/* Reads a .json document whole. */
+/* Reads a .json document element by element: memory stays bounded by
+ * max_record_size however large the array (emit() pauses the reading). */
 static int read_document(fs_state *st, fs_file *f, FILE *in)
 {
-    size_t cap = f->size + 1, len = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        st->host->log(st->self, IK_LOG_ERROR,
-                      "cannot read %s: %llu bytes do not fit in memory (use .jsonl for big "
-                      "input)",
-                      f->path, (unsigned long long)f->size);
-        return IK_E_IO;
-    }
-    for (;;) {
-        if (len == cap) {
-            char *grown = realloc(buf, cap * 2);
-            if (!grown) {
-                free(buf);
-                return IK_E_NOMEM;
-            }
-            buf = grown;
-            cap *= 2;
-        }
-        size_t n = fread(buf + len, 1, cap - len, in);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    if (ferror(in)) {
-        st->host->log(st->self, IK_LOG_ERROR, "cannot read %s: %s", f->path, strerror(errno));
-        free(buf);
-        return IK_E_IO;
-    }
     jr_doc doc;
-    if (jr_doc_open(&doc, f->path, buf, len, st->max_size) != 0) {
-        st->host->log(st->self, IK_LOG_ERROR, "cannot parse %s (%zu bytes): out of memory", f->path,
-                      len);
-        free(buf);
-        return IK_E_IO;
-    }
-    int rc = 0;
+    if (jr_doc_open(&doc, f->path, in, st->max_size) != 0)
+        return IK_E_NOMEM;
+    int rc = 0, n;
     jr_item item;
-    while (jr_doc_next(&doc, &item) == 1) {
+    while ((n = jr_doc_next(&doc, &item)) == 1) {
         rc = handle_item(st, f, &item);
         jr_item_clear(&item);
         if (rc != 0)
             break;
     }
+    if (n < 0) {
+        st->host->log(st->self, IK_LOG_ERROR, "cannot read %s after element %lu: %s", f->path,
+                      doc.index, strerror(doc.error));
+        rc = doc.error == ENOMEM ? IK_E_NOMEM : IK_E_IO;
+    }
     jr_doc_close(&doc);
-    free(buf);
     return rc;
 }
 
@@ -1082,35 +1110,10 @@ static int read_mbox(fs_state *st, fs_file *f, FILE *in)
     return rc;
 }
 
-/* Reads one file from start to end (or until stopping). Returns 0,
- * IK_E_STOPPING, or a negative code for a fatal error. */
-static int read_file(fs_state *st, const char *path, int maildir_message)
+/* Loads the file's progress ledger, if any, and logs that reading starts. */
+static void load_progress(fs_state *st, fs_file *f)
 {
     const ik_host *host = st->host;
-    fs_file *f = calloc(1, sizeof *f);
-    if (!f || !(f->path = strdup(path))) {
-        free(f);
-        return IK_E_NOMEM;
-    }
-    const char *slash = strrchr(f->path, '/');
-    f->base = slash ? slash + 1 : f->path;
-    f->mime = maildir_message || has_suffix(f->base, ".eml") ? 1
-              : has_suffix(f->base, ".mbox")                 ? 2
-                                                             : 0;
-    f->reading = 1;
-
-    FILE *in = fopen(path, "rb");
-    struct stat sb;
-    if (!in || fstat(fileno(in), &sb) != 0) {
-        /* Gone since the scan (another engine took it?): not an error for the folder. */
-        host->log(st->self, IK_LOG_WARN, "cannot open %s: %s; skipped", path, strerror(errno));
-        if (in)
-            fclose(in);
-        file_free(f);
-        return 0;
-    }
-    f->size = (uint64_t)sb.st_size;
-
     char *pp = progress_path(st, f);
     if (pp) {
         char err[512];
@@ -1123,10 +1126,39 @@ static int read_file(fs_state *st, const char *path, int maildir_message)
         free(pp);
     }
     if (f->had_progress)
-        host->log(st->self, IK_LOG_INFO, "reading %s (resuming: %lu records already settled)", path,
-                  f->done.count);
+        host->log(st->self, IK_LOG_INFO, "reading %s (resuming: %lu records already settled)",
+                  f->path, f->done.count);
     else
-        host->log(st->self, IK_LOG_INFO, "reading %s", path);
+        host->log(st->self, IK_LOG_INFO, "reading %s", f->path);
+}
+
+/*
+ * Reads one file, open as fd (taken; *sb its fstat), from start to end (or
+ * until stopping). rel is its path inside the folder. Returns 0,
+ * IK_E_STOPPING, or a negative code for a fatal error.
+ */
+static int read_file(fs_state *st, const char *rel, int fd, const struct stat *sb,
+                     int maildir_message)
+{
+    const ik_host *host = st->host;
+    fs_file *f = calloc(1, sizeof *f);
+    FILE *in = NULL;
+    if (!f || !(f->path = join_path(st->folder, rel)) || !(f->rel = strdup(rel)) ||
+        !(in = fdopen(fd, "rb"))) {
+        file_free(f);
+        close(fd);
+        return IK_E_NOMEM;
+    }
+    const char *slash = strrchr(f->path, '/');
+    f->base = slash ? slash + 1 : f->path;
+    f->mime = maildir_message || has_suffix(f->base, ".eml") ? 1
+              : has_suffix(f->base, ".mbox")                 ? 2
+                                                             : 0;
+    f->reading = 1;
+    f->size = (uint64_t)sb->st_size;
+    f->dev = sb->st_dev;
+    f->ino = sb->st_ino;
+    load_progress(st, f);
 
     pthread_mutex_lock(&st->mu);
     f->next = st->files;
@@ -1151,7 +1183,8 @@ static int read_file(fs_state *st, const char *path, int maildir_message)
     unsigned long emitted = f->emitted, bad = f->bad, skipped = f->skipped;
     int finish = claim_completion(f);
     pthread_mutex_unlock(&st->mu);
-    host->log(st->self, IK_LOG_INFO, "read %s%s: %lu records emitted, %lu bad, %lu skipped", path,
+    host->log(st->self, IK_LOG_INFO, "read %s%s: %lu records emitted, %lu bad, %lu skipped",
+              f->path,
               rc == IK_E_STOPPING ? " up to shutdown"
               : rc != 0           ? " partly (error)"
                                   : "",
@@ -1161,6 +1194,37 @@ static int read_file(fs_state *st, const char *path, int maildir_message)
     /* A file that cannot be read is logged and left for the next run; the
      * folder goes on. */
     return rc == IK_E_IO ? 0 : rc;
+}
+
+/*
+ * Opens the entry rel of the folder and reads it, taking its name so it is
+ * not read again this run. An entry that is not a regular file (or an
+ * allowed link to one) is reported once and left alone, not taken: a later
+ * poll looks again. Returns like read_file.
+ */
+static int take_entry(fs_state *st, const char *rel, int maildir_message)
+{
+    int fd;
+    struct stat sb;
+    char why[IN_WHY_MAX];
+    int r = in_open(&st->in, rel, &fd, &sb, why, sizeof why);
+    if (r == 1) {
+        report_skip(st, rel, &sb, why);
+        return 0;
+    }
+    if (r == -ENOENT) /* gone since the scan (another engine took it?) */
+        return 0;
+    if (r < 0) {
+        snprintf(why, sizeof why, "cannot open: %s", strerror(-r));
+        report_skip(st, rel, &sb, why);
+        return 0;
+    }
+    int rc = taken_add(st, rel);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    return read_file(st, rel, fd, &sb, maildir_message);
 }
 
 /* One pass over the folder: reads every new matching file in name order. */
@@ -1178,23 +1242,17 @@ static int read_folder_once(fs_state *st, int *found)
         return IK_E_IO;
     }
     st->folder_errno = 0;
+    size_t taken = st->ntaken;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (st->host->stopping(st->self)) {
             rc = IK_E_STOPPING;
             break;
         }
-        rc = taken_add(st, names[i]);
-        if (rc != 0)
-            break;
-        *found = 1;
-        char *full = join_path(st->folder, names[i]);
-        if (!full) {
-            rc = IK_E_NOMEM;
-            break;
-        }
-        rc = read_file(st, full, strchr(names[i], '/') != NULL);
-        free(full);
+        rc = take_entry(st, names[i], strchr(names[i], '/') != NULL);
     }
+    *found = st->ntaken > taken;
+    if (rc == 0) /* a full pass: forget skipped entries that are gone */
+        sl_sweep(&st->skips);
     free_names(names, n);
     return rc;
 }
@@ -1205,9 +1263,7 @@ static int fs_run(void *state)
     int rc = 0;
     if (st->single) {
         const char *slash = strrchr(st->path, '/');
-        rc = taken_add(st, slash ? slash + 1 : st->path);
-        if (rc == 0)
-            rc = read_file(st, st->path, 0);
+        rc = take_entry(st, slash ? slash + 1 : st->path, 0);
         if (rc == 0 && st->follow)
             while (!st->host->wait_ms(st->self, st->poll_ms))
                 ;
@@ -1326,9 +1382,11 @@ static void fs_destroy(void *state)
     }
     free_names(st->taken, st->ntaken);
     free_patterns(st);
+    sl_free(&st->skips);
     pthread_mutex_destroy(&st->mu);
     free(st->path);
     free(st->folder);
+    free(st->real);
     free(st->done_dir);
     free(st->dead_dir);
     free(st->progress_dir);
@@ -1349,6 +1407,7 @@ static int fs_create(const ik_host *host, ik_instance *self, void **state)
     const char *on_complete = host->opt_string(self, "on_complete");
     const char *pattern = host->opt_string(self, "pattern");
     const char *id_field = host->opt_string(self, "id_field");
+    const char *symlinks = host->opt_string(self, "symlinks");
     if (!path || !path[0]) {
         host->log(self, IK_LOG_ERROR, "option 'path' must name a file or a folder");
         rc = IK_E_CONFIG;
@@ -1358,6 +1417,13 @@ static int fs_create(const ik_host *host, ik_instance *self, void **state)
         host->log(self, IK_LOG_ERROR,
                   "option 'on_complete' must be \"move\" or \"none\", got \"%s\"",
                   on_complete ? on_complete : "");
+        rc = IK_E_CONFIG;
+        goto fail;
+    }
+    if (!symlinks || (strcmp(symlinks, "skip") != 0 && strcmp(symlinks, "inside") != 0)) {
+        host->log(self, IK_LOG_ERROR,
+                  "option 'symlinks' must be \"skip\" or \"inside\", got \"%s\"",
+                  symlinks ? symlinks : "");
         rc = IK_E_CONFIG;
         goto fail;
     }
@@ -1386,6 +1452,17 @@ static int fs_create(const ik_host *host, ik_instance *self, void **state)
     }
     if (!st->folder)
         goto fail;
+    /* The configured folder is trusted, links and all: input must stay inside
+     * where it really is. */
+    st->real = realpath(st->folder, NULL);
+    if (!st->real) {
+        host->log(self, IK_LOG_ERROR, "path %s: %s", st->folder, strerror(errno));
+        rc = errno == ENOMEM ? IK_E_NOMEM : IK_E_NOTFOUND;
+        goto fail;
+    }
+    st->in.path = st->folder;
+    st->in.real = st->real;
+    st->in.links_inside = strcmp(symlinks, "inside") == 0;
     const char *done = host->opt_string(self, "done_dir");
     const char *dead = host->opt_string(self, "dead_letter_dir");
     st->done_dir = done && done[0] ? strdup(done) : join_path(st->folder, "done");

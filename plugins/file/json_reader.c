@@ -66,74 +66,120 @@ static void describe_char(const char *text, size_t len, size_t off, char *out, s
         snprintf(out, size, " (byte 0x%02x)", c);
 }
 
+#define JR_NONE       ((size_t)-1)
+#define JR_NUL_BYTE   "NUL byte (not allowed in JSON text)"
+#define JR_NUL_ESCAPE "string contains a NUL character (\\u0000)"
+
+/*
+ * Offset of the first \u0000 escape inside a string of `t` (len bytes of JSON
+ * text that parsed, so its strings are well formed), or JR_NONE. json-c
+ * keeps such a string whole, but C strings would end at the NUL: an id
+ * "a\u0000b" would become "a" without anyone noticing.
+ */
+static size_t nul_escape(const char *t, size_t len)
+{
+    if (!memmem(t, len, "\\u0000", 6))
+        return JR_NONE;
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = t[i];
+        if (!in_str) {
+            in_str = c == '"';
+        } else if (c == '"') {
+            in_str = 0;
+        } else if (c == '\\') {
+            if (len - i > 5 && memcmp(t + i + 1, "u0000", 5) == 0)
+                return i;
+            i++; /* the escaped character: "\\u0000" is a backslash, then text */
+        }
+    }
+    return JR_NONE;
+}
+
+/* The error of a tokener that stopped at text[off]: *err_off and `what`. */
+static void tokener_error(enum json_tokener_error e, const char *text, size_t len, size_t off,
+                          size_t *err_off, char *what, size_t what_size)
+{
+    /* json-c stops one past a NUL byte and calls it the end of data. */
+    const char *nul = memchr(text, '\0', off < len ? off + 1 : len);
+    *err_off = nul ? (size_t)(nul - text) : off;
+    if (nul) {
+        snprintf(what, what_size, "%s", JR_NUL_BYTE);
+        return;
+    }
+    char ch[32];
+    const char *desc = json_tokener_error_desc(e);
+    describe_char(text, len, off, ch, sizeof ch);
+    if (strncmp(desc, "unexpected", 10) == 0 || !ch[0])
+        snprintf(what, what_size, "%s%s", desc, ch);
+    else
+        snprintf(what, what_size, "%s, found%s", desc, ch);
+}
+
 /*
  * Parses text[0..len) as exactly one JSON value followed by nothing but
- * whitespace. Returns the value (caller owns it), or NULL with *err_off the
- * offset of the problem and `what` describing it.
+ * whitespace. Returns 0 with *out the value (caller owns it; NULL for JSON
+ * null), or -1 with *err_off the offset of the problem and `what` describing
+ * it.
  */
-static json_object *parse_value(const char *text, size_t len, size_t *err_off, char *what,
-                                size_t what_size)
+static int parse_value(const char *text, size_t len, json_object **out, size_t *err_off, char *what,
+                       size_t what_size)
 {
+    *out = NULL;
     json_tokener *tok = json_tokener_new_ex(JR_DEPTH);
     if (!tok) {
         *err_off = 0;
         snprintf(what, what_size, "out of memory");
-        return NULL;
+        return -1;
     }
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
                                     JSON_TOKENER_VALIDATE_UTF8);
     json_object *obj = NULL;
     size_t pos = 0, end = 0;
-    char ch[32];
     for (;;) {
         size_t chunk = len - pos > JR_CHUNK ? JR_CHUNK : len - pos;
         obj = json_tokener_parse_ex(tok, text + pos, (int)chunk);
         enum json_tokener_error e = json_tokener_get_error(tok);
-        if (obj) {
+        if (obj || e == json_tokener_success) { /* success without an object: null */
             end = pos + json_tokener_get_parse_end(tok);
             break;
         }
         if (e != json_tokener_continue) {
-            size_t off = pos + json_tokener_get_parse_end(tok);
-            *err_off = off;
-            if (off < len && text[off] == '\0') {
-                snprintf(what, what_size, "unexpected NUL byte");
-            } else {
-                const char *desc = json_tokener_error_desc(e);
-                describe_char(text, len, off, ch, sizeof ch);
-                if (strncmp(desc, "unexpected", 10) == 0 || !ch[0])
-                    snprintf(what, what_size, "%s%s", desc, ch);
-                else
-                    snprintf(what, what_size, "%s, found%s", desc, ch);
-            }
+            tokener_error(e, text, len, pos + json_tokener_get_parse_end(tok), err_off, what,
+                          what_size);
             json_tokener_free(tok);
-            return NULL;
+            return -1;
         }
         pos += chunk;
         if (pos >= len) {
             /* A NUL ends a bare top-level number; anything else is cut short. */
             obj = json_tokener_parse_ex(tok, "", 1);
-            if (obj) {
+            if (obj || json_tokener_get_error(tok) == json_tokener_success) {
                 end = len;
                 break;
             }
             *err_off = len;
             snprintf(what, what_size, "unexpected end of input");
             json_tokener_free(tok);
-            return NULL;
+            return -1;
         }
     }
     json_tokener_free(tok);
     while (end < len && is_ws(text[end]))
         end++;
     if (end < len) {
+        char ch[32];
         *err_off = end;
         describe_char(text, len, end, ch, sizeof ch);
-        snprintf(what, what_size, "unexpected character%s after the end of the value", ch);
+        if (text[end] == '\0')
+            snprintf(what, what_size, "%s", JR_NUL_BYTE);
+        else
+            snprintf(what, what_size, "unexpected character%s after the end of the value", ch);
         json_object_put(obj);
-        return NULL;
+        return -1;
     }
-    return obj;
+    *out = obj;
+    return 0;
 }
 
 static void set_error(jr_item *out, const char *name, unsigned long line, unsigned long col,
@@ -186,8 +232,8 @@ int jr_parse_line(const char *name, const char *line, size_t len, size_t full_le
     }
     char what[256];
     size_t err_off = 0;
-    json_object *obj = parse_value(line + skip, len - skip, &err_off, what, sizeof what);
-    if (!obj) {
+    json_object *obj;
+    if (parse_value(line + skip, len - skip, &obj, &err_off, what, sizeof what) != 0) {
         set_error(out, name, lineno, (unsigned long)(err_off + skip + 1), "%s", what);
         return 1;
     }
@@ -197,215 +243,487 @@ int jr_parse_line(const char *name, const char *line, size_t len, size_t full_le
         json_object_put(obj);
         return 1;
     }
+    size_t k = nul_escape(line, len);
+    if (k != JR_NONE) {
+        set_error(out, name, lineno, (unsigned long)(k + 1), "%s", JR_NUL_ESCAPE);
+        json_object_put(obj);
+        return 1;
+    }
     out->obj = obj;
     return 1;
 }
 
-/* Line and column of byte `off` in buf, counting from a known (pos, line, line_start). */
-static void position(const char *buf, size_t off, size_t *pos, unsigned long *line,
-                     size_t *line_start, unsigned long *out_line, unsigned long *out_col)
-{
-    while (*pos < off) {
-        const char *nl = memchr(buf + *pos, '\n', off - *pos);
-        if (!nl) {
-            *pos = off;
-            break;
-        }
-        (*line)++;
-        *pos = (size_t)(nl - buf) + 1;
-        *line_start = *pos;
-    }
-    *out_line = *line;
-    *out_col = (unsigned long)(off - *line_start + 1);
-}
+/* ---- .json documents, streamed ---------------------------------------- */
 
-/* Skips one JSON value starting at p; returns the offset just past it. The
- * input is already known to parse, so this only tracks strings and nesting. */
-static size_t skip_value(const char *buf, size_t len, size_t p)
-{
-    int depth = 0;
-    while (p < len) {
-        char c = buf[p];
-        if (c == '"' || c == '\'') {
-            p++;
-            while (p < len && buf[p] != c) {
-                if (buf[p] == '\\')
-                    p++;
-                p++;
-            }
-            p++;
-            continue;
-        }
-        if (c == '{' || c == '[') {
-            depth++;
-        } else if (c == '}' || c == ']') {
-            if (depth == 0)
-                break;
-            depth--;
-        } else if (c == ',' && depth == 0) {
-            break;
-        }
-        p++;
-    }
-    if (p > len)
-        p = len;
-    while (p > 0 && is_ws(buf[p - 1]))
-        p--;
-    return p;
-}
+/* Where the next jr_doc_next call goes on. */
+enum {
+    DOC_START, /* nothing read yet */
+    DOC_FIRST, /* after '[': an element or ']' */
+    DOC_NEXT,  /* after ',': an element */
+    DOC_AFTER, /* after an element: ',' or ']' */
+    DOC_TRAIL, /* after the closing ']': whitespace only */
+    DOC_END,
+};
 
-/* Finds the start and end of every element of the top-level array. Returns
- * the number found (which the caller compares with the parsed length). */
-static size_t find_elements(jr_doc *doc, size_t first, size_t n)
-{
-    const char *b = doc->buf;
-    size_t len = doc->len, p = first + 1, k = 0;
-    for (;;) {
-        while (p < len && is_ws(b[p]))
-            p++;
-        if (p >= len || b[p] == ']')
-            break;
-        if (k == n)
-            return n + 1;
-        size_t start = p;
-        size_t end = skip_value(b, len, p);
-        if (end <= start)
-            return n + 1;
-        doc->starts[k] = start;
-        doc->ends[k] = end;
-        k++;
-        p = end;
-        while (p < len && is_ws(b[p]))
-            p++;
-        if (p < len && b[p] == ',')
-            p++;
-        else
-            break;
-    }
-    return k;
-}
-
-int jr_doc_open(jr_doc *doc, const char *name, const char *buf, size_t len, size_t max_size)
+int jr_doc_open(jr_doc *doc, const char *name, FILE *f, size_t max_size)
 {
     memset(doc, 0, sizeof *doc);
     doc->name = name;
-    doc->buf = buf;
-    doc->len = len;
+    doc->f = f;
     doc->max_size = max_size;
+    doc->chunk = JR_READ_CHUNK;
     doc->cline = 1;
-    size_t first = 0;
-    if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
-        first = 3;
-    while (first < len && is_ws(buf[first]))
-        first++;
-    if (first == len) {
-        snprintf(doc->error, sizeof doc->error, "%s:1:1: empty document", name);
-        doc->count = 1;
-        return 0;
+    doc->raw = malloc(JR_RAW_MAX);
+    return doc->raw ? 0 : -1;
+}
+
+void jr_doc_close(jr_doc *doc)
+{
+    free(doc->win);
+    free(doc->raw);
+    memset(doc, 0, sizeof *doc);
+}
+
+/* Counts lines up to file offset `to`. The bytes [cpos, to) must be in the
+ * window: counting only goes forward, before the window drops them. */
+static void count_to(jr_doc *d, uint64_t to)
+{
+    while (d->cpos < to) {
+        const char *p = d->win + (d->cpos - d->wbase);
+        const char *nl = memchr(p, '\n', (size_t)(to - d->cpos));
+        if (!nl) {
+            d->cpos = to;
+            break;
+        }
+        d->cline++;
+        d->cpos = d->wbase + (uint64_t)(nl - d->win) + 1;
+        d->cls = d->cpos;
     }
-    char what[256];
-    size_t err_off = 0;
-    json_object *root = parse_value(buf + first, len - first, &err_off, what, sizeof what);
-    if (!root) {
-        size_t pos = 0, ls = 0;
-        unsigned long line = 1, l, c;
-        position(buf, first + err_off, &pos, &line, &ls, &l, &c);
-        snprintf(doc->error, sizeof doc->error, "%s:%lu:%lu: %s", name, l, c, what);
-        doc->count = 1;
+}
+
+/* Line and column of file offset `at`, which must not lie before an offset
+ * asked for earlier (positions are asked for in file order). */
+static void where(jr_doc *d, uint64_t at, unsigned long *line, unsigned long *col)
+{
+    count_to(d, at);
+    *line = d->cline;
+    *col = (unsigned long)(at - d->cls + 1);
+}
+
+/*
+ * Reads one more chunk into the window, first dropping the bytes before
+ * d->keep (their lines counted). Returns 1 when bytes were added, 0 at the
+ * end of the file, -1 on a read error or out of memory (d->error set).
+ */
+static int more(jr_doc *d)
+{
+    if (d->eof)
         return 0;
+    if (d->keep > d->wbase) {
+        count_to(d, d->keep);
+        size_t drop = (size_t)(d->keep - d->wbase);
+        memmove(d->win, d->win + drop, d->wlen - drop);
+        d->wlen -= drop;
+        d->wbase = d->keep;
     }
-    doc->root = root;
-    if (json_object_is_type(root, json_type_object)) {
-        doc->count = 1;
-        doc->starts = malloc(sizeof *doc->starts);
-        doc->ends = malloc(sizeof *doc->ends);
-        if (!doc->starts || !doc->ends) {
-            jr_doc_close(doc);
+    if (d->wcap - d->wlen < d->chunk) {
+        size_t cap = d->wcap ? d->wcap : d->chunk;
+        while (cap - d->wlen < d->chunk)
+            cap *= 2;
+        char *grown = realloc(d->win, cap);
+        if (!grown) {
+            d->error = ENOMEM;
             return -1;
         }
-        doc->starts[0] = first;
-        doc->ends[0] = skip_value(buf, len, first);
-        return 0;
+        d->win = grown;
+        d->wcap = cap;
     }
-    if (!json_object_is_type(root, json_type_array)) {
-        size_t pos = 0, ls = 0;
-        unsigned long line = 1, l, c;
-        position(buf, first, &pos, &line, &ls, &l, &c);
-        snprintf(doc->error, sizeof doc->error,
-                 "%s:%lu:%lu: document is not an object or an array of objects (got %s)", name, l,
-                 c, jr_type_name(root));
-        json_object_put(root);
-        doc->root = NULL;
-        doc->count = 1;
-        return 0;
-    }
-    doc->is_array = 1;
-    size_t n = json_object_array_length(root);
-    doc->count = n;
-    if (n == 0)
-        return 0;
-    doc->starts = calloc(n, sizeof *doc->starts);
-    doc->ends = calloc(n, sizeof *doc->ends);
-    if (!doc->starts || !doc->ends) {
-        jr_doc_close(doc);
-        return -1;
-    }
-    if (find_elements(doc, first, n) != n) {
-        /* Should not happen for input json-c accepted; fall back to the array. */
-        for (size_t i = 0; i < n; i++) {
-            doc->starts[i] = first;
-            doc->ends[i] = first;
+    size_t n = fread(d->win + d->wlen, 1, d->chunk, d->f);
+    if (n == 0) {
+        if (ferror(d->f)) {
+            d->error = errno ? errno : EIO;
+            return -1;
         }
+        d->eof = 1;
+        return 0;
     }
+    d->wlen += n;
+    return 1;
+}
+
+/* The byte at file offset `at` (>= d->keep), reading as needed: 0..255, -1
+ * at the end of the file, -2 on a read error. */
+static int byte_at(jr_doc *d, uint64_t at)
+{
+    while (at >= d->wbase + d->wlen) {
+        int r = more(d);
+        if (r <= 0)
+            return r == 0 ? -1 : -2;
+    }
+    return (unsigned char)d->win[at - d->wbase];
+}
+
+/* Moves d->pos past whitespace (the window may drop it). Returns the byte
+ * there, -1 at the end of the file, -2 on a read error. */
+static int skip_ws(jr_doc *d)
+{
+    for (;;) {
+        d->keep = d->pos;
+        int c = byte_at(d, d->pos);
+        if (c < 0 || !is_ws((char)c))
+            return c;
+        d->pos++;
+    }
+}
+
+/* Starts the next item at file offset `at` (>= every offset asked before). */
+static void begin_item(jr_doc *d, jr_item *out, uint64_t at)
+{
+    memset(out, 0, sizeof *out);
+    out->index = ++d->index;
+    out->offset = at;
+    where(d, at, &out->line, &out->col);
+}
+
+/* The element grew past max_size (and JR_RAW_MAX): keep its first
+ * JR_RAW_MAX bytes in d->raw and let the window drop the rest up to `upto`
+ * as it is scanned. */
+static void go_oversize(jr_doc *d, uint64_t start, uint64_t upto)
+{
+    size_t n = (size_t)(upto - start) < JR_RAW_MAX ? (size_t)(upto - start) : JR_RAW_MAX;
+    memcpy(d->raw, d->win + (start - d->wbase), n);
+    d->raw_len = n;
+    d->keep = upto;
+}
+
+/* 1 for a byte that ends a bare value (number, true, false, null). */
+static int ends_scalar(char c)
+{
+    return is_ws(c) || c == ',' || c == ']' || c == '}' || c == '[' || c == '{' || c == '"' ||
+           c == ':';
+}
+
+/*
+ * Finds the end of the value that starts at `start` (a byte that is not
+ * whitespace) without parsing it: strings and nesting are tracked, the
+ * parser checks the rest. The value stays in the window while it is at most
+ * max(max_size, JR_RAW_MAX) bytes (plus one read chunk); past that it is
+ * *oversize and only its first JR_RAW_MAX bytes are kept, in d->raw. Returns 0 with *end just
+ * past the value, 1 when the file ends inside it (*end is the end of the
+ * file), -1 on a read error.
+ */
+static int scan_value(jr_doc *d, uint64_t start, uint64_t *end, int *oversize)
+{
+    d->keep = start;
+    *oversize = 0;
+    int c0 = byte_at(d, start);
+    if (c0 < 0)
+        return -1;
+    int kind = c0 == '{' || c0 == '[' ? 0 : c0 == '"' ? 1 : 2; /* container, string, bare */
+    size_t depth = 0;
+    int in_str = 0, esc = 0;
+    uint64_t p = start;
+    for (;;) {
+        if (p >= d->wbase + d->wlen) {
+            if (*oversize)
+                d->keep = p;
+            else if (p - start > d->max_size && p - start > JR_RAW_MAX) {
+                go_oversize(d, start, p);
+                *oversize = 1;
+            }
+            int r = more(d);
+            if (r < 0)
+                return -1;
+            if (r == 0) {
+                *end = p;
+                return kind == 2 ? 0 : 1;
+            }
+        }
+        const char *w = d->win;
+        size_t i = (size_t)(p - d->wbase), n = d->wlen;
+        for (; i < n; i++) {
+            char c = w[i];
+            if (in_str) {
+                if (esc)
+                    esc = 0;
+                else if (c == '\\')
+                    esc = 1;
+                else if (c == '"') {
+                    in_str = 0;
+                    if (kind == 1) {
+                        *end = d->wbase + i + 1;
+                        return 0;
+                    }
+                }
+            } else if (kind == 2) {
+                if (ends_scalar(c)) {
+                    *end = d->wbase + i;
+                    return 0;
+                }
+            } else if (c == '"') {
+                in_str = 1;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if ((c == '}' || c == ']') && --depth == 0) {
+                *end = d->wbase + i + 1;
+                return 0;
+            }
+        }
+        p = d->wbase + n;
+    }
+}
+
+/* Copies the file's bytes from offset `from` (in the window) into d->raw,
+ * JR_RAW_MAX of them or up to the end of the file, reading as needed (the
+ * window may move). Returns 0, or -1 on a read error. */
+static int keep_raw(jr_doc *d, uint64_t from)
+{
+    d->keep = from;
+    if (byte_at(d, from + JR_RAW_MAX - 1) == -2)
+        return -1;
+    uint64_t avail = d->wbase + d->wlen - from;
+    size_t n = avail < JR_RAW_MAX ? (size_t)avail : JR_RAW_MAX;
+    memcpy(d->raw, d->win + (from - d->wbase), n);
+    d->raw_len = n;
     return 0;
+}
+
+/*
+ * Makes *out (begun with begin_item) the error item that covers the file
+ * from out->offset to its end, saying `what` at offset `at`; reads the file
+ * to its end and ends the document. Returns 1, or -1 on a read error.
+ */
+static int rest_error(jr_doc *d, jr_item *out, uint64_t at, const char *what)
+{
+    unsigned long line, col;
+    where(d, at, &line, &col);
+    uint64_t from = out->offset;
+    /* Gone from the window, d->raw already holds its start. */
+    if (from >= d->wbase && keep_raw(d, from) != 0)
+        return -1;
+    out->text = d->raw;
+    out->text_len = d->raw_len;
+    for (;;) {
+        d->keep = d->wbase + d->wlen;
+        int r = more(d);
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+    }
+    out->size = (size_t)(d->wbase + d->wlen - from);
+    set_error(out, d->name, line, col, "%s", what);
+    d->state = DOC_END;
+    return 1;
+}
+
+/* rest_error for the unexpected byte c (>= 0) at d->pos, or for the end of
+ * the file (c < 0): "<expected><the byte><after>", the byte described as
+ * " 'x'" or " (byte 0xff)"; a NUL byte is named as such. */
+static int rest_unexpected(jr_doc *d, jr_item *out, int c, const char *expected, const char *after)
+{
+    char what[256], ch[32];
+    begin_item(d, out, d->pos);
+    if (c < 0) {
+        snprintf(what, sizeof what, "unexpected end of input");
+    } else if (c == 0) {
+        snprintf(what, sizeof what, "%s", JR_NUL_BYTE);
+    } else {
+        describe_char(d->win, d->wlen, (size_t)(d->pos - d->wbase), ch, sizeof ch);
+        snprintf(what, sizeof what, "%s%s%s", expected, ch, after);
+    }
+    return rest_error(d, out, d->pos, what);
+}
+
+/*
+ * Checks a parsed value (owned; taken) as the record of *out: an object
+ * without any \u0000 in its text (at offset start in the file) becomes
+ * out->obj, anything else an error. `top`: the document's single value.
+ */
+static void check_record(jr_doc *d, jr_item *out, json_object *obj, uint64_t start, int top)
+{
+    if (!json_object_is_type(obj, json_type_object)) {
+        if (top)
+            set_error(out, d->name, out->line, out->col,
+                      "document is not an object or an array of objects (got %s)",
+                      jr_type_name(obj));
+        else
+            set_error(out, d->name, out->line, out->col,
+                      "element %lu is not a JSON object (got %s)", out->index, jr_type_name(obj));
+        json_object_put(obj);
+        return;
+    }
+    size_t k = nul_escape(out->text, out->text_len);
+    if (k != JR_NONE) {
+        unsigned long line, col;
+        where(d, start + k, &line, &col);
+        set_error(out, d->name, line, col, "%s", JR_NUL_ESCAPE);
+        json_object_put(obj);
+        return;
+    }
+    out->obj = obj;
+}
+
+/* After the document's single value: only whitespace may follow. */
+static int single_end(jr_doc *d, jr_item *out)
+{
+    /* The trailing whitespace may push the value out of the window: keep the
+     * file's first JR_RAW_MAX bytes from the value on, for a dead letter of
+     * the whole document as well as of the value. */
+    if (out->text != d->raw) {
+        if (keep_raw(d, out->offset) != 0)
+            return -1;
+        out->text = d->raw;
+        out->text_len = d->raw_len < out->size ? d->raw_len : out->size;
+    }
+    int c = skip_ws(d);
+    if (c == -2)
+        return -1;
+    d->state = DOC_END;
+    if (c == -1)
+        return 1;
+    char what[256], ch[32];
+    if (c == 0) {
+        snprintf(what, sizeof what, "%s", JR_NUL_BYTE);
+    } else {
+        describe_char(d->win, d->wlen, (size_t)(d->pos - d->wbase), ch, sizeof ch);
+        snprintf(what, sizeof what, "unexpected character%s after the end of the value", ch);
+    }
+    return rest_error(d, out, d->pos, what);
+}
+
+/*
+ * Reads the value at d->pos as the next item: an array element (top = 0) or
+ * the document's single value (top = 1). Returns 1 (*out filled) or -1.
+ */
+static int read_value(jr_doc *d, jr_item *out, int top)
+{
+    uint64_t start = d->pos, end;
+    int over;
+    int c = byte_at(d, start);
+    if (c == ',' || c == ']' || c == '}' || c == ':')
+        return rest_unexpected(d, out, c,
+                               top ? "unexpected character" : "expected an element, found", "");
+    begin_item(d, out, start);
+    int r = scan_value(d, start, &end, &over);
+    if (r < 0)
+        return -1;
+    size_t size = (size_t)(end - start);
+    out->size = size;
+    if (over) {
+        out->text = d->raw;
+        out->text_len = d->raw_len;
+    } else {
+        out->text = d->win + (start - d->wbase);
+        out->text_len = size;
+    }
+    if (!over && size <= d->max_size) {
+        char what[256];
+        size_t err_off = 0;
+        json_object *obj;
+        int bad = parse_value(out->text, size, &obj, &err_off, what, sizeof what) != 0;
+        if (bad || r == 1) {
+            if (!bad) { /* cannot happen: the scanner and the parser agree on where values end */
+                json_object_put(obj);
+                err_off = size;
+                snprintf(what, sizeof what, "unexpected end of input");
+            }
+            return rest_error(d, out, start + err_off, what);
+        }
+        check_record(d, out, obj, start, top);
+    } else if (r == 1) {
+        return rest_error(d, out, end, "unexpected end of input");
+    } else {
+        if (out->text_len > JR_RAW_MAX) /* as much as when it went past the window */
+            out->text_len = JR_RAW_MAX;
+        set_error(out, d->name, out->line, out->col,
+                  "record is %zu bytes, larger than max_record_size %zu", size, d->max_size);
+    }
+    d->pos = end;
+    if (top)
+        return single_end(d, out);
+    d->state = DOC_AFTER;
+    return 1;
+}
+
+/* The start of the document: a byte order mark, whitespace, then '[' or a
+ * single value. Returns 1 (item), 2 (go on in the new state) or -1. */
+static int doc_start(jr_doc *d, jr_item *out)
+{
+    if (byte_at(d, 0) == 0xEF && byte_at(d, 1) == 0xBB && byte_at(d, 2) == 0xBF)
+        d->pos = 3;
+    int c = skip_ws(d);
+    if (c == -2)
+        return -1;
+    if (c == -1) {
+        memset(out, 0, sizeof *out);
+        out->index = ++d->index;
+        out->size = (size_t)d->pos;
+        out->text = "";
+        set_error(out, d->name, 1, 1, "empty document");
+        out->line = out->col = 1;
+        d->state = DOC_END;
+        return 1;
+    }
+    if (c == '[') {
+        d->pos++;
+        d->state = DOC_FIRST;
+        return 2;
+    }
+    return read_value(d, out, 1);
+}
+
+/* Between the elements of the array. Returns 1 (item), 2 (go on), 0 (end) or -1. */
+static int doc_array(jr_doc *d, jr_item *out)
+{
+    int c = skip_ws(d);
+    if (c == -2)
+        return -1;
+    char expected[96];
+    switch (d->state) {
+    case DOC_FIRST:
+    case DOC_NEXT:
+        if (c == ']' && d->state == DOC_FIRST) {
+            d->pos++;
+            d->state = DOC_TRAIL;
+            return 2;
+        }
+        if (c < 0)
+            return rest_unexpected(d, out, c, "", "");
+        return read_value(d, out, 0);
+    case DOC_AFTER:
+        if (c == ',' || c == ']') {
+            d->pos++;
+            d->state = c == ',' ? DOC_NEXT : DOC_TRAIL;
+            return 2;
+        }
+        snprintf(expected, sizeof expected, "expected ',' or ']' after element %lu, found",
+                 d->index);
+        return rest_unexpected(d, out, c, expected, "");
+    default: /* DOC_TRAIL */
+        if (c < 0) {
+            d->state = DOC_END;
+            return 0;
+        }
+        return rest_unexpected(d, out, c, "unexpected character", " after the end of the value");
+    }
 }
 
 int jr_doc_next(jr_doc *doc, jr_item *out)
 {
     memset(out, 0, sizeof *out);
-    if (doc->next >= doc->count)
-        return 0;
-    size_t i = doc->next++;
-    out->index = (unsigned long)(i + 1);
-    if (doc->error[0] || !doc->root) {
-        snprintf(out->error, sizeof out->error, "%s", doc->error);
-        out->text = doc->buf;
-        out->text_len = doc->len;
-        out->size = doc->len;
-        out->offset = 0;
-        out->line = 1;
-        out->col = 1;
-        return 1;
+    for (;;) {
+        if (doc->error)
+            return -1;
+        if (doc->state == DOC_END)
+            return 0;
+        int r = doc->state == DOC_START ? doc_start(doc, out) : doc_array(doc, out);
+        if (r != 2) {
+            if (r < 0)
+                jr_item_clear(out);
+            return r;
+        }
     }
-    size_t start = doc->starts[i], end = doc->ends[i];
-    /* Elements come in order: resume the line count where the last one left it. */
-    position(doc->buf, start, &doc->cpos, &doc->cline, &doc->cls, &out->line, &out->col);
-    out->text = doc->buf + start;
-    out->text_len = end - start;
-    out->size = end - start;
-    out->offset = start;
-    json_object *elem = doc->is_array ? json_object_array_get_idx(doc->root, i) : doc->root;
-    if (out->size > doc->max_size) {
-        set_error(out, doc->name, out->line, out->col,
-                  "record is %zu bytes, larger than max_record_size %zu", out->size, doc->max_size);
-        return 1;
-    }
-    if (!json_object_is_type(elem, json_type_object)) {
-        set_error(out, doc->name, out->line, out->col, "element %zu is not a JSON object (got %s)",
-                  i + 1, jr_type_name(elem));
-        return 1;
-    }
-    out->obj = json_object_get(elem);
-    return 1;
-}
-
-void jr_doc_close(jr_doc *doc)
-{
-    if (doc->root)
-        json_object_put(doc->root);
-    free(doc->starts);
-    free(doc->ends);
-    memset(doc, 0, sizeof *doc);
 }
 
 int jr_lines_init(jr_lines *lr, FILE *f, size_t keep)

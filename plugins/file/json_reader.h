@@ -6,7 +6,13 @@
  * ("emails.jsonl:17:42: unexpected character '}'").
  *
  * Nothing here touches the engine: the functions are pure (apart from reading
- * the FILE* handed to the line reader) so they can be unit-tested and fuzzed.
+ * the FILE* handed to the document and line readers) so they can be
+ * unit-tested and fuzzed.
+ *
+ * A record is refused, with the line and column, when it holds a NUL
+ * character: a raw NUL byte (never valid JSON) or a \u0000 escape in any
+ * string, key or value (json-c would keep it, but the engine and the plugins
+ * handle strings as NUL-terminated C strings and would cut it silently).
  * Not thread-safe per object; distinct objects are independent.
  */
 #ifndef INTAKE_FILE_JSON_READER_H
@@ -43,38 +49,64 @@ void jr_item_clear(jr_item *item);
  * `len` bytes are at `line`; `full_len` is the line's real length, larger than
  * len when the line reader cut an oversize line. A line larger than max_size
  * bytes, or that is not one complete JSON object, gives an item with error set
- * (and obj NULL). Returns 1 when *out holds an item, 0 for a blank line
+ * (and obj NULL), as does an object holding a \u0000 escape. Returns 1 when
+ * *out holds an item, 0 for a blank line
  * (nothing to do; *out cleared). `name` is used in error texts.
  */
 int jr_parse_line(const char *name, const char *line, size_t len, size_t full_len,
                   unsigned long lineno, unsigned long index, uint64_t offset, size_t max_size,
                   jr_item *out);
 
-/* A whole .json document being split into items. */
+/*
+ * A .json document read from a FILE* and split into items as it is read, so
+ * memory stays bounded by the largest element (max_size) plus one read chunk,
+ * whatever the size of the file.
+ *
+ * - One object: one item. An array: one item per element, in order, each
+ *   parsed alone; an element that is not an object, that holds a NUL
+ *   character (\u0000) or that is larger than max_size is an error item, and
+ *   the elements after it are read as usual.
+ * - A syntax error ends the document: the elements before it were already
+ *   returned, and one last error item covers the rest of the file, from the
+ *   start of the element (or the character) where it went wrong, with the
+ *   error's line and column in the text. A document that is not an object or
+ *   an array, or has text after its single object, is one error item.
+ * - Items are numbered 1, 2, ... in file order (the index the progress ledger
+ *   keeps), the last error item included.
+ */
 typedef struct jr_doc {
     const char *name;
-    const char *buf;
-    size_t len;
+    FILE *f;
     size_t max_size;
-    json_object *root; /* parsed document (owned), NULL on a parse error */
-    size_t count;      /* items the document yields */
-    size_t next;       /* next item to return (0-based) */
-    size_t *starts;    /* per array element: start offset (owned) */
-    size_t *ends;      /* per array element: end offset, exclusive (owned) */
-    int is_array;
-    size_t cpos, cls;         /* line counting cursor: offset and its line's start */
-    unsigned long cline;      /* line number at cpos */
-    char error[JR_ERROR_MAX]; /* whole-document parse error, or "" */
+    size_t chunk; /* bytes per read; may be changed before the first jr_doc_next */
+    char *win;    /* window on the file: bytes [wbase, wbase + wlen) (owned) */
+    size_t wcap, wlen;
+    uint64_t wbase;      /* file offset of win[0] */
+    uint64_t pos;        /* file offset of the next byte to look at */
+    uint64_t keep;       /* bytes from here on stay in the window */
+    uint64_t cpos, cls;  /* line counting: counted up to cpos; cls starts its line */
+    unsigned long cline; /* line number at cpos */
+    char *raw;           /* raw text of an item no longer in the window (owned) */
+    size_t raw_len;
+    unsigned long index; /* items returned so far */
+    int state;           /* where in the document the next call goes on */
+    int eof;             /* fread reached the end of the file */
+    int error;           /* errno of a read error, or ENOMEM */
 } jr_doc;
 
 /*
- * Parses `buf` (len bytes, need not be NUL-terminated; borrowed until
- * jr_doc_close) as one JSON document. A document that does not parse yields
- * one error item covering the whole buffer. Returns 0, or -1 when out of
- * memory (nothing to close then).
+ * Starts reading a .json document from f (borrowed until jr_doc_close; read
+ * from its current position). `name` (borrowed) is used in error texts. Every
+ * element larger than max_size bytes is an error item. Returns 0, or -1 when
+ * out of memory (nothing to close then).
  */
-int jr_doc_open(jr_doc *doc, const char *name, const char *buf, size_t len, size_t max_size);
-/* Next item: 1 with *out filled (clear it with jr_item_clear), 0 at the end. */
+int jr_doc_open(jr_doc *doc, const char *name, FILE *f, size_t max_size);
+/*
+ * Next item: 1 with *out filled (clear it with jr_item_clear; its text is
+ * valid until the next call), 0 at the end, -1 when the file cannot be read
+ * or memory ran out (doc->error holds the errno value; items returned so far
+ * stand).
+ */
 int jr_doc_next(jr_doc *doc, jr_item *out);
 void jr_doc_close(jr_doc *doc);
 

@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <dirent.h>
 #include <unistd.h>
 
@@ -18,6 +21,7 @@
 
 #include "fake_host.h"
 #include "file/file_source.h"
+#include "file/input_open.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -233,20 +237,34 @@ static void test_oversize_and_non_object(void)
     free(dir);
 }
 
+/* A syntax error ends a .json document: the elements before it are emitted,
+ * the rest of the file is one dead letter whose reason says where. */
 static void test_unparsable_json_file(void)
 {
     char *dir = tmpdir();
-    write_text(dir, "g.json", "[{\"id\":\"a\"},\n {\"id\" \"b\"}]");
+    write_text(dir, "g.json", "[{\"id\":\"a\"},\n {\"id\" \"b\"}, {\"id\":\"c\"}]");
+    write_text(dir, "h.json", "{\"id\" \"x\"}");
     const char *opts[] = {"path", dir, NULL};
     fake_host fh;
     start(&fh, opts);
     run(&fh);
-    CU_ASSERT_EQUAL(fh.nemitted, 0);
-    CU_ASSERT_EQUAL_FATAL(fh.ndead, 1);
+    CU_ASSERT_EQUAL_FATAL(fh.nemitted, 1);
+    CU_ASSERT_STRING_EQUAL(id_of(&fh, 0), "a");
+    CU_ASSERT_EQUAL_FATAL(fh.ndead, 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(fh.outcomes[0].reason, "g.json:2:8: "));
-    /* The only record is settled: the file is done. */
+    CU_ASSERT_STRING_EQUAL(fh.dead[0]->id, "g.json:2");
+    json_object *v;
+    CU_ASSERT_TRUE(json_object_object_get_ex(fh.dead[0]->payload, "raw", &v));
+    CU_ASSERT_STRING_EQUAL(json_object_get_string(v), "{\"id\" \"b\"}, {\"id\":\"c\"}]");
+    /* A single object that does not parse is one dead letter. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh.outcomes[1].reason, "h.json:1:7: "));
+    CU_ASSERT_TRUE(exists(dir, "done/h.json"));
+    CU_ASSERT_TRUE(exists(dir, "dead-letter/h.json_1.json"));
+    CU_ASSERT_TRUE(exists(dir, "dead-letter/g.json_2.json"));
+    /* Every record is settled once the good element is: the file is done. */
+    CU_ASSERT_FALSE(exists(dir, "done/g.json"));
+    fh_settle_all(&fh, IK_DELIVERED);
     CU_ASSERT_TRUE(exists(dir, "done/g.json"));
-    CU_ASSERT_TRUE(exists(dir, "dead-letter/g.json_1.json"));
     fh_free(&fh);
     rm_rf(dir);
     free(dir);
@@ -679,6 +697,444 @@ static void test_create_errors_and_health(void)
     free(dir);
 }
 
+/* ---- a hostile inbox ---------------------------------------------------- */
+
+static size_t count_in(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* Writes a file elsewhere in the folder and renames it in, as producers
+ * should, so a polling source never sees it half written. */
+static void write_renamed(const char *dir, const char *name, const char *text)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, ".%s.tmp", name);
+    write_text(dir, tmp, text);
+    char *a = pathf(dir, tmp), *b = pathf(dir, name);
+    CU_ASSERT_EQUAL(rename(a, b), 0);
+    free(a);
+    free(b);
+}
+
+static void link_at(const char *dir, const char *name, const char *target)
+{
+    char *p = pathf(dir, name);
+    CU_ASSERT_EQUAL_FATAL(symlink(target, p), 0);
+    free(p);
+}
+
+static void fifo_at(const char *dir, const char *name)
+{
+    char *p = pathf(dir, name);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(p, 0600), 0);
+    free(p);
+}
+
+/* A listening Unix socket bound at dir/name; returns its descriptor. */
+static int socket_at(const char *dir, const char *name)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s", dir, name);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL_FATAL(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    listen(fd, 1);
+    return fd;
+}
+
+static int is_link(const char *dir, const char *name)
+{
+    char *p = pathf(dir, name);
+    struct stat sb;
+    int yes = lstat(p, &sb) == 0 && S_ISLNK(sb.st_mode);
+    free(p);
+    return yes;
+}
+
+/* A link to a file outside the inbox (here a secret, and the engine's own
+ * environment) is not read, not dead-lettered and not moved: it is logged
+ * once and left where it is. */
+static void test_symlink_not_followed(void)
+{
+    char *dir = tmpdir(), *outside = tmpdir();
+    write_text(outside, "secret.env", "OPENAI_API_KEY=sk-test-very-secret\n");
+    char *secret = pathf(outside, "secret.env");
+    link_at(dir, "environ.jsonl", "/proc/self/environ");
+    link_at(dir, "secret.json", secret);
+    write_text(dir, "ok.jsonl", "{\"id\":\"ok\"}\n");
+    const char *opts[] = {"path", dir, NULL};
+    fake_host fh;
+    start(&fh, opts);
+    CU_ASSERT_EQUAL(run(&fh), 0);
+    CU_ASSERT_EQUAL_FATAL(fh.nemitted, 1);
+    CU_ASSERT_STRING_EQUAL(id_of(&fh, 0), "ok");
+    CU_ASSERT_EQUAL(fh.ndead, 0);
+    fh_settle_all(&fh, IK_DELIVERED);
+    CU_ASSERT_FALSE(exists(dir, "dead-letter"));
+    CU_ASSERT_TRUE(is_link(dir, "environ.jsonl"));
+    CU_ASSERT_TRUE(is_link(dir, "secret.json"));
+    CU_ASSERT_FALSE(exists(dir, "done/environ.jsonl"));
+    CU_ASSERT_FALSE(exists(dir, "done/secret.json"));
+    const char *log = fh_log(&fh);
+    char want[600];
+    snprintf(want, sizeof want,
+             "warn: skipped %s/environ.jsonl: symbolic link (not followed; see option "
+             "'symlinks'); left where it is, not read",
+             dir);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, want));
+    CU_ASSERT_EQUAL(count_in(log, "/secret.json: symbolic link"), 1);
+    CU_ASSERT_PTR_NULL(strstr(log, "sk-test-very-secret"));
+    CU_ASSERT_PTR_NULL(strstr(log, "reading " /* never opened */ "/proc"));
+    fh_free(&fh);
+    free(secret);
+    rm_rf(dir);
+    rm_rf(outside);
+    free(dir);
+    free(outside);
+}
+
+/* symlinks = "inside" reads a link to a regular file inside the folder, and
+ * still refuses links that resolve outside it, to /proc, to folders or to
+ * nothing. */
+static void test_symlinks_inside(void)
+{
+    char *dir = tmpdir(), *outside = tmpdir();
+    write_text(outside, "secret.json", "{\"id\":\"stolen\"}");
+    char *secret = pathf(outside, "secret.json");
+    char *data = pathf(dir, "data");
+    mkdir(data, 0755);
+    write_text(data, "a.txt", "{\"id\":\"linked\"}");
+    link_at(dir, "a.json", "data/a.txt");
+    link_at(dir, "b.json", secret);
+    link_at(dir, "c.json", "/proc/self/environ");
+    link_at(dir, "d.json", outside);
+    link_at(dir, "e.json", "data/missing.json");
+    link_at(dir, "f.json", "b.json"); /* a link to a link that leads out */
+    link_at(data, "up.txt", secret);
+    link_at(dir, "g.json", "data/up.txt"); /* inside, then out */
+
+    /* Default: no link is read. */
+    const char *opts[] = {"path", dir, NULL};
+    fake_host fh;
+    start(&fh, opts);
+    run(&fh);
+    CU_ASSERT_EQUAL(fh.nemitted, 0);
+    CU_ASSERT_EQUAL(count_in(fh_log(&fh), "symbolic link (not followed; see option 'symlinks')"),
+                    7);
+    fh_free(&fh);
+
+    const char *opts2[] = {"path", dir, "symlinks", "inside", NULL};
+    start(&fh, opts2);
+    run(&fh);
+    CU_ASSERT_EQUAL_FATAL(fh.nemitted, 1);
+    CU_ASSERT_STRING_EQUAL(id_of(&fh, 0), "linked");
+    CU_ASSERT_EQUAL(fh.ndead, 0);
+    const char *log = fh_log(&fh);
+    CU_ASSERT_EQUAL(count_in(log, ", outside the input folder (not followed)"), 5);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "/c.json: symbolic link to /proc/"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "/e.json: symbolic link that does not resolve"));
+    CU_ASSERT_PTR_NULL(strstr(log, "stolen"));
+    fh_settle_all(&fh, IK_DELIVERED);
+    /* The link is what moves to done/; its target stays. */
+    CU_ASSERT_TRUE(is_link(dir, "done/a.json"));
+    CU_ASSERT_TRUE(exists(dir, "data/a.txt"));
+    CU_ASSERT_TRUE(is_link(dir, "b.json"));
+    fh_free(&fh);
+
+    const char *bad[] = {"path", dir, "symlinks", "all", NULL};
+    fh_init(&fh, fs_descriptor(), bad);
+    CU_ASSERT_EQUAL(fh_create(&fh), IK_E_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_log(&fh), "option 'symlinks' must be \"skip\" or "
+                                               "\"inside\", got \"all\""));
+    fh_free(&fh);
+    free(secret);
+    free(data);
+    rm_rf(dir);
+    rm_rf(outside);
+    free(dir);
+    free(outside);
+}
+
+/* FIFOs, sockets and folders named like input are skipped with a reason,
+ * and the run finishes (a FIFO is never opened for a blocking read). */
+static void test_special_entries_skipped(void)
+{
+    char *dir = tmpdir();
+    fifo_at(dir, "x.jsonl");
+    int sock = socket_at(dir, "s.jsonl");
+    char *sub = pathf(dir, "d.json");
+    mkdir(sub, 0755);
+    write_text(dir, "ok.json", "{\"id\":\"ok\"}");
+    /* A Maildir with a FIFO among its messages, and a link to a Maildir. */
+    char *md = pathf(dir, "box"), *cur = pathf(dir, "box/cur"), *nw = pathf(dir, "box/new");
+    mkdir(md, 0755);
+    mkdir(cur, 0755);
+    mkdir(nw, 0755);
+    fifo_at(dir, "box/new/1700000000.fifo");
+    link_at(dir, "linked-box", md);
+    const char *opts[] = {"path", dir, NULL};
+    fake_host fh;
+    start(&fh, opts);
+    CU_ASSERT_EQUAL(run(&fh), 0);
+    CU_ASSERT_EQUAL_FATAL(fh.nemitted, 1);
+    CU_ASSERT_STRING_EQUAL(id_of(&fh, 0), "ok");
+    const char *log = fh_log(&fh);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "/x.jsonl: FIFO (named pipe); left where it is"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "/s.jsonl: socket; left where it is"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "/d.json: directory named like an input file"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "/box/new/1700000000.fifo: FIFO (named pipe)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "/linked-box: symbolic link to a Maildir folder"));
+    fh_settle_all(&fh, IK_DELIVERED);
+    CU_ASSERT_TRUE(exists(dir, "x.jsonl"));
+    CU_ASSERT_TRUE(exists(dir, "s.jsonl"));
+    CU_ASSERT_FALSE(exists(dir, "done/x.jsonl"));
+    fh_free(&fh);
+    close(sock);
+    free(sub);
+    free(md);
+    free(cur);
+    free(nw);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* Swaps files of the inbox while the source reads the first one, that is
+ * after it listed the folder and before it opens the next file. */
+static int (*real_emit)(ik_instance *, ik_record *);
+static const char *swap_dir;
+
+static int swapping_emit(ik_instance *self, ik_record *rec)
+{
+    if (swap_dir) {
+        char *b = pathf(swap_dir, "b.jsonl"), *c = pathf(swap_dir, "c.jsonl");
+        unlink(b);
+        mkfifo(b, 0600);
+        unlink(c);
+        symlink("/proc/self/environ", c);
+        free(b);
+        free(c);
+        swap_dir = NULL;
+    }
+    return real_emit(self, rec);
+}
+
+/* A regular file when the folder was listed, a FIFO (or a link) when
+ * opened: skipped without blocking, logged, left in place. */
+static void test_swapped_after_scan(void)
+{
+    char *dir = tmpdir();
+    write_text(dir, "a.jsonl", "{\"id\":\"a\"}\n");
+    write_text(dir, "b.jsonl", "{\"id\":\"b\"}\n");
+    write_text(dir, "c.jsonl", "{\"id\":\"c\"}\n");
+    const char *opts[] = {"path", dir, NULL};
+    fake_host fh;
+    fh_init(&fh, fs_descriptor(), opts);
+    real_emit = fh.host.emit;
+    fh.host.emit = swapping_emit;
+    swap_dir = dir;
+    CU_ASSERT_EQUAL_FATAL(fh_create(&fh), 0);
+    CU_ASSERT_EQUAL(run(&fh), 0);
+    CU_ASSERT_EQUAL_FATAL(fh.nemitted, 1);
+    CU_ASSERT_STRING_EQUAL(id_of(&fh, 0), "a");
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_log(&fh), "/b.jsonl: FIFO (named pipe); left where it is"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_log(&fh), "/c.jsonl: symbolic link (not followed"));
+    CU_ASSERT_TRUE(is_link(dir, "c.jsonl"));
+    fh_free(&fh);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void *run_thread(void *arg);
+
+/* In follow mode a skipped entry is logged once, not on every poll; a new
+ * entry in its place is logged again; one that became a file is read. */
+static void test_skip_logged_once_in_follow(void)
+{
+    char *dir = tmpdir();
+    fifo_at(dir, "x.jsonl");
+    link_at(dir, "y.json", "/etc/passwd");
+    write_text(dir, "1.jsonl", "{\"id\":\"first\"}\n");
+    const char *opts[] = {"path", dir, "follow", "true", "poll_interval", "5ms", NULL};
+    fake_host fh;
+    start(&fh, opts);
+    pthread_t th;
+    pthread_create(&th, NULL, run_thread, &fh);
+    CU_ASSERT_EQUAL(fh_wait_emitted(&fh, 1, 5000), 0);
+    /* Each new file takes another pass over the folder. */
+    for (int i = 2; i <= 4; i++) {
+        char name[32], text[64];
+        snprintf(name, sizeof name, "%d.jsonl", i);
+        snprintf(text, sizeof text, "{\"id\":\"n%d\"}\n", i);
+        write_renamed(dir, name, text);
+        CU_ASSERT_EQUAL(fh_wait_emitted(&fh, (size_t)i, 5000), 0);
+    }
+    CU_ASSERT_EQUAL(count_in(fh_log(&fh), "/x.jsonl: FIFO"), 1);
+    CU_ASSERT_EQUAL(count_in(fh_log(&fh), "/y.json: symbolic link"), 1);
+    /* Replaced by another FIFO: a new entry, told again. */
+    char *x = pathf(dir, "x.jsonl");
+    unlink(x);
+    fifo_at(dir, "x.jsonl");
+    write_renamed(dir, "5.jsonl", "{\"id\":\"n5\"}\n");
+    CU_ASSERT_EQUAL(fh_wait_emitted(&fh, 5, 5000), 0);
+    CU_ASSERT_EQUAL(count_in(fh_log(&fh), "/x.jsonl: FIFO"), 2);
+    /* Replaced by a regular file: read. */
+    unlink(x);
+    write_renamed(dir, "x.jsonl", "{\"id\":\"x-now-a-file\"}\n");
+    CU_ASSERT_EQUAL(fh_wait_emitted(&fh, 6, 5000), 0);
+    fh_set_stopping(&fh);
+    pthread_join(th, NULL);
+    CU_ASSERT_STRING_EQUAL(id_of(&fh, 5), "x-now-a-file");
+    CU_ASSERT_EQUAL(count_in(fh_log(&fh), "/x.jsonl: FIFO"), 2);
+    CU_ASSERT_EQUAL(count_in(fh_log(&fh), "/y.json: symbolic link"), 1);
+    fh_free(&fh);
+    free(x);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* in_open itself: a FIFO does not block, the descriptor of a file is
+ * blocking, no part of the path may be a link, unreadable files say so. */
+static void test_in_open(void)
+{
+    char *dir = tmpdir();
+    chmod(dir, 0755);
+    in_folder in = {dir, dir, 0};
+    fifo_at(dir, "p.jsonl");
+    write_text(dir, "f.json", "{}");
+    char *sub = pathf(dir, "sub");
+    mkdir(sub, 0755);
+    link_at(dir, "box", sub);
+    write_text(sub, "m.eml", "Subject: x\n\nbody\n");
+    int fd;
+    struct stat sb;
+    char why[IN_WHY_MAX];
+    CU_ASSERT_EQUAL(in_open(&in, "p.jsonl", &fd, &sb, why, sizeof why), 1);
+    CU_ASSERT_STRING_EQUAL(why, "FIFO (named pipe)");
+    CU_ASSERT_TRUE(S_ISFIFO(sb.st_mode));
+    CU_ASSERT_EQUAL(fd, -1);
+    CU_ASSERT_EQUAL_FATAL(in_open(&in, "f.json", &fd, &sb, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    CU_ASSERT_TRUE(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    close(fd);
+    CU_ASSERT_EQUAL(in_open(&in, "sub/m.eml", &fd, &sb, why, sizeof why), 0);
+    close(fd);
+    CU_ASSERT_EQUAL(in_open(&in, "box/m.eml", &fd, &sb, why, sizeof why), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "'box' on its path is not a folder"));
+    CU_ASSERT_EQUAL(in_open(&in, "gone.json", &fd, &sb, why, sizeof why), -ENOENT);
+
+    /* Unreadable: as a user the permissions apply to (root reads anything). */
+    write_text(dir, "locked.json", "{}");
+    char *locked = pathf(dir, "locked.json");
+    chmod(locked, 0200);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(2);
+        int r = in_open(&in, "locked.json", &fd, &sb, why, sizeof why);
+        _exit(r == 1 && strncmp(why, "permission denied (mode 0200, owner uid ", 40) == 0 ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    free(locked);
+    free(sub);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A dead letter re-reads the original from its file: a file replaced by a
+ * FIFO since must not block settle(), and is not read. */
+static void test_dead_letter_reread_safe(void)
+{
+    char *dir = tmpdir();
+    write_text(dir, "u.jsonl", "{\"id\":\"m1\",\"subject\":\"Hi\"}\n");
+    const char *opts[] = {"path", dir, NULL};
+    fake_host fh;
+    start(&fh, opts);
+    run(&fh);
+    CU_ASSERT_EQUAL_FATAL(fh.nemitted, 1);
+    char *u = pathf(dir, "u.jsonl");
+    unlink(u);
+    fifo_at(dir, "u.jsonl");
+    json_object *changed = json_object_new_object();
+    json_object_object_add(changed, "from_payload", json_object_new_boolean(1));
+    fh.host.record_set_payload(fh.emitted[0], changed);
+    fh_settle(&fh, 0, IK_DEAD_LETTERED, "rejected", 0);
+    char *dl = pathf(dir, "dead-letter/m1.json");
+    json_object *o = json_object_from_file(dl);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    json_object *v;
+    CU_ASSERT_TRUE(json_object_object_get_ex(o, "from_payload", &v));
+    json_object_put(o);
+    fh_free(&fh);
+    free(dl);
+    free(u);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A NUL character in a record (\u0000 or a raw NUL byte) would cut ids,
+ * senders and bodies as C strings: such records are dead-lettered with
+ * where, in .json and .jsonl alike, and their neighbours go on. */
+static void test_nul_records_dead_lettered(void)
+{
+    char *dir = tmpdir();
+    write_text(dir, "a.jsonl",
+               "{\"id\":\"a\\u0000b\",\"body\":\"x\"}\n"
+               "{\"id\":\"ok1\",\"sender_email\":\"x\\u0000@evil.example\"}\n"
+               "{\"id\":\"ok2\",\"body\":\"Hi\"}\n"
+               "{\"id\":\"m4\",\"body\":\"kept \\u0000 cut\"}\n");
+    write_text(dir, "b.json",
+               "[{\"id\":\"j1\",\"body\":\"Hi\"},\n {\"id\":\"j2\",\"body\":\"x\\u0000y\"},\n"
+               " {\"id\":\"j3\"}]");
+    char *c = pathf(dir, "c.jsonl");
+    FILE *f = fopen(c, "w");
+    static const char raw[] = "{\"id\":\"raw\",\"body\":\"a\0b\"}\n{\"id\":\"after\"}\n";
+    fwrite(raw, 1, sizeof raw - 1, f);
+    fclose(f);
+    const char *opts[] = {"path", dir, NULL};
+    fake_host fh;
+    start(&fh, opts);
+    run(&fh);
+    CU_ASSERT_EQUAL_FATAL(fh.nemitted, 4);
+    CU_ASSERT_STRING_EQUAL(id_of(&fh, 0), "ok2");
+    CU_ASSERT_STRING_EQUAL(id_of(&fh, 1), "j1");
+    CU_ASSERT_STRING_EQUAL(id_of(&fh, 2), "j3");
+    CU_ASSERT_STRING_EQUAL(id_of(&fh, 3), "after");
+    CU_ASSERT_EQUAL_FATAL(fh.ndead, 5);
+    const char *want[] = {
+        "a.jsonl:1:9: string contains a NUL character (\\u0000)",
+        "a.jsonl:2:30: string contains a NUL character (\\u0000)",
+        "a.jsonl:4:25: string contains a NUL character (\\u0000)",
+        "b.json:2:22: string contains a NUL character (\\u0000)",
+        "c.jsonl:1:22: NUL byte (not allowed in JSON text)",
+    };
+    for (size_t i = 0; i < 5; i++) {
+        if (!strstr(fh.outcomes[i].reason, want[i]))
+            fprintf(stderr, "dead letter %zu: %s\n", i, fh.outcomes[i].reason);
+        CU_ASSERT_PTR_NOT_NULL(strstr(fh.outcomes[i].reason, want[i]));
+    }
+    CU_ASSERT_STRING_EQUAL(fh.dead[0]->id, "a.jsonl:1");
+    CU_ASSERT_STRING_EQUAL(fh.dead[3]->id, "b.json:2");
+    /* The dead letter keeps the whole text, \u0000 included. */
+    json_object *v;
+    CU_ASSERT_TRUE(json_object_object_get_ex(fh.dead[2]->payload, "raw", &v));
+    CU_ASSERT_STRING_EQUAL(json_object_get_string(v),
+                           "{\"id\":\"m4\",\"body\":\"kept \\u0000 cut\"}");
+    CU_ASSERT_TRUE(exists(dir, "dead-letter/a.jsonl_1.json"));
+    CU_ASSERT_EQUAL(count_in(fh_log(&fh), "warn: "), 5);
+    fh_free(&fh);
+    free(c);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void test_sanitize_id(void)
 {
     char out[200];
@@ -701,15 +1157,16 @@ static void test_descriptor(void)
     CU_ASSERT_EQUAL(p->magic, IK_PLUGIN_MAGIC);
     CU_ASSERT_EQUAL(p->kind, IK_KIND_SOURCE);
     CU_ASSERT_STRING_EQUAL(p->name, "file");
-    const char *names[] = {"path",        "pattern",           "follow",          "poll_interval",
-                           "on_complete", "done_dir",          "dead_letter_dir", "id_field",
-                           "maildir",     "attachment_content"};
+    const char *names[] = {
+        "path",     "pattern",         "follow",   "poll_interval", "on_complete",
+        "done_dir", "dead_letter_dir", "id_field", "maildir",       "attachment_content",
+        "symlinks"};
     size_t n = 0;
     for (const ik_option *o = p->options; o->name; o++, n++) {
-        CU_ASSERT_TRUE(n < 10 && strcmp(o->name, names[n]) == 0);
+        CU_ASSERT_TRUE(n < 11 && strcmp(o->name, names[n]) == 0);
         CU_ASSERT_PTR_NOT_NULL(o->help);
     }
-    CU_ASSERT_EQUAL(n, 10);
+    CU_ASSERT_EQUAL(n, 11);
     CU_ASSERT_EQUAL(p->options[0].flags & IK_OPT_REQUIRED, IK_OPT_REQUIRED);
 }
 
@@ -738,6 +1195,15 @@ int main(void)
     CU_add_test(s, "pattern filtering, single file", test_pattern_and_single_file);
     CU_add_test(s, "create errors and health", test_create_errors_and_health);
     CU_add_test(s, "sanitised ids", test_sanitize_id);
+    CU_add_test(s, "symbolic links are not followed", test_symlink_not_followed);
+    CU_add_test(s, "symlinks = inside: only links inside the folder", test_symlinks_inside);
+    CU_add_test(s, "FIFOs, sockets, folders named like input: skipped, logged",
+                test_special_entries_skipped);
+    CU_add_test(s, "follow mode logs a skipped entry once", test_skip_logged_once_in_follow);
+    CU_add_test(s, "in_open: FIFO, blocking fd, links on the path, permissions", test_in_open);
+    CU_add_test(s, "NUL characters: dead-lettered with where", test_nul_records_dead_lettered);
+    CU_add_test(s, "swapped for a FIFO or a link after the scan", test_swapped_after_scan);
+    CU_add_test(s, "dead-letter re-read does not open a FIFO", test_dead_letter_reread_safe);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

@@ -3,9 +3,11 @@
  * (plugins/file/json_reader.c): .jsonl lines, .json documents, the bounded
  * line reader and the raw-text sanitiser, with exact positions in errors.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include <CUnit/Basic.h>
 
@@ -112,6 +114,48 @@ static void test_line_errors_say_where(void)
     jr_item_clear(&it);
 }
 
+/* A NUL character cuts C strings: \u0000 and raw NUL bytes are refused
+ * with the column, in ids, other fields, keys and bodies alike. */
+static void test_line_nul(void)
+{
+    struct {
+        const char *in;
+        size_t len;
+        const char *err;
+    } cases[] = {
+        {"{\"id\":\"a\\u0000b\"}", 0,
+         "emails.jsonl:4:9: string contains a NUL character (\\u0000)"},
+        {"{\"id\":\"m1\",\"sender_email\":\"x\\u0000@evil.example\"}", 0,
+         "emails.jsonl:4:29: string contains a NUL character (\\u0000)"},
+        {"{\"id\":\"m1\",\"body\":\"Hello,\\n\\nsee below\\u0000 hidden\"}", 0,
+         "emails.jsonl:4:39: string contains a NUL character (\\u0000)"},
+        {"{\"k\\u0000\":1}", 0, "emails.jsonl:4:4: string contains a NUL character (\\u0000)"},
+        {"{\"a\":\"x\0y\"}", 11, "emails.jsonl:4:8: NUL byte (not allowed in JSON text)"},
+        {"{\"a\":1}\0", 8, "emails.jsonl:4:8: NUL byte (not allowed in JSON text)"},
+        {"\0{\"a\":1}", 8, "emails.jsonl:4:1: NUL byte (not allowed in JSON text)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        size_t len = cases[i].len ? cases[i].len : strlen(cases[i].in);
+        jr_item it;
+        CU_ASSERT_EQUAL(jr_parse_line("emails.jsonl", cases[i].in, len, len, 4, 1, 0, MAX, &it), 1);
+        CU_ASSERT_PTR_NULL(it.obj);
+        if (strcmp(it.error, cases[i].err) != 0)
+            fprintf(stderr, "case %zu: got \"%s\"\n", i, it.error);
+        CU_ASSERT_STRING_EQUAL(it.error, cases[i].err);
+        jr_item_clear(&it);
+    }
+    /* An escaped backslash followed by "u0000" is text, not a NUL. */
+    int rc;
+    jr_item it = line_item("{\"path\":\"C:\\\\u0000\"}", 1, &rc);
+    CU_ASSERT_PTR_NOT_NULL(it.obj);
+    jr_item_clear(&it);
+    /* After a byte order mark the column still counts bytes of the line. */
+    const char *bom = "\xEF\xBB\xBF{\"k\\u0000\":1}";
+    CU_ASSERT_EQUAL(jr_parse_line("e.jsonl", bom, strlen(bom), strlen(bom), 1, 1, 0, MAX, &it), 1);
+    CU_ASSERT_STRING_EQUAL(it.error, "e.jsonl:1:7: string contains a NUL character (\\u0000)");
+    jr_item_clear(&it);
+}
+
 static void test_line_oversize(void)
 {
     jr_item it;
@@ -126,102 +170,338 @@ static void test_line_oversize(void)
     jr_item_clear(&it);
 }
 
+/* A document read from memory, `chunk` bytes per read (0: the default). */
+typedef struct memdoc {
+    FILE *f;
+    jr_doc doc;
+} memdoc;
+
+static void md_open(memdoc *m, const char *name, const char *buf, size_t len, size_t max,
+                    size_t chunk)
+{
+    m->f = fmemopen((void *)buf, len, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m->f);
+    CU_ASSERT_EQUAL_FATAL(jr_doc_open(&m->doc, name, m->f, max), 0);
+    if (chunk)
+        m->doc.chunk = chunk;
+}
+
+static void md_close(memdoc *m)
+{
+    jr_doc_close(&m->doc);
+    fclose(m->f);
+}
+
 static void test_doc_object(void)
 {
     const char *buf = "\n  {\"id\": \"one\"}\n";
-    jr_doc doc;
-    CU_ASSERT_EQUAL_FATAL(jr_doc_open(&doc, "a.json", buf, strlen(buf), MAX), 0);
+    memdoc m;
+    md_open(&m, "a.json", buf, strlen(buf), MAX, 0);
     jr_item it;
-    CU_ASSERT_EQUAL(jr_doc_next(&doc, &it), 1);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
     CU_ASSERT_PTR_NOT_NULL(it.obj);
     CU_ASSERT_EQUAL(it.line, 2);
     CU_ASSERT_EQUAL(it.col, 3);
     CU_ASSERT_EQUAL(it.offset, 3);
     CU_ASSERT_EQUAL(it.size, 13);
     CU_ASSERT_EQUAL(it.index, 1);
+    CU_ASSERT_EQUAL(memcmp(it.text, "{\"id\"", 5), 0);
     jr_item_clear(&it);
-    CU_ASSERT_EQUAL(jr_doc_next(&doc, &it), 0);
-    jr_doc_close(&doc);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 0);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 0);
+    md_close(&m);
 }
 
 static void test_doc_array(void)
 {
-    const char *buf = "[\n  {\"a\": \"x,]}\"},\n  7,\n  {\"b\": [1, {\"c\": 2}]}\n]\n";
-    jr_doc doc;
-    CU_ASSERT_EQUAL_FATAL(jr_doc_open(&doc, "b.json", buf, strlen(buf), MAX), 0);
+    const char *buf = "[\n  {\"a\": \"x,]}\"},\n  7,\n  {\"b\": [1, {\"c\": 2}]},\n  null\n]\n";
+    memdoc m;
+    md_open(&m, "b.json", buf, strlen(buf), MAX, 0);
     jr_item it;
-    CU_ASSERT_EQUAL(jr_doc_next(&doc, &it), 1);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
     CU_ASSERT_PTR_NOT_NULL(it.obj);
     CU_ASSERT_EQUAL(it.line, 2);
     CU_ASSERT_EQUAL(it.col, 3);
     CU_ASSERT_EQUAL(it.size, strlen("{\"a\": \"x,]}\"}"));
     CU_ASSERT_EQUAL(memcmp(it.text, "{\"a\"", 4), 0);
     jr_item_clear(&it);
-    CU_ASSERT_EQUAL(jr_doc_next(&doc, &it), 1);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
     CU_ASSERT_PTR_NULL(it.obj);
     CU_ASSERT_STRING_EQUAL(it.error, "b.json:3:3: element 2 is not a JSON object (got number)");
     CU_ASSERT_EQUAL(it.index, 2);
     jr_item_clear(&it);
-    CU_ASSERT_EQUAL(jr_doc_next(&doc, &it), 1);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
     CU_ASSERT_PTR_NOT_NULL(it.obj);
     CU_ASSERT_EQUAL(it.line, 4);
     CU_ASSERT_EQUAL(it.index, 3);
     CU_ASSERT_EQUAL(it.size, strlen("{\"b\": [1, {\"c\": 2}]}"));
     jr_item_clear(&it);
-    CU_ASSERT_EQUAL(jr_doc_next(&doc, &it), 0);
-    jr_doc_close(&doc);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
+    CU_ASSERT_STRING_EQUAL(it.error, "b.json:5:3: element 4 is not a JSON object (got null)");
+    jr_item_clear(&it);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 0);
+    md_close(&m);
 }
 
 static void test_doc_oversize_element(void)
 {
-    const char *buf = "[{\"a\":1},{\"body\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}]";
-    jr_doc doc;
-    CU_ASSERT_EQUAL_FATAL(jr_doc_open(&doc, "c.json", buf, strlen(buf), 20), 0);
+    const char *buf = "[{\"a\":1},{\"body\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"},{\"b\":2}]";
+    memdoc m;
+    md_open(&m, "c.json", buf, strlen(buf), 20, 0);
     jr_item it;
-    jr_doc_next(&doc, &it);
+    jr_doc_next(&m.doc, &it);
     CU_ASSERT_PTR_NOT_NULL(it.obj);
     jr_item_clear(&it);
-    jr_doc_next(&doc, &it);
+    jr_doc_next(&m.doc, &it);
     CU_ASSERT_PTR_NULL(it.obj);
-    if (!strstr(it.error, "c.json:1:10: record is 48 bytes"))
-        fprintf(stderr, "got \"%s\"\n", it.error);
-    CU_ASSERT_PTR_NOT_NULL(strstr(it.error, "c.json:1:10: record is 48 bytes"));
+    CU_ASSERT_STRING_EQUAL(it.error, "c.json:1:10: record is 48 bytes, larger than "
+                                     "max_record_size 20");
     jr_item_clear(&it);
-    jr_doc_close(&doc);
+    /* The element after it is read as usual. */
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
+    CU_ASSERT_PTR_NOT_NULL(it.obj);
+    CU_ASSERT_EQUAL(it.index, 3);
+    jr_item_clear(&it);
+    md_close(&m);
+
+    /* Far larger than the read chunk and JR_RAW_MAX: skipped without being
+     * kept, its first JR_RAW_MAX bytes kept for the dead letter. */
+    size_t big = 64 * 1024;
+    char *doc = malloc(big + 64);
+    size_t n = (size_t)sprintf(doc, "[\n{\"body\":\"");
+    memset(doc + n, 'x', big);
+    n += big;
+    n += (size_t)sprintf(doc + n, "\\\"]}\"},\n{\"id\":\"next\"}]");
+    md_open(&m, "d.json", doc, n, 1000, 512);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
+    CU_ASSERT_PTR_NULL(it.obj);
+    CU_ASSERT_PTR_NOT_NULL(strstr(it.error, "d.json:2:1: record is 65551 bytes"));
+    CU_ASSERT_EQUAL(it.size, 65551);
+    CU_ASSERT_EQUAL(it.text_len, JR_RAW_MAX);
+    CU_ASSERT_EQUAL(memcmp(it.text, "{\"body\":\"xxx", 12), 0);
+    CU_ASSERT_TRUE(m.doc.wcap <= 8 * 1024);
+    jr_item_clear(&it);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
+    CU_ASSERT_PTR_NOT_NULL(it.obj);
+    CU_ASSERT_EQUAL(it.line, 3);
+    CU_ASSERT_EQUAL(it.offset, n - 14);
+    jr_item_clear(&it);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 0);
+    md_close(&m);
+    free(doc);
 }
 
+/* Documents that go wrong: `good` items come first, then one error item
+ * with `err` covering `size` bytes (the rest of the file). */
 static void test_doc_errors(void)
 {
     struct {
-        const char *in, *err;
+        const char *in;
+        size_t good;
+        const char *err;
+        size_t size;
     } cases[] = {
-        {"[\n {\"a\":1},\n {\"b\" 2}\n]", "d.json:3:7: object property name separator ':' "
-                                          "expected, found '2'"},
-        {"  \n ", "d.json:1:1: empty document"},
-        {"\"text\"", "d.json:1:1: document is not an object or an array of objects (got string)"},
-        {"[{\"a\":1}", "d.json:1:9: unexpected end of input"},
-        {"{\"a\":1}\n}", "d.json:2:1: unexpected character '}' after the end of the value"},
+        {"[\n {\"a\":1},\n {\"b\" 2},\n {\"c\":3}\n]", 1,
+         "d.json:3:7: object property name separator ':' expected, found '2'", 19},
+        {"  \n ", 0, "d.json:1:1: empty document", 4},
+        {"\"text\"", 0, "d.json:1:1: document is not an object or an array of objects (got string)",
+         6},
+        {"null", 0, "d.json:1:1: document is not an object or an array of objects (got null)", 4},
+        {"[{\"a\":1}", 1, "d.json:1:9: unexpected end of input", 0},
+        {"[{\"a\":1}, {\"b\":", 1, "d.json:1:16: unexpected end of input", 5},
+        {"{\"a\":1}\n}", 0, "d.json:2:1: unexpected character '}' after the end of the value", 9},
+        {"[{\"a\":1} {\"b\":2}]", 1, "d.json:1:10: expected ',' or ']' after element 1, found '{'",
+         8},
+        {"[{\"a\":1},]", 1, "d.json:1:10: expected an element, found ']'", 1},
+        {"[{\"a\":1},\n{\"b\":2}]  x", 2,
+         "d.json:2:11: unexpected character 'x' after the end of the value", 1},
+        {"[{\"a\":1},\n ,{\"b\":2}]", 1, "d.json:2:2: expected an element, found ','", 9},
+        {"]", 0, "d.json:1:1: unexpected character ']'", 1},
+        {"[{\"a\":\"x\"]", 0, "d.json:1:10: object value separator ',' expected, found ']'", 9},
+        {"[\"unterminated, {\\\"a\\\":1}]", 0, "d.json:1:27: unexpected end of input", 25},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        jr_doc doc;
-        CU_ASSERT_EQUAL_FATAL(jr_doc_open(&doc, "d.json", cases[i].in, strlen(cases[i].in), MAX),
-                              0);
+        memdoc m;
+        md_open(&m, "d.json", cases[i].in, strlen(cases[i].in), MAX, 0);
         jr_item it;
-        CU_ASSERT_EQUAL(jr_doc_next(&doc, &it), 1);
+        for (size_t g = 0; g < cases[i].good; g++) {
+            CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
+            CU_ASSERT_PTR_NOT_NULL(it.obj);
+            jr_item_clear(&it);
+        }
+        CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
         CU_ASSERT_PTR_NULL(it.obj);
-        if (strcmp(it.error, cases[i].err) != 0)
-            fprintf(stderr, "case %zu: got \"%s\"\n", i, it.error);
+        if (strcmp(it.error, cases[i].err) != 0 || it.size != cases[i].size)
+            fprintf(stderr, "case %zu: got \"%s\", size %zu\n", i, it.error, it.size);
         CU_ASSERT_STRING_EQUAL(it.error, cases[i].err);
-        CU_ASSERT_EQUAL(it.size, strlen(cases[i].in));
+        CU_ASSERT_EQUAL(it.size, cases[i].size);
+        CU_ASSERT_EQUAL(it.index, cases[i].good + 1);
         jr_item_clear(&it);
-        CU_ASSERT_EQUAL(jr_doc_next(&doc, &it), 0);
-        jr_doc_close(&doc);
+        CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 0);
+        md_close(&m);
     }
-    jr_doc doc;
-    CU_ASSERT_EQUAL(jr_doc_open(&doc, "e.json", "[ ]", 3, MAX), 0);
+    memdoc m;
+    md_open(&m, "e.json", "[ ]", 3, MAX, 0);
     jr_item it;
-    CU_ASSERT_EQUAL(jr_doc_next(&doc, &it), 0);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 0);
+    md_close(&m);
+}
+
+/* \u0000 in any string, and a raw NUL byte, are refused with where. */
+static void test_doc_nul(void)
+{
+    const char *buf = "[{\"id\":\"a\\u0000b\"},\n {\"id\":\"ok\",\"note\":\"\\\\u0000\"},\n"
+                      " {\"x\":{\"k\\u0000\":1}},\n {\"body\":\"long text \\u0000\"}]";
+    memdoc m;
+    md_open(&m, "n.json", buf, strlen(buf), MAX, 0);
+    jr_item it;
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
+    CU_ASSERT_STRING_EQUAL(it.error, "n.json:1:10: string contains a NUL character (\\u0000)");
+    CU_ASSERT_EQUAL(it.text_len, 17); /* the element, for the dead letter */
+    jr_item_clear(&it);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
+    CU_ASSERT_PTR_NOT_NULL(it.obj); /* an escaped backslash, then text: no NUL */
+    jr_item_clear(&it);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
+    CU_ASSERT_STRING_EQUAL(it.error, "n.json:3:10: string contains a NUL character (\\u0000)");
+    jr_item_clear(&it);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
+    CU_ASSERT_STRING_EQUAL(it.error, "n.json:4:21: string contains a NUL character (\\u0000)");
+    jr_item_clear(&it);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 0);
+    md_close(&m);
+
+    /* One object holding \u0000. */
+    const char *one = "{\"sender\":\"x\\u0000@evil\"}";
+    md_open(&m, "o.json", one, strlen(one), MAX, 0);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
+    CU_ASSERT_STRING_EQUAL(it.error, "o.json:1:13: string contains a NUL character (\\u0000)");
+    jr_item_clear(&it);
+    md_close(&m);
+
+    /* Raw NUL bytes: inside an element, between elements, after the end. */
+    static const char inside[] = "[{\"a\":1},\n{\"b\":\"x\0y\"}]";
+    md_open(&m, "r.json", inside, sizeof inside - 1, MAX, 0);
+    jr_doc_next(&m.doc, &it);
+    jr_item_clear(&it);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
+    CU_ASSERT_STRING_EQUAL(it.error, "r.json:2:8: NUL byte (not allowed in JSON text)");
+    jr_item_clear(&it);
+    md_close(&m);
+    static const char between[] = "[{\"a\":1}\0]";
+    md_open(&m, "r.json", between, sizeof between - 1, MAX, 0);
+    jr_doc_next(&m.doc, &it);
+    jr_item_clear(&it);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
+    CU_ASSERT_STRING_EQUAL(it.error, "r.json:1:9: NUL byte (not allowed in JSON text)");
+    jr_item_clear(&it);
+    md_close(&m);
+    static const char after[] = "{\"a\":1}\n\0";
+    md_open(&m, "r.json", after, sizeof after - 1, MAX, 0);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
+    CU_ASSERT_STRING_EQUAL(it.error, "r.json:2:1: NUL byte (not allowed in JSON text)");
+    jr_item_clear(&it);
+    md_close(&m);
+}
+
+/* Whatever the read size, a document gives the same items. */
+static void test_doc_chunk_boundaries(void)
+{
+    const char *buf =
+        "\xEF\xBB\xBF [ {\"id\":\"a\",\"s\":\"\\\"]},\\\\\"} ,\n{\"n\":[1,{\"m\":[]}]}"
+        ",\r\n 12, {\"x\":\"\\u0000\"}, \"str\", {\"big\":\"0123456789012345678901234\"},"
+        "{\"last\":true} ] \n";
+    size_t len = strlen(buf);
+    char want[4096] = "", got[4096];
+    for (size_t chunk = 0; chunk <= 40; chunk++) {
+        memdoc m;
+        md_open(&m, "k.json", buf, len, 30, chunk);
+        size_t o = 0;
+        jr_item it;
+        int r;
+        while ((r = jr_doc_next(&m.doc, &it)) == 1) {
+            o += (size_t)snprintf(got + o, sizeof got - o, "%lu %lu:%lu @%llu+%zu %.*s|%s|%s\n",
+                                  it.index, it.line, it.col, (unsigned long long)it.offset, it.size,
+                                  (int)it.text_len, it.text, it.error,
+                                  it.obj ? json_object_to_json_string(it.obj) : "");
+            jr_item_clear(&it);
+        }
+        CU_ASSERT_EQUAL(r, 0);
+        md_close(&m);
+        if (chunk == 0) {
+            memcpy(want, got, o + 1);
+            CU_ASSERT_PTR_NOT_NULL(strstr(want, "7 3:65 @118+13 {\"last\":true}||"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(want, "2 2:1 @33+18"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(want, "3:12: string contains a NUL"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(want, "record is 35 bytes"));
+        } else if (strcmp(want, got) != 0) {
+            fprintf(stderr, "chunk %zu:\n%s\nwant:\n%s\n", chunk, got, want);
+            CU_FAIL("items depend on the read size");
+        }
+    }
+}
+
+/* A big array is read with a window of about one chunk, not the file. */
+static void test_doc_memory_bounded(void)
+{
+    FILE *f = tmpfile();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("[\n", f);
+    size_t n = 40000;
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s{\"id\":\"m-%zu\",\"body\":\"%0200zu\"}\n", i ? "," : "", i, i);
+    fputs("]\n", f);
+    long size = ftell(f);
+    rewind(f);
+    jr_doc doc;
+    CU_ASSERT_EQUAL_FATAL(jr_doc_open(&doc, "big.json", f, MAX), 0);
+    jr_item it;
+    size_t count = 0;
+    size_t maxcap = 0;
+    while (jr_doc_next(&doc, &it) == 1) {
+        if (it.obj)
+            count++;
+        if (doc.wcap > maxcap)
+            maxcap = doc.wcap;
+        jr_item_clear(&it);
+    }
+    CU_ASSERT_EQUAL(count, n);
+    CU_ASSERT_TRUE(size > 8 * 1024 * 1024);
+    CU_ASSERT_TRUE(maxcap <= 2 * doc.chunk);
     jr_doc_close(&doc);
+    fclose(f);
+}
+
+static ssize_t failing_read(void *cookie, char *buf, size_t size)
+{
+    int *calls = cookie;
+    if ((*calls)++ == 0) {
+        memcpy(buf, "[{\"a\":1},", 9);
+        return 9;
+    }
+    errno = EIO;
+    return -1;
+}
+
+/* A read error ends the document with -1 and the errno. */
+static void test_doc_read_error(void)
+{
+    int calls = 0;
+    cookie_io_functions_t io = {failing_read, NULL, NULL, NULL};
+    FILE *f = fopencookie(&calls, "r", io);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    jr_doc doc;
+    CU_ASSERT_EQUAL_FATAL(jr_doc_open(&doc, "e.json", f, MAX), 0);
+    jr_item it;
+    CU_ASSERT_EQUAL(jr_doc_next(&doc, &it), 1);
+    CU_ASSERT_PTR_NOT_NULL(it.obj);
+    jr_item_clear(&it);
+    CU_ASSERT_EQUAL(jr_doc_next(&doc, &it), -1);
+    CU_ASSERT_EQUAL(doc.error, EIO);
+    CU_ASSERT_PTR_NULL(it.obj);
+    CU_ASSERT_EQUAL(jr_doc_next(&doc, &it), -1);
+    jr_doc_close(&doc);
+    fclose(f);
 }
 
 static void test_line_reader(void)
@@ -313,11 +593,16 @@ int main(void)
     CU_add_test(s, "line object", test_line_object);
     CU_add_test(s, "blank lines, CRLF, BOM", test_line_blank_and_crlf);
     CU_add_test(s, "line errors say what and where", test_line_errors_say_where);
+    CU_add_test(s, "NUL characters and bytes in a line", test_line_nul);
     CU_add_test(s, "oversize line", test_line_oversize);
     CU_add_test(s, "document: one object", test_doc_object);
     CU_add_test(s, "document: array with positions", test_doc_array);
     CU_add_test(s, "document: oversize element", test_doc_oversize_element);
-    CU_add_test(s, "document: errors", test_doc_errors);
+    CU_add_test(s, "document: errors end it, the rest dead-lettered", test_doc_errors);
+    CU_add_test(s, "document: NUL characters and bytes", test_doc_nul);
+    CU_add_test(s, "document: same items whatever the read size", test_doc_chunk_boundaries);
+    CU_add_test(s, "document: memory bounded by the window", test_doc_memory_bounded);
+    CU_add_test(s, "document: read error", test_doc_read_error);
     CU_add_test(s, "line reader", test_line_reader);
     CU_add_test(s, "line reader: long lines bounded", test_line_reader_long_lines);
     CU_add_test(s, "raw text is valid UTF-8", test_raw_text);
