@@ -15,6 +15,19 @@
 #include "error.h"
 #include "metrics.h"
 
+#define IK_ADMIN_REQUEST_TIMEOUT_MS 10000u
+#define IK_ADMIN_MAX_CONNECTIONS    128u
+#define IK_ADMIN_MAX_PER_PEER       16u
+#define IK_ADMIN_LOG_INTERVAL_MS    60000u
+
+/* The admin server's limits; a zero field takes the IK_ADMIN_* default. */
+typedef struct ik_admin_limits {
+    uint64_t request_timeout_ms; /* to send a request and take its answer */
+    unsigned max_connections;    /* connections kept at once */
+    unsigned max_per_peer;       /* connections of one non-loopback address */
+    uint64_t log_interval_ms;    /* how often repeated warnings are summarised */
+} ik_admin_limits;
+
 /* Builds the health document. Returns a new json object owned by the caller
  * and sets *healthy to 1 or 0. */
 typedef json_object *(*ik_health_fn)(void *arg, int *healthy);
