@@ -4,6 +4,15 @@
  *   GET /metrics  the registry in Prometheus text format (text/plain; version=0.0.4)
  * Anything else answers 404 (unknown path) or 405 (other method), with a JSON
  * error body. It runs its own thread; callbacks are called on it.
+ *
+ * Slow or idle clients cannot take it offline: a connection has
+ * request_timeout from its accept to send a complete request and take the
+ * whole answer, whatever it trickles meanwhile (each answer ends its
+ * connection); at most max_connections are kept, and when all are taken a
+ * new connection closes the one that has waited longest for a request, so a
+ * probe always gets in; one address other than loopback holds at most
+ * max_per_peer. What it refuses or closes is logged once, then summarised
+ * every log_interval (see admin_guard.h).
  */
 #ifndef IK_ADMIN_H
 #define IK_ADMIN_H
@@ -35,16 +44,17 @@ typedef json_object *(*ik_health_fn)(void *arg, int *healthy);
 typedef struct ik_admin ik_admin;
 
 /* Parses `listen` as "HOST:PORT" (IPv4 literal or "localhost"; port 0 picks a
- * free one) and starts serving. Returns NULL with err filled when the address
- * is malformed or cannot be bound (e.g. "admin.listen 127.0.0.1:2020: address
- * already in use"). */
-ik_admin *ik_admin_start(const char *listen, ik_metrics *metrics, ik_health_fn health, void *arg,
-                         ik_err *err);
+ * free one) and starts serving with `limits` (NULL: all defaults; copied).
+ * Returns NULL with err filled when the address is malformed or cannot be
+ * bound (e.g. "admin.listen 127.0.0.1:2020: address already in use"). */
+ik_admin *ik_admin_start(const char *listen, const ik_admin_limits *limits, ik_metrics *metrics,
+                         ik_health_fn health, void *arg, ik_err *err);
 
 /* The bound port (useful with port 0). */
 uint16_t ik_admin_port(const ik_admin *admin);
 
-/* Stops the server and frees it. Accepts NULL. */
+/* Stops the server, logs the summary of warnings still held back, and frees
+ * it. Accepts NULL. */
 void ik_admin_stop(ik_admin *admin);
 
 #endif
