@@ -311,9 +311,12 @@ uint64_t ik_admin_guard_sweep(ik_admin_guard *g, uint64_t now)
         ik_admin_conn *c = &g->conns[i];
         if (!c->used || c->closing)
             continue;
-        if (now < c->since_ms + timeout) {
-            if (c->since_ms + timeout < next)
-                next = c->since_ms + timeout;
+        uint64_t deadline = c->since_ms + timeout;
+        if (deadline < c->since_ms) /* a timeout of centuries */
+            deadline = UINT64_MAX - 1;
+        if (now < deadline) {
+            if (deadline < next)
+                next = deadline;
             continue;
         }
         char who[64];

@@ -95,6 +95,15 @@ static void test_defaults(void)
     ik_admin_guard_free(g, 5);
     ik_admin_guard_free(NULL, 0);
 
+    /* a deadline past the end of the clock does not wrap around */
+    ik_admin_limits forever = {.request_timeout_ms = UINT64_MAX - 5};
+    g = ik_admin_guard_new(&forever);
+    tconn t = open_conn(g, "127.0.0.1", 10);
+    CU_ASSERT_EQUAL(ik_admin_guard_sweep(g, 20), UINT64_MAX - 1);
+    CU_ASSERT_FALSE(is_shut(&t));
+    close_conn(g, &t);
+    ik_admin_guard_free(g, 20);
+
     ik_admin_limits mine = {.request_timeout_ms = 250, .max_connections = 3};
     g = ik_admin_guard_new(&mine);
     CU_ASSERT_EQUAL(ik_admin_guard_limits(g)->request_timeout_ms, 250);
