@@ -1,46 +1,66 @@
 /*
  * admin.c: the admin HTTP server (see admin.h), on libmicrohttpd.
  *
- * One MHD daemon with its own internal polling thread (MHD_USE_AUTO picks
- * epoll or poll), bound to exactly the configured address through
- * MHD_OPTION_SOCK_ADDR. Every request is answered on the first call of the
- * access handler: the admin API has no request bodies, so anything sent with
- * one is answered (404/405) without reading it.
+ * One MHD daemon in "external" epoll mode, bound to exactly the configured
+ * address through MHD_OPTION_SOCK_ADDR, driven by one thread of ours: it
+ * polls MHD's epoll descriptor and a wake-up eventfd, runs MHD, then lets the
+ * connection guard (admin_guard.h) shut down connections past their
+ * deadline. MHD alone bounds only idle time, which a client resets with every
+ * byte it trickles; driving the loop ourselves gives the guard one thread
+ * with MHD, so it can shut a socket down with no race against MHD closing it.
+ * MHD's accept policy, connection and completion callbacks feed the guard.
+ *
+ * Every request is answered on the first call of the access handler: the
+ * admin API has no request bodies, so anything sent with one is answered
+ * (404/405) without reading it.
  *
  * Routes: GET|HEAD /health and /metrics; unknown path 404, known path with
  * another method 405 (with Allow), both with a JSON {"error":"..."} body.
- * MHD's own diagnostics go to the engine log at warn level, except while the
- * daemon starts, when the last one is kept to explain a failure.
+ * MHD's own diagnostics go to the engine log at warn level, rate-limited by
+ * the guard, except while the daemon starts, when the last one is kept to
+ * explain a failure.
+ *
+ * Threads: MHD and every callback run on the thread that starts the daemon,
+ * then on the serving thread, then (after it is joined) on the one that stops
+ * it; never two at once, so nothing here takes a lock.
  */
 #include "admin.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
+#include "admin_guard.h"
 #include "log.h"
+#include "timer.h"
 
 #define CT_JSON    "application/json"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
 struct ik_admin {
     struct MHD_Daemon *daemon;
+    ik_admin_guard *guard;
     ik_metrics *metrics; /* borrowed */
     ik_health_fn health;
     void *health_arg;
     uint16_t port;
+    int epoll_fd; /* MHD's, polled by the serving thread */
+    int wake_fd;  /* eventfd written by ik_admin_stop */
+    pthread_t thread;
     /* MHD diagnostics while starting (explains a failure), then logged. */
-    atomic_bool started;
-    pthread_mutex_t diag_lock;
+    bool started;
     char diag[512];
 };
 
@@ -53,14 +73,61 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    if (atomic_load(&a->started)) {
-        ik_logf(IK_LOG_WARN, NULL, "admin", "http server: %s", msg);
+    if (a->started)
+        ik_admin_guard_diag(a->guard, msg, ik_now_ms());
+    else
+        snprintf(a->diag, sizeof a->diag, "%s", msg);
+}
+
+/* ---- the guard's view of MHD's connections -------------------------------- */
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    ik_admin *a = cls;
+    (void)addrlen;
+    return ik_admin_guard_admit(a->guard, addr, ik_now_ms()) ? MHD_YES : MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    ik_admin *a = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        ik_admin_guard_closed(a->guard, *socket_context);
+        *socket_context = NULL;
         return;
     }
-    pthread_mutex_lock(&a->diag_lock);
-    snprintf(a->diag, sizeof a->diag, "%s", msg);
-    pthread_mutex_unlock(&a->diag_lock);
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *peer =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!fd)
+        return; /* cannot happen: MHD knows its socket */
+    *socket_context = ik_admin_guard_opened(a->guard, fd->connect_fd,
+                                            peer ? peer->client_addr : NULL, ik_now_ms());
+    /* untracked, it would have no deadline: have MHD close it now */
+    if (!*socket_context)
+        shutdown(fd->connect_fd, SHUT_RDWR);
 }
+
+/* The guard's slot of a connection (NULL if untracked). */
+static ik_admin_conn *slot_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return i ? i->socket_context : NULL;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)req_cls;
+    (void)toe;
+    ik_admin_guard_answered(slot_of(conn), ik_now_ms());
+}
+
+/* ---- routes ---------------------------------------------------------------- */
 
 /* Queues `body` (copied) with a status and content type. */
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *ctype,
@@ -135,6 +202,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                               size_t *upload_data_size, void **req_cls)
 {
     ik_admin *a = cls;
+    ik_admin_guard_answering(slot_of(conn));
     bool is_health = strcmp(url, "/health") == 0;
     bool is_metrics = strcmp(url, "/metrics") == 0;
     if (!is_health && !is_metrics)
@@ -198,55 +266,115 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, ik_err *err)
     return 0;
 }
 
-ik_admin *ik_admin_start(const char *listen, ik_metrics *metrics, ik_health_fn health, void *arg,
-                         ik_err *err)
+/* ---- the serving thread ---------------------------------------------------- */
+
+/* How long the loop may sleep: until MHD's next timeout or the guard's next
+ * deadline or summary, whichever is first; -1 for no limit. */
+static int loop_wait_ms(ik_admin *a, uint64_t now, uint64_t guard_due)
+{
+    uint64_t wait = guard_due == UINT64_MAX ? UINT64_MAX : guard_due - now;
+    MHD_UNSIGNED_LONG_LONG mhd = 0;
+    if (MHD_get_timeout(a->daemon, &mhd) == MHD_YES && mhd < wait)
+        wait = mhd;
+    return wait > INT_MAX ? -1 : (int)wait;
+}
+
+/* Runs MHD and the guard until ik_admin_stop writes the eventfd. */
+static void *serve(void *arg)
+{
+    ik_admin *a = arg;
+    struct pollfd fds[2] = {{.fd = a->epoll_fd, .events = POLLIN},
+                            {.fd = a->wake_fd, .events = POLLIN}};
+    for (;;) {
+        uint64_t now = ik_now_ms();
+        uint64_t due = ik_admin_guard_sweep(a->guard, now);
+        if (poll(fds, 2, loop_wait_ms(a, now, due)) < 0 && errno != EINTR) {
+            ik_logf(IK_LOG_ERROR, NULL, "admin", "http server stopped: poll: %s", strerror(errno));
+            return NULL;
+        }
+        if (fds[1].revents)
+            return NULL;
+        MHD_run(a->daemon);
+    }
+}
+
+/* ---- start and stop -------------------------------------------------------- */
+
+/* Starts the MHD daemon on sa in external epoll mode; 0 or err filled. */
+static int start_daemon(ik_admin *a, const char *listen, const struct sockaddr_in *sa, ik_err *err)
+{
+    errno = 0;
+    a->daemon = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, on_accept, a, handle, a, MHD_OPTION_SOCK_ADDR,
+        (const struct sockaddr *)sa, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, a,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, a, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        a, MHD_OPTION_CONNECTION_LIMIT, ik_admin_guard_capacity(a->guard), MHD_OPTION_END);
+    int saved = errno;
+    const union MHD_DaemonInfo *ep =
+        a->daemon ? MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    if (ep) {
+        a->epoll_fd = ep->epoll_fd;
+        return 0;
+    }
+    char addr[INET_ADDRSTRLEN] = "?";
+    inet_ntop(AF_INET, &sa->sin_addr, addr, sizeof addr);
+    return ik_err_set(err, IK_E_IO, "admin.listen %s: cannot listen on %s:%u: %s", listen, addr,
+                      (unsigned)ntohs(sa->sin_port),
+                      saved != 0   ? strerror(saved)
+                      : a->diag[0] ? a->diag
+                                   : "the HTTP server failed to start");
+}
+
+/* Frees what ik_admin_start set up, whichever step it reached. */
+static void admin_free(ik_admin *a)
+{
+    if (a->daemon)
+        MHD_stop_daemon(a->daemon);
+    ik_admin_guard_free(a->guard, ik_now_ms());
+    if (a->wake_fd >= 0)
+        close(a->wake_fd);
+    free(a);
+}
+
+ik_admin *ik_admin_start(const char *listen, const ik_admin_limits *limits, ik_metrics *metrics,
+                         ik_health_fn health, void *arg, ik_err *err)
 {
     struct sockaddr_in sa;
     if (parse_listen(listen, &sa, err) != 0)
         return NULL;
-
     ik_admin *a = calloc(1, sizeof *a);
     if (!a) {
         ik_err_set(err, IK_E_NOMEM, "admin.listen %s: out of memory", listen);
         return NULL;
     }
-    if (pthread_mutex_init(&a->diag_lock, NULL) != 0) {
-        free(a);
-        ik_err_set(err, IK_E_NOMEM, "admin.listen %s: cannot create a mutex", listen);
-        return NULL;
-    }
     a->metrics = metrics;
     a->health = health;
     a->health_arg = arg;
-    atomic_init(&a->started, false);
-
-    errno = 0;
-    a->daemon =
-        MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, a,
-                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_EXTERNAL_LOGGER,
-                         mhd_logger, a, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-                         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_END);
-    int saved = errno;
-    if (!a->daemon) {
-        char addr[INET_ADDRSTRLEN] = "?";
-        inet_ntop(AF_INET, &sa.sin_addr, addr, sizeof addr);
-        pthread_mutex_lock(&a->diag_lock);
-        if (saved != 0)
-            ik_err_set(err, IK_E_IO, "admin.listen %s: cannot listen on %s:%u: %s", listen, addr,
-                       (unsigned)ntohs(sa.sin_port), strerror(saved));
-        else
-            ik_err_set(err, IK_E_IO, "admin.listen %s: cannot listen on %s:%u: %s", listen, addr,
-                       (unsigned)ntohs(sa.sin_port),
-                       a->diag[0] ? a->diag : "the HTTP server failed to start");
-        pthread_mutex_unlock(&a->diag_lock);
-        pthread_mutex_destroy(&a->diag_lock);
-        free(a);
+    a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (a->wake_fd < 0) {
+        ik_err_set(err, IK_E_IO, "admin.listen %s: eventfd: %s", listen, strerror(errno));
+        admin_free(a);
         return NULL;
     }
-    atomic_store(&a->started, true);
-
+    if (!(a->guard = ik_admin_guard_new(limits))) {
+        ik_err_set(err, IK_E_NOMEM, "admin.listen %s: out of memory", listen);
+        admin_free(a);
+        return NULL;
+    }
+    if (start_daemon(a, listen, &sa, err) != 0) {
+        admin_free(a);
+        return NULL;
+    }
+    a->started = true;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_BIND_PORT);
     a->port = info ? info->port : ntohs(sa.sin_port);
+    int rc = pthread_create(&a->thread, NULL, serve, a);
+    if (rc != 0) {
+        ik_err_set(err, IK_E_IO, "admin.listen %s: cannot start the server thread: %s", listen,
+                   strerror(rc));
+        admin_free(a);
+        return NULL;
+    }
     return a;
 }
 
@@ -259,7 +387,9 @@ void ik_admin_stop(ik_admin *admin)
 {
     if (!admin)
         return;
-    MHD_stop_daemon(admin->daemon);
-    pthread_mutex_destroy(&admin->diag_lock);
-    free(admin);
+    uint64_t one = 1;
+    while (write(admin->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+    pthread_join(admin->thread, NULL);
+    admin_free(admin);
 }

@@ -41,7 +41,7 @@
 static const char *const top_keys[] = {"env_file", "env_file_optional", "plugin_path", "log",
                                        "admin",    "shutdown_timeout",  "pipelines",   NULL};
 static const char *const log_keys[] = {"level", "format", NULL};
-static const char *const admin_keys[] = {"enabled", "listen", NULL};
+static const char *const admin_keys[] = {"enabled", "listen", "request_timeout", NULL};
 static const char *const pipeline_keys[] = {
     "name",   "inflight_limit", "max_record_size", "retry",       "batch", "health_window",
     "source", "processors",     "sinks",           "dead_letter", NULL};
@@ -998,6 +998,14 @@ static int load_admin(loader *L, const config_setting_t *s)
         }
         free(L->cfg->admin_listen);
         L->cfg->admin_listen = v;
+    }
+    if ((m = config_setting_get_member(s, "request_timeout"))) {
+        if ((rc = read_duration(L, m, "admin.request_timeout",
+                                &L->cfg->admin_request_timeout_ms)) != 0)
+            return rc;
+        if (L->cfg->admin_request_timeout_ms == 0)
+            return fail_at(L->err, m, IK_E_CONFIG,
+                           "admin.request_timeout must be more than 0 (e.g. \"10s\")");
     }
     return 0;
 }

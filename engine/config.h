@@ -4,7 +4,7 @@
  *   env_file = ".env.local";             # optional, relative to this file
  *   plugin_path = [ "plugins" ];          # optional, relative to this file
  *   log = { level = "info"; format = "text"; };
- *   admin = { enabled = true; listen = "127.0.0.1:2020"; };
+ *   admin = { enabled = true; listen = "127.0.0.1:2020"; request_timeout = "10s"; };
  *   shutdown_timeout = "30s";
  *   pipelines = (
  *     { name = "emails";
@@ -109,6 +109,8 @@ typedef struct ik_config {
     uint64_t shutdown_timeout_ms; /* default 30000 */
     ik_pipeline_spec *pipelines;  /* at least one */
     size_t npipelines;
+    /* admin.request_timeout; 0: the admin server's default (10 s) */
+    uint64_t admin_request_timeout_ms;
 } ik_config;
 
 /*

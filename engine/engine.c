@@ -154,7 +154,8 @@ static int start(ik_engine *e, const char *admin_override)
     const char *listen = admin_override ? admin_override : e->cfg->admin_listen;
     int enabled = admin_override ? strcmp(admin_override, "off") != 0 : e->cfg->admin_enabled;
     if (enabled) {
-        e->admin = ik_admin_start(listen, e->metrics, engine_health, e, &err);
+        ik_admin_limits limits = {.request_timeout_ms = e->cfg->admin_request_timeout_ms};
+        e->admin = ik_admin_start(listen, &limits, e->metrics, engine_health, e, &err);
         if (!e->admin) {
             ik_logf(IK_LOG_ERROR, NULL, NULL, "admin server: %s", err.msg);
             return IK_EXIT_START;

@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 
 #include "admin.h"
 #include "log.h"
+#include "stderr_capture.h"
 #include "metrics.h"
 
 /* ---- tiny HTTP client ----------------------------------------------------- */
@@ -159,14 +162,48 @@ static json_object *health_cb(void *arg, int *healthy)
     return doc;
 }
 
-static ik_admin *start_local(ik_metrics *m, health_state *hs)
+static ik_admin *start_limited(ik_metrics *m, health_state *hs, const ik_admin_limits *limits)
 {
     ik_err err = {0};
-    ik_admin *a = ik_admin_start("127.0.0.1:0", m, hs ? health_cb : NULL, hs, &err);
+    ik_admin *a = ik_admin_start("127.0.0.1:0", limits, m, hs ? health_cb : NULL, hs, &err);
     CU_ASSERT_PTR_NOT_NULL(a);
     if (!a)
         printf("\nik_admin_start: %s\n", err.msg);
     return a;
+}
+
+static ik_admin *start_local(ik_metrics *m, health_state *hs)
+{
+    return start_limited(m, hs, NULL);
+}
+
+/* ---- slow clients --------------------------------------------------------- */
+
+/* The start of a request whose headers never end. */
+static const char slow_header[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+
+/* A connection that has sent the start of a request and no more; -1 on
+ * failure. */
+static int open_slow(uint16_t port)
+{
+    int fd = connect_local(port);
+    if (fd >= 0 && send(fd, slow_header, sizeof slow_header - 1, MSG_NOSIGNAL) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* True when the server has closed fd, waiting up to wait_ms for it (a bound
+ * for a loaded machine, not a measure). */
+static bool server_closed(int fd, int wait_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, wait_ms) <= 0)
+        return false;
+    char buf[256];
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
 /* ---- tests ---------------------------------------------------------------- */
@@ -190,7 +227,7 @@ static void test_port_zero(void)
     ik_admin_stop(NULL);
 
     ik_err err = {0};
-    ik_admin *l = ik_admin_start("localhost:0", NULL, NULL, NULL, &err);
+    ik_admin *l = ik_admin_start("localhost:0", NULL, NULL, NULL, NULL, &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(l);
     CU_ASSERT_EQUAL_FATAL(http_get(ik_admin_port(l), "GET", "/health", &r), 0);
     CU_ASSERT_EQUAL(r.status, 200);
@@ -344,7 +381,7 @@ static void test_bad_listen(void)
                          "127.0.0.1:80x", "256.1.1.1:80",  "127.0.0.1:-1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ik_err err = {0};
-        ik_admin *a = ik_admin_start(bad[i], NULL, NULL, NULL, &err);
+        ik_admin *a = ik_admin_start(bad[i], NULL, NULL, NULL, NULL, &err);
         CU_ASSERT_PTR_NULL(a);
         ik_admin_stop(a);
         CU_ASSERT_EQUAL(err.code, IK_E_CONFIG);
@@ -353,19 +390,19 @@ static void test_bad_listen(void)
             CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, bad[i]));
     }
     ik_err err = {0};
-    CU_ASSERT_PTR_NULL(ik_admin_start(NULL, NULL, NULL, NULL, &err));
+    CU_ASSERT_PTR_NULL(ik_admin_start(NULL, NULL, NULL, NULL, NULL, &err));
     CU_ASSERT_EQUAL(err.code, IK_E_CONFIG);
     /* specific reasons */
-    ik_admin_start("1.2.3.4:99999", NULL, NULL, NULL, &err);
+    ik_admin_start("1.2.3.4:99999", NULL, NULL, NULL, NULL, &err);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "out of range"));
-    ik_admin_start("x:y", NULL, NULL, NULL, &err);
+    ik_admin_start("x:y", NULL, NULL, NULL, NULL, &err);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not a number"));
-    ik_admin_start("x:80", NULL, NULL, NULL, &err);
+    ik_admin_start("x:80", NULL, NULL, NULL, NULL, &err);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not an IPv4 address"));
-    ik_admin_start("nohost", NULL, NULL, NULL, &err);
+    ik_admin_start("nohost", NULL, NULL, NULL, NULL, &err);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "HOST:PORT"));
     /* err may be NULL */
-    CU_ASSERT_PTR_NULL(ik_admin_start("nohost", NULL, NULL, NULL, NULL));
+    CU_ASSERT_PTR_NULL(ik_admin_start("nohost", NULL, NULL, NULL, NULL, NULL));
 }
 
 static void test_bind_failure(void)
@@ -375,7 +412,7 @@ static void test_bind_failure(void)
     char listen[64], where[96];
     snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)ik_admin_port(a));
     ik_err err = {0};
-    ik_admin *b = ik_admin_start(listen, NULL, NULL, NULL, &err);
+    ik_admin *b = ik_admin_start(listen, NULL, NULL, NULL, NULL, &err);
     CU_ASSERT_PTR_NULL(b);
     ik_admin_stop(b);
     CU_ASSERT_EQUAL(err.code, IK_E_IO);
@@ -395,7 +432,7 @@ static void test_bind_failure(void)
 static void test_binds_given_address_only(void)
 {
     ik_err err = {0};
-    ik_admin *a = ik_admin_start("127.0.0.2:0", NULL, NULL, NULL, &err);
+    ik_admin *a = ik_admin_start("127.0.0.2:0", NULL, NULL, NULL, NULL, &err);
     if (!a) {
         printf("(127.0.0.2 not bindable here: %s) ", err.msg);
         return;
@@ -405,6 +442,131 @@ static void test_binds_given_address_only(void)
     if (fd >= 0)
         close(fd);
     ik_admin_stop(a);
+}
+
+/* More slow clients than the 64 slots the server once had: probes are still
+ * answered while they hold their connections. */
+static void test_probes_answer_beside_slow_clients(void)
+{
+    enum { N = 100 };
+    ik_metrics *m = ik_metrics_new();
+    ik_admin *a = start_local(m, NULL);
+    CU_ASSERT_FATAL(a != NULL);
+    uint16_t port = ik_admin_port(a);
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = open_slow(port);
+        CU_ASSERT(fds[i] >= 0);
+    }
+    http_resp r;
+    CU_ASSERT_EQUAL(http_get(port, "GET", "/health", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    CU_ASSERT_EQUAL(http_get(port, "GET", "/metrics", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    ik_admin_stop(a);
+    ik_metrics_free(m);
+}
+
+/* A client that trickles a header byte every 50 ms is never idle, yet it is
+ * closed once request_timeout has passed without a complete request. */
+static void test_trickling_client_closed_at_deadline(void)
+{
+    ik_admin_limits lim = {.request_timeout_ms = 300};
+    ik_admin *a = start_limited(NULL, NULL, &lim);
+    CU_ASSERT_FATAL(a != NULL);
+    int fd = open_slow(ik_admin_port(a));
+    CU_ASSERT_FATAL(fd >= 0);
+    bool closed = false;
+    /* up to 10 s (a bound for a loaded machine); the deadline is 0.3 s */
+    for (int i = 0; i < 200 && !closed; i++) {
+        if (send(fd, "a", 1, MSG_NOSIGNAL) != 1)
+            closed = true;
+        else
+            closed = server_closed(fd, 50);
+    }
+    CU_ASSERT_TRUE(closed);
+    close(fd);
+    /* the server goes on answering */
+    http_resp r;
+    CU_ASSERT_EQUAL(http_get(ik_admin_port(a), "GET", "/health", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    ik_admin_stop(a);
+}
+
+/* With every connection taken, a new one (the probe) closes the one that has
+ * waited longest for a request, and is answered. */
+static void test_full_server_makes_room(void)
+{
+    enum { N = 6 };
+    ik_admin_limits lim = {.max_connections = 4};
+    ik_admin *a = start_limited(NULL, NULL, &lim);
+    CU_ASSERT_FATAL(a != NULL);
+    uint16_t port = ik_admin_port(a);
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = open_slow(port);
+        CU_ASSERT_FATAL(fds[i] >= 0);
+    }
+    http_resp r;
+    CU_ASSERT_EQUAL(http_get(port, "GET", "/health", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    /* 7 connections for 4: the 3 oldest were closed, the newest kept */
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_TRUE(server_closed(fds[i], 5000));
+    for (int i = 3; i < N; i++)
+        CU_ASSERT_FALSE(server_closed(fds[i], 0));
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    ik_admin_stop(a);
+}
+
+/* Asks for /health, expecting 200: a server that answered has also handled
+ * whatever its clients did before. */
+static void expect_health(uint16_t port)
+{
+    http_resp r;
+    CU_ASSERT_EQUAL(http_get(port, "GET", "/health", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+}
+
+/* 60 slow clients that hang up in the middle of their request make the HTTP
+ * server complain 60 times (once a line each, before): the log shows the
+ * first complaint, and at stop one summary of the rest. */
+static void test_warnings_are_rate_limited(void)
+{
+    enum { N = 60 };
+    ik_log_configure(IK_LOG_TEXT, IK_LOG_WARN);
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_begin(), 0);
+    ik_admin *a = start_local(NULL, NULL);
+    CU_ASSERT_FATAL(a != NULL);
+    uint16_t port = ik_admin_port(a);
+    int fds[N];
+    for (int i = 0; i < N; i++)
+        CU_ASSERT((fds[i] = open_slow(port)) >= 0);
+    expect_health(port);
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    expect_health(port);
+    ik_admin_stop(a);
+    char *log = stderr_capture_end();
+    ik_log_configure(IK_LOG_TEXT, IK_LOG_ERROR);
+    int lines = 0;
+    for (const char *p = log; (p = strchr(p, '\n')); p++)
+        lines++;
+    CU_ASSERT_EQUAL(lines, 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "more messages from the HTTP server in the last"));
+    if (lines != 2)
+        printf("\n%d lines:\n%.1000s\n", lines, log);
+    free(log);
 }
 
 int main(void)
@@ -425,6 +587,11 @@ int main(void)
     CU_add_test(s, "bad listen strings", test_bad_listen);
     CU_add_test(s, "bind failure", test_bind_failure);
     CU_add_test(s, "binds the given address only", test_binds_given_address_only);
+    CU_add_test(s, "probes answer beside slow clients", test_probes_answer_beside_slow_clients);
+    CU_add_test(s, "trickling client closed at the deadline",
+                test_trickling_client_closed_at_deadline);
+    CU_add_test(s, "a full server makes room", test_full_server_makes_room);
+    CU_add_test(s, "warnings are rate-limited", test_warnings_are_rate_limited);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failures = CU_get_number_of_failures();
