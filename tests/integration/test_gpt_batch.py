@@ -209,7 +209,9 @@ class GptBatchTest(MockOpenAIMixin, IntakeTest):
     def test_insufficient_quota_releases_and_reports(self):
         self.write_emails(30, {})
         self.start_mock()
-        self.fault("insufficient_quota", 1)
+        # Every request meets the quota: on a loaded machine the 50 ms max_wait
+        # may cut the 30 emails into more than one request, all in flight at once.
+        self.fault("insufficient_quota", 1000)
         admin = free_port()
         p = self.start_intake("run", self.conf(follow="true", admin=admin))
         status, body = self.wait_for(lambda: self.unhealthy(admin), timeout=30,
@@ -222,7 +224,9 @@ class GptBatchTest(MockOpenAIMixin, IntakeTest):
         self.assertEqual(s["dead_lettered"], 0)
         self.assertEqual(s["delivered"], 0)
         self.assertEqual(s["released"], 30)
-        self.assertEqual(self.mock_call("/mock/stats")["requests"], 1)  # stopped sending
+        # stopped sending: at most the one wave of `concurrency` (4) requests
+        # already in flight when the block began, never a retry
+        self.assertLessEqual(self.mock_call("/mock/stats")["requests"], 4)
         self.assertNotIn(KEY, err)
 
     def test_limits_from_headers_avoid_429_storm(self):
