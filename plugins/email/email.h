@@ -62,9 +62,13 @@ int em_from_seed(json_object *in, const em_opts *opts, json_object **out, char *
  * HTML (UTF-8, len bytes) to text: block elements become line breaks, list
  * items keep a bullet ("- " or "1. "), script/style/head are dropped,
  * entities decoded, links kept as "text <url>" when the url is not the text.
- * Returns a new NUL-terminated string or NULL when out of memory.
+ * When libxml2 cannot read the document through (nesting past its limit of
+ * 256 elements) or finds no text in it, a plain tag-stripping pass makes the
+ * text instead and *fallback (when not NULL) is set to 1, else 0. Any depth
+ * and size is read in linear time without recursion. Returns a new
+ * NUL-terminated string or NULL when out of memory.
  */
-char *em_html_to_text(const char *html, size_t len);
+char *em_html_to_text(const char *html, size_t len, int *fallback);
 
 /*
  * Converts len bytes in `charset` (NULL or unknown: UTF-8, falling back to

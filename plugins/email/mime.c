@@ -29,8 +29,9 @@ typedef struct walk_ctx {
     const em_opts *opts;
     ik_buf body;
     json_object *attachments;
-    int html_used;  /* some body text came from HTML */
-    int text_parts; /* text parts taken into the body */
+    int html_used;     /* some body text came from HTML */
+    int html_fallback; /* HTML parts libxml2 could not read, stripped of tags instead */
+    int text_parts;    /* text parts taken into the body */
     int oom;
     int64_t crit_off; /* offset of the first critical parser issue, -1 none */
     int crit_code;
@@ -185,8 +186,9 @@ static char *unflow(const char *t, int delsp)
     return ik_buf_take(&b);
 }
 
-/* Text of a text/ part in UTF-8 (HTML turned into text). NULL on no memory. */
-static char *part_text(GMimePart *part, int *is_html)
+/* Text of a text/ part in UTF-8 (HTML turned into text; *fallback 1 when
+ * the tag-stripping fallback made it). NULL on no memory. */
+static char *part_text(GMimePart *part, int *is_html, int *fallback)
 {
     GMimeContentType *ct = g_mime_object_get_content_type(GMIME_OBJECT(part));
     const char *charset = ct ? g_mime_content_type_get_parameter(ct, "charset") : NULL;
@@ -204,7 +206,7 @@ static char *part_text(GMimePart *part, int *is_html)
         text = u;
     }
     if (text && *is_html) {
-        char *plain = em_html_to_text(text, len);
+        char *plain = em_html_to_text(text, len, fallback);
         free(text);
         text = plain;
     }
@@ -313,19 +315,37 @@ static void walk_object(walk_ctx *c, GMimeObject *obj, int depth)
     int text = ct && (g_mime_content_type_is_type(ct, "text", "plain") ||
                       g_mime_content_type_is_type(ct, "text", "html"));
     if (text && !g_mime_part_is_attachment(part)) {
-        int is_html = 0;
-        char *t = part_text(part, &is_html);
+        int is_html = 0, fallback = 0;
+        char *t = part_text(part, &is_html, &fallback);
         if (!t) {
             c->oom = 1;
             return;
         }
         if (is_html)
             c->html_used = 1;
+        c->html_fallback += fallback;
         append_body(c, t);
         free(t);
         return;
     }
     add_attachment(c, part);
+}
+
+/*
+ * What the parse did that the text does not show goes under "diet" (kept and
+ * completed by the token diet): HTML parts made by the fallback. Written
+ * only when there is something to say, so a clean message's record is as
+ * before.
+ */
+static void add_notes(json_object *rec, const walk_ctx *c)
+{
+    if (c->html_fallback == 0)
+        return;
+    json_object *notes = json_object_new_object();
+    if (!notes)
+        return;
+    json_object_object_add(notes, "html_fallback", json_object_new_int(c->html_fallback));
+    json_object_object_add(rec, "diet", notes);
 }
 
 static void forward_header(walk_ctx *c, GMimeMessage *m)
@@ -685,6 +705,7 @@ int em_parse_mime(const char *name, const char *buf, size_t len, const em_opts *
     json_object_object_add(rec, "body_format",
                            json_object_new_string(c.html_used ? "html" : "plain"));
     json_object_object_add(rec, "attachments", c.attachments);
+    add_notes(rec, &c);
     *out = rec;
     rc = 0;
 done:

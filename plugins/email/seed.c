@@ -193,6 +193,25 @@ int em_from_seed(json_object *in, const em_opts *opts, json_object **out, char *
     return 0;
 }
 
+/*
+ * Counts the parser left under the record's "diet" (how the body was made,
+ * not what the diet removed) carry over into the diet's own object d, 0 when
+ * the parser left none, so a dieted record always has them.
+ */
+static void keep_notes(json_object *rec, json_object *d)
+{
+    static const char *const notes[] = {"html_fallback", NULL};
+    json_object *prior = NULL, *v;
+    json_object_object_get_ex(rec, "diet", &prior);
+    for (const char *const *k = notes; *k; k++) {
+        int64_t n = prior && json_object_object_get_ex(prior, *k, &v) &&
+                            json_object_is_type(v, json_type_int)
+                        ? json_object_get_int64(v)
+                        : 0;
+        json_object_object_add(d, *k, json_object_new_int64(n));
+    }
+}
+
 int em_normalize(json_object *in, const em_opts *opts, const em_diet_opts *diet, json_object **out,
                  char *err, size_t errlen)
 {
@@ -232,6 +251,7 @@ int em_normalize(json_object *in, const em_opts *opts, const em_diet_opts *diet,
     json_object_object_add(d, "disclaimer", json_object_new_int64((int64_t)st.disclaimer_chars));
     json_object_object_add(d, "whitespace", json_object_new_int64((int64_t)st.whitespace_chars));
     json_object_object_add(d, "cut", json_object_new_int64((int64_t)st.cut_chars));
+    keep_notes(rec, d);
     json_object_object_add(rec, "diet", d);
     *out = rec;
     return 0;

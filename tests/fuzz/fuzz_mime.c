@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_object_put(norm);
         json_object_put(rec);
     }
-    char *text = em_html_to_text(buf, size);
+    char *text = em_html_to_text(buf, size, NULL);
     CHECK(text != NULL);
     CHECK(em_utf8_valid(text, strlen(text)));
     em_diet_stats st;

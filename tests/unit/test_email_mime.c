@@ -166,20 +166,109 @@ static void test_html_to_text(void)
                        "<p><a href=\"https://ex.com/p\">profile</a> <a href=\"https://ex.com\">"
                        "https://ex.com</a></p><table><tr><td>c1</td><td>c2</td></tr></table>"
                        "<pre>  keep   this</pre></body></html>";
-    char *t = em_html_to_text(html, strlen(html));
+    char *t = em_html_to_text(html, strlen(html), NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     CU_ASSERT_STRING_EQUAL(t, "Title\n\nFirst para graph.\n\n- one\n- two\n\n1. a\n2. b\n\nline\n"
                               "break\n\nx < y \xc3\xa9 \xe2\x82\xac\n\nprofile <https://ex.com/p> "
                               "https://ex.com\n\nc1 c2\n\n  keep   this");
     free(t);
     /* broken markup is recovered, never crashes */
-    t = em_html_to_text("<p>unclosed <b>bold <i>x</p></div>tail", 38);
+    t = em_html_to_text("<p>unclosed <b>bold <i>x</p></div>tail", 38, NULL);
     CU_ASSERT_PTR_NOT_NULL(t);
     CU_ASSERT_PTR_NOT_NULL(strstr(t, "tail"));
     free(t);
-    t = em_html_to_text("", 0);
+    t = em_html_to_text("", 0, NULL);
     CU_ASSERT_STRING_EQUAL(t, "");
     free(t);
+}
+
+/* depth <div>s around some text, with text, script, a comment before and a
+ * list after; *len gets its length. Caller frees. */
+static char *deep_html(size_t depth, size_t *len)
+{
+    const char *head = "<p>Dear Ann,</p><script>var x = '<p>no</p>';</script><!-- <p>no</p> -->";
+    const char *mid = "deep text &eacute; &#8364;<br>line";
+    const char *tail = "<p>after</p><ul><li>one<li>two</ul>";
+    char *h = malloc(strlen(head) + strlen(mid) + strlen(tail) + depth * 11 + 1);
+    if (!h)
+        return NULL;
+    char *p = h + sprintf(h, "%s", head);
+    for (size_t i = 0; i < depth; i++)
+        p += sprintf(p, "<div>");
+    p += sprintf(p, "%s", mid);
+    for (size_t i = 0; i < depth; i++)
+        p += sprintf(p, "</div>");
+    p += sprintf(p, "%s", tail);
+    *len = (size_t)(p - h);
+    return h;
+}
+
+/* Past libxml2's 256 nested elements its parser stops and used to leave an
+ * empty text: the fallback reads the whole document, at any depth (100000
+ * also shows nothing recurses per level: that would overflow the stack). */
+static void test_html_deep(void)
+{
+    const size_t depths[] = {10, 300, 1000, 100000};
+    for (size_t i = 0; i < sizeof depths / sizeof *depths; i++) {
+        size_t len;
+        char *h = deep_html(depths[i], &len);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+        int fallback = -1;
+        char *t = em_html_to_text(h, len, &fallback);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        if (depths[i] > 256) {
+            CU_ASSERT_EQUAL(fallback, 1);
+            CU_ASSERT_STRING_EQUAL(t, "Dear Ann,\n\ndeep text \xc3\xa9 \xe2\x82\xac\nline\n\n"
+                                      "after\n\n- one\n- two");
+        } else {
+            CU_ASSERT_EQUAL(fallback, 0); /* libxml2's tree, as always */
+            CU_ASSERT_PTR_NOT_NULL(strstr(t, "deep text \xc3\xa9 \xe2\x82\xac\nline"));
+        }
+        CU_ASSERT_PTR_NULL(strstr(t, "no"));
+        free(t);
+        free(h);
+    }
+    /* parsed, but the text is swallowed by an element whose content is
+     * dropped and that never closes: the fallback finds it */
+    const char *swallowed = "<noscript><p>Dear Ann,</p><p>the offer &amp; the plan</p>";
+    int fallback = -1;
+    char *t = em_html_to_text(swallowed, strlen(swallowed), &fallback);
+    CU_ASSERT_STRING_EQUAL(t, "Dear Ann,\n\nthe offer & the plan");
+    CU_ASSERT_EQUAL(fallback, 1);
+    free(t);
+    /* nothing to read is not a fallback */
+    t = em_html_to_text("<p> </p><!-- x -->", 18, &fallback);
+    CU_ASSERT_STRING_EQUAL(t, "");
+    CU_ASSERT_EQUAL(fallback, 0);
+    free(t);
+}
+
+/* A message whose only body is such HTML: the text is the body, and the
+ * record says the fallback made it (diet.html_fallback). */
+static void test_html_deep_message(void)
+{
+    size_t len;
+    char *h = deep_html(1000, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    const char *hdr = "From: a@b.c\nSubject: deep\nContent-Type: text/html; charset=utf-8\n\n";
+    char *msg = malloc(strlen(hdr) + len + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
+    sprintf(msg, "%s%s", hdr, h);
+    json_object *r = parse_ok(msg);
+    CU_ASSERT_PTR_NOT_NULL(strstr(field(r, "body"), "Dear Ann,\n\ndeep text"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(field(r, "body"), "- two"));
+    CU_ASSERT_STRING_EQUAL(field(r, "body_format"), "html");
+    json_object *diet, *v;
+    CU_ASSERT_TRUE_FATAL(json_object_object_get_ex(r, "diet", &diet));
+    CU_ASSERT_TRUE(json_object_object_get_ex(diet, "html_fallback", &v));
+    CU_ASSERT_EQUAL(json_object_get_int(v), 1);
+    json_object_put(r);
+    /* a message the parser reads has no such note */
+    r = parse_ok(alternative);
+    CU_ASSERT_FALSE(json_object_object_get_ex(r, "diet", &diet));
+    json_object_put(r);
+    free(msg);
+    free(h);
 }
 
 static void test_nested_forward_attachments(void)
@@ -328,6 +417,8 @@ int main(void)
     CU_add_test(s, "quoted-printable and base64", test_transfer_encodings);
     CU_add_test(s, "multipart/alternative prefers text/plain", test_alternative_prefers_plain);
     CU_add_test(s, "HTML to text", test_html_to_text);
+    CU_add_test(s, "HTML nested past libxml2's limit: the fallback", test_html_deep);
+    CU_add_test(s, "deep HTML body: text kept, diet.html_fallback", test_html_deep_message);
     CU_add_test(s, "nested multiparts, forwards, attachments", test_nested_forward_attachments);
     CU_add_test(s, "malformed messages refused with what and where", test_malformed);
     CU_add_test(s, "seed JSON mapped onto the email record", test_seed_mapping);
