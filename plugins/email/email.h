@@ -6,6 +6,7 @@
  *   - em_parse_mime(): one RFC 5322 message (GMime 3) -> email record;
  *   - em_from_seed(): the seed's JSON email -> the same record;
  *   - em_html_to_text(): HTML (libxml2's HTML parser) -> readable text;
+ *   - em_header_decode(): RFC 2047 header text -> UTF-8;
  *   - em_to_utf8(): any charset -> valid UTF-8 (bad bytes become U+FFFD);
  *   - em_diet(): the token diet (whitespace, quoted replies, Outlook blocks,
  *     disclaimers, cap) with the characters removed per step.
@@ -69,6 +70,21 @@ int em_from_seed(json_object *in, const em_opts *opts, json_object **out, char *
  * NUL-terminated string or NULL when out of memory.
  */
 char *em_html_to_text(const char *html, size_t len, int *fallback);
+
+/*
+ * RFC 2047 encoded words in an unfolded header value, decoded as Python's
+ * email package does (see rfc2047.c): whitespace between adjacent words
+ * dropped, text between them kept, the bytes of adjacent words in one
+ * charset joined before conversion, every word decoded on its own (so a
+ * padded base64 word does not end the next one). em_header_decode() gives
+ * unstructured text (Subject) as UTF-8; em_header_merge_words() gives a
+ * structured value (addresses, parameters) back with each run of adjacent
+ * words decoded so and written again as one UTF-8 word (everything else, and
+ * a word inside an address, as it was), for GMime's parsers to read. Both
+ * return a new string, NULL on no memory.
+ */
+char *em_header_decode(const char *value);
+char *em_header_merge_words(const char *value);
 
 /*
  * Converts len bytes in `charset` (NULL or unknown: UTF-8, falling back to

@@ -69,6 +69,38 @@ size_t em_utf8_chars(const char *s)
     return n;
 }
 
+/*
+ * Bytes at s (n >= 1, not a valid sequence) that one U+FFFD replaces: the
+ * longest start of a valid sequence there, at least one byte. This is
+ * Unicode's "maximal subpart" practice, which WHATWG decoders and Python
+ * follow too: a character cut short is one U+FFFD, not one per byte.
+ */
+static size_t bad_run(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+    size_t need;
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 2;
+        lo = c == 0xe0 ? 0xa0 : lo; /* no overlong forms */
+        hi = c == 0xed ? 0x9f : hi; /* no surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 3;
+        lo = c == 0xf0 ? 0x90 : lo;
+        hi = c == 0xf4 ? 0x8f : hi; /* nothing past U+10FFFF */
+    } else {
+        return 1;
+    }
+    size_t k = 1;
+    while (k <= need && k < n && s[k] >= lo && s[k] <= hi) {
+        k++;
+        lo = 0x80;
+        hi = 0xbf;
+    }
+    return k;
+}
+
 /* Copies s as UTF-8, bad bytes -> U+FFFD, NUL dropped (valid runs in one go). */
 static void utf8_repair(ik_buf *b, const char *s, size_t len)
 {
@@ -83,7 +115,7 @@ static void utf8_repair(ik_buf *b, const char *s, size_t len)
         ik_buf_add(b, s + run, i - run);
         if (p[i] != 0)
             ik_buf_add(b, "\xef\xbf\xbd", 3);
-        i++;
+        i += p[i] != 0 ? bad_run(p + i, len - i) : 1;
         run = i;
     }
     ik_buf_add(b, s + run, i - run);

@@ -2,7 +2,8 @@
  * test_email_mime.c: unit tests of the email library's parsers: RFC 2047
  * header decoding, charset conversion to UTF-8 (bad bytes replaced),
  * quoted-printable and base64 bodies, multipart/alternative preference, HTML
- * to text, nested multiparts, forwarded message/rfc822 parts, attachments
+ * to text (and its fallback for HTML libxml2 cannot read), RFC 2047 against
+ * Python's email package, nested multiparts, forwarded message/rfc822 parts, attachments
  * (names, size, SHA-256), malformed input refused with what and where, and
  * the seed JSON mapped onto the same record.
  */
@@ -70,6 +71,142 @@ static void test_headers_rfc2047(void)
     CU_ASSERT_TRUE(json_object_object_get_ex(r, "references", &refs));
     CU_ASSERT_EQUAL(json_object_array_length(refs), 2);
     CU_ASSERT_STRING_EQUAL(field(r, "body"), "body\n");
+    json_object_put(r);
+}
+
+/*
+ * RFC 2047, differential against Python 3.11's email package. The expected
+ * strings came from Python: a subject from
+ * str(make_header(decode_header(s))) (email.header), or where that raises or
+ * puts in a space of its own (marked) from email.message_from_string(...,
+ * policy=email.policy.default)["Subject"], which answered the same wherever
+ * both answered; a sender from email.utils.parseaddr(header) and then
+ * make_header(decode_header(name)), trimmed (GMime trims display names).
+ */
+static const struct {
+    const char *header, *want;
+} subjects[] = {
+    {"=?UTF-8?B?w4l0w6k=?= =?UTF-8?B?IGxvbmc=?=", "\xc3\x89t\xc3\xa9 long"},
+    {"=?UTF-8?B?w4l0w6k?= =?UTF-8?B?IGxvbmc?=", "\xc3\x89t\xc3\xa9 long"},
+    {"=?UTF-8?B?w4k=?= =?UTF-8?B?dA==?= =?UTF-8?B?w6k=?=", "\xc3\x89t\xc3\xa9"},
+    {"=?UTF-8?B?w4l0w6k=?==?UTF-8?B?IGxvbmc=?=", "\xc3\x89t\xc3\xa9 long"},
+    {"=?UTF-8?Q?caf=C3=A9_au_lait?=", "caf\xc3\xa9 au lait"},
+    {"=?utf-8?q?a=3d=ZZb=3?=", "a==ZZb=3"},
+    {"=?ISO-8859-1?Q?Caf=E9?= =?UTF-8?Q?_au_lait?=", "Caf\xc3\xa9 au lait"},
+    {"=?UTF-8?B?4oKs?= =?ISO-8859-1?Q?=E9?= x", "\xe2\x82\xac\xc3\xa9 x"},
+    {"=?UTF-8?Q?=C3?= =?UTF-8?Q?=A9t=C3=A9?=", "\xc3\xa9t\xc3\xa9"},
+    {"=?utf-8?B?w4?= =?UTF-8?B?kw==?=", "\xc3\x93"},
+    {"=?UTF-8?Q?=E2=82?= =?UTF-8?Q?=AC?= 5", "\xe2\x82\xac 5"},
+    {"=?UTF-8?B?4oI=?= =?UTF-8?Q?=AC?=", "\xe2\x82\xac"},
+    {"=?UTF-8?Q?a?=   \t =?UTF-8?Q?b?=", "ab"},
+    {"=?UTF-8?Q?a?=\n =?UTF-8?Q?b?=", "ab"},
+    {"=?UTF-8?Q?a?= and =?UTF-8?Q?b?=", "a and b"},
+    {"Re: =?UTF-8?Q?caf=C3=A9?= today", "Re: caf\xc3\xa9 today"},
+    {"=?UTF-8?B?w4l0w6k=?= text =?UTF-8?B?IGxvbmc=?=", "\xc3\x89t\xc3\xa9 text  long"},
+    {"=?utf-8?b?w6k*?=", "\xc3\xa9"}, /* policy; email.header raises */
+    {"=?utf-8?b?@@@@?=", ""},
+    {"=?utf-8?b?a?=", "a"}, /* policy; email.header raises */
+    {"=?utf-8?b?w6k=x?=", "\xc3\xa9"},
+    {"=?x-unknown?Q?abc?=", "abc"},    /* policy; email.header raises */
+    {"=?UTF-8*en?Q?hello?=", "hello"}, /* policy; email.header raises */
+    {"=?utf-8?x?abc?=", "=?utf-8?x?abc?="},
+    {"=?utf-8?q?not closed", "=?utf-8?q?not closed"},
+    {"a =?utf-8?q?\?= b", "a  b"}, /* "?\?" keeps C from reading a trigraph */
+    {"=?windows-1252?q?=93q=94?=", "\xe2\x80\x9cq\xe2\x80\x9d"},
+    {"=?iso-8859-15?q?=A4?=", "\xe2\x82\xac"},
+    {"=?UTF-8?Q?a?=b", "ab"},            /* policy; email.header gives 'a b' */
+    {"a=?UTF-8?Q?b?=", "ab"},            /* policy; email.header gives 'a b' */
+    {"=?utf-8?q?=E9?=", "\xef\xbf\xbd"}, /* policy; email.header raises */
+    {"=?utf-8?q?a b?=", "a b"},
+};
+static const struct {
+    const char *header, *name, *email;
+} senders[] = {
+    {"\"=?UTF-8?B?w4l0w6k=?= =?UTF-8?B?IGxvbmc=?=\" <a@b.c>", "\xc3\x89t\xc3\xa9 long", "a@b.c"},
+    {"=?UTF-8?B?w4l0w6k=?= =?UTF-8?B?IGxvbmc=?= <a@b.c>", "\xc3\x89t\xc3\xa9 long", "a@b.c"},
+    {"=?UTF-8?Q?Doe=2C_John?= <j@x.y>", "Doe, John", "j@x.y"},
+    {"=?ISO-8859-1?Q?Jos=E9?= =?ISO-8859-1?Q?_Mart=EDnez?= <j@m.es>", "Jos\xc3\xa9 Mart\xc3\xadnez",
+     "j@m.es"},
+    {"\"=?UTF-8?Q?Ren=C3=A9?= Smith\" <r@s.t>", "Ren\xc3\xa9 Smith", "r@s.t"},
+    {"\"=?UTF-8?B?SsO8cmdlbg==?= =?UTF-8?B?IE3DvGxsZXI=?=\" <jm@example.de>",
+     "J\xc3\xbcrgen M\xc3\xbcller", "jm@example.de"},
+    {"=?windows-1252?B?0w?= <o@p.q>", "\xc3\x93", "o@p.q"},
+    {"=?UTF-8?B?w4l0w6k=?= Smith <a@b.c>", "\xc3\x89t\xc3\xa9 Smith", "a@b.c"},
+    {"a@b.c (=?UTF-8?Q?Ren=C3=A9?=)", "Ren\xc3\xa9", "a@b.c"},
+    {"=?UTF-8?B?w6k=?=@example.com", NULL, "=?UTF-8?B?w6k=?=@example.com"},
+};
+
+/* subject, or sender name and email, of a message made around one header */
+static json_object *parse_with(const char *fmt, const char *header)
+{
+    char msg[1024];
+    snprintf(msg, sizeof msg, fmt, header);
+    return parse_ok(msg);
+}
+
+static void test_rfc2047_differential(void)
+{
+    for (size_t i = 0; i < sizeof subjects / sizeof *subjects; i++) {
+        json_object *r = parse_with("From: a@b.c\nSubject: %s\n\nx\n", subjects[i].header);
+        const char *got = field(r, "subject");
+        if (!got || strcmp(got, subjects[i].want) != 0)
+            fprintf(stderr, "subject %zu \"%s\": got \"%s\"\n", i, subjects[i].header,
+                    got ? got : "(null)");
+        CU_ASSERT_TRUE(got && strcmp(got, subjects[i].want) == 0);
+        json_object_put(r);
+    }
+    for (size_t i = 0; i < sizeof senders / sizeof *senders; i++) {
+        json_object *r = parse_with("From: %s\nSubject: s\n\nx\n", senders[i].header);
+        const char *name = field(r, "sender_name"), *email = field(r, "sender_email");
+        int ok = email && strcmp(email, senders[i].email) == 0 &&
+                 (senders[i].name ? name && strcmp(name, senders[i].name) == 0 : !name);
+        if (!ok)
+            fprintf(stderr, "sender %zu \"%s\": got \"%s\" <%s>\n", i, senders[i].header,
+                    name ? name : "(null)", email ? email : "(null)");
+        CU_ASSERT_TRUE(ok);
+        json_object_put(r);
+    }
+}
+
+/* The same decoding in every address list, in a forwarded message's header
+ * lines and in attachment names; RFC 2231 names as before. */
+static void test_rfc2047_elsewhere(void)
+{
+    const char *msg =
+        "From: a@b.c\nSubject: s\n"
+        "To: =?UTF-8?Q?J=C3=BCrgen?= =?UTF-8?Q?_M=C3=BCller?= <jm@example.de>, Bob <b@c.d>\n"
+        "Cc: \"=?UTF-8?B?w4l0w6k=?= =?UTF-8?B?IGxvbmc=?=\" <e@f.g>\n"
+        "Content-Type: multipart/mixed; boundary=X\n\n"
+        "--X\nContent-Type: message/rfc822\n\n"
+        "From: =?UTF-8?B?w4l0w6k=?= =?UTF-8?B?IGxvbmc=?= <o@p.q>\n"
+        "Subject: =?UTF-8?B?w4l0w6k=?= =?UTF-8?B?IGxvbmc=?=\n\ninner\n"
+        "--X\nContent-Type: application/pdf\n"
+        "Content-Disposition: attachment; filename=\"=?UTF-8?B?w4l0w6k=?= "
+        "=?UTF-8?B?IGxvbmcucGRm?=\"\n"
+        "\nxx\n"
+        "--X\nContent-Type: application/pdf; name=\"=?UTF-8?B?w4k=?= =?UTF-8?B?dA==?=.pdf\"\n\nyy\n"
+        "--X\nContent-Type: application/pdf\n"
+        "Content-Disposition: attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf\n\nzz\n"
+        "--X--\n";
+    json_object *r = parse_ok(msg), *to, *cc, *atts;
+    CU_ASSERT_TRUE_FATAL(json_object_object_get_ex(r, "to", &to));
+    CU_ASSERT_EQUAL_FATAL(json_object_array_length(to), 2);
+    CU_ASSERT_STRING_EQUAL(field(json_object_array_get_idx(to, 0), "name"),
+                           "J\xc3\xbcrgen M\xc3\xbcller");
+    CU_ASSERT_STRING_EQUAL(field(json_object_array_get_idx(to, 1), "email"), "b@c.d");
+    CU_ASSERT_TRUE_FATAL(json_object_object_get_ex(r, "cc", &cc));
+    CU_ASSERT_STRING_EQUAL(field(json_object_array_get_idx(cc, 0), "name"),
+                           "\xc3\x89t\xc3\xa9 long");
+    const char *body = field(r, "body");
+    CU_ASSERT_PTR_NOT_NULL(strstr(body, "From: \xc3\x89t\xc3\xa9 long <o@p.q>\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(body, "Subject: \xc3\x89t\xc3\xa9 long\n"));
+    CU_ASSERT_TRUE_FATAL(json_object_object_get_ex(r, "attachments", &atts));
+    CU_ASSERT_EQUAL_FATAL(json_object_array_length(atts), 3);
+    CU_ASSERT_STRING_EQUAL(field(json_object_array_get_idx(atts, 0), "filename"),
+                           "\xc3\x89t\xc3\xa9 long.pdf");
+    CU_ASSERT_STRING_EQUAL(field(json_object_array_get_idx(atts, 1), "filename"), "\xc3\x89t.pdf");
+    CU_ASSERT_STRING_EQUAL(field(json_object_array_get_idx(atts, 2), "filename"),
+                           "r\xc3\xa9sum\xc3\xa9.pdf");
     json_object_put(r);
 }
 
@@ -413,6 +550,8 @@ int main(void)
         return 1;
     CU_pSuite s = CU_add_suite("email_mime", NULL, NULL);
     CU_add_test(s, "RFC 2047 headers, addresses, date to UTC", test_headers_rfc2047);
+    CU_add_test(s, "RFC 2047 decoded as Python does (differential)", test_rfc2047_differential);
+    CU_add_test(s, "RFC 2047 in address lists, forwards, file names", test_rfc2047_elsewhere);
     CU_add_test(s, "charsets to UTF-8, bad bytes replaced", test_charsets);
     CU_add_test(s, "quoted-printable and base64", test_transfer_encodings);
     CU_add_test(s, "multipart/alternative prefers text/plain", test_alternative_prefers_plain);
