@@ -80,20 +80,22 @@ char *em_html_to_text(const char *html, size_t len, int *fallback);
  * unstructured text (Subject) as UTF-8; em_header_merge_words() gives a
  * structured value (addresses, parameters) back with each run of adjacent
  * words decoded so and written again as one UTF-8 word (everything else, and
- * a word inside an address, as it was), for GMime's parsers to read. Both
- * return a new string, NULL on no memory.
+ * a word inside an address, as it was), for GMime's parsers to read. A NUL
+ * a word decodes to becomes U+FFFD, counted in *nuls (added to, when not
+ * NULL). Both return a new string, NULL on no memory.
  */
-char *em_header_decode(const char *value);
-char *em_header_merge_words(const char *value);
+char *em_header_decode(const char *value, size_t *nuls);
+char *em_header_merge_words(const char *value, size_t *nuls);
 
 /*
  * Converts len bytes in `charset` (NULL or unknown: UTF-8, falling back to
  * windows-1252 when the bytes are not UTF-8) to UTF-8. Invalid sequences
- * become U+FFFD and NUL bytes are dropped, so the result is always valid
- * UTF-8. Returns a new string (its length in *outlen when not NULL), NULL on
- * no memory.
+ * become U+FFFD (one for each maximal subpart, as Unicode recommends) and so
+ * do NUL characters, which are counted in *nuls (added to, when not NULL):
+ * the result is always valid UTF-8 without NUL. Returns a new string (its
+ * length in *outlen when not NULL), NULL on no memory.
  */
-char *em_to_utf8(const char *buf, size_t len, const char *charset, size_t *outlen);
+char *em_to_utf8(const char *buf, size_t len, const char *charset, size_t *outlen, size_t *nuls);
 
 /* 1 when s[0..len) is valid UTF-8 without NUL bytes. */
 int em_utf8_valid(const char *s, size_t len);

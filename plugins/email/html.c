@@ -552,7 +552,7 @@ char *em_html_to_text(const char *html, size_t len, int *fallback)
     /* libxml2 may pass bad bytes through in recovery: never hand them on */
     size_t n = strlen(s);
     if (!em_utf8_valid(s, n)) {
-        char *fixed = em_to_utf8(s, n, "utf-8", NULL);
+        char *fixed = em_to_utf8(s, n, "utf-8", NULL, NULL);
         free(s);
         s = fixed;
     }

@@ -32,6 +32,7 @@ typedef struct walk_ctx {
     json_object *attachments;
     int html_used;     /* some body text came from HTML */
     int html_fallback; /* HTML parts libxml2 could not read, stripped of tags instead */
+    size_t nuls;       /* NUL characters in text made U+FFFD */
     int text_parts;    /* text parts taken into the body */
     int oom;
     int64_t crit_off; /* offset of the first critical parser issue, -1 none */
@@ -47,7 +48,7 @@ static json_object *jstr(const char *s)
     size_t n = strlen(s);
     if (em_utf8_valid(s, n))
         return json_object_new_string_len(s, (int)n);
-    char *fixed = em_to_utf8(s, n, "utf-8", NULL);
+    char *fixed = em_to_utf8(s, n, "utf-8", NULL, NULL);
     json_object *o = fixed ? json_object_new_string(fixed) : NULL;
     free(fixed);
     return o;
@@ -136,11 +137,11 @@ static const char *raw_header(GMimeObject *o, const char *name)
 
 /* Subject with its encoded words decoded whole (rfc2047.c); NULL when the
  * message has none or on no memory. Caller frees. */
-static char *message_subject(GMimeMessage *m)
+static char *message_subject(GMimeMessage *m, size_t *nuls)
 {
     const char *raw = raw_header(GMIME_OBJECT(m), "Subject");
     char *unfolded = raw ? g_mime_utils_header_unfold(raw) : NULL;
-    char *s = unfolded ? em_header_decode(unfolded) : NULL;
+    char *s = unfolded ? em_header_decode(unfolded, nuls) : NULL;
     g_free(unfolded);
     return s;
 }
@@ -152,7 +153,7 @@ static char *message_subject(GMimeMessage *m)
  * whole. Returns a new reference (g_object_unref) or NULL.
  */
 static InternetAddressList *message_addresses(GMimeMessage *m, GMimeParserOptions *po,
-                                              GMimeAddressType type)
+                                              GMimeAddressType type, size_t *nuls)
 {
     static const char *const names[] = {[GMIME_ADDRESS_TYPE_SENDER] = "Sender",
                                         [GMIME_ADDRESS_TYPE_FROM] = "From",
@@ -165,7 +166,7 @@ static InternetAddressList *message_addresses(GMimeMessage *m, GMimeParserOption
     if (!raw || !strstr(raw, "=?"))
         return list ? g_object_ref(list) : NULL;
     char *unfolded = g_mime_utils_header_unfold(raw);
-    char *merged = unfolded ? em_header_merge_words(unfolded) : NULL;
+    char *merged = unfolded ? em_header_merge_words(unfolded, nuls) : NULL;
     InternetAddressList *parsed = merged ? internet_address_list_parse(po, merged) : NULL;
     g_free(unfolded);
     free(merged);
@@ -244,14 +245,15 @@ static char *unflow(const char *t, int delsp)
 }
 
 /* Text of a text/ part in UTF-8 (HTML turned into text; *fallback 1 when
- * the tag-stripping fallback made it). NULL on no memory. */
-static char *part_text(GMimePart *part, int *is_html, int *fallback)
+ * the tag-stripping fallback made it; NULs made U+FFFD added to *nuls).
+ * NULL on no memory. */
+static char *part_text(GMimePart *part, int *is_html, int *fallback, size_t *nuls)
 {
     GMimeContentType *ct = g_mime_object_get_content_type(GMIME_OBJECT(part));
     const char *charset = ct ? g_mime_content_type_get_parameter(ct, "charset") : NULL;
     GByteArray *ba = part_bytes(part);
     size_t len = ba ? ba->len : 0;
-    char *text = em_to_utf8(ba ? (const char *)ba->data : "", len, charset, &len);
+    char *text = em_to_utf8(ba ? (const char *)ba->data : "", len, charset, &len, nuls);
     if (ba)
         g_byte_array_unref(ba);
     *is_html = ct && g_mime_content_type_is_type(ct, "text", "html");
@@ -273,10 +275,10 @@ static char *part_text(GMimePart *part, int *is_html, int *fallback)
 /* The filename (Content-Disposition, disposition 1) or name (Content-Type)
  * parameter of a raw header value, read again once its encoded words are
  * merged. NULL when there is none; caller g_frees. */
-static char *param_again(const char *raw, GMimeParserOptions *po, int disposition)
+static char *param_again(const char *raw, GMimeParserOptions *po, int disposition, size_t *nuls)
 {
     char *unfolded = g_mime_utils_header_unfold(raw);
-    char *merged = unfolded ? em_header_merge_words(unfolded) : NULL;
+    char *merged = unfolded ? em_header_merge_words(unfolded, nuls) : NULL;
     char *v = NULL;
     if (merged && disposition) {
         GMimeContentDisposition *d = g_mime_content_disposition_parse(po, merged);
@@ -297,21 +299,21 @@ static char *param_again(const char *raw, GMimeParserOptions *po, int dispositio
 /* A part's file name as g_mime_part_get_filename() finds it (RFC 2231 too),
  * but with encoded words in it decoded whole. NULL when it has none; caller
  * g_frees. */
-static char *part_filename(GMimePart *part, GMimeParserOptions *po)
+static char *part_filename(GMimePart *part, GMimeParserOptions *po, size_t *nuls)
 {
     const char *cd = raw_header(GMIME_OBJECT(part), "Content-Disposition");
     const char *ct = raw_header(GMIME_OBJECT(part), "Content-Type");
     if (!(cd && strstr(cd, "=?")) && !(ct && strstr(ct, "=?")))
         return g_strdup(g_mime_part_get_filename(part));
-    char *name = cd ? param_again(cd, po, 1) : NULL;
-    return name ? name : ct ? param_again(ct, po, 0) : NULL;
+    char *name = cd ? param_again(cd, po, 1, nuls) : NULL;
+    return name ? name : ct ? param_again(ct, po, 0, nuls) : NULL;
 }
 
 static void add_attachment(walk_ctx *c, GMimePart *part)
 {
     GMimeContentType *ct = g_mime_object_get_content_type(GMIME_OBJECT(part));
     char *mime = ct ? g_mime_content_type_get_mime_type(ct) : NULL;
-    char *fname = part_filename(part, c->po);
+    char *fname = part_filename(part, c->po, &c->nuls);
     GByteArray *ba = part_bytes(part);
     char hex[65];
     em_sha256_hex(ba ? ba->data : (const guint8 *)"", ba ? ba->len : 0, hex);
@@ -411,7 +413,7 @@ static void walk_object(walk_ctx *c, GMimeObject *obj, int depth)
                       g_mime_content_type_is_type(ct, "text", "html"));
     if (text && !g_mime_part_is_attachment(part)) {
         int is_html = 0, fallback = 0;
-        char *t = part_text(part, &is_html, &fallback);
+        char *t = part_text(part, &is_html, &fallback, &c->nuls);
         if (!t) {
             c->oom = 1;
             return;
@@ -428,18 +430,19 @@ static void walk_object(walk_ctx *c, GMimeObject *obj, int depth)
 
 /*
  * What the parse did that the text does not show goes under "diet" (kept and
- * completed by the token diet): HTML parts made by the fallback. Written
- * only when there is something to say, so a clean message's record is as
- * before.
+ * completed by the token diet): HTML parts made by the fallback, NUL
+ * characters made U+FFFD. Written only when there is something to say, so a
+ * clean message's record is as before.
  */
 static void add_notes(json_object *rec, const walk_ctx *c)
 {
-    if (c->html_fallback == 0)
+    if (c->html_fallback == 0 && c->nuls == 0)
         return;
     json_object *notes = json_object_new_object();
     if (!notes)
         return;
     json_object_object_add(notes, "html_fallback", json_object_new_int(c->html_fallback));
+    json_object_object_add(notes, "nul_replaced", json_object_new_int64((int64_t)c->nuls));
     json_object_object_add(rec, "diet", notes);
 }
 
@@ -449,9 +452,9 @@ static void forward_header(walk_ctx *c, GMimeMessage *m)
     if (b->len > 0)
         ik_buf_adds(b, "\n\n");
     ik_buf_adds(b, "---------- Forwarded message ----------\n");
-    InternetAddressList *from = message_addresses(m, c->po, GMIME_ADDRESS_TYPE_FROM);
+    InternetAddressList *from = message_addresses(m, c->po, GMIME_ADDRESS_TYPE_FROM, &c->nuls);
     gchar *f = from ? internet_address_list_to_string(from, NULL, FALSE) : NULL;
-    char *subject = message_subject(m);
+    char *subject = message_subject(m, &c->nuls);
     GDateTime *d = g_mime_message_get_date(m);
     gchar *ds = d ? g_date_time_format(d, "%a, %d %b %Y %H:%M:%S %z") : NULL;
     char *line = NULL;
@@ -670,11 +673,10 @@ static int looks_like_header(const char *p, size_t len)
 /* ---- the record's header fields ---------------------------------------- */
 
 /* sender_email and sender_name: the first From mailbox, else Sender's. */
-static void add_sender(json_object *rec, GMimeMessage *m, GMimeParserOptions *po,
-                       InternetAddressList *from)
+static void add_sender(json_object *rec, GMimeMessage *m, walk_ctx *c, InternetAddressList *from)
 {
     InternetAddressList *sender =
-        list_length(from) ? NULL : message_addresses(m, po, GMIME_ADDRESS_TYPE_SENDER);
+        list_length(from) ? NULL : message_addresses(m, c->po, GMIME_ADDRESS_TYPE_SENDER, &c->nuls);
     InternetAddressList *sl = list_length(from) ? from : sender;
     const char *email = NULL, *name = NULL;
     for (int i = 0; i < list_length(sl); i++) {
@@ -693,7 +695,7 @@ static void add_sender(json_object *rec, GMimeMessage *m, GMimeParserOptions *po
 }
 
 /* to, cc, reply_to: [{name, email}]. */
-static void add_recipients(json_object *rec, GMimeMessage *m, GMimeParserOptions *po)
+static void add_recipients(json_object *rec, GMimeMessage *m, walk_ctx *c)
 {
     static const struct {
         const char *key;
@@ -702,7 +704,7 @@ static void add_recipients(json_object *rec, GMimeMessage *m, GMimeParserOptions
                  {"cc", GMIME_ADDRESS_TYPE_CC},
                  {"reply_to", GMIME_ADDRESS_TYPE_REPLY_TO}};
     for (size_t i = 0; i < sizeof lists / sizeof *lists; i++) {
-        InternetAddressList *l = message_addresses(m, po, lists[i].type);
+        InternetAddressList *l = message_addresses(m, c->po, lists[i].type, &c->nuls);
         json_object_object_add(rec, lists[i].key, address_array(l));
         if (l)
             g_object_unref(l);
@@ -756,12 +758,12 @@ static void add_references(json_object *rec, GMimeMessage *m, GMimeParserOptions
  * The record's header fields. IK_E_PARSE (err set) when the header block has
  * none of From, To, Subject, Date, Message-ID; IK_E_NOMEM.
  */
-static int add_headers(json_object *rec, GMimeMessage *m, GMimeParserOptions *po, const char *name,
+static int add_headers(json_object *rec, GMimeMessage *m, walk_ctx *c, const char *name,
                        size_t start, char *err, size_t errlen)
 {
     const char *msgid = g_mime_message_get_message_id(m);
-    char *subject = message_subject(m);
-    InternetAddressList *from = message_addresses(m, po, GMIME_ADDRESS_TYPE_FROM);
+    char *subject = message_subject(m, &c->nuls);
+    InternetAddressList *from = message_addresses(m, c->po, GMIME_ADDRESS_TYPE_FROM, &c->nuls);
     InternetAddressList *to = g_mime_message_get_to(m);
     int rc = 0;
     if (!msgid && !subject && !g_mime_message_get_date(m) && !list_length(from) &&
@@ -773,11 +775,11 @@ static int add_headers(json_object *rec, GMimeMessage *m, GMimeParserOptions *po
     } else {
         json_object_object_add(rec, "schema", json_object_new_string(EM_SCHEMA));
         json_object_object_add(rec, "message_id", jstr(msgid));
-        add_sender(rec, m, po, from);
-        add_recipients(rec, m, po);
+        add_sender(rec, m, c, from);
+        add_recipients(rec, m, c);
         add_date(rec, m);
         json_object_object_add(rec, "subject", jstr(subject ? subject : ""));
-        add_references(rec, m, po);
+        add_references(rec, m, c->po);
     }
     free(subject);
     if (from)
@@ -847,6 +849,112 @@ static int precheck(const char *name, const char *buf, size_t len, size_t *start
     return 0;
 }
 
+/* ---- NUL bytes in headers ----------------------------------------------- */
+
+/* End of the header (with its folded lines) that starts at p: just past the
+ * newline of its last line, or end. */
+static const char *header_end(const char *p, const char *end)
+{
+    for (;;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl || nl + 1 >= end || (nl[1] != ' ' && nl[1] != '\t'))
+            return nl ? nl + 1 : end;
+        p = nl + 1;
+    }
+}
+
+/* IK_E_PARSE with "NUL byte in header 'Name' at byte offset N" in err; the
+ * header starts at hdr, the NUL is at nul (both in buf). */
+static int nul_error(const char *name, const char *buf, const char *hdr, const char *nul, char *err,
+                     size_t errlen)
+{
+    char field[48];
+    size_t n = 0;
+    for (const char *p = hdr; p < nul && *p != ':' && n < sizeof field - 1; p++)
+        field[n++] = *p > ' ' && *p < 127 ? *p : '?';
+    field[n] = '\0';
+    char what[160];
+    snprintf(what, sizeof what, "NUL byte in header '%s' (header text cannot hold one)", field);
+    set_err(err, errlen, name, "%s at byte offset %lld", what, (long long)(nul - buf));
+    return IK_E_PARSE;
+}
+
+/* The top-level header block [start, its blank line): a NUL in it, or NULL,
+ * and the start of the header holding it in *hdr. */
+static const char *nul_in_block(const char *buf, size_t len, size_t start, const char **hdr)
+{
+    const char *end = buf + len;
+    for (const char *p = buf + start; p < end && *p != '\n' && *p != '\r';) {
+        const char *e = header_end(p, end);
+        const char *nul = memchr(p, '\0', (size_t)(e - p));
+        if (nul) {
+            *hdr = p;
+            return nul;
+        }
+        p = e;
+    }
+    return NULL;
+}
+
+/*
+ * The headers of every part and forwarded message below o, found by GMime's
+ * offsets (relative to base): a NUL in one, or NULL, with the start of that
+ * header in *hdr. A header whose offset does not point at its name (a part
+ * GMime parsed from decoded content) is skipped.
+ */
+static const char *nul_in_parts(GMimeObject *o, const char *base, const char *end, int depth,
+                                const char **hdr)
+{
+    if (!o || depth > EM_MAX_DEPTH)
+        return NULL;
+    GMimeHeaderList *hl = g_mime_object_get_header_list(o);
+    for (int i = 0; hl && i < g_mime_header_list_get_count(hl); i++) {
+        GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+        gint64 off = g_mime_header_get_offset(h);
+        const char *hn = g_mime_header_get_name(h);
+        size_t n = hn ? strlen(hn) : 0;
+        if (off < 0 || off >= end - base || (size_t)(end - base - off) < n ||
+            g_ascii_strncasecmp(base + off, hn ? hn : "", n) != 0)
+            continue;
+        const char *e = header_end(base + off, end);
+        const char *nul = memchr(base + off, '\0', (size_t)(e - (base + off)));
+        if (nul) {
+            *hdr = base + off;
+            return nul;
+        }
+    }
+    const char *nul = NULL;
+    if (GMIME_IS_MESSAGE(o))
+        nul =
+            nul_in_parts(g_mime_message_get_mime_part(GMIME_MESSAGE(o)), base, end, depth + 1, hdr);
+    else if (GMIME_IS_MESSAGE_PART(o))
+        nul = nul_in_parts((GMimeObject *)g_mime_message_part_get_message(GMIME_MESSAGE_PART(o)),
+                           base, end, depth + 1, hdr);
+    else if (GMIME_IS_MULTIPART(o))
+        for (int i = 0; !nul && i < g_mime_multipart_get_count(GMIME_MULTIPART(o)); i++)
+            nul = nul_in_parts(g_mime_multipart_get_part(GMIME_MULTIPART(o), i), base, end,
+                               depth + 1, hdr);
+    return nul;
+}
+
+/*
+ * Refuses a message with a NUL byte in any header (GMime keeps header
+ * values as C strings, so the text after it would vanish: "A\0B <a@b.c>"
+ * was read as the address "A"). A NUL in a body is no reason: text parts
+ * turn it into U+FFFD, counted. Costs one memchr for a message without NUL.
+ */
+static int nul_headers(const char *name, const char *buf, size_t len, size_t start, GMimeMessage *m,
+                       char *err, size_t errlen)
+{
+    if (!memchr(buf, '\0', len))
+        return 0;
+    const char *hdr = NULL;
+    const char *nul = nul_in_block(buf, len, start, &hdr);
+    if (!nul && m)
+        nul = nul_in_parts(GMIME_OBJECT(m), buf + start, buf + len, 0, &hdr);
+    return nul ? nul_error(name, buf, hdr, nul, err, errlen) : 0;
+}
+
 /* IK_E_PARSE with err when the parser reported a critical problem. */
 static int critical(const walk_ctx *c, const char *name, size_t start, char *err, size_t errlen)
 {
@@ -890,12 +998,13 @@ int em_parse_mime(const char *name, const char *buf, size_t len, const em_opts *
         rc = IK_E_PARSE;
         goto done;
     }
-    if ((rc = critical(&c, name, start, err, errlen)) != 0)
+    if ((rc = critical(&c, name, start, err, errlen)) != 0 ||
+        (rc = nul_headers(name, buf, len, start, m, err, errlen)) != 0)
         goto done;
     rc = IK_E_NOMEM;
     if (!(rec = json_object_new_object()))
         goto done;
-    if ((rc = add_headers(rec, m, po, name, start, err, errlen)) != 0 ||
+    if ((rc = add_headers(rec, m, &c, name, start, err, errlen)) != 0 ||
         (rc = add_body(rec, &c, m)) != 0)
         goto done;
     *out = rec;

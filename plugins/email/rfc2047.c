@@ -46,6 +46,7 @@ typedef struct ew {
  * point it is missing after every later one, so it is looked for once. */
 typedef struct scan {
     const char *no_end_from; /* NULL: not known yet */
+    size_t *nuls;            /* NUL characters replaced, or NULL */
 } scan;
 
 /* Reads the encoded word at p into w; 0 when there is none. */
@@ -126,14 +127,14 @@ static void decode_b(const char *s, size_t n, ik_buf *out)
 }
 
 /* Converts the bytes of one charset run to UTF-8 onto out and empties raw. */
-static void flush_run(ik_buf *raw, const char *charset, size_t charset_len, ik_buf *out)
+static void flush_run(scan *sc, ik_buf *raw, const char *charset, size_t charset_len, ik_buf *out)
 {
     char cs[64];
     snprintf(cs, sizeof cs, "%.*s", (int)charset_len, charset);
     if (charset_len >= sizeof cs)
         snprintf(cs, sizeof cs, "x-unknown"); /* no charset is that long */
     size_t n = 0;
-    char *u = em_to_utf8(raw->p ? raw->p : "", raw->len, cs, &n);
+    char *u = em_to_utf8(raw->p ? raw->p : "", raw->len, cs, &n, sc->nuls);
     if (u)
         ik_buf_add(out, u, n);
     else
@@ -169,16 +170,16 @@ static const char *decode_run(scan *sc, ew w, ik_buf *out)
         if (!ew_read(sc, q, &next))
             break;
         if (!same_charset(&w, &next))
-            flush_run(&raw, w.charset, w.charset_len, out);
+            flush_run(sc, &raw, w.charset, w.charset_len, out);
         w = next;
     }
-    flush_run(&raw, w.charset, w.charset_len, out);
+    flush_run(sc, &raw, w.charset, w.charset_len, out);
     return w.end;
 }
 
 /* Text outside encoded words: as it is (verbatim), or converted like
  * undeclared 8-bit text: UTF-8 when valid, else windows-1252. */
-static void add_plain(const char *s, size_t n, int verbatim, ik_buf *out)
+static void add_plain(scan *sc, const char *s, size_t n, int verbatim, ik_buf *out)
 {
     if (n == 0)
         return;
@@ -187,7 +188,7 @@ static void add_plain(const char *s, size_t n, int verbatim, ik_buf *out)
         return;
     }
     size_t len = 0;
-    char *u = em_to_utf8(s, n, NULL, &len);
+    char *u = em_to_utf8(s, n, NULL, &len, sc->nuls);
     if (u)
         ik_buf_add(out, u, len);
     else
@@ -222,10 +223,10 @@ static void add_q_word(const char *s, size_t n, ik_buf *out)
  * rest as it is, except a run touching an '@': a word inside an address
  * itself (not allowed there) stays as written.
  */
-static char *rewrite(const char *value, int merge)
+static char *rewrite(const char *value, int merge, size_t *nuls)
 {
     ik_buf out = {0};
-    scan sc = {0};
+    scan sc = {.nuls = nuls};
     const char *plain = value, *p = value;
     while ((p = strstr(p, "=?"))) {
         ew w;
@@ -236,7 +237,7 @@ static char *rewrite(const char *value, int merge)
         ik_buf text = {0};
         const char *run_end = decode_run(&sc, w, &text);
         if (!merge || (!(p > value && p[-1] == '@') && *run_end != '@')) {
-            add_plain(plain, (size_t)(p - plain), merge, &out);
+            add_plain(&sc, plain, (size_t)(p - plain), merge, &out);
             if (merge)
                 add_q_word(text.p ? text.p : "", text.len, &out);
             else
@@ -247,16 +248,16 @@ static char *rewrite(const char *value, int merge)
         out.oom |= text.oom;
         ik_buf_free(&text);
     }
-    add_plain(plain, strlen(plain), merge, &out);
+    add_plain(&sc, plain, strlen(plain), merge, &out);
     return ik_buf_take(&out);
 }
 
-char *em_header_decode(const char *value)
+char *em_header_decode(const char *value, size_t *nuls)
 {
-    return rewrite(value, 0);
+    return rewrite(value, 0, nuls);
 }
 
-char *em_header_merge_words(const char *value)
+char *em_header_merge_words(const char *value, size_t *nuls)
 {
-    return rewrite(value, 1);
+    return rewrite(value, 1, nuls);
 }

@@ -101,8 +101,10 @@ static size_t bad_run(const unsigned char *s, size_t n)
     return k;
 }
 
-/* Copies s as UTF-8, bad bytes -> U+FFFD, NUL dropped (valid runs in one go). */
-static void utf8_repair(ik_buf *b, const char *s, size_t len)
+/* Copies s as UTF-8 (valid runs in one go): bad bytes -> U+FFFD, and NUL,
+ * which a record's text never carries, -> U+FFFD too, counted in *nuls
+ * (when not NULL), so nothing is lost without a trace. */
+static void utf8_repair(ik_buf *b, const char *s, size_t len, size_t *nuls)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, run = 0;
@@ -113,8 +115,9 @@ static void utf8_repair(ik_buf *b, const char *s, size_t len)
             continue;
         }
         ik_buf_add(b, s + run, i - run);
-        if (p[i] != 0)
-            ik_buf_add(b, "\xef\xbf\xbd", 3);
+        ik_buf_add(b, "\xef\xbf\xbd", 3);
+        if (p[i] == 0 && nuls)
+            ++*nuls;
         i += p[i] != 0 ? bad_run(p + i, len - i) : 1;
         run = i;
     }
@@ -124,7 +127,7 @@ static void utf8_repair(ik_buf *b, const char *s, size_t len)
 /* Runs iconv over the whole input; an invalid or incomplete sequence gives
  * U+FFFD and the converter skips one byte. Returns 0, or -1 when the charset
  * is unknown. */
-static int convert(ik_buf *b, const char *buf, size_t len, const char *charset)
+static int convert(ik_buf *b, const char *buf, size_t len, const char *charset, size_t *nuls)
 {
     iconv_t cd = g_mime_iconv_open("UTF-8", charset);
     if (cd == (iconv_t)-1)
@@ -157,12 +160,12 @@ static int convert(ik_buf *b, const char *buf, size_t len, const char *charset)
     if (raw.oom)
         b->oom = 1;
     else
-        utf8_repair(b, raw.p ? raw.p : "", raw.len);
+        utf8_repair(b, raw.p ? raw.p : "", raw.len, nuls);
     ik_buf_free(&raw);
     return 0;
 }
 
-char *em_to_utf8(const char *buf, size_t len, const char *charset, size_t *outlen)
+char *em_to_utf8(const char *buf, size_t len, const char *charset, size_t *outlen, size_t *nuls)
 {
     ik_buf b = {0};
     int utf8 = charset && (strcasecmp(charset, "utf-8") == 0 || strcasecmp(charset, "utf8") == 0);
@@ -176,14 +179,15 @@ char *em_to_utf8(const char *buf, size_t len, const char *charset, size_t *outle
          strcasecmp(charset, "latin-1") == 0 || strcasecmp(charset, "l1") == 0))
         charset = "windows-1252";
     if (utf8) {
-        utf8_repair(&b, buf, len); /* declared UTF-8: bad bytes become U+FFFD */
-    } else if (ascii || convert(&b, buf, len, charset) != 0) {
-        /* No, ASCII or an unknown charset: keep valid UTF-8, else read the
-         * bytes as windows-1252 (what unlabelled 8-bit mail almost always is). */
+        utf8_repair(&b, buf, len, nuls); /* declared UTF-8: bad bytes become U+FFFD */
+    } else if (ascii || convert(&b, buf, len, charset, nuls) != 0) {
+        /* No, ASCII or an unknown charset: keep valid UTF-8 (a NUL in it does
+         * not make it windows-1252), else read the bytes as windows-1252 (what
+         * unlabelled 8-bit mail almost always is). */
         ik_buf_free(&b);
-        if (em_utf8_valid(buf, len) || convert(&b, buf, len, "windows-1252") != 0) {
+        if (ik_utf8_valid(buf, len) || convert(&b, buf, len, "windows-1252", nuls) != 0) {
             ik_buf_free(&b);
-            utf8_repair(&b, buf, len);
+            utf8_repair(&b, buf, len, nuls);
         }
     }
     if (outlen)

@@ -213,33 +213,43 @@ static void test_rfc2047_elsewhere(void)
 static void test_charsets(void)
 {
     size_t n;
-    char *s = em_to_utf8("caf\xe9", 4, "iso-8859-1", &n);
+    char *s = em_to_utf8("caf\xe9", 4, "iso-8859-1", &n, NULL);
     CU_ASSERT_STRING_EQUAL(s, "caf\xc3\xa9");
     CU_ASSERT_EQUAL(n, 5);
     free(s);
-    s = em_to_utf8("\x93q\x94", 3, "windows-1252", NULL);
+    s = em_to_utf8("\x93q\x94", 3, "windows-1252", NULL, NULL);
     CU_ASSERT_STRING_EQUAL(s, "\xe2\x80\x9cq\xe2\x80\x9d");
     free(s);
-    /* declared UTF-8 with a bad byte and a NUL: replaced / dropped */
+    /* declared UTF-8 with a bad byte and a NUL: both U+FFFD, the NUL counted
+     * (it used to vanish without a trace) */
+    size_t nuls = 0;
     s = em_to_utf8("a\xff"
                    "b\0c",
-                   5, "utf-8", &n);
-    CU_ASSERT_EQUAL(n, 6);
-    CU_ASSERT_EQUAL(memcmp(s,
-                           "a\xef\xbf\xbd"
-                           "bc",
-                           6),
-                    0);
+                   5, "utf-8", &n, &nuls);
+    CU_ASSERT_STRING_EQUAL(s, "a\xef\xbf\xbd"
+                              "b\xef\xbf\xbd"
+                              "c");
+    CU_ASSERT_EQUAL(n, 9);
+    CU_ASSERT_EQUAL(nuls, 1);
+    free(s);
+    /* unlabelled UTF-8 holding a NUL is still read as UTF-8 */
+    s = em_to_utf8("caf\xc3\xa9\0", 6, NULL, NULL, &nuls);
+    CU_ASSERT_STRING_EQUAL(s, "caf\xc3\xa9\xef\xbf\xbd");
+    CU_ASSERT_EQUAL(nuls, 2);
+    free(s);
+    /* a character cut short is one U+FFFD (maximal subpart), as in Python */
+    s = em_to_utf8("\xe2\x82x\xf0\x9f\x98", 6, "utf-8", NULL, NULL);
+    CU_ASSERT_STRING_EQUAL(s, "\xef\xbf\xbdx\xef\xbf\xbd");
     free(s);
     /* unknown charset: UTF-8 when valid, else windows-1252 */
-    s = em_to_utf8("\xc3\xa9", 2, "x-no-such-charset", NULL);
+    s = em_to_utf8("\xc3\xa9", 2, "x-no-such-charset", NULL, NULL);
     CU_ASSERT_STRING_EQUAL(s, "\xc3\xa9");
     free(s);
-    s = em_to_utf8("\xe9t\xe9", 3, "x-no-such-charset", NULL);
+    s = em_to_utf8("\xe9t\xe9", 3, "x-no-such-charset", NULL, NULL);
     CU_ASSERT_STRING_EQUAL(s, "\xc3\xa9t\xc3\xa9");
     free(s);
     /* a truncated multibyte sequence in a stateful charset */
-    s = em_to_utf8("ab\xa4", 3, "euc-jp", NULL);
+    s = em_to_utf8("ab\xa4", 3, "euc-jp", NULL, NULL);
     CU_ASSERT_TRUE(em_utf8_valid(s, strlen(s)));
     CU_ASSERT_EQUAL(strncmp(s, "ab", 2), 0);
     free(s);
@@ -530,6 +540,16 @@ static void test_seed_mapping(void)
         {"{\"body\":\"x\",\"attachments\":[{\"content_base64\":\"a*b\"}]}",
          "attachments[0].content_base64: invalid base64 character at offset 1"},
         {"{\"body\":\"x\",\"attachments\":[7]}", "attachments[0] must be an object"},
+        /* a NUL would have cut the string short there: refused, field and offset */
+        {"{\"subject\":\"s\",\"body\":\"Dear Ann, I am \\u0000 writing\"}",
+         "field 'body' contains a NUL character (\\u0000) at offset 15"},
+        {"{\"subject\":\"a\\u0000b\",\"body\":\"x\"}",
+         "field 'subject' contains a NUL character (\\u0000) at offset 1"},
+        {"{\"sender_name\":\"\\u0000\",\"body\":\"x\"}", "field 'sender_name'"},
+        {"{\"body\":\"x\",\"attachments\":[{\"filename\":\"a.pdf\\u0000.exe\"}]}",
+         "field 'attachments[0].filename' contains a NUL character (\\u0000) at offset 5"},
+        {"{\"schema\":\"intake.email/1\",\"body\":\"x\",\"to\":[{\"name\":\"B\\u0000\"}]}",
+         "field 'to[0].name' contains a NUL character (\\u0000) at offset 1"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         in = json_tokener_parse(bad[i][0]);
@@ -542,6 +562,90 @@ static void test_seed_mapping(void)
         CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i][1]));
         json_object_put(in);
     }
+    /* a key the mapping keeps as it is (under "extra") may hold one */
+    in = json_tokener_parse("{\"body\":\"x\",\"custom\":\"a\\u0000b\"}");
+    CU_ASSERT_EQUAL(em_from_seed(in, NULL, &out, err, sizeof err), 0);
+    json_object *custom;
+    CU_ASSERT_TRUE(json_object_object_get_ex(out, "extra", &extra) &&
+                   json_object_object_get_ex(extra, "custom", &custom) &&
+                   json_object_get_string_len(custom) == 3);
+    json_object_put(out);
+    json_object_put(in);
+}
+
+static size_t nul_count(json_object *r)
+{
+    json_object *diet, *v;
+    if (!json_object_object_get_ex(r, "diet", &diet) ||
+        !json_object_object_get_ex(diet, "nul_replaced", &v))
+        return 0;
+    return (size_t)json_object_get_int64(v);
+}
+
+/* Raw NUL bytes in a message. In a header GMime would cut the value there
+ * ("A\0B <a@b.c>" was read as the address "A", the subject as "be"): the
+ * message is refused, naming the header and the byte. In text they become
+ * U+FFFD, counted in diet.nul_replaced (they used to vanish). */
+static void test_nul_mime(void)
+{
+    static const struct {
+        const char *msg;
+        size_t len;
+        const char *want;
+    } refused[] = {
+#define M(s) s, sizeof s - 1
+        {M("From: A\0B <a@b.c>\nSubject: s\n\nx\n"),
+         "header 'From' (header text cannot hold one) at byte offset 7"},
+        {M("From: a@b.c\nSubject: be\0fore after\n\nx\n"),
+         "header 'Subject' (header text cannot hold one) at byte offset 23"},
+        {M("From: a@b.c\nSubject: s\nX-Long: a\n b\0c\n\nx\n"), "header 'X-Long'"},
+        {M("From: a@b.c\nSubject: s\nContent-Type: multipart/mixed; boundary=X\n\n"
+           "--X\nContent-Type: message/rfc822\n\nFrom: o@p.q\nSubject: in\0ner\n\nhi\n--X--\n"),
+         "header 'Subject' (header text cannot hold one) at byte offset 123"},
+        {M("From: a@b.c\nSubject: s\nContent-Type: multipart/mixed; boundary=X\n\n"
+           "--X\nContent-Type: application/pdf\n"
+           "Content-Disposition: attachment; filename=\"a.pdf\0.exe\"\n\nxx\n--X--\n"),
+         "header 'Content-Disposition'"},
+#undef M
+    };
+    char err[EM_ERROR_MAX];
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        err[0] = '\0';
+        CU_ASSERT_EQUAL(parse_err(refused[i].msg, refused[i].len, err, sizeof err), IK_E_PARSE);
+        if (!strstr(err, refused[i].want))
+            fprintf(stderr, "case %zu: got \"%s\"\n", i, err);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "bad.eml: NUL byte in "));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, refused[i].want));
+    }
+    /* text: NUL -> U+FFFD, counted; an encoded NUL in the subject too */
+    const char text[] = "From: a@b.c\nSubject: =?UTF-8?Q?a=00b?=\n\nbe\0fore after\n";
+    json_object *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(em_parse_mime("", text, sizeof text - 1, NULL, &r, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(field(r, "body"), "be\xef\xbf\xbd"
+                                             "fore after\n");
+    CU_ASSERT_STRING_EQUAL(field(r, "subject"), "a\xef\xbf\xbd"
+                                                "b");
+    CU_ASSERT_EQUAL(nul_count(r), 2);
+    json_object_put(r);
+    const char html[] = "From: a@b.c\nSubject: s\nContent-Type: text/html\n\n<p>h\0i</p>\n";
+    CU_ASSERT_EQUAL_FATAL(em_parse_mime("", html, sizeof html - 1, NULL, &r, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(field(r, "body"), "h\xef\xbf\xbd"
+                                             "i");
+    CU_ASSERT_EQUAL(nul_count(r), 1);
+    json_object_put(r);
+    /* not text: a binary attachment keeps its NULs; UTF-16 has no NUL character */
+    const char bin[] = "From: a@b.c\nSubject: s\nContent-Type: multipart/mixed; boundary=X\n\n"
+                       "--X\nContent-Type: text/plain; charset=utf-16le\n\nh\0i\0\n"
+                       "--X\nContent-Type: application/octet-stream\n"
+                       "Content-Transfer-Encoding: binary\n\n\0\0\1\n--X--\n";
+    CU_ASSERT_EQUAL_FATAL(em_parse_mime("", bin, sizeof bin - 1, NULL, &r, err, sizeof err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(field(r, "body"), "hi"));
+    json_object *atts, *size;
+    CU_ASSERT_TRUE_FATAL(json_object_object_get_ex(r, "attachments", &atts));
+    CU_ASSERT_TRUE(json_object_object_get_ex(json_object_array_get_idx(atts, 0), "size", &size));
+    CU_ASSERT_EQUAL(json_object_get_int(size), 3);
+    CU_ASSERT_EQUAL(nul_count(r), 0);
+    json_object_put(r);
 }
 
 int main(void)
@@ -561,6 +665,7 @@ int main(void)
     CU_add_test(s, "nested multiparts, forwards, attachments", test_nested_forward_attachments);
     CU_add_test(s, "malformed messages refused with what and where", test_malformed);
     CU_add_test(s, "seed JSON mapped onto the email record", test_seed_mapping);
+    CU_add_test(s, "NUL: refused in headers, U+FFFD and counted in text", test_nul_mime);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures();
