@@ -94,9 +94,10 @@ static void decode_q(const char *s, size_t n, ik_buf *out)
 }
 
 /*
- * B, leniently: characters outside the alphabet are skipped, a '=' after
- * two or three characters of a quartet ends the word (one that comes
- * earlier is skipped), a missing pad is supplied. A quartet left with one
+ * B, leniently, as Python's binascii reads it: characters outside the
+ * alphabet are skipped; a '=' counts as padding only after two or three
+ * characters of a quartet, and the word ends once the quartet and its
+ * padding make four; a missing pad is supplied. A quartet left with one
  * character cannot be decoded: the word is kept as written then.
  */
 static void decode_b(const char *s, size_t n, ik_buf *out)
@@ -105,10 +106,10 @@ static void decode_b(const char *s, size_t n, ik_buf *out)
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t start = out->len;
     unsigned acc = 0;
-    int quad = 0;
+    int quad = 0, pads = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '=') {
-            if (quad >= 2)
+            if (quad >= 2 && quad + ++pads >= 4)
                 break;
             continue;
         }

@@ -107,8 +107,10 @@ static const struct {
     {"=?utf-8?b?@@@@?=", ""},
     {"=?utf-8?b?a?=", "a"}, /* policy; email.header raises */
     {"=?utf-8?b?w6k=x?=", "\xc3\xa9"},
-    {"=?x-unknown?Q?abc?=", "abc"},    /* policy; email.header raises */
-    {"=?UTF-8*en?Q?hello?=", "hello"}, /* policy; email.header raises */
+    {"=?utf-8?b?w6=k?=", "\xc3\xa9"},         /* policy; email.header raises */
+    {"=?utf-8?b?w6==kw==?=", "\xef\xbf\xbd"}, /* policy; email.header raises */
+    {"=?x-unknown?Q?abc?=", "abc"},           /* policy; email.header raises */
+    {"=?UTF-8*en?Q?hello?=", "hello"},        /* policy; email.header raises */
     {"=?utf-8?x?abc?=", "=?utf-8?x?abc?="},
     {"=?utf-8?q?not closed", "=?utf-8?q?not closed"},
     {"a =?utf-8?q?\?= b", "a  b"}, /* "?\?" keeps C from reading a trigraph */
