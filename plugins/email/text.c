@@ -168,6 +168,8 @@ static int convert(ik_buf *b, const char *buf, size_t len, const char *charset, 
 char *em_to_utf8(const char *buf, size_t len, const char *charset, size_t *outlen, size_t *nuls)
 {
     ik_buf b = {0};
+    if (!buf) /* an empty GByteArray's data (an empty part) is NULL: no pointer sums on it */
+        buf = "";
     int utf8 = charset && (strcasecmp(charset, "utf-8") == 0 || strcasecmp(charset, "utf8") == 0);
     int ascii = !charset || !charset[0] || strcasecmp(charset, "us-ascii") == 0 ||
                 strcasecmp(charset, "ascii") == 0;
