@@ -6,6 +6,7 @@
  *   - em_parse_mime(): one RFC 5322 message (GMime 3) -> email record;
  *   - em_from_seed(): the seed's JSON email -> the same record;
  *   - em_html_to_text(): HTML (libxml2's HTML parser) -> readable text;
+ *   - em_header_decode(): RFC 2047 header text -> UTF-8;
  *   - em_to_utf8(): any charset -> valid UTF-8 (bad bytes become U+FFFD);
  *   - em_diet(): the token diet (whitespace, quoted replies, Outlook blocks,
  *     disclaimers, cap) with the characters removed per step.
@@ -62,18 +63,39 @@ int em_from_seed(json_object *in, const em_opts *opts, json_object **out, char *
  * HTML (UTF-8, len bytes) to text: block elements become line breaks, list
  * items keep a bullet ("- " or "1. "), script/style/head are dropped,
  * entities decoded, links kept as "text <url>" when the url is not the text.
- * Returns a new NUL-terminated string or NULL when out of memory.
+ * When libxml2 cannot read the document through (nesting past its limit of
+ * 256 elements) or finds no text in it, a plain tag-stripping pass makes the
+ * text instead and *fallback (when not NULL) is set to 1, else 0. Any depth
+ * and size is read in linear time without recursion. Returns a new
+ * NUL-terminated string or NULL when out of memory.
  */
-char *em_html_to_text(const char *html, size_t len);
+char *em_html_to_text(const char *html, size_t len, int *fallback);
+
+/*
+ * RFC 2047 encoded words in an unfolded header value, decoded as Python's
+ * email package does (see rfc2047.c): whitespace between adjacent words
+ * dropped, text between them kept, the bytes of adjacent words in one
+ * charset joined before conversion, every word decoded on its own (so a
+ * padded base64 word does not end the next one). em_header_decode() gives
+ * unstructured text (Subject) as UTF-8; em_header_merge_words() gives a
+ * structured value (addresses, parameters) back with each run of adjacent
+ * words decoded so and written again as one UTF-8 word (everything else, and
+ * a word inside an address, as it was), for GMime's parsers to read. A NUL
+ * a word decodes to becomes U+FFFD, counted in *nuls (added to, when not
+ * NULL). Both return a new string, NULL on no memory.
+ */
+char *em_header_decode(const char *value, size_t *nuls);
+char *em_header_merge_words(const char *value, size_t *nuls);
 
 /*
  * Converts len bytes in `charset` (NULL or unknown: UTF-8, falling back to
  * windows-1252 when the bytes are not UTF-8) to UTF-8. Invalid sequences
- * become U+FFFD and NUL bytes are dropped, so the result is always valid
- * UTF-8. Returns a new string (its length in *outlen when not NULL), NULL on
- * no memory.
+ * become U+FFFD (one for each maximal subpart, as Unicode recommends) and so
+ * do NUL characters, which are counted in *nuls (added to, when not NULL):
+ * the result is always valid UTF-8 without NUL. Returns a new string (its
+ * length in *outlen when not NULL), NULL on no memory.
  */
-char *em_to_utf8(const char *buf, size_t len, const char *charset, size_t *outlen);
+char *em_to_utf8(const char *buf, size_t len, const char *charset, size_t *outlen, size_t *nuls);
 
 /* 1 when s[0..len) is valid UTF-8 without NUL bytes. */
 int em_utf8_valid(const char *s, size_t len);

@@ -3,7 +3,9 @@
  * plus token diet) shared by the email_normalize and rules processors.
  * Seed fields: id, sender_email, sender_name, subject, body, attachments
  * [{filename, content_type, content_base64}], priority; everything else is
- * kept under "extra". Strings are repaired to valid UTF-8 on the way.
+ * kept under "extra". Strings are repaired to valid UTF-8 on the way; one
+ * holding a NUL (\u0000) is refused, saying which field and where, since it
+ * would be cut short there.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +32,7 @@ static json_object *clean_str(const char *s)
     size_t n = strlen(s);
     if (em_utf8_valid(s, n))
         return json_object_new_string(s);
-    char *f = em_to_utf8(s, n, "utf-8", NULL);
+    char *f = em_to_utf8(s, n, "utf-8", NULL, NULL);
     json_object *o = f ? json_object_new_string(f) : NULL;
     free(f);
     return o;
@@ -105,6 +107,81 @@ static int map_attachment(json_object *a, size_t i, const em_opts *opts, json_ob
 static const char *const seed_keys[] = {"id",   "sender_email", "sender_name", "subject",
                                         "body", "attachments",  "priority",    NULL};
 
+/*
+ * The first NUL in a string at or below v, whose path (field, or
+ * "attachments[0].filename") goes to where and byte offset to *off. 1 when
+ * there is one. Strings are read as C strings from here on, so a NUL would
+ * cut them short without a word.
+ */
+static int find_nul(json_object *v, const char *path, char *where, size_t wlen, size_t *off,
+                    int depth)
+{
+    char sub[160];
+    if (!v || depth > 16)
+        return 0;
+    if (json_object_is_type(v, json_type_string)) {
+        const char *s = json_object_get_string(v);
+        const char *z = memchr(s, '\0', (size_t)json_object_get_string_len(v));
+        if (z) {
+            snprintf(where, wlen, "%s", path);
+            *off = (size_t)(z - s);
+        }
+        return z != NULL;
+    }
+    if (json_object_is_type(v, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(v); i++) {
+            snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+            if (find_nul(json_object_array_get_idx(v, i), sub, where, wlen, off, depth + 1))
+                return 1;
+        }
+    } else if (json_object_is_type(v, json_type_object)) {
+        json_object_object_foreach(v, key, val)
+        {
+            snprintf(sub, sizeof sub, "%s.%s", path, key);
+            if (find_nul(val, sub, where, wlen, off, depth + 1))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* IK_E_PARSE, saying which field and where, when a string under one of keys
+ * holds a NUL (\u0000 in the JSON); 0 otherwise. */
+static int refuse_nul(json_object *in, const char *const *keys, char *err, size_t errlen)
+{
+    char where[160];
+    size_t off = 0;
+    json_object *v;
+    for (; *keys; keys++)
+        if (json_object_object_get_ex(in, *keys, &v) &&
+            find_nul(v, *keys, where, sizeof where, &off, 0)) {
+            snprintf(err, errlen, "field '%s' contains a NUL character (\\u0000) at offset %zu",
+                     where, off);
+            return IK_E_PARSE;
+        }
+    return 0;
+}
+
+/* The seed fields read as text (the rest is kept under "extra" as it is). */
+static const char *const seed_text[] = {"id",          "message_id",  "sender_email",
+                                        "sender_name", "date",        "subject",
+                                        "body",        "attachments", NULL};
+/* An email record's own text (not "extra", "source", "extraction"). */
+static const char *const record_text[] = {
+    "id",          "message_id",  "sender_email", "sender_name", "to",         "cc",
+    "reply_to",    "date",        "subject",      "in_reply_to", "references", "body",
+    "body_format", "attachments", "text",         NULL};
+
+/* 1 when the payload says it is an email record already. */
+static int is_record(json_object *in)
+{
+    json_object *v;
+    size_t n = strlen(EM_SCHEMA);
+    return json_object_object_get_ex(in, "schema", &v) &&
+           json_object_is_type(v, json_type_string) && (size_t)json_object_get_string_len(v) == n &&
+           memcmp(json_object_get_string(v), EM_SCHEMA, n) == 0;
+}
+
 int em_from_seed(json_object *in, const em_opts *opts, json_object **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -113,8 +190,9 @@ int em_from_seed(json_object *in, const em_opts *opts, json_object **out, char *
                  json_type_to_name(json_object_get_type(in)));
         return IK_E_PARSE;
     }
-    const char *schema = str_field(in, "schema");
-    if (schema && strcmp(schema, EM_SCHEMA) == 0) {
+    if (is_record(in)) {
+        if (refuse_nul(in, record_text, err, errlen))
+            return IK_E_PARSE;
         json_object *copy = NULL;
         if (json_object_deep_copy(in, &copy, NULL) != 0 || !copy)
             return IK_E_NOMEM;
@@ -126,7 +204,8 @@ int em_from_seed(json_object *in, const em_opts *opts, json_object **out, char *
     for (const char *const *k = strings; *k; k++)
         if (wrong_type(in, *k, json_type_string, err, errlen, ""))
             return IK_E_PARSE;
-    if (wrong_type(in, "attachments", json_type_array, err, errlen, ""))
+    if (wrong_type(in, "attachments", json_type_array, err, errlen, "") ||
+        refuse_nul(in, seed_text, err, errlen))
         return IK_E_PARSE;
     const char *body = str_field(in, "body");
     const char *subject = str_field(in, "subject");
@@ -193,6 +272,25 @@ int em_from_seed(json_object *in, const em_opts *opts, json_object **out, char *
     return 0;
 }
 
+/*
+ * Counts the parser left under the record's "diet" (how the body was made,
+ * not what the diet removed) carry over into the diet's own object d, 0 when
+ * the parser left none, so a dieted record always has them.
+ */
+static void keep_notes(json_object *rec, json_object *d)
+{
+    static const char *const notes[] = {"html_fallback", "nul_replaced", NULL};
+    json_object *prior = NULL, *v;
+    json_object_object_get_ex(rec, "diet", &prior);
+    for (const char *const *k = notes; *k; k++) {
+        int64_t n = prior && json_object_object_get_ex(prior, *k, &v) &&
+                            json_object_is_type(v, json_type_int)
+                        ? json_object_get_int64(v)
+                        : 0;
+        json_object_object_add(d, *k, json_object_new_int64(n));
+    }
+}
+
 int em_normalize(json_object *in, const em_opts *opts, const em_diet_opts *diet, json_object **out,
                  char *err, size_t errlen)
 {
@@ -232,6 +330,7 @@ int em_normalize(json_object *in, const em_opts *opts, const em_diet_opts *diet,
     json_object_object_add(d, "disclaimer", json_object_new_int64((int64_t)st.disclaimer_chars));
     json_object_object_add(d, "whitespace", json_object_new_int64((int64_t)st.whitespace_chars));
     json_object_object_add(d, "cut", json_object_new_int64((int64_t)st.cut_chars));
+    keep_notes(rec, d);
     json_object_object_add(rec, "diet", d);
     *out = rec;
     return 0;

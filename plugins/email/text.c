@@ -69,8 +69,42 @@ size_t em_utf8_chars(const char *s)
     return n;
 }
 
-/* Copies s as UTF-8, bad bytes -> U+FFFD, NUL dropped (valid runs in one go). */
-static void utf8_repair(ik_buf *b, const char *s, size_t len)
+/*
+ * Bytes at s (n >= 1, not a valid sequence) that one U+FFFD replaces: the
+ * longest start of a valid sequence there, at least one byte. This is
+ * Unicode's "maximal subpart" practice, which WHATWG decoders and Python
+ * follow too: a character cut short is one U+FFFD, not one per byte.
+ */
+static size_t bad_run(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+    size_t need;
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 2;
+        lo = c == 0xe0 ? 0xa0 : lo; /* no overlong forms */
+        hi = c == 0xed ? 0x9f : hi; /* no surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 3;
+        lo = c == 0xf0 ? 0x90 : lo;
+        hi = c == 0xf4 ? 0x8f : hi; /* nothing past U+10FFFF */
+    } else {
+        return 1;
+    }
+    size_t k = 1;
+    while (k <= need && k < n && s[k] >= lo && s[k] <= hi) {
+        k++;
+        lo = 0x80;
+        hi = 0xbf;
+    }
+    return k;
+}
+
+/* Copies s as UTF-8 (valid runs in one go): bad bytes -> U+FFFD, and NUL,
+ * which a record's text never carries, -> U+FFFD too, counted in *nuls
+ * (when not NULL), so nothing is lost without a trace. */
+static void utf8_repair(ik_buf *b, const char *s, size_t len, size_t *nuls)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, run = 0;
@@ -81,9 +115,10 @@ static void utf8_repair(ik_buf *b, const char *s, size_t len)
             continue;
         }
         ik_buf_add(b, s + run, i - run);
-        if (p[i] != 0)
-            ik_buf_add(b, "\xef\xbf\xbd", 3);
-        i++;
+        ik_buf_add(b, "\xef\xbf\xbd", 3);
+        if (p[i] == 0 && nuls)
+            ++*nuls;
+        i += p[i] != 0 ? bad_run(p + i, len - i) : 1;
         run = i;
     }
     ik_buf_add(b, s + run, i - run);
@@ -92,7 +127,7 @@ static void utf8_repair(ik_buf *b, const char *s, size_t len)
 /* Runs iconv over the whole input; an invalid or incomplete sequence gives
  * U+FFFD and the converter skips one byte. Returns 0, or -1 when the charset
  * is unknown. */
-static int convert(ik_buf *b, const char *buf, size_t len, const char *charset)
+static int convert(ik_buf *b, const char *buf, size_t len, const char *charset, size_t *nuls)
 {
     iconv_t cd = g_mime_iconv_open("UTF-8", charset);
     if (cd == (iconv_t)-1)
@@ -125,14 +160,16 @@ static int convert(ik_buf *b, const char *buf, size_t len, const char *charset)
     if (raw.oom)
         b->oom = 1;
     else
-        utf8_repair(b, raw.p ? raw.p : "", raw.len);
+        utf8_repair(b, raw.p ? raw.p : "", raw.len, nuls);
     ik_buf_free(&raw);
     return 0;
 }
 
-char *em_to_utf8(const char *buf, size_t len, const char *charset, size_t *outlen)
+char *em_to_utf8(const char *buf, size_t len, const char *charset, size_t *outlen, size_t *nuls)
 {
     ik_buf b = {0};
+    if (!buf) /* an empty GByteArray's data (an empty part) is NULL: no pointer sums on it */
+        buf = "";
     int utf8 = charset && (strcasecmp(charset, "utf-8") == 0 || strcasecmp(charset, "utf8") == 0);
     int ascii = !charset || !charset[0] || strcasecmp(charset, "us-ascii") == 0 ||
                 strcasecmp(charset, "ascii") == 0;
@@ -144,14 +181,15 @@ char *em_to_utf8(const char *buf, size_t len, const char *charset, size_t *outle
          strcasecmp(charset, "latin-1") == 0 || strcasecmp(charset, "l1") == 0))
         charset = "windows-1252";
     if (utf8) {
-        utf8_repair(&b, buf, len); /* declared UTF-8: bad bytes become U+FFFD */
-    } else if (ascii || convert(&b, buf, len, charset) != 0) {
-        /* No, ASCII or an unknown charset: keep valid UTF-8, else read the
-         * bytes as windows-1252 (what unlabelled 8-bit mail almost always is). */
+        utf8_repair(&b, buf, len, nuls); /* declared UTF-8: bad bytes become U+FFFD */
+    } else if (ascii || convert(&b, buf, len, charset, nuls) != 0) {
+        /* No, ASCII or an unknown charset: keep valid UTF-8 (a NUL in it does
+         * not make it windows-1252), else read the bytes as windows-1252 (what
+         * unlabelled 8-bit mail almost always is). */
         ik_buf_free(&b);
-        if (em_utf8_valid(buf, len) || convert(&b, buf, len, "windows-1252") != 0) {
+        if (ik_utf8_valid(buf, len) || convert(&b, buf, len, "windows-1252", nuls) != 0) {
             ik_buf_free(&b);
-            utf8_repair(&b, buf, len);
+            utf8_repair(&b, buf, len, nuls);
         }
     }
     if (outlen)

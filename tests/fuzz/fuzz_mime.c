@@ -3,8 +3,10 @@
  * (em_parse_mime), then the token diet and the rules extractor over what it
  * produced, and the HTML-to-text converter over the raw bytes. Checks the
  * invariants callers rely on: a message is either a record or an error text
- * (never both, never neither), every string in the record is valid UTF-8, the
- * diet's counts add up, and every extracted value is grounded.
+ * (never both, never neither), every string in the record is valid UTF-8
+ * without NUL, the diet's counts add up and carry the parser's notes, and
+ * every extracted value is grounded. The bytes are also read as a header
+ * value by the RFC 2047 decoder and merger: valid UTF-8 out, no NUL.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -37,6 +39,23 @@ static void check_utf8(json_object *o, int depth)
     }
 }
 
+/* The bytes (up to a NUL) as a header value: decoded, and merged for GMime. */
+static void check_header(const char *buf, size_t size)
+{
+    char *value = strndup(buf, size);
+    if (!value)
+        return;
+    size_t nuls = 0;
+    char *dec = em_header_decode(value, &nuls);
+    CHECK(dec != NULL);
+    CHECK(em_utf8_valid(dec, strlen(dec)));
+    char *merged = em_header_merge_words(value, &nuls);
+    CHECK(merged != NULL);
+    free(merged);
+    free(dec);
+    free(value);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 1 << 20)
@@ -61,6 +80,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_object *norm = NULL;
         CHECK(em_normalize(rec, NULL, &d, &norm, err, sizeof err) == 0);
         check_utf8(norm, 0);
+        json_object *diet, *v;
+        CHECK(json_object_object_get_ex(norm, "diet", &diet));
+        CHECK(json_object_object_get_ex(diet, "html_fallback", &v) &&
+              json_object_get_int64(v) >= 0);
+        CHECK(json_object_object_get_ex(diet, "nul_replaced", &v) && json_object_get_int64(v) >= 0);
         json_object *ex = rx_extract(norm);
         CHECK(ex != NULL);
         check_utf8(ex, 0);
@@ -68,9 +92,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_object_put(norm);
         json_object_put(rec);
     }
-    char *text = em_html_to_text(buf, size);
+    int fallback = -1;
+    char *text = em_html_to_text(buf, size, &fallback);
     CHECK(text != NULL);
+    CHECK(fallback == 0 || fallback == 1);
     CHECK(em_utf8_valid(text, strlen(text)));
+    check_header(buf, size);
     em_diet_stats st;
     char *dieted = NULL;
     em_diet_opts d = {.quotes = 1, .disclaimers = 1, .max_chars = 100};
