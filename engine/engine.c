@@ -139,6 +139,9 @@ static void summary(ik_engine *e)
 static int start(ik_engine *e, const char *admin_override)
 {
     ik_err err = {0};
+    /* The run (and the summary's elapsed time) begins here, so that a start
+     * that fails half-way still reports its own duration. */
+    e->started_ms = ik_now_ms();
     e->metrics = ik_metrics_new();
     e->timers = ik_timers_new();
     if (!e->metrics || !e->timers) {
@@ -162,7 +165,6 @@ static int start(ik_engine *e, const char *admin_override)
         ik_logf(IK_LOG_INFO, NULL, NULL, "admin server on http://%.*s:%u (/health, /metrics)",
                 (int)strcspn(listen, ":"), listen, (unsigned)ik_admin_port(e->admin));
     }
-    e->started_ms = ik_now_ms();
     for (size_t i = 0; i < e->npipelines; i++) {
         if (ik_pipeline_start(e->pipelines[i], &err) != 0) {
             ik_logf(IK_LOG_ERROR, NULL, NULL, "%s", err.msg);

@@ -2,6 +2,8 @@
 config errors that name their file and line."""
 import json
 import os
+import re
+import time
 import unittest
 
 from harness import IntakeTest, BAD_PLUGINS
@@ -106,9 +108,17 @@ class CliTest(IntakeTest):
         conf = self.config('pipelines = ( { name = "p";\n'
                            'source = { plugin = "test_gen"; outcomes_path = "/nonexistent/dir/o"; };\n'
                            'sinks = ( { plugin = "stdout"; } ); } );\n')
+        began = time.monotonic()
         r = self.run_intake("run", conf, check=4, timeout=30)
+        lived = time.monotonic() - began
         self.assertIn("failed to start", r.stderr)
         self.assertIn("/nonexistent/dir/o", r.stderr)
+        # The summary's elapsed time is this run's, not the machine's uptime:
+        # it cannot exceed how long the process lived (plus the rounding of
+        # its two decimals).
+        m = re.search(r"summary: pipeline 'p': .* in flight, (?:.*, )?([0-9.]+) s", r.stderr)
+        self.assertTrue(m, r.stderr)
+        self.assertLessEqual(float(m.group(1)), lived + 0.005, r.stderr)
 
     def test_plugins_listing(self):
         r = self.run_intake("plugins", "--json", check=0)
