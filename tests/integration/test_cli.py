@@ -120,6 +120,32 @@ class CliTest(IntakeTest):
         self.assertTrue(m, r.stderr)
         self.assertLessEqual(float(m.group(1)), lived + 0.005, r.stderr)
 
+    def test_include_absolute_path(self):
+        part = self.write("parts/pipeline.conf", GOOD)
+        conf = self.config('@include "%s"\n' % part)
+        r = self.run_intake("validate", conf, check=0)
+        self.assertIn("test_gen -> passthrough -> stdout", r.stdout)
+        # a missing one names the file it looked for and the including line
+        conf = self.config('@include "parts/nope.conf"\n', name="missing.conf")
+        r = self.run_intake("validate", conf, check=3)
+        self.assertIn("%s:3: @include" % conf, r.stderr)
+        self.assertIn(self.path("parts", "nope.conf"), r.stderr)
+
+    def test_include_fifo_refused_without_blocking(self):
+        fifo = self.path("fifo.conf")
+        os.mkfifo(fifo)
+        conf = self.config('@include "fifo.conf"\n' + GOOD)
+        for cmd in ("validate", "run"):
+            r = self.run_intake(cmd, conf, check=3, timeout=60)
+            self.assertIn("%s:3: @include" % conf, r.stderr)
+            self.assertIn("not a regular file (a FIFO)", r.stderr)
+
+    def test_config_size_limit(self):
+        conf = self.config(GOOD + ("#" * 99 + "\n") * 10500)
+        r = self.run_intake("validate", conf, check=3, timeout=60)
+        self.assertIn(conf, r.stderr)
+        self.assertIn("at most 1 MiB", r.stderr)
+
     def test_plugins_listing(self):
         r = self.run_intake("plugins", "--json", check=0)
         plugins = {p["name"]: p for p in json.loads(r.stdout) if "name" in p}
