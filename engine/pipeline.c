@@ -766,7 +766,8 @@ static int bind_instance(ik_pipeline *p, ik_instance *inst, const ik_stage_spec 
                           "%s:%d: pipeline '%s': plugin '%s' is a %s and cannot be used as a %s",
                           spec->file, spec->line, p->spec->name, spec->plugin,
                           ik_kind_name(inst->plugin->desc.kind), role_name(spec->role));
-    return ik_options_bind(inst->plugin->desc.options, spec->plugin, spec, &inst->opts, err);
+    return ik_options_bind(inst->plugin->desc.options, inst->plugin->desc.limits, spec->plugin,
+                           spec, &inst->opts, err);
 }
 
 static ik_stage *stage_new(ik_pipeline *p, const ik_stage_spec *spec, enum stage_kind kind,

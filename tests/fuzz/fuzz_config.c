@@ -33,13 +33,19 @@ static const ik_option fuzz_opts[] = {
     {NULL, 0, NULL, 0, NULL},
 };
 
+/* A range for each numeric type. */
+static const ik_option_limit fuzz_limits[] = {
+    {"count", "-5", "1000"}, {"ratio", "0", NULL}, {"timeout", NULL, "1h"},
+    {"limit", "1K", "1G"},   {NULL, NULL, NULL},
+};
+
 /* Binds the options of one stage and reads them all back. */
 static void bind_stage(const ik_stage_spec *st)
 {
     ik_optvals *vals = NULL;
     ik_err err;
     ik_err_clear(&err);
-    if (ik_options_bind(fuzz_opts, st->plugin, st, &vals, &err) != 0) {
+    if (ik_options_bind(fuzz_opts, fuzz_limits, st->plugin, st, &vals, &err) != 0) {
         if (vals || err.msg[0] == '\0')
             abort();
         return;

@@ -65,6 +65,28 @@ class CliTest(IntakeTest):
                                  'sinks = ( { plugin = "stdout"; } ); } );\n',
                                  4, "requires option 'path'")
 
+    def test_option_range_checked_by_validate(self):
+        # issue 9: validate passed what only run refused
+        r = self.expect_config_error('pipelines = ( { name = "p";\n'
+                                     'source = { plugin = "test_gen"; count = 3; };\n'
+                                     'processors = ( { plugin = "email_normalize"; max_chars = -1; } );\n'
+                                     'sinks = ( { plugin = "stdout"; } ); } );\n',
+                                     5, "option 'max_chars' of plugin 'email_normalize'",
+                                     "must be at least 0 (got -1)")
+        conf = self.path("pipeline.conf")
+        r = self.run_intake("run", conf, check=3)
+        self.assertIn("must be at least 0 (got -1)", r.stderr)
+        self.assertNotIn("started", r.stderr)
+        # a size and a duration out of range, with their units
+        self.expect_config_error('pipelines = ( { name = "p";\n'
+                                 'source = { plugin = "test_gen"; body_bytes = "32M"; };\n'
+                                 'sinks = ( { plugin = "stdout"; } ); } );\n',
+                                 4, "option 'body_bytes'", "between 0 and 16M (got 33554432 bytes)")
+        self.expect_config_error('pipelines = ( { name = "p";\n'
+                                 'source = { plugin = "test_gen"; emit_delay = "2h"; };\n'
+                                 'sinks = ( { plugin = "stdout"; } ); } );\n',
+                                 4, "option 'emit_delay'", "at most 1h (got 7200000ms)")
+
     def test_syntax_error(self):
         self.expect_config_error('pipelines = ( { name = "p"\n source = ; } );\n', 4)
 
@@ -156,9 +178,17 @@ class CliTest(IntakeTest):
         self.assertTrue(path_opt["required"])
         self.assertEqual(path_opt["type"], "string")
         self.assertTrue(path_opt["help"])
+        # option ranges, as the plugin wrote them; null for an open side
+        mc = [o for o in plugins["email_normalize"]["options"] if o["name"] == "max_chars"][0]
+        self.assertEqual((mc["min"], mc["max"]), ("0", None))
+        bm = [o for o in plugins["gpt_batch"]["options"] if o["name"] == "batch_max_requests"][0]
+        self.assertEqual((bm["min"], bm["max"]), ("1", "50000"))
+        self.assertEqual((path_opt["min"], path_opt["max"]), (None, None))
         r = self.run_intake("plugins", check=0)
         self.assertIn("file (source", r.stdout)
         self.assertIn("options:", r.stdout)
+        self.assertRegex(r.stdout, r"max_chars .*\(range: at least 0\)")
+        self.assertRegex(r.stdout, r"batch_max_requests .*\(range: 1 to 50000\)")
 
 
 if __name__ == "__main__":

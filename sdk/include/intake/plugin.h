@@ -34,7 +34,7 @@ extern "C" {
 
 #define IK_PLUGIN_MAGIC      0x494b504cu /* "IKPL" */
 #define IK_ABI_MAJOR         1
-#define IK_ABI_MINOR         1
+#define IK_ABI_MINOR         2
 #define IK_PLUGIN_ENTRY      ik_plugin_entry
 #define IK_PLUGIN_ENTRY_NAME "ik_plugin_entry"
 
@@ -90,6 +90,29 @@ typedef struct ik_option {
     unsigned flags;
     const char *help;
 } ik_option;
+
+/*
+ * ABI 1.2: the allowed range of one numeric option, inclusive. The engine
+ * checks it wherever it checks options (`intake validate` as well as `run`),
+ * so that a value out of range is a config error naming file:line, the
+ * option and the range, never a create() failure; create() can rely on it.
+ * Bounds are text in the option's own syntax, as the config would write
+ * them; NULL leaves that side open:
+ *   {"max_chars", "0", NULL}          an IK_OPT_INT of at least 0
+ *   {"poll", "10ms", "1h"}            an IK_OPT_DURATION
+ *   {"chunk", "1K", "16M"}            an IK_OPT_SIZE
+ *   {"margin", "0", "0.5"}            an IK_OPT_DOUBLE
+ * The table (ik_plugin.limits) ends with a zeroed entry. The engine refuses
+ * to load a plugin whose limits name an option that is not in its option
+ * table, or not an INT, DOUBLE, DURATION or SIZE one, or one twice; whose
+ * bounds do not parse as the option's type or have min > max; or whose
+ * default (without ${VAR}) lies outside them. `intake plugins` shows them.
+ */
+typedef struct ik_option_limit {
+    const char *name;
+    const char *min; /* NULL: no lower bound */
+    const char *max; /* NULL: no upper bound */
+} ik_option_limit;
 
 /* Per-record status returned by processors and sinks. */
 typedef enum ik_status {
@@ -283,6 +306,13 @@ typedef struct ik_plugin {
     /* Sinks. write() delivers recs and fills results like process(); it must
      * not change the records, which other sinks may be reading. */
     int (*write)(void *state, ik_record *const *recs, size_t n, ik_result *results);
+
+    /* ---- ABI 1.2 ---- */
+
+    /* Ranges of numeric options (see ik_option_limit); may be NULL. The
+     * engine reads only the struct_size bytes a plugin declares, so a
+     * plugin built for 1.0 or 1.1 simply has none. */
+    const ik_option_limit *limits;
 } ik_plugin;
 
 /* The one symbol a plugin exports. */
