@@ -443,6 +443,17 @@ static int fh_wait_ms(ik_instance *self, uint64_t ms)
     return s;
 }
 
+/* host->settle_failed(): counted and kept for the test to read. */
+static void fh_settle_failed(ik_instance *self, ik_record *rec, const char *reason)
+{
+    fake_host *fh = FH(self);
+    pthread_mutex_lock(&fh->mu);
+    fh->nsettle_failed++;
+    snprintf(fh->settle_failed_reason, sizeof fh->settle_failed_reason, "%s: %s",
+             rec ? rec->id : "(null)", reason ? reason : "");
+    pthread_mutex_unlock(&fh->mu);
+}
+
 static size_t fh_max_record_size(ik_instance *self)
 {
     return FH(self)->max_record_size;
@@ -540,6 +551,7 @@ void fh_init(fake_host *fh, const ik_plugin *plugin, const char *const *opts)
     h->stopping = fh_stopping;
     h->wait_ms = fh_wait_ms;
     h->max_record_size = fh_max_record_size;
+    h->settle_failed = fh_settle_failed;
     h->counter = fh_counter;
     h->gauge = fh_counter;
     h->histogram = fh_histogram;

@@ -68,6 +68,8 @@ typedef struct fake_host {
     size_t noutcomes, cap_outcomes;
     fh_metric metrics[16];
     size_t nmetrics;
+    size_t nsettle_failed;          /* host->settle_failed() calls */
+    char settle_failed_reason[512]; /* the last one's reason */
     char *log;
     size_t loglen, logcap;
 } fake_host;

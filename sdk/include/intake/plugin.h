@@ -129,7 +129,8 @@ typedef struct ik_result {
     char reason[IK_REASON_MAX];
 } ik_result;
 
-/* Terminal outcome of a record, told to its source exactly once. */
+/* Terminal outcome of a record, told to its source exactly once. A source
+ * that cannot carry one out says so with host->settle_failed(). */
 typedef enum ik_outcome {
     IK_DELIVERED = 1,     /* every sink accepted it: acknowledge it */
     IK_DEAD_LETTERED = 2, /* permanent failure or retries exhausted */
@@ -258,6 +259,18 @@ typedef struct ik_host {
      * it is alive, so health does not report the pipeline as stalled while
      * records wait in it. Cheap; call it on every poll. */
     void (*progress)(ik_instance *self);
+
+    /* ---- ABI 1.2 ---- */
+
+    /* A source calls this from inside its settle() when it could not carry
+     * out the outcome it was told for `rec` (say, its dead-letter folder
+     * cannot be written): it keeps the record, which comes back on its next
+     * run. The engine then counts the record as released instead, and as
+     * "not stored" (the run's summary, /metrics, /health, which turns
+     * unhealthy with `reason`), logs `reason` once naming the record, and
+     * `intake run` ends with its own exit code. Only for the record being
+     * settled, from its own settle(); any other call is logged and ignored. */
+    void (*settle_failed)(ik_instance *self, ik_record *rec, const char *reason);
 } ik_host;
 
 /* 1 when the engine's host table has the member f. A plugin declared with
