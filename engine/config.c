@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "env.h"
@@ -1068,17 +1067,44 @@ static int load_tree(loader *L)
     return 0;
 }
 
-/* Settings parsed from a string have no file; give them the name the caller
- * chose, so that ik_config_where() can say where. */
-static void set_file(config_setting_t *s, const char *file)
+/* Puts every setting back on the file and line it came from: libconfig
+ * numbered the lines of the expanded text. */
+static void locate_settings(const ik_config_text *t, config_setting_t *s)
 {
-    if (!s->file)
-        s->file = file;
+    const char *file;
+    unsigned line;
+    ik_config_text_locate(t, s->line, &file, &line);
+    s->file = file;
+    s->line = line;
     if (config_setting_is_aggregate(s)) {
         int n = config_setting_length(s);
         for (int i = 0; i < n; i++)
-            set_file(config_setting_get_elem(s, (unsigned)i), file);
+            locate_settings(t, config_setting_get_elem(s, (unsigned)i));
     }
+}
+
+/* Parses the expanded text with libconfig; a syntax error names the file
+ * and line it is on, an included file's too. */
+static int parse_text(ik_config *cfg, ik_err *err)
+{
+    /* No @include is left in the text. Should libconfig meet one all the
+     * same, it opens nothing: it joins every include name to this folder,
+     * which is not one. */
+    config_set_include_dir(&cfg->cfg, "/dev/null");
+    int ok = config_read_string(&cfg->cfg, cfg->src.text);
+    ik_config_text_release(&cfg->src);
+    if (!ok) {
+        const char *file;
+        unsigned line;
+        const char *et = config_error_text(&cfg->cfg);
+        ik_config_text_locate(&cfg->src, (unsigned)config_error_line(&cfg->cfg), &file, &line);
+        return ik_err_set(err, IK_E_CONFIG,
+                          "%s:%u: %s (libconfig syntax: key = value; groups { }, lists ( ), "
+                          "arrays [ ], each setting ends with ';')",
+                          file, line, et ? et : "syntax error");
+    }
+    locate_settings(&cfg->src, config_root_setting(&cfg->cfg));
+    return 0;
 }
 
 /* Shared by ik_config_load and ik_config_load_string: `text` NULL reads
@@ -1102,42 +1128,11 @@ static int load_common(const char *path, const char *text, ik_config **out, ik_e
     }
     if ((rc = dir_of(path, &cfg->dir, err)) != 0)
         goto fail;
-    /* @include names are relative to the including config's directory. */
-    config_set_include_dir(&cfg->cfg, cfg->dir);
-
-    int ok;
-    if (text) {
-        ok = config_read_string(&cfg->cfg, text);
-    } else {
-        struct stat st;
-        if (stat(path, &st) != 0) {
-            int e = errno;
-            rc = ik_err_set(err, e == ENOENT ? IK_E_NOTFOUND : IK_E_IO,
-                            "cannot read config file '%s': %s (check the path)", path, strerror(e));
-            goto fail;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            rc = ik_err_set(err, IK_E_IO, "config file '%s' is a directory (name the file)", path);
-            goto fail;
-        }
-        ok = config_read_file(&cfg->cfg, path);
-    }
-    if (!ok) {
-        if (config_error_type(&cfg->cfg) == CONFIG_ERR_FILE_IO) {
-            rc = ik_err_set(err, IK_E_IO, "cannot read config file '%s' (check its permissions)",
-                            path);
-        } else {
-            const char *ef = config_error_file(&cfg->cfg);
-            const char *et = config_error_text(&cfg->cfg);
-            rc = ik_err_set(err, IK_E_CONFIG,
-                            "%s:%d: %s (libconfig syntax: key = value; groups { }, lists ( ), "
-                            "arrays [ ], each setting ends with ';')",
-                            ef ? ef : path, config_error_line(&cfg->cfg), et ? et : "syntax error");
-        }
+    /* Read here, includes and all, within the limits; libconfig gets text. */
+    if ((rc = ik_config_text_load(path, cfg->dir, text, &cfg->src, err)) != 0)
         goto fail;
-    }
-    if (text)
-        set_file(config_root_setting(&cfg->cfg), cfg->path);
+    if ((rc = parse_text(cfg, err)) != 0)
+        goto fail;
 
     loader L = {.cfg = cfg, .err = err};
     if ((rc = load_tree(&L)) != 0)
@@ -1197,6 +1192,7 @@ void ik_config_free(ik_config *cfg)
     free(cfg->env_file);
     free(cfg->admin_listen);
     config_destroy(&cfg->cfg);
+    ik_config_text_free(&cfg->src); /* after libconfig: settings point at its file names */
     free(cfg->dir);
     free(cfg->path);
     free(cfg);

@@ -43,6 +43,7 @@
 
 #include <intake/plugin.h>
 
+#include "config_text.h"
 #include "error.h"
 
 typedef struct ik_batch_spec {
@@ -97,6 +98,7 @@ typedef struct ik_pipeline_spec {
 
 typedef struct ik_config {
     config_t cfg;       /* keeps every config_setting_t alive */
+    ik_config_text src; /* names of the files read, which settings point at */
     char *path;         /* as given */
     char *dir;          /* directory of path, for relative names */
     char **plugin_path; /* expanded, made absolute against dir */
@@ -114,9 +116,10 @@ typedef struct ik_config {
 } ik_config;
 
 /*
- * Reads and checks `path`: syntax, unknown keys, types, ranges, required
- * settings, duplicate names, and loads env_file first so that substitution
- * sees it. Errors name the file and line: "etc/demo.conf:14: pipeline
+ * Reads and checks `path` with its @includes (config_text.h: regular files,
+ * at most 1 MiB and 10,000 settings): syntax, unknown keys, types, ranges,
+ * required settings, duplicate names, and loads env_file first so that
+ * substitution sees it. Errors name the file and line: "etc/demo.conf:14: pipeline
  * 'emails': batch.max_items must be >= 1 (got 0)". On success *out is owned by
  * the caller (ik_config_free).
  */

@@ -120,25 +120,36 @@ static int wait_signal(uint64_t ms)
     return sig > 0 ? sig : 0;
 }
 
-static void summary(ik_engine *e)
+/* One line per pipeline; "N not stored" appears only when a source could
+ * not carry out some outcomes. Returns the records not stored, in all. */
+static uint64_t summary(ik_engine *e)
 {
     double secs = (double)(ik_now_ms() - e->started_ms) / 1000.0;
+    uint64_t not_stored = 0;
     for (size_t i = 0; i < e->npipelines; i++) {
         ik_pipeline_stats s;
         ik_pipeline_stats_get(e->pipelines[i], &s);
-        ik_logf(IK_LOG_INFO, NULL, NULL,
+        char extra[64] = "";
+        if (s.settle_failed)
+            snprintf(extra, sizeof extra, ", %llu not stored", (unsigned long long)s.settle_failed);
+        ik_logf(s.settle_failed ? IK_LOG_ERROR : IK_LOG_INFO, NULL, NULL,
                 "summary: pipeline '%s': %llu in, %llu delivered, %llu dead-lettered, %llu "
-                "released, %llu retries, %llu in flight, %.2f s",
+                "released, %llu retries, %llu in flight%s, %.2f s",
                 ik_pipeline_name(e->pipelines[i]), (unsigned long long)s.in,
                 (unsigned long long)s.delivered, (unsigned long long)s.dead_lettered,
                 (unsigned long long)s.released, (unsigned long long)s.retries,
-                (unsigned long long)s.inflight, secs);
+                (unsigned long long)s.inflight, extra, secs);
+        not_stored += s.settle_failed;
     }
+    return not_stored;
 }
 
 static int start(ik_engine *e, const char *admin_override)
 {
     ik_err err = {0};
+    /* The run (and the summary's elapsed time) begins here, so that a start
+     * that fails half-way still reports its own duration. */
+    e->started_ms = ik_now_ms();
     e->metrics = ik_metrics_new();
     e->timers = ik_timers_new();
     if (!e->metrics || !e->timers) {
@@ -163,7 +174,6 @@ static int start(ik_engine *e, const char *admin_override)
         ik_logf(IK_LOG_INFO, NULL, NULL, "admin server on http://%.*s:%u (/health, /metrics)",
                 (int)strcspn(listen, ":"), listen, (unsigned)ik_admin_port(e->admin));
     }
-    e->started_ms = ik_now_ms();
     for (size_t i = 0; i < e->npipelines; i++) {
         if (ik_pipeline_start(e->pipelines[i], &err) != 0) {
             ik_logf(IK_LOG_ERROR, NULL, NULL, "%s", err.msg);
@@ -248,8 +258,17 @@ int ik_engine_run(ik_engine *e, const char *admin_listen_override)
         if (sig)
             return forced_exit(e, sig);
     }
-    summary(e);
+    uint64_t not_stored = summary(e);
     if (rc != IK_EXIT_OK)
         return rc;
-    return source_failed(e) ? IK_EXIT_RUNTIME : IK_EXIT_OK;
+    if (source_failed(e))
+        return IK_EXIT_RUNTIME;
+    if (not_stored) {
+        ik_logf(IK_LOG_ERROR, NULL, NULL,
+                "%llu record(s) not stored: a source could not carry out their outcome (see "
+                "above); they stay in it for the next run. Exit code %d.",
+                (unsigned long long)not_stored, IK_EXIT_NOT_STORED);
+        return IK_EXIT_NOT_STORED;
+    }
+    return IK_EXIT_OK;
 }

@@ -11,12 +11,13 @@
 
 /* Exit codes of `intake`, documented in the README and `intake --help`. */
 enum ik_exit {
-    IK_EXIT_OK = 0,      /* finished or stopped cleanly */
-    IK_EXIT_RUNTIME = 1, /* a source failed while running */
-    IK_EXIT_USAGE = 2,   /* bad command line */
-    IK_EXIT_CONFIG = 3,  /* config, plugin or option error (nothing started) */
-    IK_EXIT_START = 4,   /* a plugin or the admin server failed to start */
-    IK_EXIT_FORCED = 5,  /* second signal: exited at once, releasing what it could */
+    IK_EXIT_OK = 0,         /* finished or stopped cleanly */
+    IK_EXIT_RUNTIME = 1,    /* a source failed while running */
+    IK_EXIT_USAGE = 2,      /* bad command line */
+    IK_EXIT_CONFIG = 3,     /* config, plugin or option error (nothing started) */
+    IK_EXIT_START = 4,      /* a plugin or the admin server failed to start */
+    IK_EXIT_FORCED = 5,     /* second signal: exited at once, releasing what it could */
+    IK_EXIT_NOT_STORED = 6, /* finished, but a source could not carry out some outcomes */
 };
 
 typedef struct ik_engine ik_engine;

@@ -204,6 +204,11 @@ static void host_progress(ik_instance *self)
     ik_pipeline_progress(self);
 }
 
+static void host_settle_failed(ik_instance *self, ik_record *rec, const char *reason)
+{
+    ik_pipeline_settle_failed(self, rec, reason);
+}
+
 static size_t host_max_record_size(ik_instance *self)
 {
     return ik_pipeline_max_record_size(self);
@@ -316,6 +321,7 @@ static const ik_host host_table = {
     .instance_name = host_instance_name,
     .pipeline_name = host_pipeline_name,
     .progress = host_progress,
+    .settle_failed = host_settle_failed,
 };
 
 const ik_host *ik_host_table(void)

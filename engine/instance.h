@@ -33,6 +33,7 @@ int ik_pipeline_stopping(ik_instance *self);
 int ik_pipeline_wait_ms(ik_instance *self, uint64_t ms);
 size_t ik_pipeline_max_record_size(ik_instance *self);
 void ik_pipeline_progress(ik_instance *self);
+void ik_pipeline_settle_failed(ik_instance *self, ik_record *rec, const char *reason);
 struct ik_metrics *ik_pipeline_metrics(ik_instance *self);
 struct ik_timers *ik_pipeline_timers(ik_instance *self);
 const char *ik_instance_pipeline_name(ik_instance *self);

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "optlimits.h"
+
 struct ik_loader {
     char **dirs;
     size_t ndirs;
@@ -153,7 +155,7 @@ static int check_descriptor(const char *path, const ik_plugin *d, const char *ex
                               "%s: plugin '%s' option '%s' is required but has a default", path,
                               d->name, o->name);
     }
-    return 0;
+    return ik_limits_validate(d->options, d->limits, path, d->name, err);
 }
 
 int ik_loader_open_file(const char *path, const char *expect_name, ik_loaded_plugin **out,

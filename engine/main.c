@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "loader.h"
 #include "log.h"
+#include "optlimits.h"
 #include "options.h"
 
 static const char usage_text[] =
@@ -39,7 +40,9 @@ static const char usage_text[] =
     "  2  bad command line\n"
     "  3  invalid config, plugin or option (nothing was started)\n"
     "  4  a plugin or the admin server failed to start\n"
-    "  5  forced exit by a second signal\n";
+    "  5  forced exit by a second signal\n"
+    "  6  finished, but some records were not stored: a source could not carry out\n"
+    "     their outcome (say, write a dead letter) and keeps them for the next run\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -185,6 +188,11 @@ static void list_one(void *arg, const char *path, const ik_loaded_plugin *p, con
             json_object_object_add(jo, "secret",
                                    json_object_new_boolean(opt->flags & IK_OPT_SECRET));
             json_object_object_add(jo, "help", json_object_new_string(opt->help ? opt->help : ""));
+            const ik_option_limit *lim = ik_limit_find(d->limits, opt->name);
+            json_object_object_add(jo, "min",
+                                   lim && lim->min ? json_object_new_string(lim->min) : NULL);
+            json_object_object_add(jo, "max",
+                                   lim && lim->max ? json_object_new_string(lim->max) : NULL);
             json_object_array_add(opts, jo);
         }
         json_object_object_add(o, "options", opts);
@@ -204,10 +212,16 @@ static void list_one(void *arg, const char *path, const ik_loaded_plugin *p, con
     else
         printf("  options:\n");
     for (const ik_option *opt = d->options; opt && opt->name; opt++) {
-        char def[128];
+        char def[128], range[200] = "";
         option_default(opt, def, sizeof def);
-        printf("    %-18s %-9s %-18s %s%s\n", opt->name, ik_opt_type_name(opt->type), def,
-               opt->help ? opt->help : "", (opt->flags & IK_OPT_SECRET) ? " (secret)" : "");
+        const ik_option_limit *lim = ik_limit_find(d->limits, opt->name);
+        if (lim) {
+            char text[160];
+            ik_limit_describe(lim, text, sizeof text);
+            snprintf(range, sizeof range, " (range: %s)", text);
+        }
+        printf("    %-18s %-9s %-18s %s%s%s\n", opt->name, ik_opt_type_name(opt->type), def,
+               opt->help ? opt->help : "", range, (opt->flags & IK_OPT_SECRET) ? " (secret)" : "");
     }
     printf("\n");
 }

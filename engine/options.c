@@ -15,6 +15,7 @@
 
 #include "env.h"
 #include "log.h"
+#include "optlimits.h"
 #include "units.h"
 
 /* Longest value quoted back in a message. */
@@ -26,12 +27,13 @@ typedef struct optval {
     char *name;
     ik_opt_type type;
     unsigned flags;
-    int set;    /* given in the config */
-    char *str;  /* IK_OPT_STRING; NULL when unset without default */
-    int64_t i;  /* IK_OPT_INT */
-    int b;      /* IK_OPT_BOOL */
-    double d;   /* IK_OPT_DOUBLE */
-    uint64_t u; /* IK_OPT_DURATION (ms), IK_OPT_SIZE (bytes) */
+    int set;                         /* given in the config */
+    const config_setting_t *setting; /* where, when set */
+    char *str;                       /* IK_OPT_STRING; NULL when unset without default */
+    int64_t i;                       /* IK_OPT_INT */
+    int b;                           /* IK_OPT_BOOL */
+    double d;                        /* IK_OPT_DOUBLE */
+    uint64_t u;                      /* IK_OPT_DURATION (ms), IK_OPT_SIZE (bytes) */
 } optval;
 
 struct ik_optvals {
@@ -121,18 +123,18 @@ static int parse_text(ik_opt_type type, const char *text, optval *v)
         v->str = d;
         return 0;
     }
-    case IK_OPT_INT:
-        return ik_parse_int(text, &v->i);
     case IK_OPT_BOOL:
         return ik_parse_bool(text, &v->b);
-    case IK_OPT_DOUBLE:
-        return ik_parse_double(text, &v->d);
-    case IK_OPT_DURATION:
-        return ik_parse_duration_ms(text, &v->u);
-    case IK_OPT_SIZE:
-        return ik_parse_size(text, &v->u);
-    default:
-        return IK_E_INVAL;
+    default: { /* the numeric types, parsed as their limits are */
+        ik_num n;
+        int rc = ik_num_parse(type, text, &n);
+        if (rc == 0) {
+            v->i = n.i;
+            v->d = n.d;
+            v->u = n.u;
+        }
+        return rc;
+    }
     }
 }
 
@@ -396,8 +398,42 @@ static void known_names(const ik_option *table, size_t n, char *buf, size_t len)
     }
 }
 
-int ik_options_bind(const ik_option *table, const char *plugin_name, const ik_stage_spec *stage,
-                    ik_optvals **out, ik_err *err)
+/*
+ * Checks the bound value of one option against its limit (NULL: none). The
+ * message points at the config line that set it or, for a default taken
+ * from a ${VAR}, at the stage.
+ */
+static int check_limit(const ctx *c, const ik_option *opt, const ik_option_limit *l,
+                       const optval *v)
+{
+    if (!l || !ik_limit_type_ok(v->type) || (!v->set && !opt->default_value))
+        return 0;
+    ik_num num = {.i = v->i, .d = v->d, .u = v->u};
+    char range[160], got[64], where[PATH_MAX + 32];
+    if (ik_limit_check(l, v->type, &num, range, sizeof range) == 0)
+        return 0;
+    if (v->flags & IK_OPT_SECRET)
+        snprintf(got, sizeof got, "<secret>");
+    else
+        ik_num_format(v->type, &num, got, sizeof got);
+    if (v->set)
+        return ik_err_set(c->err, IK_E_CONFIG,
+                          "%s: option '%s' of plugin '%s' (instance '%s') must be %s (got %s)",
+                          ik_config_where(v->setting), v->name, c->plugin, c->instance, range, got);
+    stage_where(c, where, sizeof where);
+    if (strstr(opt->default_value, "${"))
+        return ik_err_set(c->err, IK_E_CONFIG,
+                          "%s: plugin '%s' (instance '%s'): the default of option '%s' expands "
+                          "to %s, but it must be %s (fix the variable, or set option '%s')",
+                          where, c->plugin, c->instance, v->name, got, range, v->name);
+    return ik_err_set(c->err, IK_E_INVAL,
+                      "plugin '%s': the default of option '%s' (%s) is outside its own limit "
+                      "(%s; a bug in the plugin; report it to its author)",
+                      c->plugin, v->name, got, range);
+}
+
+int ik_options_bind(const ik_option *table, const ik_option_limit *limits, const char *plugin_name,
+                    const ik_stage_spec *stage, ik_optvals **out, ik_err *err)
 {
     if (!stage || !out)
         return ik_err_set(err, IK_E_INVAL, "ik_options_bind: NULL argument");
@@ -478,6 +514,7 @@ int ik_options_bind(const ik_option *table, const char *plugin_name, const ik_st
         if ((rc = bind_setting(&c, m, &vals->v[i])) != 0)
             goto fail;
         vals->v[i].set = 1;
+        vals->v[i].setting = m;
     }
 
     for (size_t i = 0; i < n; i++) {
@@ -498,7 +535,8 @@ int ik_options_bind(const ik_option *table, const char *plugin_name, const ik_st
                                 where, plugin, c.instance, table[i].name, table[i].name);
             goto fail;
         }
-        if ((rc = bind_default(&c, &table[i], v)) != 0)
+        if ((rc = bind_default(&c, &table[i], v)) != 0 ||
+            (rc = check_limit(&c, &table[i], ik_limit_find(limits, table[i].name), v)) != 0)
             goto fail;
     }
     *out = vals;

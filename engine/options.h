@@ -20,17 +20,22 @@ typedef struct ik_optvals ik_optvals;
 
 /*
  * Checks every non-engine member of stage->setting (engine keys: plugin,
- * name, concurrency, batch) against `table` and builds the typed values.
- * Errors (IK_E_CONFIG), each with "file:line: " first and naming plugin and
- * instance:
- *   unknown option    "... unknown option 'pth' for plugin 'file' (instance 'in'); known options:
- * path, pattern, follow" wrong type        "... option 'follow' of plugin 'file' must be a bool,
- * got the string \"maybe\"" missing required  "... plugin 'file' (instance 'in') requires option
- * 'path': <help>" A bad default in the table itself is IK_E_INVAL naming the plugin. On success
- * *out is owned by the caller (ik_optvals_free).
+ * name, concurrency, batch) against `table` and `limits` (the plugin's
+ * ranges, may be NULL) and builds the typed values. Errors (IK_E_CONFIG),
+ * each with "file:line: " first and naming plugin and instance:
+ *   unknown option   "... unknown option 'pth' for plugin 'file' (instance
+ *                    'in'); known options: path, pattern, follow"
+ *   wrong type       "... option 'follow' of plugin 'file' (instance 'in')
+ *                    must be a bool, got the string \"maybe\""
+ *   out of range     "... option 'max_chars' of plugin 'email_normalize'
+ *                    (instance 'n') must be at least 0 (got -1)"
+ *   missing required "... plugin 'file' (instance 'in') requires option
+ *                    'path': <help>"
+ * A bad default in the table itself is IK_E_INVAL naming the plugin. On
+ * success *out is owned by the caller (ik_optvals_free).
  */
-int ik_options_bind(const ik_option *table, const char *plugin_name, const ik_stage_spec *stage,
-                    ik_optvals **out, ik_err *err);
+int ik_options_bind(const ik_option *table, const ik_option_limit *limits, const char *plugin_name,
+                    const ik_stage_spec *stage, ik_optvals **out, ik_err *err);
 void ik_optvals_free(ik_optvals *vals);
 
 /* Getters. Return IK_E_NOTFOUND when `name` is not in the table, IK_E_INVAL

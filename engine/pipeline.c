@@ -96,10 +96,12 @@ struct ik_pipeline {
     ik_pipeline_stats stats;
     uint64_t started_ms, last_delivered_ms, last_failure_ms, last_progress_ms;
     char last_failure[IK_REASON_MAX];
+    char last_settle_failure[IK_REASON_MAX]; /* sticky: those records come back next run */
 
     ik_metrics *metrics;
     ik_timers *timers;
     ik_metric *m_in, *m_delivered, *m_dead, *m_released, *m_retried, *m_inflight, *m_latency;
+    ik_metric *m_settle_failed;
 };
 
 static void settle_now(ik_pipeline *p, settle_list *list);
@@ -368,6 +370,65 @@ static void route_result(ik_pipeline *p, ik_stage *st, ik_record *rec, const ik_
 
 /* ------------------------------------------------------------ settlement */
 
+static const char *outcome_name(ik_outcome outcome)
+{
+    return outcome == IK_DELIVERED       ? "delivered"
+           : outcome == IK_DEAD_LETTERED ? "dead-lettered"
+                                         : "released";
+}
+
+/* What one settle_now() pass counted. */
+typedef struct settle_counts {
+    size_t delivered, dead, released, failed;
+    char failure[IK_REASON_MAX]; /* the last settle_failed() reason */
+} settle_counts;
+
+/*
+ * Tells rec's source its outcome and counts what happened: the outcome, or,
+ * when the source said it could not carry it out (settle_failed()), a
+ * release that is also "not stored". Called without the lock.
+ */
+static void settle_one(ik_pipeline *p, const settle_item *it, settle_counts *c)
+{
+    ik_record *rec = it->rec;
+    ik_instance *src = rec->source;
+    ik_failure failure = {0};
+    if (it->outcome == IK_DEAD_LETTERED) {
+        failure.reason = rec->fail_reason ? rec->fail_reason : "dead-lettered";
+        failure.stage = rec->fail_stage ? rec->fail_stage : "";
+        failure.attempts = rec->fail_attempts;
+        failure.stored = it->stored;
+    }
+    rec->settling = 1;
+    src->plugin->desc.settle(src->state, rec, it->outcome,
+                             it->outcome == IK_DEAD_LETTERED ? &failure : NULL);
+    rec->settling = 0;
+    if (rec->settle_failed) {
+        const char *why =
+            rec->settle_failure ? rec->settle_failure : "(reason lost: out of memory)";
+        ik_logf(IK_LOG_ERROR, p->spec->name, src->spec->name,
+                "record %s was not %s: %s; counted as released, it stays with the source for "
+                "its next run%s%s",
+                rec->id, outcome_name(it->outcome), why, failure.reason ? "; it failed with: " : "",
+                failure.reason ? failure.reason : "");
+        snprintf(c->failure, sizeof c->failure, "record %s: %s", rec->id, why);
+        c->released++;
+        c->failed++;
+    } else if (it->outcome == IK_DEAD_LETTERED) {
+        char tries[48] = "";
+        if (failure.attempts)
+            snprintf(tries, sizeof tries, " after %u attempt(s)", failure.attempts);
+        ik_logf(IK_LOG_WARN, p->spec->name, failure.stage, "record %s dead-lettered%s%s: %s",
+                rec->id, tries, it->stored ? " (stored by the dead_letter sink)" : "",
+                failure.reason);
+        c->dead++;
+    } else if (it->outcome == IK_DELIVERED) {
+        c->delivered++;
+    } else {
+        c->released++;
+    }
+}
+
 /* Tells sources the outcome of every record in the list, frees them, then
  * gives back their in-flight slots. Called without the lock. */
 static void settle_now(ik_pipeline *p, settle_list *list)
@@ -375,51 +436,51 @@ static void settle_now(ik_pipeline *p, settle_list *list)
     if (list->n == 0)
         return;
     uint64_t now = ik_now_ms();
-    size_t delivered = 0, dead = 0, released = 0;
+    settle_counts c = {0};
     for (size_t i = 0; i < list->n; i++) {
-        settle_item *it = &list->items[i];
-        ik_record *rec = it->rec;
-        ik_instance *src = rec->source;
-        ik_failure failure = {0};
-        if (it->outcome == IK_DEAD_LETTERED) {
-            failure.reason = rec->fail_reason ? rec->fail_reason : "dead-lettered";
-            failure.stage = rec->fail_stage ? rec->fail_stage : "";
-            failure.attempts = rec->fail_attempts;
-            failure.stored = it->stored;
-            char tries[48] = "";
-            if (failure.attempts)
-                snprintf(tries, sizeof tries, " after %u attempt(s)", failure.attempts);
-            ik_logf(IK_LOG_WARN, p->spec->name, failure.stage, "record %s dead-lettered%s%s: %s",
-                    rec->id, tries, it->stored ? " (stored by the dead_letter sink)" : "",
-                    failure.reason);
-            dead++;
-        } else if (it->outcome == IK_DELIVERED) {
-            delivered++;
-        } else {
-            released++;
-        }
-        src->plugin->desc.settle(src->state, rec, it->outcome,
-                                 it->outcome == IK_DEAD_LETTERED ? &failure : NULL);
+        ik_record *rec = list->items[i].rec;
+        settle_one(p, &list->items[i], &c);
         ik_metric_observe(p->m_latency, (double)(now - rec->emit_ms) / 1000.0);
         if (!p->abandoned)
             ik_record_free(rec);
     }
-    ik_metric_add(p->m_delivered, (double)delivered);
-    ik_metric_add(p->m_dead, (double)dead);
-    ik_metric_add(p->m_released, (double)released);
+    ik_metric_add(p->m_delivered, (double)c.delivered);
+    ik_metric_add(p->m_dead, (double)c.dead);
+    ik_metric_add(p->m_released, (double)c.released);
+    ik_metric_add(p->m_settle_failed, (double)c.failed);
 
     pthread_mutex_lock(&p->mu);
     p->inflight -= list->n;
-    p->stats.delivered += delivered;
-    p->stats.dead_lettered += dead;
-    p->stats.released += released;
-    if (delivered)
+    p->stats.delivered += c.delivered;
+    p->stats.dead_lettered += c.dead;
+    p->stats.released += c.released;
+    p->stats.settle_failed += c.failed;
+    if (c.failed)
+        snprintf(p->last_settle_failure, sizeof p->last_settle_failure, "%s", c.failure);
+    if (c.delivered)
         p->last_delivered_ms = now;
     p->last_progress_ms = now;
     ik_metric_set(p->m_inflight, (double)p->inflight);
     pthread_cond_broadcast(&p->emit_cv);
     pthread_mutex_unlock(&p->mu);
     list->n = 0;
+}
+
+/* host->settle_failed(): only from inside the source's own settle() of rec
+ * (rec->settling), where the record is held by the settling thread alone. */
+void ik_pipeline_settle_failed(ik_instance *self, ik_record *rec, const char *reason)
+{
+    ik_pipeline *p = self->pipeline;
+    if (!rec || !rec->settling || rec->source != self) {
+        ik_logf(IK_LOG_ERROR, p->spec->name, self->spec->name,
+                "settle_failed() called for record %s outside its settle(); ignored",
+                rec ? rec->id : "(null)");
+        return;
+    }
+    if (rec->settle_failed)
+        return; /* the first reason stands */
+    rec->settle_failed = 1;
+    rec->settle_failure = strdup(reason && *reason ? reason : "the source could not carry it out");
 }
 
 /* ---------------------------------------------------------------- workers */
@@ -766,7 +827,8 @@ static int bind_instance(ik_pipeline *p, ik_instance *inst, const ik_stage_spec 
                           "%s:%d: pipeline '%s': plugin '%s' is a %s and cannot be used as a %s",
                           spec->file, spec->line, p->spec->name, spec->plugin,
                           ik_kind_name(inst->plugin->desc.kind), role_name(spec->role));
-    return ik_options_bind(inst->plugin->desc.options, spec->plugin, spec, &inst->opts, err);
+    return ik_options_bind(inst->plugin->desc.options, inst->plugin->desc.limits, spec->plugin,
+                           spec, &inst->opts, err);
 }
 
 static ik_stage *stage_new(ik_pipeline *p, const ik_stage_spec *spec, enum stage_kind kind,
@@ -917,6 +979,11 @@ int ik_pipeline_create(ik_pipeline *p, ik_metrics *metrics, ik_timers *timers, i
                                        "Records given back to their source unfinished.", labels);
     p->m_retried = ik_metrics_counter(metrics, "intake_records_retried_total",
                                       "Retries scheduled after a transient failure.", labels);
+    p->m_settle_failed = ik_metrics_counter(
+        metrics, "intake_records_settle_failed_total",
+        "Records whose outcome their source could not carry out (not stored; counted as released, "
+        "they come back on its next run).",
+        labels);
     p->m_inflight = ik_metrics_gauge(metrics, "intake_records_inflight",
                                      "Records taken in and not yet settled.", labels);
     p->m_latency = ik_metrics_histogram(metrics, "intake_record_latency_seconds",
@@ -1253,12 +1320,25 @@ json_object *ik_pipeline_health(ik_pipeline *p, int *healthy)
     char source_error[IK_REASON_MAX];
     snprintf(source_error, sizeof source_error, "%s", p->source_error);
     int finished = p->source_done && p->inflight == 0;
+    char settle_failure[IK_REASON_MAX];
+    snprintf(settle_failure, sizeof settle_failure, "%s", p->last_settle_failure);
     pthread_mutex_unlock(&p->mu);
 
     char msg[2 * IK_REASON_MAX];
     if (source_failed) {
         ok = 0;
         json_object_array_add(reasons, json_object_new_string(source_error));
+    }
+    /* Sticky: those records wait in the source until it runs again. */
+    if (s.settle_failed > 0) {
+        ok = 0;
+        char clean[IK_REASON_MAX];
+        ik_log_redact(settle_failure, clean, sizeof clean);
+        snprintf(msg, sizeof msg,
+                 "%llu record(s) not stored: the source could not carry out their outcome and "
+                 "keeps them for its next run; last: %s",
+                 (unsigned long long)s.settle_failed, clean);
+        json_object_array_add(reasons, json_object_new_string(msg));
     }
     /* Data must be moving: failures and no delivery for a whole window. */
     if (last_failure && now - last_failure < window && now - last_delivered >= window) {
@@ -1295,6 +1375,7 @@ json_object *ik_pipeline_health(ik_pipeline *p, int *healthy)
     json_object_object_add(o, "released", json_object_new_int64((int64_t)s.released));
     json_object_object_add(o, "retries", json_object_new_int64((int64_t)s.retries));
     json_object_object_add(o, "inflight", json_object_new_int64((int64_t)s.inflight));
+    json_object_object_add(o, "not_stored", json_object_new_int64((int64_t)s.settle_failed));
     json_object_object_add(o, "plugins", plugins);
     *healthy = ok;
     return o;

@@ -36,6 +36,8 @@ typedef struct ik_pipeline_stats {
     uint64_t released;
     uint64_t retries; /* RETRY statuses that were retried */
     uint64_t inflight;
+    uint64_t settle_failed; /* "not stored": the source could not carry out the
+                               outcome (counted in released too) */
 } ik_pipeline_stats;
 
 /* spec must outlive the pipeline. On error err says file:line and what. */

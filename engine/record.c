@@ -34,6 +34,7 @@ void ik_record_free(ik_record *rec)
     free(rec->id);
     free(rec->fail_reason);
     free(rec->fail_stage);
+    free(rec->settle_failure);
     free(rec);
 }
 

@@ -46,6 +46,11 @@ struct ik_record {
     char *fail_stage;   /* instance name, owned */
     unsigned fail_attempts;
     uint64_t emit_ms;
+
+    /* Settlement, touched only by the thread settling the record. */
+    int settling;         /* inside its source's settle() */
+    int settle_failed;    /* the source could not carry out the outcome */
+    char *settle_failure; /* why (owned; NULL when out of memory) */
 };
 
 /* Makes a record; takes ownership of payload (freed on failure too). */

@@ -41,6 +41,11 @@ static const ik_option nz_options[] = {
     {0},
 };
 
+static const ik_option_limit nz_limits[] = {
+    {"max_chars", "0", NULL},
+    {0},
+};
+
 static void nz_destroy(void *state)
 {
     free(state);
@@ -56,14 +61,7 @@ static int nz_create(const ik_host *host, ik_instance *self, void **state)
     st->diet = host->opt_bool(self, "diet");
     st->dopts.quotes = host->opt_bool(self, "strip_quotes");
     st->dopts.disclaimers = host->opt_bool(self, "strip_disclaimers");
-    int64_t max = host->opt_int(self, "max_chars");
-    if (max < 0) {
-        host->log(self, IK_LOG_ERROR, "option 'max_chars' must be 0 or more, got %lld",
-                  (long long)max);
-        free(st);
-        return IK_E_CONFIG;
-    }
-    st->dopts.max_chars = (size_t)max;
+    st->dopts.max_chars = (size_t)host->opt_int(self, "max_chars"); /* >= 0: nz_limits */
     st->eopts.keep_content = host->opt_bool(self, "attachment_content");
     em_init();
     st->m_before = host->counter(self, "chars_before_total", "Body characters before the diet");
@@ -119,6 +117,7 @@ static const ik_plugin nz_plugin = {
                    "applies the token diet, keeping the untouched body.",
     .kind = IK_KIND_PROCESSOR,
     .options = nz_options,
+    .limits = nz_limits,
     .create = nz_create,
     .destroy = nz_destroy,
     .process = nz_process,

@@ -525,11 +525,12 @@ static json_object *reread_original(const fs_state *st, const fs_rec *h)
 
 /*
  * Writes <dead_letter_dir>/<sanitised id>.json: the original object plus
- * "intake_dead_letter". Called from settle() without the mutex. Returns 0 or
- * a negative code (logged).
+ * "intake_dead_letter". Called from settle() without the mutex. Returns 0, or
+ * a negative code with what went wrong in `why` (for settle_failed(), which
+ * logs it).
  */
 static int write_dead_letter(fs_state *st, ik_record *rec, const fs_rec *h,
-                             const ik_failure *failure)
+                             const ik_failure *failure, char *why, size_t whylen)
 {
     const ik_host *host = st->host;
     const char *id = host->record_id(rec);
@@ -549,14 +550,17 @@ static int write_dead_letter(fs_state *st, ik_record *rec, const fs_rec *h,
             obj = wrap;
         }
     }
-    if (!obj)
+    if (!obj) {
+        snprintf(why, whylen, "out of memory writing its dead letter");
         return IK_E_NOMEM;
+    }
     json_object_object_del(obj, "intake_dead_letter");
     json_object *dl = json_object_new_object();
     char when[32];
     iso_time(when, sizeof when);
     if (!dl) {
         json_object_put(obj);
+        snprintf(why, whylen, "out of memory writing its dead letter");
         return IK_E_NOMEM;
     }
     json_object_object_add(
@@ -591,10 +595,8 @@ static int write_dead_letter(fs_state *st, ik_record *rec, const fs_rec *h,
         }
     }
     if (rc != 0)
-        host->log(st->self, IK_LOG_ERROR,
-                  "cannot write the dead letter of record '%s' to %s: %s; the record stays "
-                  "unsettled and is read again next run",
-                  id ? id : "", path ? path : st->dead_dir, strerror(-rc));
+        snprintf(why, whylen, "cannot write its dead letter to %s: %s", path ? path : st->dead_dir,
+                 strerror(-rc));
     else
         host->log(st->self, IK_LOG_DEBUG, "record '%s' dead-lettered to %s", id ? id : "", path);
     free(path);
@@ -1294,8 +1296,19 @@ static void fs_settle(void *state, ik_record *rec, ik_outcome outcome, const ik_
         return;
     }
     int written = 1;
+    char why[IK_REASON_MAX];
     if (outcome == IK_DEAD_LETTERED && !(failure && failure->stored))
-        written = write_dead_letter(st, rec, h, failure) == 0;
+        written = write_dead_letter(st, rec, h, failure, why, sizeof why) == 0;
+    if (!written) {
+        /* Kept: the file stays with a progress file and the record is read
+         * again next run. The engine counts it so (not as dead-lettered). */
+        if (IK_HOST_HAS(host, settle_failed) && host->settle_failed)
+            host->settle_failed(st->self, rec, why);
+        else
+            host->log(st->self, IK_LOG_ERROR,
+                      "record '%s' %s; it stays unsettled and is read again next run",
+                      host->record_id(rec), why);
+    }
     fs_file *f = h->file;
     pthread_mutex_lock(&st->mu);
     switch (outcome) {

@@ -144,6 +144,17 @@ static const ik_option gb_options[] = {
     {0},
 };
 
+/* Ranges the engine checks when it checks options, so create() need not. */
+static const ik_option_limit gb_limits[] = {
+    {"input_margin", "0", "0.5"},
+    {"output_tokens_per_email", "1", NULL},
+    {"reasoning_reserve", "0", NULL},
+    {"emails_per_request", "0", NULL},
+    {"batch_poll_interval", "1ms", NULL},
+    {"batch_max_requests", "1", "50000"},
+    {0},
+};
+
 /* ---- helpers ---- */
 
 static size_t count_tokens(gb_state *st, const char *s, size_t n)
@@ -381,14 +392,9 @@ static int gb_create(const ik_host *host, ik_instance *self, void **state)
     if (st->max_input + st->max_output_cap > st->model.context_window)
         st->max_output_cap = st->model.context_window - st->max_input;
     st->input_margin = host->opt_double(self, "input_margin");
-    if (st->input_margin < 0 || st->input_margin >= 0.5)
-        return gb_fail(st, IK_E_CONFIG, "option input_margin: expected a share in [0, 0.5)");
     st->out_per_email = (double)host->opt_int(self, "output_tokens_per_email");
     st->reasoning_min = (double)host->opt_int(self, "reasoning_reserve");
     st->reasoning = st->reasoning_min;
-    if (st->out_per_email <= 0 || st->reasoning_min < 0)
-        return gb_fail(st, IK_E_CONFIG,
-                       "options output_tokens_per_email and reasoning_reserve must be positive");
     st->learn = host->opt_bool(self, "learn_estimates");
     st->rate_limit_retries = (long)host->opt_int(self, "rate_limit_retries");
     st->latency_target_ms = host->opt_duration_ms(self, "latency_target");
@@ -403,12 +409,6 @@ static int gb_create(const ik_host *host, ik_instance *self, void **state)
     st->batch_max_requests = (long)host->opt_int(self, "batch_max_requests");
     st->batch_keep_files = host->opt_bool(self, "batch_keep_files");
     st->per_request = (long)host->opt_int(self, "emails_per_request");
-    if (st->per_request < 0)
-        return gb_fail(st, IK_E_CONFIG, "option emails_per_request: expected 0 or more");
-    if (st->batch_poll_ms == 0 || st->batch_max_requests < 1 || st->batch_max_requests > 50000)
-        return gb_fail(st, IK_E_CONFIG,
-                       "options batch_poll_interval must be positive and batch_max_requests in "
-                       "1..50000");
     st->quota_recheck_ms = host->opt_duration_ms(self, "quota_recheck");
 
     /* key */
@@ -647,6 +647,7 @@ static const ik_plugin gb_plugin = {
                    "output), mapping results back by email_id; usage and cost per email.",
     .kind = IK_KIND_PROCESSOR,
     .options = gb_options,
+    .limits = gb_limits,
     .create = gb_create,
     .destroy = gb_destroy,
     .health = gb_health,

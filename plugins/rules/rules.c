@@ -33,6 +33,11 @@ static const ik_option rules_options[] = {
     {0},
 };
 
+static const ik_option_limit rules_limits[] = {
+    {"max_chars", "0", NULL},
+    {0},
+};
+
 static void rules_destroy(void *state)
 {
     rules_state *st = state;
@@ -50,10 +55,9 @@ static int rules_create(const ik_host *host, ik_instance *self, void **state)
     st->host = host;
     st->self = self;
     const char *field = host->opt_string(self, "field");
-    int64_t max = host->opt_int(self, "max_chars");
-    if (!field || !field[0] || max < 0) {
-        host->log(self, IK_LOG_ERROR,
-                  "option 'field' must be a non-empty key and 'max_chars' 0 or more");
+    int64_t max = host->opt_int(self, "max_chars"); /* >= 0: rules_limits */
+    if (!field || !field[0]) {
+        host->log(self, IK_LOG_ERROR, "option 'field' must be a non-empty key");
         free(st);
         return IK_E_CONFIG;
     }
@@ -100,6 +104,7 @@ static const ik_plugin rules_plugin = {
                    "confidence. No network.",
     .kind = IK_KIND_PROCESSOR,
     .options = rules_options,
+    .limits = rules_limits,
     .create = rules_create,
     .destroy = rules_destroy,
     .process = rules_process,

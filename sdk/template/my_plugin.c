@@ -4,7 +4,8 @@
  *   - sets metadata "subject_length" (or the key named by option `meta_key`)
  *     to the byte length of the payload's "subject", and
  *   - fails (IK_FAIL: dead-lettered, not retried) a record whose payload has
- *     no string "subject", unless option `require_subject` is false,
+ *     no string "subject", unless option `require_subject` is false, or whose
+ *     subject is longer than option `max_subject` bytes (0: any length),
  *   - counts those failures in the metric intake_plugin_my_missing_subject_total.
  *
  * Build:  cc -shared -fPIC $(pkg-config --cflags intake-sdk) my_plugin.c -o intake-my.so
@@ -31,7 +32,8 @@ typedef struct my_state {
     ik_instance *self;   /* our instance handle, passed back to every host call */
     char *meta_key;      /* our own copy (we free it in destroy) */
     int require_subject;
-    ik_metric *missing; /* owned by the engine: never freed here */
+    int64_t max_subject; /* 0: no limit */
+    ik_metric *missing;  /* owned by the engine: never freed here */
 } my_state;
 
 /*
@@ -44,6 +46,19 @@ static const ik_option my_options[] = {
      "Metadata key that receives the subject's length in bytes."},
     {"require_subject", IK_OPT_BOOL, "true", 0,
      "Fail (dead-letter) records whose payload has no string \"subject\"."},
+    {"max_subject", IK_OPT_INT, "0", 0,
+     "Fail records whose subject is longer than this many bytes; 0: any length."},
+    {0},
+};
+
+/*
+ * Ranges of numeric options (ABI 1.2): the engine refuses a value outside
+ * them when it checks the config (`intake validate` too), naming the file,
+ * line, option and range, so create() need not check them. Bounds are text
+ * in the option's syntax ("10ms", "4M", "0.5"); NULL leaves a side open.
+ */
+static const ik_option_limit my_limits[] = {
+    {"max_subject", "0", "1000000"},
     {0},
 };
 
@@ -85,6 +100,7 @@ static int my_create(const ik_host *host, ik_instance *self, void **state)
         return IK_E_NOMEM;
     }
     st->require_subject = host->opt_bool(self, "require_subject");
+    st->max_subject = host->opt_int(self, "max_subject"); /* 0..1000000: my_limits */
     st->missing = host->counter(self, "missing_subject_total",
                                 "Records failed because their payload had no subject");
     host->log(self, IK_LOG_INFO, "measuring subjects into metadata '%s'%s", st->meta_key,
@@ -117,8 +133,16 @@ static int my_process(void *state, ik_record *const *recs, size_t n, ik_result *
                 host->metric_add(st->missing, 1);
             continue;
         }
+        int bytes = json_object_get_string_len(subject);
+        if (st->max_subject > 0 && bytes > st->max_subject) {
+            results[i].status = IK_FAIL;
+            snprintf(results[i].reason, sizeof results[i].reason,
+                     "record %s has a subject of %d bytes, more than max_subject (%lld)",
+                     host->record_id(recs[i]), bytes, (long long)st->max_subject);
+            continue;
+        }
         char len[32];
-        snprintf(len, sizeof len, "%d", json_object_get_string_len(subject));
+        snprintf(len, sizeof len, "%d", bytes);
         if (host->record_set_meta(recs[i], st->meta_key, len) != 0) {
             results[i].status = IK_RETRY; /* transient: retried with backoff */
             snprintf(results[i].reason, sizeof results[i].reason,
@@ -136,6 +160,7 @@ static const ik_plugin my_plugin = {
     .description = "Example processor: records the subject length, fails emails without one.",
     .kind = IK_KIND_PROCESSOR,
     .options = my_options,
+    .limits = my_limits,
     .create = my_create,
     .destroy = my_destroy,
     .process = my_process,

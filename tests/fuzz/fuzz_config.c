@@ -1,26 +1,37 @@
 /*
  * fuzz_config.c: fuzz target for the pipeline config loader. Each input is
- * parsed as a whole config file by ik_config_load_string (libconfig syntax,
- * ${VAR} expansion, key/type/range checks) and everything is freed.
- * Every stage is then bound against a fixed option table of every type
- * (options.c). No option is secret: secrets would pile up in the redactor.
- * Inputs with @include are skipped: they would make libconfig open arbitrary
- * files (devices included), which tests the file system, not the parser.
+ * parsed as a whole config file by ik_config_load_string (@include
+ * expansion, size and settings limits, libconfig syntax, ${VAR} expansion,
+ * key/type/range checks) and everything is freed. Every stage is then bound
+ * against a fixed option table of every type, with limits (options.c). No
+ * option is secret: secrets would pile up in the redactor.
+ *
+ * @include: the target makes the folder FIXTURES once per process, holding
+ * a valid part, a part including it, one including itself, one leaving a
+ * string open, one with a syntax error, a FIFO, a folder, a file of 600 KB
+ * and one of 6,000 settings (two of either cross a limit). Inputs reach them
+ * by absolute name; a relative name resolves beside FUZZ_NAME, in a folder
+ * that does not exist. Inputs naming any other path (a '/' elsewhere, or
+ * "..") are skipped: the loader would read whatever regular file they name
+ * (never blocking), which tests the machine's files, not the parser.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "options.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* A name in a directory that does not exist, so relative env_file and
- * plugin_path names find nothing and nothing is left behind. */
+/* A name in a directory that does not exist, so relative env_file,
+ * plugin_path and @include names find nothing and nothing is left behind. */
 #define FUZZ_NAME "/nonexistent-intake-fuzz/fuzz.conf"
+
+/* Where the include fixtures live. */
+#define FIXTURES "/tmp/intake-fuzz-config"
 
 static const ik_option fuzz_opts[] = {
     {"path", IK_OPT_STRING, "${IKF_DIR:-in}", 0, "a string"},
@@ -33,13 +44,19 @@ static const ik_option fuzz_opts[] = {
     {NULL, 0, NULL, 0, NULL},
 };
 
+/* A range for each numeric type. */
+static const ik_option_limit fuzz_limits[] = {
+    {"count", "-5", "1000"}, {"ratio", "0", NULL}, {"timeout", NULL, "1h"},
+    {"limit", "1K", "1G"},   {NULL, NULL, NULL},
+};
+
 /* Binds the options of one stage and reads them all back. */
 static void bind_stage(const ik_stage_spec *st)
 {
     ik_optvals *vals = NULL;
     ik_err err;
     ik_err_clear(&err);
-    if (ik_options_bind(fuzz_opts, st->plugin, st, &vals, &err) != 0) {
+    if (ik_options_bind(fuzz_opts, fuzz_limits, st->plugin, st, &vals, &err) != 0) {
         if (vals || err.msg[0] == '\0')
             abort();
         return;
@@ -57,26 +74,80 @@ static void bind_stage(const ik_stage_spec *st)
     ik_optvals_free(vals);
 }
 
-static int has_include(const char *s)
+/* Writes FIXTURES/name, `text` `repeat` times, unless it is there already.
+ * The file is returned open for more (caller closes), or NULL. */
+static FILE *fixture(const char *name, const char *text, int repeat)
 {
-    for (const char *p = strchr(s, '@'); p; p = strchr(p + 1, '@')) {
-        const char *q = p + 1;
-        while (*q == ' ' || *q == '\t')
-            q++;
-        if (strncasecmp(q, "include", 7) == 0)
-            return 1;
+    char path[256];
+    struct stat st;
+    snprintf(path, sizeof path, FIXTURES "/%s", name);
+    if (stat(path, &st) == 0)
+        return NULL;
+    FILE *f = fopen(path, "w");
+    for (int i = 0; f && i < repeat; i++)
+        fputs(text, f);
+    return f;
+}
+
+static void close_fixture(FILE *f)
+{
+    if (f)
+        fclose(f);
+}
+
+/* Makes the include fixtures once per process (they are kept for the next). */
+static void make_fixtures(void)
+{
+    static int done;
+    if (done)
+        return;
+    done = 1;
+    mkdir(FIXTURES, 0700);
+    mkdir(FIXTURES "/dir", 0700);
+    mkfifo(FIXTURES "/fifo", 0600);
+    close_fixture(fixture("part.conf", "log = { level = \"debug\"; };\n", 1));
+    close_fixture(fixture("nested.conf", "# includes its neighbour\n@include \"part.conf\"\n", 1));
+    close_fixture(fixture("self.conf", "@include \"self.conf\"\n", 1));
+    close_fixture(fixture("open.conf", "log = { level = \"info\n", 1));
+    close_fixture(fixture("syntax.conf", "log = {\n  level = ;\n};\n", 1));
+    close_fixture(fixture("dir/inner.conf", "@include \"../part.conf\"\n", 1));
+    close_fixture(fixture(
+        "big.conf", "# 64 bytes of comment, 9,600 times: 600 KB ....................\n", 9600));
+    FILE *f = fixture("many.conf", "many = {\n", 1);
+    for (int i = 0; f && i < 6000; i++)
+        fprintf(f, "  k%d = %d;\n", i, i);
+    if (f)
+        fputs("};\n", f);
+    close_fixture(f);
+}
+
+/* 1 when every @include of s names a fixture or a bare relative name (a
+ * rough reading: enough to keep the loader inside FIXTURES). */
+static int includes_allowed(const char *s)
+{
+    for (const char *p = strstr(s, "@include"); p; p = strstr(p + 1, "@include")) {
+        const char *q = strchr(p, '"');
+        if (!q)
+            continue;
+        const char *end = strchr(q + 1, '"');
+        size_t n = end ? (size_t)(end - q - 1) : strlen(q + 1);
+        if (memmem(q + 1, n, "..", 2))
+            return 0;
+        if (memchr(q + 1, '/', n) && strncmp(q + 1, FIXTURES "/", sizeof FIXTURES) != 0)
+            return 0;
     }
-    return 0;
+    return 1;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    make_fixtures();
     char *text = malloc(size + 1);
     if (!text)
         return 0;
     memcpy(text, data, size);
     text[size] = '\0';
-    if (!has_include(text)) {
+    if (includes_allowed(text)) {
         ik_config *cfg = NULL;
         ik_err err;
         ik_err_clear(&err);

@@ -2,6 +2,8 @@
 config errors that name their file and line."""
 import json
 import os
+import re
+import time
 import unittest
 
 from harness import IntakeTest, BAD_PLUGINS
@@ -63,6 +65,28 @@ class CliTest(IntakeTest):
                                  'sinks = ( { plugin = "stdout"; } ); } );\n',
                                  4, "requires option 'path'")
 
+    def test_option_range_checked_by_validate(self):
+        # issue 9: validate passed what only run refused
+        r = self.expect_config_error('pipelines = ( { name = "p";\n'
+                                     'source = { plugin = "test_gen"; count = 3; };\n'
+                                     'processors = ( { plugin = "email_normalize"; max_chars = -1; } );\n'
+                                     'sinks = ( { plugin = "stdout"; } ); } );\n',
+                                     5, "option 'max_chars' of plugin 'email_normalize'",
+                                     "must be at least 0 (got -1)")
+        conf = self.path("pipeline.conf")
+        r = self.run_intake("run", conf, check=3)
+        self.assertIn("must be at least 0 (got -1)", r.stderr)
+        self.assertNotIn("started", r.stderr)
+        # a size and a duration out of range, with their units
+        self.expect_config_error('pipelines = ( { name = "p";\n'
+                                 'source = { plugin = "test_gen"; body_bytes = "32M"; };\n'
+                                 'sinks = ( { plugin = "stdout"; } ); } );\n',
+                                 4, "option 'body_bytes'", "between 0 and 16M (got 33554432 bytes)")
+        self.expect_config_error('pipelines = ( { name = "p";\n'
+                                 'source = { plugin = "test_gen"; emit_delay = "2h"; };\n'
+                                 'sinks = ( { plugin = "stdout"; } ); } );\n',
+                                 4, "option 'emit_delay'", "at most 1h (got 7200000ms)")
+
     def test_syntax_error(self):
         self.expect_config_error('pipelines = ( { name = "p"\n source = ; } );\n', 4)
 
@@ -106,9 +130,43 @@ class CliTest(IntakeTest):
         conf = self.config('pipelines = ( { name = "p";\n'
                            'source = { plugin = "test_gen"; outcomes_path = "/nonexistent/dir/o"; };\n'
                            'sinks = ( { plugin = "stdout"; } ); } );\n')
+        began = time.monotonic()
         r = self.run_intake("run", conf, check=4, timeout=30)
+        lived = time.monotonic() - began
         self.assertIn("failed to start", r.stderr)
         self.assertIn("/nonexistent/dir/o", r.stderr)
+        # The summary's elapsed time is this run's, not the machine's uptime:
+        # it cannot exceed how long the process lived (plus the rounding of
+        # its two decimals).
+        m = re.search(r"summary: pipeline 'p': .* in flight, (?:.*, )?([0-9.]+) s", r.stderr)
+        self.assertTrue(m, r.stderr)
+        self.assertLessEqual(float(m.group(1)), lived + 0.005, r.stderr)
+
+    def test_include_absolute_path(self):
+        part = self.write("parts/pipeline.conf", GOOD)
+        conf = self.config('@include "%s"\n' % part)
+        r = self.run_intake("validate", conf, check=0)
+        self.assertIn("test_gen -> passthrough -> stdout", r.stdout)
+        # a missing one names the file it looked for and the including line
+        conf = self.config('@include "parts/nope.conf"\n', name="missing.conf")
+        r = self.run_intake("validate", conf, check=3)
+        self.assertIn("%s:3: @include" % conf, r.stderr)
+        self.assertIn(self.path("parts", "nope.conf"), r.stderr)
+
+    def test_include_fifo_refused_without_blocking(self):
+        fifo = self.path("fifo.conf")
+        os.mkfifo(fifo)
+        conf = self.config('@include "fifo.conf"\n' + GOOD)
+        for cmd in ("validate", "run"):
+            r = self.run_intake(cmd, conf, check=3, timeout=60)
+            self.assertIn("%s:3: @include" % conf, r.stderr)
+            self.assertIn("not a regular file (a FIFO)", r.stderr)
+
+    def test_config_size_limit(self):
+        conf = self.config(GOOD + ("#" * 99 + "\n") * 10500)
+        r = self.run_intake("validate", conf, check=3, timeout=60)
+        self.assertIn(conf, r.stderr)
+        self.assertIn("at most 1 MiB", r.stderr)
 
     def test_plugins_listing(self):
         r = self.run_intake("plugins", "--json", check=0)
@@ -120,9 +178,17 @@ class CliTest(IntakeTest):
         self.assertTrue(path_opt["required"])
         self.assertEqual(path_opt["type"], "string")
         self.assertTrue(path_opt["help"])
+        # option ranges, as the plugin wrote them; null for an open side
+        mc = [o for o in plugins["email_normalize"]["options"] if o["name"] == "max_chars"][0]
+        self.assertEqual((mc["min"], mc["max"]), ("0", None))
+        bm = [o for o in plugins["gpt_batch"]["options"] if o["name"] == "batch_max_requests"][0]
+        self.assertEqual((bm["min"], bm["max"]), ("1", "50000"))
+        self.assertEqual((path_opt["min"], path_opt["max"]), (None, None))
         r = self.run_intake("plugins", check=0)
         self.assertIn("file (source", r.stdout)
         self.assertIn("options:", r.stdout)
+        self.assertRegex(r.stdout, r"max_chars .*\(range: at least 0\)")
+        self.assertRegex(r.stdout, r"batch_max_requests .*\(range: 1 to 50000\)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 /* test_abi10.c: a loader-test plugin built for ABI 1.0, the minor before the
- * host table gained progress(): an engine of a newer minor must load it. A
- * processor that passes every record through. */
+ * host table gained progress() (1.1) and the descriptor its limits (1.2): an
+ * engine of a newer minor must load it. A processor that passes every record
+ * through. Its struct_size is the 1.0 descriptor's, as a real 1.0 build has. */
+#include <stddef.h>
+
 #include <intake/plugin.h>
 
 static int abi10_create(const ik_host *host, ik_instance *self, void **state)
@@ -29,7 +32,7 @@ static const ik_plugin abi10_plugin = {
     .magic = IK_PLUGIN_MAGIC,
     .abi_major = 1,
     .abi_minor = 0,
-    .struct_size = sizeof(ik_plugin),
+    .struct_size = offsetof(ik_plugin, limits), /* the 1.0 descriptor ends before it */
     .name = "test_abi10",
     .version = "1.0.0",
     .description = "Built for ABI 1.0: still loads on newer minors.",

@@ -48,6 +48,14 @@ static const ik_option tg_options[] = {
     {0},
 };
 
+/* One limit of each kind the engine checks (int, size, duration). */
+static const ik_option_limit tg_limits[] = {
+    {"count", "0", NULL},
+    {"body_bytes", "0", "16M"},
+    {"emit_delay", NULL, "1h"},
+    {0},
+};
+
 static void tg_destroy(void *state)
 {
     tg_state *st = state;
@@ -203,6 +211,7 @@ static const ik_plugin tg_plugin = {
     .description = "Test source: emits synthetic emails and logs every outcome.",
     .kind = IK_KIND_SOURCE,
     .options = tg_options,
+    .limits = tg_limits,
     .create = tg_create,
     .destroy = tg_destroy,
     .run = tg_run,

@@ -100,31 +100,18 @@ static const char *fh_opt_string(ik_instance *self, const char *name)
     return opt_text(FH(self), name, &t);
 }
 
-static int64_t fh_opt_int(ik_instance *self, const char *name)
+static int64_t text_int(const char *v)
 {
-    ik_opt_type t;
-    const char *v = opt_text(FH(self), name, &t);
     return v ? strtoll(v, NULL, 10) : 0;
 }
 
-static int fh_opt_bool(ik_instance *self, const char *name)
+static double text_double(const char *v)
 {
-    ik_opt_type t;
-    const char *v = opt_text(FH(self), name, &t);
-    return v && (strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 || strcmp(v, "1") == 0);
-}
-
-static double fh_opt_double(ik_instance *self, const char *name)
-{
-    ik_opt_type t;
-    const char *v = opt_text(FH(self), name, &t);
     return v ? strtod(v, NULL) : 0;
 }
 
-static uint64_t fh_opt_duration_ms(ik_instance *self, const char *name)
+static uint64_t text_duration_ms(const char *v)
 {
-    ik_opt_type t;
-    const char *v = opt_text(FH(self), name, &t);
     if (!v)
         return 0;
     char *end;
@@ -138,10 +125,8 @@ static uint64_t fh_opt_duration_ms(ik_instance *self, const char *name)
     return (uint64_t)(x * 1000); /* "s" or bare seconds */
 }
 
-static uint64_t fh_opt_size(ik_instance *self, const char *name)
+static uint64_t text_size(const char *v)
 {
-    ik_opt_type t;
-    const char *v = opt_text(FH(self), name, &t);
     if (!v)
         return 0;
     char *end;
@@ -159,6 +144,72 @@ static uint64_t fh_opt_size(ik_instance *self, const char *name)
     default:
         return x;
     }
+}
+
+static int64_t fh_opt_int(ik_instance *self, const char *name)
+{
+    ik_opt_type t;
+    return text_int(opt_text(FH(self), name, &t));
+}
+
+static int fh_opt_bool(ik_instance *self, const char *name)
+{
+    ik_opt_type t;
+    const char *v = opt_text(FH(self), name, &t);
+    return v && (strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 || strcmp(v, "1") == 0);
+}
+
+static double fh_opt_double(ik_instance *self, const char *name)
+{
+    ik_opt_type t;
+    return text_double(opt_text(FH(self), name, &t));
+}
+
+static uint64_t fh_opt_duration_ms(ik_instance *self, const char *name)
+{
+    ik_opt_type t;
+    return text_duration_ms(opt_text(FH(self), name, &t));
+}
+
+static uint64_t fh_opt_size(ik_instance *self, const char *name)
+{
+    ik_opt_type t;
+    return text_size(opt_text(FH(self), name, &t));
+}
+
+/* An option value or bound as a number of its type, for comparing. */
+static long double text_number(ik_opt_type type, const char *v)
+{
+    switch (type) {
+    case IK_OPT_INT:
+        return (long double)text_int(v);
+    case IK_OPT_DOUBLE:
+        return text_double(v);
+    case IK_OPT_DURATION:
+        return (long double)text_duration_ms(v);
+    default:
+        return (long double)text_size(v);
+    }
+}
+
+/* Like the engine before create(): a value outside the plugin's limits (ABI
+ * 1.2) is a config error, logged, and create() is not called. */
+static int fh_check_limits(fake_host *fh)
+{
+    for (const ik_option_limit *l = fh->plugin->limits; l && l->name; l++) {
+        ik_opt_type type;
+        const char *v = opt_text(fh, l->name, &type);
+        if (!v)
+            continue;
+        long double x = text_number(type, v);
+        if ((l->min && x < text_number(type, l->min)) ||
+            (l->max && x > text_number(type, l->max))) {
+            fh_log_fn(fh_self(fh), IK_LOG_ERROR, "option '%s' must be between %s and %s (got %s)",
+                      l->name, l->min ? l->min : "-inf", l->max ? l->max : "+inf", v);
+            return IK_E_CONFIG;
+        }
+    }
+    return 0;
 }
 
 static int fh_opt_is_set(ik_instance *self, const char *name)
@@ -392,6 +443,17 @@ static int fh_wait_ms(ik_instance *self, uint64_t ms)
     return s;
 }
 
+/* host->settle_failed(): counted and kept for the test to read. */
+static void fh_settle_failed(ik_instance *self, ik_record *rec, const char *reason)
+{
+    fake_host *fh = FH(self);
+    pthread_mutex_lock(&fh->mu);
+    fh->nsettle_failed++;
+    snprintf(fh->settle_failed_reason, sizeof fh->settle_failed_reason, "%s: %s",
+             rec ? rec->id : "(null)", reason ? reason : "");
+    pthread_mutex_unlock(&fh->mu);
+}
+
 static size_t fh_max_record_size(ik_instance *self)
 {
     return FH(self)->max_record_size;
@@ -489,6 +551,7 @@ void fh_init(fake_host *fh, const ik_plugin *plugin, const char *const *opts)
     h->stopping = fh_stopping;
     h->wait_ms = fh_wait_ms;
     h->max_record_size = fh_max_record_size;
+    h->settle_failed = fh_settle_failed;
     h->counter = fh_counter;
     h->gauge = fh_counter;
     h->histogram = fh_histogram;
@@ -501,7 +564,8 @@ void fh_init(fake_host *fh, const ik_plugin *plugin, const char *const *opts)
 
 int fh_create(fake_host *fh)
 {
-    return fh->plugin->create(&fh->host, fh_self(fh), &fh->state);
+    int rc = fh_check_limits(fh);
+    return rc != 0 ? rc : fh->plugin->create(&fh->host, fh_self(fh), &fh->state);
 }
 
 void fh_free(fake_host *fh)

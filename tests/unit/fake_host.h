@@ -68,13 +68,17 @@ typedef struct fake_host {
     size_t noutcomes, cap_outcomes;
     fh_metric metrics[16];
     size_t nmetrics;
+    size_t nsettle_failed;          /* host->settle_failed() calls */
+    char settle_failed_reason[512]; /* the last one's reason */
     char *log;
     size_t loglen, logcap;
 } fake_host;
 
 /* Sets up fh for plugin with the given options (name/value pairs, NULL-ended). */
 void fh_init(fake_host *fh, const ik_plugin *plugin, const char *const *opts);
-/* Calls plugin->create; returns its code. */
+/* Checks the options against the plugin's limits as the engine does (a value
+ * out of range: IK_E_CONFIG, logged), then calls plugin->create; returns its
+ * code. */
 int fh_create(fake_host *fh);
 /* Like the engine at shutdown: tells the plugin IK_RELEASED for every emitted
  * record not settled yet, then calls plugin->destroy (if created) and frees

@@ -626,6 +626,224 @@ static void test_include_file_name(void)
     expect_current(IK_E_CONFIG, 2, needles2);
 }
 
+/* Writes path (absolute) with text. */
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_include_paths(void)
+{
+    /* an absolute name is taken as it is, not joined to the config's folder */
+    new_case();
+    char other[PATH_MAX], part[PATH_MAX + 32], text[2 * PATH_MAX];
+    snprintf(other, sizeof other, "%s/elsewhere", casedir);
+    mkdir(other, 0700);
+    snprintf(part, sizeof part, "%s/part.conf", other);
+    write_file(part, "log = { level = \"debug\"; };\n");
+    snprintf(text, sizeof text, "@include \"%s\"\n" MINI_PIPE, part);
+    write_case_file("main.conf", text);
+    ik_config *cfg = NULL;
+    ik_err err;
+    ik_err_clear(&err);
+    CU_ASSERT_EQUAL(ik_config_load(mainconf, &cfg, &err), 0);
+    if (cfg) {
+        CU_ASSERT_EQUAL(cfg->log_level, IK_LOG_DEBUG);
+    } else {
+        fprintf(stderr, "\nabsolute include: %s\n", err.msg);
+    }
+    ik_config_free(cfg);
+    /* and an error inside it names that file and line */
+    write_file(part, "log = { level = \"debug\";\n  colour = 1; };\n");
+    char where[PATH_MAX + 48];
+    snprintf(where, sizeof where, "%s:2: ", part);
+    const char *n1[] = {where, "unknown setting 'colour' in log", NULL};
+    expect_current(IK_E_CONFIG, 0, n1);
+
+    /* a relative name is relative to the folder of the file that includes it */
+    new_case();
+    char sub[PATH_MAX];
+    snprintf(sub, sizeof sub, "%s/sub", casedir);
+    mkdir(sub, 0700);
+    write_case_file("sub/a.conf", "# a.conf includes its neighbour\n@include \"b.conf\"\n");
+    write_case_file("sub/b.conf", "log = { level = \"warn\"; };\n");
+    write_case_file("main.conf", "@include \"sub/a.conf\"\n" MINI_PIPE);
+    cfg = NULL;
+    CU_ASSERT_EQUAL(ik_config_load(mainconf, &cfg, &err), 0);
+    if (cfg) {
+        CU_ASSERT_EQUAL(cfg->log_level, IK_LOG_WARN);
+    } else {
+        fprintf(stderr, "\nnested relative include: %s\n", err.msg);
+    }
+    ik_config_free(cfg);
+
+    /* a missing include names the file it looked for and the line asking */
+    new_case();
+    write_case_file("main.conf", "# first line\n@include \"nope.conf\"\n" MINI_PIPE);
+    char looked[PATH_MAX + 32];
+    snprintf(looked, sizeof looked, "'%s/nope.conf'", casedir);
+    const char *n2[] = {"@include \"nope.conf\"", looked, "No such file", NULL};
+    expect_current(IK_E_NOTFOUND, 2, n2);
+}
+
+static void test_include_lines(void)
+{
+    /* lines after a multi-line include are the including file's own */
+    new_case();
+    write_case_file("inc.conf", "log = {\n  level = \"info\";\n};\n");
+    write_case_file("main.conf", "\n@include \"inc.conf\"\nbad_key = 1;\n" MINI_PIPE);
+    const char *n1[] = {"unknown setting 'bad_key'", NULL};
+    expect_current(IK_E_CONFIG, 3, n1);
+    /* a syntax error inside an include is on the include's line */
+    write_case_file("inc.conf", "log = {\n  level = ;\n};\n");
+    const char *n2[] = {"inc.conf:2: ", "syntax error", NULL};
+    expect_current(IK_E_CONFIG, 0, n2);
+    /* an include without a final newline ends its own last line */
+    write_case_file("inc.conf", "log = { level = \"error\"; }; # no newline");
+    write_case_file("main.conf", "@include \"inc.conf\"\n" MINI_PIPE);
+    ik_config *cfg = NULL;
+    ik_err err;
+    CU_ASSERT_EQUAL(ik_config_load(mainconf, &cfg, &err), 0);
+    if (cfg) {
+        CU_ASSERT_EQUAL(cfg->log_level, IK_LOG_ERROR);
+        CU_ASSERT_EQUAL(cfg->pipelines[0].line, 2);
+        CU_ASSERT_STRING_EQUAL(cfg->pipelines[0].file, mainconf);
+    }
+    ik_config_free(cfg);
+    /* @include inside a comment or a string is text, not a directive */
+    cfg = load_ok("/*\n@include \"nope.conf\"\n*/\n# @include \"nope.conf\"\n"
+                  "pipelines = ( { name = \"p\"; sinks = ( { plugin = \"stdout\"; } );\n"
+                  "  source = { plugin = \"file\"; note = \"\n@include \\\"nope.conf\\\"\"; }; "
+                  "} );\n");
+    ik_config_free(cfg);
+}
+
+static void test_include_refusals(void)
+{
+    EXPECT("@include \"inc.conf\" log = { };\n" MINI_PIPE, IK_E_CONFIG, 1,
+           "only a # or // comment may follow it");
+    EXPECT("@include \"\"\n" MINI_PIPE, IK_E_CONFIG, 1, "file name is empty");
+    EXPECT("@include \"inc.conf\n\"\n" MINI_PIPE, IK_E_CONFIG, 1, "no closing");
+    /* a cycle */
+    new_case();
+    write_case_file("a.conf", "@include \"main.conf\"\n");
+    write_case_file("main.conf", "@include \"a.conf\"\n" MINI_PIPE);
+    char where[PATH_MAX + 48];
+    snprintf(where, sizeof where, "%s/a.conf:1: ", casedir);
+    const char *n1[] = {where, "include cycle", NULL};
+    expect_current(IK_E_CONFIG, 0, n1);
+    /* an include that leaves a string open would swallow the next lines */
+    write_case_file("a.conf", "log = { level = \"info\n");
+    write_case_file("main.conf", "@include \"a.conf\"\n" MINI_PIPE);
+    snprintf(where, sizeof where, "%s/a.conf:1: ", casedir);
+    const char *n2[] = {where, "a string opened here is not closed", NULL};
+    expect_current(IK_E_CONFIG, 0, n2);
+    /* a folder */
+    new_case();
+    char dir[PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/adir", casedir);
+    mkdir(dir, 0700);
+    write_case_file("main.conf", "@include \"adir\"\n" MINI_PIPE);
+    const char *n3[] = {"adir", "is a directory", NULL};
+    expect_current(IK_E_IO, 1, n3);
+}
+
+/* Before the fix libconfig opened a FIFO and waited for a writer for good:
+ * the alarm turns such a hang into a failed test. */
+static void test_include_fifo(void)
+{
+    new_case();
+    char fifo[PATH_MAX + 32];
+    snprintf(fifo, sizeof fifo, "%s/fifo.conf", casedir);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    write_case_file("main.conf", "@include \"fifo.conf\"\n" MINI_PIPE);
+    alarm(60);
+    const char *n1[] = {"@include \"fifo.conf\"", fifo, "not a regular file (a FIFO)", NULL};
+    expect_current(IK_E_IO, 1, n1);
+    /* the config file itself */
+    ik_config *cfg = (ik_config *)0x1;
+    ik_err err;
+    CU_ASSERT_EQUAL(ik_config_load(fifo, &cfg, &err), IK_E_IO);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not a regular file"));
+    alarm(0);
+}
+
+/* A file of `size` bytes: MINI_PIPE, then `#` comment lines. */
+static char *filler(size_t size)
+{
+    char *t = malloc(size + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    size_t n = strlen(MINI_PIPE);
+    memcpy(t, MINI_PIPE, n);
+    while (n < size) {
+        size_t line = size - n < 80 ? size - n : 80;
+        memset(t + n, '#', line);
+        t[n + line - 1] = '\n';
+        n += line;
+    }
+    t[size] = '\0';
+    return t;
+}
+
+static void test_size_limits(void)
+{
+    const size_t limit = 1048576; /* documented in README: 1 MiB */
+    char *text = filler(limit);
+    ik_config *cfg = load_ok(text); /* at the limit: fine */
+    ik_config_free(cfg);
+    free(text);
+    text = filler(limit + 1);
+    new_case();
+    write_case_file("main.conf", text);
+    const char *n1[] = {mainconf, "1048577 bytes", "at most 1 MiB", NULL};
+    expect_current(IK_E_TOOBIG, 0, n1);
+    /* the same as a string */
+    cfg = (ik_config *)0x1;
+    ik_err err;
+    CU_ASSERT_EQUAL(ik_config_load_string(text, "big.conf", &cfg, &err), IK_E_TOOBIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "big.conf"));
+    free(text);
+    /* the file with its includes, in total */
+    new_case();
+    char *half = filler(limit / 2 + 200);
+    write_case_file("half.conf", half + strlen(MINI_PIPE));
+    half[strlen(MINI_PIPE)] = '\0';
+    char main_text[512];
+    snprintf(main_text, sizeof main_text, "@include \"half.conf\"\n@include \"half.conf\"\n%s",
+             half);
+    write_case_file("main.conf", main_text);
+    free(half);
+    const char *n2[] = {"half.conf", "more than 1 MiB", "in total", NULL};
+    expect_current(IK_E_TOOBIG, 2, n2);
+}
+
+/* libconfig takes quadratic time over the members of a group: a cap on
+ * settings keeps a 1 MiB file from taking a minute. */
+static void test_settings_limit(void)
+{
+    const size_t limit = 10000; /* documented in README */
+    size_t in_mini = 6;         /* the other '=' */
+    char *t = malloc(limit * 24 + 512);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    size_t n = (size_t)sprintf(t, "pipelines = ( { name = \"p\"; sinks = ( { plugin = "
+                                  "\"stdout\"; } );\n source = { plugin = \"file\";\n");
+    for (size_t i = 0; i < limit - in_mini; i++)
+        n += (size_t)sprintf(t + n, "  o%zu = %zu;\n", i, i);
+    strcpy(t + n, "}; } );\n");
+    ik_config *cfg = load_ok(t); /* options of a stage are options.c's business */
+    ik_config_free(cfg);
+    sprintf(t + n, "  one_more = 1;\n}; } );\n");
+    new_case();
+    write_case_file("main.conf", t);
+    free(t);
+    const char *n1[] = {"more than 10000 settings", NULL};
+    expect_current(IK_E_TOOBIG, (int)(limit - in_mini + 3), n1);
+}
+
 static void test_syntax_and_missing_file(void)
 {
     EXPECT("log = { level = \"info\" }\npipelines = (;\n", IK_E_CONFIG, 2, "syntax error");
@@ -721,6 +939,12 @@ int main(void)
     CU_add_test(s, "env_file missing, optional, malformed", test_env_file_missing_and_bad);
     CU_add_test(s, "seed variables", test_seed_variables);
     CU_add_test(s, "@include file name in errors", test_include_file_name);
+    CU_add_test(s, "@include absolute and relative paths", test_include_paths);
+    CU_add_test(s, "@include keeps file:line", test_include_lines);
+    CU_add_test(s, "@include lines refused", test_include_refusals);
+    CU_add_test(s, "@include of a FIFO does not block", test_include_fifo);
+    CU_add_test(s, "config size limits", test_size_limits);
+    CU_add_test(s, "config settings limit", test_settings_limit);
     CU_add_test(s, "syntax error and missing file", test_syntax_and_missing_file);
     CU_add_test(s, "load_string, where, expand_string", test_load_string_and_helpers);
     CU_basic_set_mode(CU_BRM_VERBOSE);

@@ -12,6 +12,7 @@
 
 #include "engine.h"
 #include "loader.h"
+#include "optlimits.h"
 
 static char build[1024], tmpdir[256];
 
@@ -19,6 +20,8 @@ static void path_of(char *out, size_t len, const char *rel)
 {
     snprintf(out, len, "%s/%s", build, rel);
 }
+
+static int engine_error(const char *text, ik_err *err, char *path, size_t len);
 
 static void test_good_plugin(void)
 {
@@ -100,7 +103,77 @@ static void test_older_minor_loads(void)
     CU_ASSERT_EQUAL(p->desc.abi_minor, 0);
     CU_ASSERT(IK_ABI_MINOR > 0);
     CU_ASSERT_PTR_NOT_NULL(p->desc.process);
+    /* its descriptor ends before the 1.2 limits: none are read */
+    CU_ASSERT(p->desc.struct_size < sizeof(ik_plugin));
+    CU_ASSERT_PTR_NULL(p->desc.limits);
     ik_loaded_plugin_free(p);
+}
+
+static void test_bad_limits_refused(void)
+{
+    expect_open("tests/plugins-bad/intake-bad_limits.so", IK_E_INVAL, "option 'sise'",
+                "not in its option table");
+}
+
+/* Each rule a limit table must keep, checked at load. */
+static void test_limits_rules(void)
+{
+    static const ik_option t[] = {
+        {"n", IK_OPT_INT, "5", 0, NULL},
+        {"d", IK_OPT_DOUBLE, NULL, 0, NULL},
+        {"w", IK_OPT_DURATION, "1s", 0, NULL},
+        {"z", IK_OPT_SIZE, "${IKT_Z:-1G}", 0, NULL},
+        {"s", IK_OPT_STRING, "x", 0, NULL},
+        {"b", IK_OPT_BOOL, "true", 0, NULL},
+        {NULL, 0, NULL, 0, NULL},
+    };
+    struct {
+        ik_option_limit lim[3];
+        const char *needle; /* NULL: accepted */
+    } cases[] = {
+        {{{"n", "0", "10"}, {"d", "-1.5", NULL}, {NULL, NULL, NULL}}, NULL},
+        {{{"w", "100ms", "1h"}, {"z", NULL, "1K"}, {NULL, NULL, NULL}}, NULL}, /* ${} default */
+        {{{"s", "0", "1"}, {NULL, NULL, NULL}}, "option 's', which is not numeric"},
+        {{{"b", "0", "1"}, {NULL, NULL, NULL}}, "option 'b', which is not numeric"},
+        {{{"n", "0", NULL}, {"n", NULL, "9"}, {NULL, NULL, NULL}}, "two limits for option 'n'"},
+        {{{"n", "zero", NULL}, {NULL, NULL, NULL}},
+         "limit \"zero\" of option 'n' is not a valid int"},
+        {{{"w", NULL, "5 sec"}, {NULL, NULL, NULL}}, "not a valid duration"},
+        {{{"n", "10", "1"}, {NULL, NULL, NULL}}, "minimum 10 above its maximum 1"},
+        {{{"n", "6", NULL}, {NULL, NULL, NULL}}, "default \"5\" of option 'n' is outside"},
+        {{{"w", NULL, "999ms"}, {NULL, NULL, NULL}}, "default \"1s\" of option 'w' is outside"},
+        {{{"n", NULL, NULL}, {NULL, NULL, NULL}}, "neither a minimum nor a maximum"},
+        {{{"x", "0", NULL}, {NULL, NULL, NULL}}, "option 'x', which is not in its option table"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ik_err err = {0};
+        int rc = ik_limits_validate(t, cases[i].lim, "/p/intake-x.so", "x", &err);
+        int ok = cases[i].needle ? rc == IK_E_INVAL && strstr(err.msg, "/p/intake-x.so: ") &&
+                                       strstr(err.msg, cases[i].needle)
+                                 : rc == 0;
+        if (!ok)
+            fprintf(stderr, "\nlimits case %zu: rc %d: %s\n", i, rc, err.msg);
+        CU_ASSERT(ok);
+    }
+}
+
+/* The finding of issue 9: `validate` let through what only `run` refused. */
+static void test_range_through_engine(void)
+{
+    ik_err err = {0};
+    char path[512], where[600];
+    int rc = engine_error("pipelines = ( {\n name = \"p\";\n"
+                          " source = { plugin = \"test_gen\"; };\n"
+                          " processors = ( { plugin = \"email_normalize\"; max_chars = -1; } );\n"
+                          " sinks = ( { plugin = \"stdout\"; } );\n} );\n",
+                          &err, path, sizeof path);
+    CU_ASSERT_EQUAL(rc, IK_E_CONFIG);
+    snprintf(where, sizeof where, "%s:5: ", path);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, where));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "option 'max_chars' of plugin 'email_normalize'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "must be at least 0 (got -1)"));
+    if (rc != IK_E_CONFIG)
+        fprintf(stderr, "\nengine: rc %d: %s\n", rc, err.msg);
 }
 
 static void test_not_elf(void)
@@ -213,6 +286,9 @@ int main(void)
     CU_add_test(s, "wrong magic", test_bad_magic);
     CU_add_test(s, "ABI mismatch names both versions", test_abi_mismatch_names_both);
     CU_add_test(s, "a plugin of an older ABI minor loads", test_older_minor_loads);
+    CU_add_test(s, "a limit naming no option is refused", test_bad_limits_refused);
+    CU_add_test(s, "limit table rules", test_limits_rules);
+    CU_add_test(s, "option ranges checked without running", test_range_through_engine);
     CU_add_test(s, "not an ELF file", test_not_elf);
     CU_add_test(s, "file name and descriptor name differ", test_name_mismatch);
     CU_add_test(s, "kind mismatch names file:line", test_kind_mismatch_names_line);

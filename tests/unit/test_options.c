@@ -30,6 +30,14 @@ static const ik_option file_opts[] = {
     {NULL, 0, NULL, 0, NULL},
 };
 
+/* Ranges for file_opts, one of each numeric type; bind_body passes
+ * `bind_limits` (NULL but in test_limits). */
+static const ik_option_limit file_limits[] = {
+    {"count", "1", "100"}, {"ratio", "0", "1"},   {"timeout", "10ms", "1h"},
+    {"limit", NULL, "4M"}, {"pin", "1000", NULL}, {NULL, NULL, NULL},
+};
+static const ik_option_limit *bind_limits;
+
 /*
  * Writes a config whose source stage (plugin "file", instance "in", line 2)
  * has `body` (starting on line 3), loads it and binds `table`. Returns the
@@ -59,7 +67,7 @@ static int bind_body(const ik_option *table, const char *body, ik_config **cfg, 
         fprintf(stderr, "\nconfig load failed: %s\n", err->msg);
         return -101;
     }
-    return ik_options_bind(table, "file", &(*cfg)->pipelines[0].source, vals, err);
+    return ik_options_bind(table, bind_limits, "file", &(*cfg)->pipelines[0].source, vals, err);
 }
 
 /* Binds and expects failure with `code`, "confpath:line: " first (line > 0)
@@ -367,6 +375,54 @@ static void test_bad_defaults(void)
     expect_bind_error(dup, "", IK_E_INVAL, 0, "declared twice", NULL);
 }
 
+/* Values out of a limit are config errors naming file:line, option and
+ * range; the bounds themselves are allowed. */
+static void test_limits(void)
+{
+    bind_limits = file_limits;
+    expect_bind_error(file_opts, "    path = \"in\";\n    count = 0;", IK_E_CONFIG, 4,
+                      "option 'count' of plugin 'file' (instance 'in') must be between 1 and 100",
+                      "(got 0)");
+    expect_bind_error(file_opts, "    path = \"in\"; count = \"101\";", IK_E_CONFIG, 3,
+                      "between 1 and 100", "(got 101)");
+    expect_bind_error(file_opts, "    path = \"in\"; ratio = -0.25;", IK_E_CONFIG, 3,
+                      "option 'ratio'", "between 0 and 1 (got -0.25)");
+    expect_bind_error(file_opts, "    path = \"in\"; timeout = \"2h\";", IK_E_CONFIG, 3,
+                      "option 'timeout'", "between 10ms and 1h (got 7200000ms)");
+    expect_bind_error(file_opts, "    path = \"in\"; timeout = 0.005;", IK_E_CONFIG, 3,
+                      "option 'timeout'", "(got 5ms)");
+    expect_bind_error(file_opts, "    path = \"in\"; limit = \"5M\";", IK_E_CONFIG, 3,
+                      "option 'limit'", "must be at most 4M (got 5242880 bytes)");
+    /* a secret value is not quoted back */
+    expect_bind_error(file_opts, "    path = \"in\"; pin = 999;", IK_E_CONFIG, 3,
+                      "must be at least 1000", "(got <secret>)");
+    /* bounds are inclusive; unset options without default are not checked */
+    ik_config *cfg;
+    ik_optvals *vals;
+    ik_err err;
+    CU_ASSERT_EQUAL(bind_body(file_opts,
+                              "    path = \"in\"; count = 100; ratio = 0; timeout = \"10ms\"; "
+                              "limit = \"4M\";",
+                              &cfg, &vals, &err),
+                    0);
+    int64_t n = 0;
+    CU_ASSERT_EQUAL(ik_optvals_int(vals, "count", &n), 0);
+    CU_ASSERT_EQUAL(n, 100);
+    ik_optvals_free(vals);
+    ik_config_free(cfg);
+    /* a default from a variable is checked too, and named as such */
+    static const ik_option var_def[] = {{"count", IK_OPT_INT, "${IKT_LIMIT_N:-5}", 0, NULL},
+                                        {NULL, 0, NULL, 0, NULL}};
+    setenv("IKT_LIMIT_N", "500", 1);
+    expect_bind_error(var_def, "", IK_E_CONFIG, 2, "the default of option 'count' expands to 500",
+                      "must be between 1 and 100");
+    unsetenv("IKT_LIMIT_N");
+    CU_ASSERT_EQUAL(bind_body(var_def, "", &cfg, &vals, &err), 0);
+    ik_optvals_free(vals);
+    ik_config_free(cfg);
+    bind_limits = NULL;
+}
+
 static void test_defaults_with_variables(void)
 {
     static const ik_option t[] = {{"n", IK_OPT_INT, "${IKT_DEF_N:-7}", 0, NULL},
@@ -516,6 +572,7 @@ int main(void)
     CU_add_test(s, "secrets", test_secrets);
     CU_add_test(s, "bad defaults are plugin bugs", test_bad_defaults);
     CU_add_test(s, "defaults with variables", test_defaults_with_variables);
+    CU_add_test(s, "limits", test_limits);
     CU_add_test(s, "getter errors", test_getter_errors);
     CU_add_test(s, "concurrent getters", test_concurrent_getters);
     CU_basic_set_mode(CU_BRM_VERBOSE);

@@ -34,7 +34,7 @@ extern "C" {
 
 #define IK_PLUGIN_MAGIC      0x494b504cu /* "IKPL" */
 #define IK_ABI_MAJOR         1
-#define IK_ABI_MINOR         1
+#define IK_ABI_MINOR         2
 #define IK_PLUGIN_ENTRY      ik_plugin_entry
 #define IK_PLUGIN_ENTRY_NAME "ik_plugin_entry"
 
@@ -91,6 +91,29 @@ typedef struct ik_option {
     const char *help;
 } ik_option;
 
+/*
+ * ABI 1.2: the allowed range of one numeric option, inclusive. The engine
+ * checks it wherever it checks options (`intake validate` as well as `run`),
+ * so that a value out of range is a config error naming file:line, the
+ * option and the range, never a create() failure; create() can rely on it.
+ * Bounds are text in the option's own syntax, as the config would write
+ * them; NULL leaves that side open:
+ *   {"max_chars", "0", NULL}          an IK_OPT_INT of at least 0
+ *   {"poll", "10ms", "1h"}            an IK_OPT_DURATION
+ *   {"chunk", "1K", "16M"}            an IK_OPT_SIZE
+ *   {"margin", "0", "0.5"}            an IK_OPT_DOUBLE
+ * The table (ik_plugin.limits) ends with a zeroed entry. The engine refuses
+ * to load a plugin whose limits name an option that is not in its option
+ * table, or not an INT, DOUBLE, DURATION or SIZE one, or one twice; whose
+ * bounds do not parse as the option's type or have min > max; or whose
+ * default (without ${VAR}) lies outside them. `intake plugins` shows them.
+ */
+typedef struct ik_option_limit {
+    const char *name;
+    const char *min; /* NULL: no lower bound */
+    const char *max; /* NULL: no upper bound */
+} ik_option_limit;
+
 /* Per-record status returned by processors and sinks. */
 typedef enum ik_status {
     IK_OK = 0,      /* done; the record moves on */
@@ -106,7 +129,8 @@ typedef struct ik_result {
     char reason[IK_REASON_MAX];
 } ik_result;
 
-/* Terminal outcome of a record, told to its source exactly once. */
+/* Terminal outcome of a record, told to its source exactly once. A source
+ * that cannot carry one out says so with host->settle_failed(). */
 typedef enum ik_outcome {
     IK_DELIVERED = 1,     /* every sink accepted it: acknowledge it */
     IK_DEAD_LETTERED = 2, /* permanent failure or retries exhausted */
@@ -235,6 +259,18 @@ typedef struct ik_host {
      * it is alive, so health does not report the pipeline as stalled while
      * records wait in it. Cheap; call it on every poll. */
     void (*progress)(ik_instance *self);
+
+    /* ---- ABI 1.2 ---- */
+
+    /* A source calls this from inside its settle() when it could not carry
+     * out the outcome it was told for `rec` (say, its dead-letter folder
+     * cannot be written): it keeps the record, which comes back on its next
+     * run. The engine then counts the record as released instead, and as
+     * "not stored" (the run's summary, /metrics, /health, which turns
+     * unhealthy with `reason`), logs `reason` once naming the record, and
+     * `intake run` ends with its own exit code. Only for the record being
+     * settled, from its own settle(); any other call is logged and ignored. */
+    void (*settle_failed)(ik_instance *self, ik_record *rec, const char *reason);
 } ik_host;
 
 /* 1 when the engine's host table has the member f. A plugin declared with
@@ -283,6 +319,13 @@ typedef struct ik_plugin {
     /* Sinks. write() delivers recs and fills results like process(); it must
      * not change the records, which other sinks may be reading. */
     int (*write)(void *state, ik_record *const *recs, size_t n, ik_result *results);
+
+    /* ---- ABI 1.2 ---- */
+
+    /* Ranges of numeric options (see ik_option_limit); may be NULL. The
+     * engine reads only the struct_size bytes a plugin declares, so a
+     * plugin built for 1.0 or 1.1 simply has none. */
+    const ik_option_limit *limits;
 } ik_plugin;
 
 /* The one symbol a plugin exports. */
