@@ -143,6 +143,11 @@ static const ik_option fs_options[] = {
     {0},
 };
 
+static const ik_option_limit fs_limits[] = {
+    {"poll_interval", "1ms", NULL},
+    {0},
+};
+
 /* ---- small helpers ---------------------------------------------------- */
 
 static char *join_path(const char *dir, const char *name)
@@ -1495,8 +1500,6 @@ static int fs_create(const ik_host *host, ik_instance *self, void **state)
     }
     st->follow = host->opt_bool(self, "follow");
     st->poll_ms = host->opt_duration_ms(self, "poll_interval");
-    if (st->poll_ms == 0)
-        st->poll_ms = 1;
     st->move = strcmp(on_complete, "move") == 0;
     st->m_records = host->counter(self, "records_total", "Objects read and emitted");
     st->m_bad = host->counter(self, "bad_records_total",
@@ -1527,6 +1530,7 @@ static const ik_plugin fs_plugin = {
                    "and dead letters to dead_letter_dir.",
     .kind = IK_KIND_SOURCE,
     .options = fs_options,
+    .limits = fs_limits,
     .create = fs_create,
     .destroy = fs_destroy,
     .health = fs_health,

@@ -146,6 +146,15 @@ static const ik_option gb_options[] = {
 
 /* Ranges the engine checks when it checks options, so create() need not. */
 static const ik_option_limit gb_limits[] = {
+    {"max_output_tokens", "0", NULL},
+    {"max_input_tokens", "0", NULL},
+    {"rpm", "0", NULL},
+    {"tpm", "0", NULL},
+    {"target_utilization", "0.01", "1"},
+    {"concurrency_min", "1", NULL},
+    {"concurrency_max", "1", NULL},
+    {"latency_factor", "0", NULL},
+    {"rate_limit_retries", "0", NULL},
     {"input_margin", "0", "0.5"},
     {"output_tokens_per_email", "1", NULL},
     {"reasoning_reserve", "0", NULL},
