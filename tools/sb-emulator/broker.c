@@ -1063,9 +1063,27 @@ static void begin_shutdown(sb_broker *b)
     size_t n = 0;
     for (sb_conn *c = b->conns; c; c = c->next)
         n++;
+    if (b->refused_unlogged)
+        SB_WARN("refused %d more connection(s) at the connection limit", b->refused_unlogged);
     SB_INFO("closing the listeners and %zu connection(s)", n);
     pn_proactor_cancel_timeout(b->proactor);
     pn_proactor_disconnect(b->proactor, NULL);
+}
+
+/* A connection refused at the connection limit. A flood would write a line
+ * per connection: the first is logged, then at most one line every 10 s
+ * counting the refusals since the last one. */
+static void note_refused(sb_broker *b)
+{
+    int64_t now = sb_now_ms();
+    b->refused_unlogged++;
+    if (b->refused_logged_ms && now - b->refused_logged_ms < 10000)
+        return;
+    SB_WARN("%d connections open (the most this fd limit allows); refused %d connection(s) "
+            "since the last such line (logged at most every 10 s)",
+            b->nconns, b->refused_unlogged);
+    b->refused_unlogged = 0;
+    b->refused_logged_ms = now;
 }
 
 /* Listener and proactor events. Returns 1 when sb_broker_run must return. */
@@ -1091,8 +1109,7 @@ static int on_proactor_event(sb_broker *b, pn_event_t *e)
     case PN_LISTENER_ACCEPT:
         if (b->stopping || b->nconns >= b->max_conns) {
             if (!b->stopping)
-                SB_WARN("%d connections open (the most this fd limit allows); refusing one",
-                        b->nconns);
+                note_refused(b);
             pn_listener_accept2(ls, NULL, NULL); /* dropped once bound */
         } else {
             accept_conn(b, ls);

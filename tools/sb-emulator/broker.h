@@ -19,7 +19,9 @@ typedef struct sb_broker {
     struct sb_conn *conns;    /* every open connection */
     unsigned next_conn_id;
     int nconns, max_conns; /* open connections; the most the fd limit allows */
-    int backlog;           /* accept backlog of each listener */
+    int refused_unlogged;  /* connections refused at the limit since the last warning */
+    int64_t refused_logged_ms;
+    int backlog; /* accept backlog of each listener */
     int listeners_pending;
     int amqp_port, amqps_port; /* actual ports once listening */
     int failed;
