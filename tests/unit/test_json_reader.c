@@ -130,6 +130,9 @@ static void test_line_nul(void)
         {"{\"id\":\"m1\",\"body\":\"Hello,\\n\\nsee below\\u0000 hidden\"}", 0,
          "emails.jsonl:4:39: string contains a NUL character (\\u0000)"},
         {"{\"k\\u0000\":1}", 0, "emails.jsonl:4:4: string contains a NUL character (\\u0000)"},
+        /* an escaped backslash, then the escape */
+        {"{\"id\":\"e\\\\\\u0000\"}", 0,
+         "emails.jsonl:4:11: string contains a NUL character (\\u0000)"},
         {"{\"a\":\"x\0y\"}", 11, "emails.jsonl:4:8: NUL byte (not allowed in JSON text)"},
         {"{\"a\":1}\0", 8, "emails.jsonl:4:8: NUL byte (not allowed in JSON text)"},
         {"\0{\"a\":1}", 8, "emails.jsonl:4:1: NUL byte (not allowed in JSON text)"},
