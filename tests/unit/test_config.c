@@ -626,15 +626,6 @@ static void test_include_file_name(void)
     expect_current(IK_E_CONFIG, 2, needles2);
 }
 
-/* Writes path (absolute) with text. */
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static void test_include_paths(void)
 {
     /* an absolute name is taken as it is, not joined to the config's folder */
@@ -643,7 +634,7 @@ static void test_include_paths(void)
     snprintf(other, sizeof other, "%s/elsewhere", casedir);
     mkdir(other, 0700);
     snprintf(part, sizeof part, "%s/part.conf", other);
-    write_file(part, "log = { level = \"debug\"; };\n");
+    write_case_file("elsewhere/part.conf", "log = { level = \"debug\"; };\n");
     snprintf(text, sizeof text, "@include \"%s\"\n" MINI_PIPE, part);
     write_case_file("main.conf", text);
     ik_config *cfg = NULL;
@@ -657,7 +648,7 @@ static void test_include_paths(void)
     }
     ik_config_free(cfg);
     /* and an error inside it names that file and line */
-    write_file(part, "log = { level = \"debug\";\n  colour = 1; };\n");
+    write_case_file("elsewhere/part.conf", "log = { level = \"debug\";\n  colour = 1; };\n");
     char where[PATH_MAX + 48];
     snprintf(where, sizeof where, "%s:2: ", part);
     const char *n1[] = {where, "unknown setting 'colour' in log", NULL};
