@@ -477,15 +477,15 @@ int ik_config_text_load(const char *path, const char *dir, const char *text, ik_
     snprintf(who, sizeof who, "config file '%s'", path);
     char *own = NULL;
     size_t len;
+    /* The config is the chain's first link, so includes nest the same
+     * depth below a string as below a file; a string's {0, 0} is no file. */
+    x.depth = 1;
     if (text) {
         len = strlen(text);
         rc = check_size(&x, "", who, len);
         x.total = len;
     } else {
-        chain_link link;
-        rc = read_regular(&x, path, "", who, &own, &len, &link);
-        if (rc == 0)
-            x.chain[x.depth++] = link;
+        rc = read_regular(&x, path, "", who, &own, &len, &x.chain[0]);
     }
     if (rc == 0)
         rc = scan_file(&x, index, text ? text : own, len, dir);
