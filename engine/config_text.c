@@ -492,7 +492,6 @@ int ik_config_text_load(const char *path, const char *dir, const char *text, ik_
     free(own);
     if (rc == 0) {
         ik_buf_add(&x.out, "", 0);
-        out->len = x.out.len;
         if (!(out->text = ik_buf_take(&x.out)))
             rc = ik_err_set(err, IK_E_NOMEM, "out of memory reading the config");
     }
@@ -526,7 +525,6 @@ void ik_config_text_release(ik_config_text *t)
 {
     free(t->text);
     t->text = NULL;
-    t->len = 0;
 }
 
 void ik_config_text_free(ik_config_text *t)
