@@ -477,22 +477,21 @@ int ik_config_text_load(const char *path, const char *dir, const char *text, ik_
     snprintf(who, sizeof who, "config file '%s'", path);
     char *own = NULL;
     size_t len;
+    /* The config is the chain's first link, so includes nest the same
+     * depth below a string as below a file; a string's {0, 0} is no file. */
+    x.depth = 1;
     if (text) {
         len = strlen(text);
         rc = check_size(&x, "", who, len);
         x.total = len;
     } else {
-        chain_link link;
-        rc = read_regular(&x, path, "", who, &own, &len, &link);
-        if (rc == 0)
-            x.chain[x.depth++] = link;
+        rc = read_regular(&x, path, "", who, &own, &len, &x.chain[0]);
     }
     if (rc == 0)
         rc = scan_file(&x, index, text ? text : own, len, dir);
     free(own);
     if (rc == 0) {
         ik_buf_add(&x.out, "", 0);
-        out->len = x.out.len;
         if (!(out->text = ik_buf_take(&x.out)))
             rc = ik_err_set(err, IK_E_NOMEM, "out of memory reading the config");
     }
@@ -526,7 +525,6 @@ void ik_config_text_release(ik_config_text *t)
 {
     free(t->text);
     t->text = NULL;
-    t->len = 0;
 }
 
 void ik_config_text_free(ik_config_text *t)

@@ -41,8 +41,7 @@ typedef struct ik_config_span {
 } ik_config_span;
 
 typedef struct ik_config_text {
-    char *text; /* the expanded text, NUL-terminated; NULL once released */
-    size_t len;
+    char *text;   /* the expanded text, NUL-terminated; NULL once released */
     char **files; /* every file read: [0] the name the config was given by,
                      then each include as opened (absolute when [0]'s folder is) */
     size_t nfiles;

@@ -30,10 +30,8 @@ typedef struct optval {
     int set;                         /* given in the config */
     const config_setting_t *setting; /* where, when set */
     char *str;                       /* IK_OPT_STRING; NULL when unset without default */
-    int64_t i;                       /* IK_OPT_INT */
     int b;                           /* IK_OPT_BOOL */
-    double d;                        /* IK_OPT_DOUBLE */
-    uint64_t u;                      /* IK_OPT_DURATION (ms), IK_OPT_SIZE (bytes) */
+    ik_num num;                      /* the numeric types (optlimits.h) */
 } optval;
 
 struct ik_optvals {
@@ -125,16 +123,8 @@ static int parse_text(ik_opt_type type, const char *text, optval *v)
     }
     case IK_OPT_BOOL:
         return ik_parse_bool(text, &v->b);
-    default: { /* the numeric types, parsed as their limits are */
-        ik_num n;
-        int rc = ik_num_parse(type, text, &n);
-        if (rc == 0) {
-            v->i = n.i;
-            v->d = n.d;
-            v->u = n.u;
-        }
-        return rc;
-    }
+    default: /* the numeric types, parsed as their limits are */
+        return ik_num_parse(type, text, &v->num);
     }
 }
 
@@ -274,7 +264,7 @@ static int bind_setting(const ctx *c, const config_setting_t *s, optval *v)
     switch (v->type) {
     case IK_OPT_INT:
         if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
-            v->i = (int64_t)config_setting_get_int64(s);
+            v->num.i = (int64_t)config_setting_get_int64(s);
             return 0;
         }
         break;
@@ -286,20 +276,20 @@ static int bind_setting(const ctx *c, const config_setting_t *s, optval *v)
         break;
     case IK_OPT_DOUBLE:
         if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
-            v->d = (double)config_setting_get_int64(s);
+            v->num.d = (double)config_setting_get_int64(s);
             return 0;
         }
         if (type == CONFIG_TYPE_FLOAT && isfinite(config_setting_get_float(s))) {
-            v->d = config_setting_get_float(s);
+            v->num.d = config_setting_get_float(s);
             return 0;
         }
         break;
     case IK_OPT_DURATION:
-        if (config_setting_is_number(s) && number_scaled(s, 1000, &v->u) == 0)
+        if (config_setting_is_number(s) && number_scaled(s, 1000, &v->num.u) == 0)
             return 0;
         break;
     case IK_OPT_SIZE:
-        if (config_setting_is_number(s) && number_scaled(s, 1, &v->u) == 0)
+        if (config_setting_is_number(s) && number_scaled(s, 1, &v->num.u) == 0)
             return 0;
         break;
     default:
@@ -408,14 +398,13 @@ static int check_limit(const ctx *c, const ik_option *opt, const ik_option_limit
 {
     if (!l || !ik_limit_type_ok(v->type) || (!v->set && !opt->default_value))
         return 0;
-    ik_num num = {.i = v->i, .d = v->d, .u = v->u};
     char range[160], got[64], where[PATH_MAX + 32];
-    if (ik_limit_check(l, v->type, &num, range, sizeof range) == 0)
+    if (ik_limit_check(l, v->type, &v->num, range, sizeof range) == 0)
         return 0;
     if (v->flags & IK_OPT_SECRET)
         snprintf(got, sizeof got, "<secret>");
     else
-        ik_num_format(v->type, &num, got, sizeof got);
+        ik_num_format(v->type, &v->num, got, sizeof got);
     if (v->set)
         return ik_err_set(c->err, IK_E_CONFIG,
                           "%s: option '%s' of plugin '%s' (instance '%s') must be %s (got %s)",
@@ -588,7 +577,7 @@ int ik_optvals_int(const ik_optvals *vals, const char *name, int64_t *value)
     const optval *v;
     int rc = lookup(vals, name, IK_OPT_INT, &v);
     if (rc == 0 && value)
-        *value = v->i;
+        *value = v->num.i;
     return rc;
 }
 
@@ -606,7 +595,7 @@ int ik_optvals_double(const ik_optvals *vals, const char *name, double *value)
     const optval *v;
     int rc = lookup(vals, name, IK_OPT_DOUBLE, &v);
     if (rc == 0 && value)
-        *value = v->d;
+        *value = v->num.d;
     return rc;
 }
 
@@ -615,7 +604,7 @@ int ik_optvals_duration_ms(const ik_optvals *vals, const char *name, uint64_t *v
     const optval *v;
     int rc = lookup(vals, name, IK_OPT_DURATION, &v);
     if (rc == 0 && value)
-        *value = v->u;
+        *value = v->num.u;
     return rc;
 }
 
@@ -624,7 +613,7 @@ int ik_optvals_size(const ik_optvals *vals, const char *name, uint64_t *value)
     const optval *v;
     int rc = lookup(vals, name, IK_OPT_SIZE, &v);
     if (rc == 0 && value)
-        *value = v->u;
+        *value = v->num.u;
     return rc;
 }
 

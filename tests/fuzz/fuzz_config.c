@@ -6,21 +6,26 @@
  * against a fixed option table of every type, with limits (options.c). No
  * option is secret: secrets would pile up in the redactor.
  *
- * @include: the target makes the folder FIXTURES once per process, holding
- * a valid part, a part including it, one including itself, one leaving a
- * string open, one with a syntax error, a FIFO, a folder, a file of 600 KB
- * and one of 6,000 settings (two of either cross a limit). Inputs reach them
- * by absolute name; a relative name resolves beside FUZZ_NAME, in a folder
- * that does not exist. Inputs naming any other path (a '/' elsewhere, or
- * "..") are skipped: the loader would read whatever regular file they name
- * (never blocking), which tests the machine's files, not the parser.
+ * @include: the target makes a private folder (mkdtemp) once per process,
+ * holding a valid part, a part including it, one including itself, one
+ * leaving a string open, one with a syntax error, a FIFO, a folder, a file of
+ * 600 KB and one of 6,000 settings (two of either cross a limit), and removes
+ * it at exit. Inputs reach them by absolute name under FIXTURES, which the
+ * target reads as that folder: runs side by side, of another build or of
+ * another user never share, race for or trust one fixed folder in /tmp. A
+ * relative name resolves beside FUZZ_NAME, in a folder that does not exist.
+ * Inputs naming any other path (a '/' elsewhere, or "..") are skipped: the
+ * loader would read whatever regular file they name (never blocking), which
+ * tests the machine's files, not the parser.
  */
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/buf.h"
 #include "config.h"
 #include "options.h"
 
@@ -30,8 +35,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * plugin_path and @include names find nothing and nothing is left behind. */
 #define FUZZ_NAME "/nonexistent-intake-fuzz/fuzz.conf"
 
-/* Where the include fixtures live. */
+/* The name inputs give the include fixtures by... */
 #define FIXTURES "/tmp/intake-fuzz-config"
+
+/* ...and the folder they are in, this process's own. */
+static char fixtures_dir[] = "/tmp/intake-fuzz-config-XXXXXX";
 
 static const ik_option fuzz_opts[] = {
     {"path", IK_OPT_STRING, "${IKF_DIR:-in}", 0, "a string"},
@@ -74,16 +82,19 @@ static void bind_stage(const ik_stage_spec *st)
     ik_optvals_free(vals);
 }
 
-/* Writes FIXTURES/name, `text` `repeat` times, unless it is there already.
- * The file is returned open for more (caller closes), or NULL. */
+/* fixtures_dir/name, in a static buffer. */
+static const char *fixture_path(const char *name)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/%s", fixtures_dir, name);
+    return path;
+}
+
+/* Writes fixture `name`, `text` `repeat` times. The file is returned open for
+ * more (caller closes), or NULL. */
 static FILE *fixture(const char *name, const char *text, int repeat)
 {
-    char path[256];
-    struct stat st;
-    snprintf(path, sizeof path, FIXTURES "/%s", name);
-    if (stat(path, &st) == 0)
-        return NULL;
-    FILE *f = fopen(path, "w");
+    FILE *f = fopen(fixture_path(name), "w");
     for (int i = 0; f && i < repeat; i++)
         fputs(text, f);
     return f;
@@ -95,16 +106,33 @@ static void close_fixture(FILE *f)
         fclose(f);
 }
 
-/* Makes the include fixtures once per process (they are kept for the next). */
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void remove_fixtures(void)
+{
+    nftw(fixtures_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Makes the include fixtures once per process; they go at exit. */
 static void make_fixtures(void)
 {
     static int done;
     if (done)
         return;
     done = 1;
-    mkdir(FIXTURES, 0700);
-    mkdir(FIXTURES "/dir", 0700);
-    mkfifo(FIXTURES "/fifo", 0600);
+    if (!mkdtemp(fixtures_dir)) {
+        perror("fuzz_config: mkdtemp");
+        abort();
+    }
+    atexit(remove_fixtures);
+    mkdir(fixture_path("dir"), 0700);
+    mkfifo(fixture_path("fifo"), 0600);
     close_fixture(fixture("part.conf", "log = { level = \"debug\"; };\n", 1));
     close_fixture(fixture("nested.conf", "# includes its neighbour\n@include \"part.conf\"\n", 1));
     close_fixture(fixture("self.conf", "@include \"self.conf\"\n", 1));
@@ -119,6 +147,20 @@ static void make_fixtures(void)
     if (f)
         fputs("};\n", f);
     close_fixture(f);
+}
+
+/* s with every FIXTURES in it naming fixtures_dir instead; malloc'd, or NULL
+ * when out of memory. */
+static char *with_fixtures_dir(const char *s)
+{
+    ik_buf b = {0};
+    for (const char *hit; (hit = strstr(s, FIXTURES)); s = hit + strlen(FIXTURES)) {
+        ik_buf_add(&b, s, (size_t)(hit - s));
+        ik_buf_adds(&b, fixtures_dir);
+    }
+    ik_buf_adds(&b, s);
+    ik_buf_add(&b, "", 0);
+    return ik_buf_take(&b);
 }
 
 /* 1 when every @include of s names a fixture or a bare relative name (a
@@ -147,11 +189,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(text, data, size);
     text[size] = '\0';
-    if (includes_allowed(text)) {
+    char *mapped = includes_allowed(text) ? with_fixtures_dir(text) : NULL;
+    if (mapped) {
         ik_config *cfg = NULL;
         ik_err err;
         ik_err_clear(&err);
-        if (ik_config_load_string(text, FUZZ_NAME, &cfg, &err) == 0) {
+        if (ik_config_load_string(mapped, FUZZ_NAME, &cfg, &err) == 0) {
             /* walk what the loader built, as the runtime would */
             for (size_t i = 0; i < cfg->npipelines; i++) {
                 const ik_pipeline_spec *p = &cfg->pipelines[i];
@@ -171,6 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* every failure must explain itself */
         }
     }
+    free(mapped);
     free(text);
     return 0;
 }

@@ -13,7 +13,7 @@ import urllib.request
 from harness import IntakeTest, free_port
 
 PIPELINE = """
-admin = { listen = "127.0.0.1:%(port)d"; };
+admin = { listen = "127.0.0.1:%(port)d"; %(admin)s };
 pipelines = ( {
   name = "h";
   health_window = "%(window)s";
@@ -25,13 +25,16 @@ pipelines = ( {
 """
 
 
-class AdminTest(IntakeTest):
-    def start(self, proc, procopts="", attempts=1, window="1s"):
+class AdminServerTest(IntakeTest):
+    """Runs PIPELINE with its admin server on a free port."""
+
+    def start(self, proc, procopts="", attempts=1, window="1s", admin=""):
         # a short window makes the unhealthy cases quick; the healthy case
         # gets a long one, so a loaded machine's pauses are not a "stall"
         port = free_port()
         conf = self.config(PIPELINE % dict(port=port, proc=proc, procopts=procopts, d=self.dir,
-                                           attempts=attempts, window=window), admin=True)
+                                           attempts=attempts, window=window, admin=admin),
+                           admin=True)
         p = self.start_intake("run", conf)
         self.wait_for(lambda: self._up(port), what="admin server")
         return p, port
@@ -48,6 +51,8 @@ class AdminTest(IntakeTest):
         self.assertEqual(p.returncode, 0, err[-2000:])
         return err
 
+
+class AdminTest(AdminServerTest):
     def test_healthy_and_metrics(self):
         p, port = self.start("passthrough", window="60s")
         # the sink writes a batch before its records count as delivered:
@@ -161,24 +166,11 @@ class SlowClients:
                     pass
 
 
-class SlowClientTest(IntakeTest):
+class SlowClientTest(AdminServerTest):
     """Slow clients cannot take the admin server offline."""
 
-    def start(self, admin_extra=""):
-        port = free_port()
-        conf = self.config("""
-admin = { listen = "127.0.0.1:%d"; %s };
-pipelines = ( {
-  name = "h";
-  health_window = "60s";
-  source = { plugin = "test_gen"; count = 1000000; emit_delay = "2ms"; };
-  processors = ( { plugin = "passthrough"; } );
-  sinks = ( { plugin = "stdout"; path = "%s/out.jsonl"; } );
-} );
-""" % (port, admin_extra, self.dir), admin=True)
-        p = self.start_intake("run", conf)
-        self.wait_for(lambda: self.answers(port, "/health", timeout=5), what="admin server")
-        return p, port
+    def start(self, admin=""):
+        return super().start("passthrough", window="60s", admin=admin)
 
     def answers(self, port, path, timeout=30):
         """The status of GET path, or None when no answer came within
@@ -192,12 +184,6 @@ pipelines = ( {
             return e.code
         except OSError:
             return None
-
-    def stop(self, p):
-        p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=60)
-        self.assertEqual(p.returncode, 0, err[-2000:])
-        return err
 
     def admin_warnings(self, err):
         return [l for l in err.splitlines() if "WARN" in l and "[admin]" in l]

@@ -9,6 +9,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "optlimits.h"
+
 static fake_host *FH(ik_instance *self)
 {
     return (fake_host *)self;
@@ -177,35 +179,21 @@ static uint64_t fh_opt_size(ik_instance *self, const char *name)
     return text_size(opt_text(FH(self), name, &t));
 }
 
-/* An option value or bound as a number of its type, for comparing. */
-static long double text_number(ik_opt_type type, const char *v)
-{
-    switch (type) {
-    case IK_OPT_INT:
-        return (long double)text_int(v);
-    case IK_OPT_DOUBLE:
-        return text_double(v);
-    case IK_OPT_DURATION:
-        return (long double)text_duration_ms(v);
-    default:
-        return (long double)text_size(v);
-    }
-}
-
 /* Like the engine before create(): a value outside the plugin's limits (ABI
- * 1.2) is a config error, logged, and create() is not called. */
+ * 1.2) is a config error, logged, and create() is not called. The engine's
+ * own parser and check (optlimits.h) judge it. */
 static int fh_check_limits(fake_host *fh)
 {
     for (const ik_option_limit *l = fh->plugin->limits; l && l->name; l++) {
         ik_opt_type type;
+        ik_num num;
+        char range[160];
         const char *v = opt_text(fh, l->name, &type);
-        if (!v)
+        if (!v || ik_num_parse(type, v, &num) != 0)
             continue;
-        long double x = text_number(type, v);
-        if ((l->min && x < text_number(type, l->min)) ||
-            (l->max && x > text_number(type, l->max))) {
-            fh_log_fn(fh_self(fh), IK_LOG_ERROR, "option '%s' must be between %s and %s (got %s)",
-                      l->name, l->min ? l->min : "-inf", l->max ? l->max : "+inf", v);
+        if (ik_limit_check(l, type, &num, range, sizeof range) != 0) {
+            fh_log_fn(fh_self(fh), IK_LOG_ERROR, "option '%s' must be %s (got %s)", l->name, range,
+                      v);
             return IK_E_CONFIG;
         }
     }

@@ -626,15 +626,6 @@ static void test_include_file_name(void)
     expect_current(IK_E_CONFIG, 2, needles2);
 }
 
-/* Writes path (absolute) with text. */
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static void test_include_paths(void)
 {
     /* an absolute name is taken as it is, not joined to the config's folder */
@@ -643,7 +634,7 @@ static void test_include_paths(void)
     snprintf(other, sizeof other, "%s/elsewhere", casedir);
     mkdir(other, 0700);
     snprintf(part, sizeof part, "%s/part.conf", other);
-    write_file(part, "log = { level = \"debug\"; };\n");
+    write_case_file("elsewhere/part.conf", "log = { level = \"debug\"; };\n");
     snprintf(text, sizeof text, "@include \"%s\"\n" MINI_PIPE, part);
     write_case_file("main.conf", text);
     ik_config *cfg = NULL;
@@ -657,7 +648,7 @@ static void test_include_paths(void)
     }
     ik_config_free(cfg);
     /* and an error inside it names that file and line */
-    write_file(part, "log = { level = \"debug\";\n  colour = 1; };\n");
+    write_case_file("elsewhere/part.conf", "log = { level = \"debug\";\n  colour = 1; };\n");
     char where[PATH_MAX + 48];
     snprintf(where, sizeof where, "%s:2: ", part);
     const char *n1[] = {where, "unknown setting 'colour' in log", NULL};
@@ -749,6 +740,52 @@ static void test_include_refusals(void)
     write_case_file("main.conf", "@include \"adir\"\n" MINI_PIPE);
     const char *n3[] = {"adir", "is a directory", NULL};
     expect_current(IK_E_IO, 1, n3);
+}
+
+/* Includes nest at most 10 deep (IK_CONFIG_MAX_DEPTH), counted from the
+ * config itself, whether it comes from a file or a string. */
+static void test_include_depth(void)
+{
+    new_case();
+    char name[32], text[64];
+    for (int k = 1; k <= 11; k++) {
+        snprintf(name, sizeof name, "inc%d.conf", k);
+        if (k < 11)
+            snprintf(text, sizeof text, "@include \"inc%d.conf\"\n", k + 1);
+        else
+            snprintf(text, sizeof text, "log = { level = \"warn\"; };\n");
+        write_case_file(name, text);
+    }
+    /* 10 levels: main includes inc2, ..., inc10 includes inc11 */
+    write_case_file("main.conf", "@include \"inc2.conf\"\n" MINI_PIPE);
+    ik_config *cfg = NULL;
+    ik_err err;
+    ik_err_clear(&err);
+    CU_ASSERT_EQUAL(ik_config_load(mainconf, &cfg, &err), 0);
+    if (cfg)
+        CU_ASSERT_EQUAL(cfg->log_level, IK_LOG_WARN);
+    ik_config_free(cfg);
+    /* 11 levels */
+    write_case_file("main.conf", "@include \"inc1.conf\"\n" MINI_PIPE);
+    char where[PATH_MAX + 48];
+    snprintf(where, sizeof where, "%s/inc10.conf:1: ", casedir);
+    const char *n1[] = {where, "includes nest deeper than 10 levels", NULL};
+    expect_current(IK_E_CONFIG, 0, n1);
+    /* the same as a string, naming the parts by absolute path */
+    char main_text[PATH_MAX + 256];
+    for (int first = 2; first >= 1; first--) {
+        snprintf(main_text, sizeof main_text, "@include \"%s/inc%d.conf\"\n" MINI_PIPE, casedir,
+                 first);
+        cfg = (ik_config *)0x1;
+        ik_err_clear(&err);
+        int rc = ik_config_load_string(main_text, "string.conf", &cfg, &err);
+        CU_ASSERT_EQUAL(rc, first == 2 ? 0 : IK_E_CONFIG);
+        if (first == 1)
+            CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "includes nest deeper than 10 levels"));
+        if (rc != (first == 2 ? 0 : IK_E_CONFIG))
+            fprintf(stderr, "\nstring, %d levels: rc %d: %s\n", 12 - first, rc, err.msg);
+        ik_config_free(rc == 0 ? cfg : NULL);
+    }
 }
 
 /* Before the fix libconfig opened a FIFO and waited for a writer for good:
@@ -942,6 +979,7 @@ int main(void)
     CU_add_test(s, "@include absolute and relative paths", test_include_paths);
     CU_add_test(s, "@include keeps file:line", test_include_lines);
     CU_add_test(s, "@include lines refused", test_include_refusals);
+    CU_add_test(s, "@include nests at most 10 deep", test_include_depth);
     CU_add_test(s, "@include of a FIFO does not block", test_include_fifo);
     CU_add_test(s, "config size limits", test_size_limits);
     CU_add_test(s, "config settings limit", test_settings_limit);

@@ -17,41 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
-
-/* ---- stderr capture ------------------------------------------------------- */
-
-static FILE *cap_file;
-static int cap_saved = -1;
-
-static void capture_begin(void)
-{
-    fflush(stderr);
-    cap_file = tmpfile();
-    CU_ASSERT_FATAL(cap_file != NULL);
-    cap_saved = dup(STDERR_FILENO);
-    CU_ASSERT_FATAL(cap_saved >= 0);
-    CU_ASSERT_FATAL(dup2(fileno(cap_file), STDERR_FILENO) >= 0);
-}
-
-/* Restores stderr and returns what was written (malloc'd, NUL-terminated). */
-static char *capture_end(void)
-{
-    fflush(stderr);
-    dup2(cap_saved, STDERR_FILENO);
-    close(cap_saved);
-    cap_saved = -1;
-    long n = ftell(cap_file);
-    if (n < 0)
-        n = 0;
-    char *out = calloc((size_t)n + 1, 1);
-    rewind(cap_file);
-    size_t got = out ? fread(out, 1, (size_t)n, cap_file) : 0;
-    if (out)
-        out[got] = '\0';
-    fclose(cap_file);
-    cap_file = NULL;
-    return out;
-}
+#include "stderr_capture.h"
 
 static size_t count_char(const char *s, char c)
 {
@@ -104,11 +70,11 @@ static void test_parse_and_names(void)
 static void test_text_format(void)
 {
     reset();
-    capture_begin();
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_begin(), 0);
     ik_logf(IK_LOG_INFO, "p1", "i1", "hello %d", 42);
     ik_logf(IK_LOG_WARN, NULL, NULL, "engine-level");
     ik_logf(IK_LOG_ERROR, "p2", NULL, "pipeline only");
-    char *out = capture_end();
+    char *out = stderr_capture_end();
     CU_ASSERT_FATAL(out != NULL);
     const char *ts = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z";
     char re[512];
@@ -125,9 +91,9 @@ static void test_text_format(void)
 static void test_text_one_line_per_call(void)
 {
     reset();
-    capture_begin();
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_begin(), 0);
     ik_logf(IK_LOG_INFO, "p", "i", "line1\nline2\r\x01tab\tend");
-    char *out = capture_end();
+    char *out = stderr_capture_end();
     CU_ASSERT_FATAL(out != NULL);
     CU_ASSERT_EQUAL(count_char(out, '\n'), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "line1\\nline2\\r\\x01tab\\tend\n"));
@@ -139,13 +105,13 @@ static void test_level_filtering(void)
     reset();
     ik_log_configure(IK_LOG_TEXT, IK_LOG_WARN);
     CU_ASSERT_EQUAL(ik_log_level_get(), IK_LOG_WARN);
-    capture_begin();
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_begin(), 0);
     ik_logf(IK_LOG_TRACE, NULL, NULL, "m-trace");
     ik_logf(IK_LOG_DEBUG, NULL, NULL, "m-debug");
     ik_logf(IK_LOG_INFO, NULL, NULL, "m-info");
     ik_logf(IK_LOG_WARN, NULL, NULL, "m-warn");
     ik_logf(IK_LOG_ERROR, NULL, NULL, "m-error");
-    char *out = capture_end();
+    char *out = stderr_capture_end();
     CU_ASSERT_FATAL(out != NULL);
     CU_ASSERT_PTR_NULL(strstr(out, "m-trace"));
     CU_ASSERT_PTR_NULL(strstr(out, "m-debug"));
@@ -157,17 +123,17 @@ static void test_level_filtering(void)
 
     ik_log_configure(IK_LOG_TEXT, IK_LOG_TRACE);
     CU_ASSERT_EQUAL(ik_log_level_get(), IK_LOG_TRACE);
-    capture_begin();
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_begin(), 0);
     ik_logf(IK_LOG_TRACE, NULL, NULL, "m-trace");
-    out = capture_end();
+    out = stderr_capture_end();
     CU_ASSERT_FATAL(out != NULL);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "TRACE m-trace"));
     free(out);
 
     ik_log_configure(IK_LOG_TEXT, IK_LOG_ERROR);
-    capture_begin();
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_begin(), 0);
     ik_logf(IK_LOG_WARN, NULL, NULL, "m-warn");
-    out = capture_end();
+    out = stderr_capture_end();
     CU_ASSERT_FATAL(out != NULL);
     CU_ASSERT_STRING_EQUAL(out, "");
     free(out);
@@ -178,9 +144,9 @@ static void test_redact_message(void)
 {
     reset();
     CU_ASSERT_EQUAL(ik_log_add_secret("hunter22"), 0);
-    capture_begin();
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_begin(), 0);
     ik_logf(IK_LOG_INFO, "p", "i", "password=%s again %s!", "hunter22", "hunter22");
-    char *out = capture_end();
+    char *out = stderr_capture_end();
     CU_ASSERT_FATAL(out != NULL);
     CU_ASSERT_PTR_NULL(strstr(out, "hunter22"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "] password=[REDACTED] again [REDACTED]!\n"));
@@ -199,18 +165,18 @@ static void test_redact_names(void)
 {
     reset();
     CU_ASSERT_EQUAL(ik_log_add_secret("s3cr3tpipe"), 0);
-    capture_begin();
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_begin(), 0);
     ik_logf(IK_LOG_INFO, "pipe-s3cr3tpipe", "inst_s3cr3tpipe_x", "msg");
-    char *out = capture_end();
+    char *out = stderr_capture_end();
     CU_ASSERT_FATAL(out != NULL);
     CU_ASSERT_PTR_NULL(strstr(out, "s3cr3tpipe"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "[pipe-[REDACTED]/inst_[REDACTED]_x] msg"));
     free(out);
 
     ik_log_configure(IK_LOG_JSON, IK_LOG_INFO);
-    capture_begin();
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_begin(), 0);
     ik_logf(IK_LOG_INFO, "pipe-s3cr3tpipe", "inst_s3cr3tpipe_x", "msg");
-    out = capture_end();
+    out = stderr_capture_end();
     CU_ASSERT_FATAL(out != NULL);
     CU_ASSERT_PTR_NULL(strstr(out, "s3cr3tpipe"));
     json_object *doc = json_tokener_parse(out);
@@ -291,9 +257,9 @@ static void test_long_message_redacted(void)
     CU_ASSERT_FATAL(big != NULL);
     memset(big, 'x', n);
     strcpy(big + n, "tail-secret-value");
-    capture_begin();
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_begin(), 0);
     ik_logf(IK_LOG_INFO, NULL, NULL, "%s", big);
-    char *out = capture_end();
+    char *out = stderr_capture_end();
     CU_ASSERT_FATAL(out != NULL);
     CU_ASSERT_PTR_NULL(strstr(out, "tail-secret"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "xxx[REDACTED]\n"));
@@ -315,11 +281,11 @@ static void test_json_fields_and_escaping(void)
 {
     reset();
     ik_log_configure(IK_LOG_JSON, IK_LOG_DEBUG);
-    capture_begin();
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_begin(), 0);
     ik_logf(IK_LOG_DEBUG, "pi\"pe", "in\\st",
             "q\"b\\s\nn\x01\x1f ctl \x7f del \xff bad \xc3\xa9 ok "
             "\xed\xa0\x80 surrogate \xc0\xaf overlong \xe2\x82");
-    char *out = capture_end();
+    char *out = stderr_capture_end();
     CU_ASSERT_FATAL(out != NULL);
     CU_ASSERT_EQUAL(count_char(out, '\n'), 1);
     CU_ASSERT_EQUAL(out[strlen(out) - 1], '\n');
@@ -343,9 +309,9 @@ static void test_json_fields_and_escaping(void)
         CU_ASSERT_TRUE(*p >= 0x20 && *p != 0x7f && *p != 0xff && *p != 0xc0);
     free(out);
 
-    capture_begin();
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_begin(), 0);
     ik_logf(IK_LOG_ERROR, NULL, NULL, "engine");
-    out = capture_end();
+    out = stderr_capture_end();
     CU_ASSERT_FATAL(out != NULL);
     doc = json_tokener_parse(out);
     CU_ASSERT_FATAL(doc != NULL);
@@ -364,9 +330,9 @@ static void test_json_secret_with_specials(void)
     reset();
     ik_log_configure(IK_LOG_JSON, IK_LOG_INFO);
     CU_ASSERT_EQUAL(ik_log_add_secret("pa\"ss\\wd"), 0);
-    capture_begin();
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_begin(), 0);
     ik_logf(IK_LOG_INFO, "p", "i", "auth %s done", "pa\"ss\\wd");
-    char *out = capture_end();
+    char *out = stderr_capture_end();
     CU_ASSERT_FATAL(out != NULL);
     json_object *doc = json_tokener_parse(out);
     CU_ASSERT_FATAL(doc != NULL);
@@ -414,14 +380,14 @@ static void test_threads_lines_intact_and_redacted(void)
     for (int k = 0; k < NSECRETS; k++)
         snprintf(secrets[k], sizeof secrets[k], "SECRET-%04d-zz", k);
     atomic_store(&published, 0);
-    capture_begin();
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_begin(), 0);
     pthread_t th[NTHREADS + 1];
     CU_ASSERT_FATAL(pthread_create(&th[NTHREADS], NULL, secret_thread, NULL) == 0);
     for (long t = 0; t < NTHREADS; t++)
         CU_ASSERT_FATAL(pthread_create(&th[t], NULL, logger_thread, (void *)t) == 0);
     for (int t = 0; t <= NTHREADS; t++)
         pthread_join(th[t], NULL);
-    char *out = capture_end();
+    char *out = stderr_capture_end();
     CU_ASSERT_FATAL(out != NULL);
 
     CU_ASSERT_EQUAL(count_char(out, '\n'), NTHREADS * NLINES);
