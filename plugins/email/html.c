@@ -21,6 +21,7 @@
 
 #include <glib.h>
 #include <libxml/HTMLparser.h>
+#include <libxml/chvalid.h>
 #include <libxml/tree.h>
 
 #include "common/buf.h"
@@ -303,13 +304,12 @@ static int dom_to_text(h2t *h, const char *html, size_t len)
 
 /* ---- the fallback: a plain tag-stripping pass ---- */
 
-/* Appends code point cp as UTF-8 when libxml2 would keep it (an XML Char);
- * NUL, controls, surrogates and values past U+10FFFF are dropped as it does. */
+/* Appends code point cp as UTF-8 when libxml2 would keep it (its own XML
+ * Char test, the one its character references pass): NUL, controls,
+ * surrogates and values past U+10FFFF are dropped as it does. */
 static void add_codepoint(ik_buf *b, unsigned long cp)
 {
-    int ok = cp == 0x9 || cp == 0xa || cp == 0xd || (cp >= 0x20 && cp <= 0xd7ff) ||
-             (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff);
-    if (!ok)
+    if (!xmlIsCharQ(cp))
         return;
     char u[8];
     ik_buf_add(b, u, (size_t)g_unichar_to_utf8((gunichar)cp, u));

@@ -600,12 +600,13 @@ static int gb_process(void *state, ik_record *const *recs, size_t n, ik_result *
         size_t e = s;
         while (e < nidx && e - s < per) {
             double out = pe * (double)(e - s + 1) + rs;
-            if (e > s && (in + (double)j.tok[idx[e]] > budget || out > (double)st->max_output_cap ||
-                          gpt_truncated_at(st, recs[idx[e]]) > 0))
+            int alone = gpt_truncated_at(st, recs[idx[e]]) > 0;
+            if (e > s &&
+                (in + (double)j.tok[idx[e]] > budget || out > (double)st->max_output_cap || alone))
                 break;
             in += (double)j.tok[idx[e]];
             e++;
-            if (gpt_truncated_at(st, recs[idx[e - 1]]) > 0)
+            if (alone)
                 break;
         }
         groups[ngroups++] = (gpt_group){idx + s, e - s, 0};

@@ -128,8 +128,10 @@ long gpt_max_out_group(gb_state *st, job *j, const size_t *idx, size_t k)
 {
     long out = gpt_max_out_for(st, k);
     long cut = k == 1 ? gpt_truncated_at(st, j->recs[idx[0]]) : 0;
-    if (cut > 0 && 2 * cut > out)
-        out = 2 * cut < st->max_output_cap ? 2 * cut : st->max_output_cap;
+    /* twice cut, at most the cap; cut is read from metadata (LONG_MAX at
+     * most), so the bounds are halved rather than cut doubled */
+    if (cut > 0 && cut > out / 2)
+        out = cut > st->max_output_cap / 2 ? st->max_output_cap : 2 * cut;
     return out;
 }
 

@@ -385,6 +385,21 @@ static void test_html_deep(void)
     CU_ASSERT_STRING_EQUAL(t, "Dear Ann,\n\nthe offer & the plan");
     CU_ASSERT_EQUAL(fallback, 1);
     free(t);
+    /* character references the parser refuses (NUL, a control, a surrogate,
+     * past U+10FFFF) go in the fallback too; the others are decoded alike */
+    const char *refs = "<p>a&#0;b&#1;c&#x41;d&#xd800;e&#x110000;f&#233;g</p>";
+    char *parsed = em_html_to_text(refs, strlen(refs), &fallback);
+    CU_ASSERT_EQUAL(fallback, 0);
+    char *swallowed_refs = malloc(strlen(refs) + 12);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(swallowed_refs);
+    sprintf(swallowed_refs, "<noscript>%s", refs);
+    t = em_html_to_text(swallowed_refs, strlen(swallowed_refs), &fallback);
+    CU_ASSERT_EQUAL(fallback, 1);
+    CU_ASSERT_STRING_EQUAL(parsed, "abcAdef\xc3\xa9g");
+    CU_ASSERT_STRING_EQUAL(t, parsed);
+    free(t);
+    free(parsed);
+    free(swallowed_refs);
     /* nothing to read is not a fallback */
     t = em_html_to_text("<p> </p><!-- x -->", 18, &fallback);
     CU_ASSERT_STRING_EQUAL(t, "");

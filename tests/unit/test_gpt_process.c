@@ -471,6 +471,12 @@ static void test_lone_truncation_is_retried(void)
     CU_ASSERT(own_answer(r.recs[0], 0));
     CU_ASSERT_EQUAL(r.res[1].status, IK_RETRY); /* alone at 258: cut off */
     CU_ASSERT_EQUAL(mock_stat(&m, "requests") - before, 2);
+    /* a cut-off cap in metadata past what doubles in a long (the metadata
+     * may come from outside): the highest cap, no overflow (UBSan) */
+    r.fh.host.record_set_meta(r.recs[1], "gpt_truncated_at", "9223372036854775807");
+    run_again(&r);
+    CU_ASSERT_EQUAL(r.res[1].status, IK_OK);
+    CU_ASSERT(own_answer(r.recs[1], 1));
     run_free(&r);
     mock_stop(&m);
 }

@@ -1060,12 +1060,9 @@ static void begin_shutdown(sb_broker *b)
     if (b->stopping)
         return;
     b->stopping = 1;
-    size_t n = 0;
-    for (sb_conn *c = b->conns; c; c = c->next)
-        n++;
     if (b->refused_unlogged)
         SB_WARN("refused %d more connection(s) at the connection limit", b->refused_unlogged);
-    SB_INFO("closing the listeners and %zu connection(s)", n);
+    SB_INFO("closing the listeners and %d connection(s)", b->nconns);
     pn_proactor_cancel_timeout(b->proactor);
     pn_proactor_disconnect(b->proactor, NULL);
 }

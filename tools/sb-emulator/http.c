@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/file.h"
 #include "log.h"
 #include "sas.h"
 
@@ -316,33 +317,22 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
-static char *slurp(const char *path)
+/* A PEM file (tls_cert or tls_key) whole, NUL-terminated; NULL (logged) when it cannot be read
+ * or is empty. */
+static char *read_pem(const char *option, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    char *pem = NULL, err[600];
+    size_t len = 0;
+    if (ik_read_file(path, &pem, &len, err, sizeof err) != 0) {
+        SB_ERR("http: cannot read %s: %s", option, err);
         return NULL;
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + n + 1 > cap) {
-            cap = (len + n + 1) * 2;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        memcpy(buf + len, chunk, n);
-        len += n;
     }
-    fclose(f);
-    if (buf)
-        buf[len] = 0;
-    return buf;
+    if (len == 0) {
+        SB_ERR("http: cannot read %s: %s is empty", option, path);
+        free(pem);
+        return NULL;
+    }
+    return pem;
 }
 
 static struct MHD_Daemon *start(struct sb_http *h, int port, int tls, int *actual)
@@ -403,12 +393,9 @@ int sb_http_start(sb_http **out, const sb_config *cfg, sb_store *store, int *htt
             SB_ERR("http: this libmicrohttpd has no TLS support; cannot serve https");
             goto fail;
         }
-        h->cert = slurp(cfg->tls_cert);
-        h->key = slurp(cfg->tls_key);
-        if (!h->cert || !h->key) {
-            SB_ERR("http: cannot read tls_cert '%s' or tls_key '%s'", cfg->tls_cert, cfg->tls_key);
+        if (!(h->cert = read_pem("tls_cert", cfg->tls_cert)) ||
+            !(h->key = read_pem("tls_key", cfg->tls_key)))
             goto fail;
-        }
         if (!(h->tls = start(h, cfg->https_port, 1, https_port)))
             goto fail;
         h->tls_port = *https_port;
