@@ -389,26 +389,28 @@ static int scan_maildir(fs_state *st, const char *rel, char ***names, size_t *n,
 }
 
 /*
- * An entry of the folder that no pattern matches: a Maildir sub-folder is
- * scanned; a link to one is reported (linked folders are not followed);
- * anything else is not input. 0 or -ENOMEM.
+ * An entry of the folder (open as dirfd) that no pattern matches: a Maildir
+ * sub-folder is scanned; a link to one is reported (linked folders are not
+ * followed); anything else is not input. 0 or -ENOMEM.
  */
-static int consider_other(fs_state *st, const char *name, const struct stat *sb, char ***names,
-                          size_t *n, size_t *cap)
+static int consider_other(fs_state *st, int dirfd, const char *name, char ***names, size_t *n,
+                          size_t *cap)
 {
-    if (!st->maildir || strcmp(name, "cur") == 0 || strcmp(name, "new") == 0)
+    struct stat sb;
+    if (!st->maildir || strcmp(name, "cur") == 0 || strcmp(name, "new") == 0 ||
+        fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !(S_ISDIR(sb.st_mode) || S_ISLNK(sb.st_mode)))
         return 0;
     char *sub = join_path(st->folder, name);
     if (!sub)
         return -ENOMEM;
     int rc = 0;
     int excluded = strcmp(sub, st->done_dir) == 0 || strcmp(sub, st->dead_dir) == 0;
-    if (!excluded && (S_ISDIR(sb->st_mode) || S_ISLNK(sb->st_mode)) &&
-        is_maildir(st->folder, name)) {
-        if (S_ISDIR(sb->st_mode))
+    if (!excluded && is_maildir(st->folder, name)) {
+        if (S_ISDIR(sb.st_mode))
             rc = scan_maildir(st, name, names, n, cap);
         else
-            report_skip(st, name, sb, "symbolic link to a Maildir folder (not followed)");
+            report_skip(st, name, &sb, "symbolic link to a Maildir folder (not followed)");
     }
     free(sub);
     return rc;
@@ -433,11 +435,10 @@ static int scan_folder(fs_state *st, char ***out, size_t *nout)
     struct dirent *e;
     while (rc == 0 && (e = readdir(d))) {
         const char *name = e->d_name;
-        struct stat sb;
-        if (name[0] == '.' || fstatat(dirfd(d), name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+        if (name[0] == '.')
             continue;
         if (!matches(st, name)) {
-            rc = consider_other(st, name, &sb, &names, &n, &cap);
+            rc = consider_other(st, dirfd(d), name, &names, &n, &cap);
             continue;
         }
         char *full = join_path(st->folder, name);
