@@ -382,15 +382,19 @@ static void begin_item(jr_doc *d, jr_item *out, uint64_t at)
     where(d, at, &out->line, &out->col);
 }
 
-/* The element grew past max_size (and JR_RAW_MAX): keep its first
- * JR_RAW_MAX bytes in d->raw and let the window drop the rest up to `upto`
- * as it is scanned. */
-static void go_oversize(jr_doc *d, uint64_t start, uint64_t upto)
+/* Copies the file's bytes from offset `from` (in the window) into d->raw,
+ * JR_RAW_MAX of them or up to the end of the file, reading as needed (the
+ * window may move). Returns 0, or -1 on a read error. */
+static int keep_raw(jr_doc *d, uint64_t from)
 {
-    size_t n = (size_t)(upto - start) < JR_RAW_MAX ? (size_t)(upto - start) : JR_RAW_MAX;
-    memcpy(d->raw, d->win + (start - d->wbase), n);
+    d->keep = from;
+    if (byte_at(d, from + JR_RAW_MAX - 1) == -2)
+        return -1;
+    uint64_t avail = d->wbase + d->wlen - from;
+    size_t n = avail < JR_RAW_MAX ? (size_t)avail : JR_RAW_MAX;
+    memcpy(d->raw, d->win + (from - d->wbase), n);
     d->raw_len = n;
-    d->keep = upto;
+    return 0;
 }
 
 /* 1 for a byte that ends a bare value (number, true, false, null). */
@@ -422,12 +426,14 @@ static int scan_value(jr_doc *d, uint64_t start, uint64_t *end, int *oversize)
     uint64_t p = start;
     for (;;) {
         if (p >= d->wbase + d->wlen) {
-            if (*oversize)
-                d->keep = p;
-            else if (p - start > d->max_size && p - start > JR_RAW_MAX) {
-                go_oversize(d, start, p);
+            if (!*oversize && p - start > d->max_size && p - start > JR_RAW_MAX) {
+                /* Its first JR_RAW_MAX bytes, in the window (nothing read). */
+                if (keep_raw(d, start) != 0)
+                    return -1;
                 *oversize = 1;
             }
+            if (*oversize)
+                d->keep = p; /* the window drops what was scanned */
             int r = more(d);
             if (r < 0)
                 return -1;
@@ -470,21 +476,6 @@ static int scan_value(jr_doc *d, uint64_t start, uint64_t *end, int *oversize)
     }
 }
 
-/* Copies the file's bytes from offset `from` (in the window) into d->raw,
- * JR_RAW_MAX of them or up to the end of the file, reading as needed (the
- * window may move). Returns 0, or -1 on a read error. */
-static int keep_raw(jr_doc *d, uint64_t from)
-{
-    d->keep = from;
-    if (byte_at(d, from + JR_RAW_MAX - 1) == -2)
-        return -1;
-    uint64_t avail = d->wbase + d->wlen - from;
-    size_t n = avail < JR_RAW_MAX ? (size_t)avail : JR_RAW_MAX;
-    memcpy(d->raw, d->win + (from - d->wbase), n);
-    d->raw_len = n;
-    return 0;
-}
-
 /*
  * Makes *out (begun with begin_item) the error item that covers the file
  * from out->offset to its end, saying `what` at offset `at`; reads the file
@@ -516,11 +507,10 @@ static int rest_error(jr_doc *d, jr_item *out, uint64_t at, const char *what)
 
 /* rest_error for the unexpected byte c (>= 0) at d->pos, or for the end of
  * the file (c < 0): "<expected><the byte><after>", the byte described as
- * " 'x'" or " (byte 0xff)"; a NUL byte is named as such. */
-static int rest_unexpected(jr_doc *d, jr_item *out, int c, const char *expected, const char *after)
+ * " 'x'" or " (byte 0xff)"; a NUL byte is named as such. *out is begun. */
+static int unexpected(jr_doc *d, jr_item *out, int c, const char *expected, const char *after)
 {
     char what[256], ch[32];
-    begin_item(d, out, d->pos);
     if (c < 0) {
         snprintf(what, sizeof what, "unexpected end of input");
     } else if (c == 0) {
@@ -530,6 +520,13 @@ static int rest_unexpected(jr_doc *d, jr_item *out, int c, const char *expected,
         snprintf(what, sizeof what, "%s%s%s", expected, ch, after);
     }
     return rest_error(d, out, d->pos, what);
+}
+
+/* unexpected() as a new item, starting at d->pos. */
+static int rest_unexpected(jr_doc *d, jr_item *out, int c, const char *expected, const char *after)
+{
+    begin_item(d, out, d->pos);
+    return unexpected(d, out, c, expected, after);
 }
 
 /*
@@ -579,14 +576,7 @@ static int single_end(jr_doc *d, jr_item *out)
     d->state = DOC_END;
     if (c == -1)
         return 1;
-    char what[256], ch[32];
-    if (c == 0) {
-        snprintf(what, sizeof what, "%s", JR_NUL_BYTE);
-    } else {
-        describe_char(d->win, d->wlen, (size_t)(d->pos - d->wbase), ch, sizeof ch);
-        snprintf(what, sizeof what, "unexpected character%s after the end of the value", ch);
-    }
-    return rest_error(d, out, d->pos, what);
+    return unexpected(d, out, c, "unexpected character", " after the end of the value");
 }
 
 /*
@@ -620,7 +610,9 @@ static int read_value(jr_doc *d, jr_item *out, int top)
         json_object *obj;
         int bad = parse_value(out->text, size, &obj, &err_off, what, sizeof what) != 0;
         if (bad || r == 1) {
-            if (!bad) { /* cannot happen: the scanner and the parser agree on where values end */
+            /* Parsed, but the file ended inside a string only the scanner saw:
+             * json-c takes single-quoted keys ({'"':1}), the scanner knows '"'. */
+            if (!bad) {
                 json_object_put(obj);
                 err_off = size;
                 snprintf(what, sizeof what, "unexpected end of input");
