@@ -42,6 +42,7 @@
 #include "json_reader.h"
 #include "progress.h"
 #include "skip_log.h"
+#include "sorted_names.h"
 
 /* One input file being read or waiting for its records' outcomes. */
 typedef struct fs_file {
@@ -94,9 +95,8 @@ typedef struct fs_state {
     em_opts email; /* MIME parsing options */
 
     pthread_mutex_t mu;
-    fs_file *files; /* files with records not finished (guarded by mu) */
-    char **taken;   /* names taken in this run, sorted (run thread only) */
-    size_t ntaken, cap_taken;
+    fs_file *files;       /* files with records not finished (guarded by mu) */
+    sn_array taken;       /* names (char *) taken in this run (run thread only) */
     unsigned long seq;    /* temp-file sequence (atomic) */
     int folder_errno;     /* last scan error, for the log (run thread only) */
     sl_set skips;         /* skipped entries already logged (run thread only) */
@@ -232,45 +232,19 @@ static int parse_patterns(fs_state *st, const char *spec)
     return 0;
 }
 
-static int taken_find(const fs_state *st, const char *name, size_t *pos)
+/* 1 when name was taken in this run. */
+static int is_taken(const fs_state *st, const char *name)
 {
-    size_t lo = 0, hi = st->ntaken;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(st->taken[mid], name);
-        if (c == 0) {
-            *pos = mid;
-            return 1;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *pos = lo;
-    return 0;
+    int found;
+    sn_find(&st->taken, sizeof(char *), name, &found);
+    return found;
 }
 
 static int taken_add(fs_state *st, const char *name)
 {
-    size_t pos;
-    if (taken_find(st, name, &pos))
-        return 0;
-    if (st->ntaken == st->cap_taken) {
-        size_t cap = st->cap_taken ? st->cap_taken * 2 : 64;
-        char **grown = realloc(st->taken, cap * sizeof *grown);
-        if (!grown)
-            return IK_E_NOMEM;
-        st->taken = grown;
-        st->cap_taken = cap;
-    }
-    char *copy = strdup(name);
-    if (!copy)
-        return IK_E_NOMEM;
-    memmove(st->taken + pos + 1, st->taken + pos, (st->ntaken - pos) * sizeof *st->taken);
-    st->taken[pos] = copy;
-    st->ntaken++;
-    return 0;
+    int found;
+    size_t pos = sn_find(&st->taken, sizeof(char *), name, &found);
+    return found || sn_insert(&st->taken, sizeof(char *), pos, name) ? 0 : IK_E_NOMEM;
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -346,10 +320,9 @@ static void report_skip(fs_state *st, const char *rel, const struct stat *sb, co
 static int consider(fs_state *st, int dirfd, const char *name, const char *rel, char ***names,
                     size_t *n, size_t *cap)
 {
-    size_t pos;
     struct stat sb;
     char why[IN_WHY_MAX];
-    if (taken_find(st, rel, &pos) || fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+    if (is_taken(st, rel) || fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
         return 0;
     if (in_check(&st->in, &sb, why, sizeof why)) {
         report_skip(st, rel, &sb, why);
@@ -389,26 +362,28 @@ static int scan_maildir(fs_state *st, const char *rel, char ***names, size_t *n,
 }
 
 /*
- * An entry of the folder that no pattern matches: a Maildir sub-folder is
- * scanned; a link to one is reported (linked folders are not followed);
- * anything else is not input. 0 or -ENOMEM.
+ * An entry of the folder (open as dirfd) that no pattern matches: a Maildir
+ * sub-folder is scanned; a link to one is reported (linked folders are not
+ * followed); anything else is not input. 0 or -ENOMEM.
  */
-static int consider_other(fs_state *st, const char *name, const struct stat *sb, char ***names,
-                          size_t *n, size_t *cap)
+static int consider_other(fs_state *st, int dirfd, const char *name, char ***names, size_t *n,
+                          size_t *cap)
 {
-    if (!st->maildir || strcmp(name, "cur") == 0 || strcmp(name, "new") == 0)
+    struct stat sb;
+    if (!st->maildir || strcmp(name, "cur") == 0 || strcmp(name, "new") == 0 ||
+        fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !(S_ISDIR(sb.st_mode) || S_ISLNK(sb.st_mode)))
         return 0;
     char *sub = join_path(st->folder, name);
     if (!sub)
         return -ENOMEM;
     int rc = 0;
     int excluded = strcmp(sub, st->done_dir) == 0 || strcmp(sub, st->dead_dir) == 0;
-    if (!excluded && (S_ISDIR(sb->st_mode) || S_ISLNK(sb->st_mode)) &&
-        is_maildir(st->folder, name)) {
-        if (S_ISDIR(sb->st_mode))
+    if (!excluded && is_maildir(st->folder, name)) {
+        if (S_ISDIR(sb.st_mode))
             rc = scan_maildir(st, name, names, n, cap);
         else
-            report_skip(st, name, sb, "symbolic link to a Maildir folder (not followed)");
+            report_skip(st, name, &sb, "symbolic link to a Maildir folder (not followed)");
     }
     free(sub);
     return rc;
@@ -433,11 +408,10 @@ static int scan_folder(fs_state *st, char ***out, size_t *nout)
     struct dirent *e;
     while (rc == 0 && (e = readdir(d))) {
         const char *name = e->d_name;
-        struct stat sb;
-        if (name[0] == '.' || fstatat(dirfd(d), name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+        if (name[0] == '.')
             continue;
         if (!matches(st, name)) {
-            rc = consider_other(st, name, &sb, &names, &n, &cap);
+            rc = consider_other(st, dirfd(d), name, &names, &n, &cap);
             continue;
         }
         char *full = join_path(st->folder, name);
@@ -1249,7 +1223,7 @@ static int read_folder_once(fs_state *st, int *found)
         return IK_E_IO;
     }
     st->folder_errno = 0;
-    size_t taken = st->ntaken;
+    size_t before = st->taken.n;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (st->host->stopping(st->self)) {
             rc = IK_E_STOPPING;
@@ -1257,7 +1231,7 @@ static int read_folder_once(fs_state *st, int *found)
         }
         rc = take_entry(st, names[i], strchr(names[i], '/') != NULL);
     }
-    *found = st->ntaken > taken;
+    *found = st->taken.n > before;
     if (rc == 0) /* a full pass: forget skipped entries that are gone */
         sl_sweep(&st->skips);
     free_names(names, n);
@@ -1398,7 +1372,7 @@ static void fs_destroy(void *state)
         file_free(f);
         f = next;
     }
-    free_names(st->taken, st->ntaken);
+    sn_free(&st->taken, sizeof(char *));
     free_patterns(st);
     sl_free(&st->skips);
     pthread_mutex_destroy(&st->mu);

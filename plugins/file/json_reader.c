@@ -71,47 +71,24 @@ static void describe_char(const char *text, size_t len, size_t off, char *out, s
 #define JR_NUL_ESCAPE "string contains a NUL character (\\u0000)"
 
 /*
- * Quick filter for nul_escape(), run on every record: 1 when some backslash
- * is followed by "u0000". memchr is vectorised (memmem was 4% of the
- * instructions of a file -> passthrough -> stdout run). An escaped backslash
- * followed by the text u0000 does not pass: the character after each
- * backslash is stepped over.
+ * Offset of the first \u0000 escape in `t` (len bytes of JSON text that
+ * parsed), or JR_NONE. json-c keeps such a string whole, but C strings would
+ * end at the NUL: an id "a\u0000b" would become "a" without anyone noticing.
+ * In text that parsed, every backslash is inside a string and starts an
+ * escape, so going from backslash to backslash, stepping over the escaped
+ * character, finds every escape and nothing else ("\\u0000" is an escaped
+ * backslash, then text). Run on every record: memchr is vectorised (memmem
+ * was 4% of the instructions of a file -> passthrough -> stdout run).
  */
-static int maybe_nul_escape(const char *t, size_t len)
+static size_t nul_escape(const char *t, size_t len)
 {
     const char *p = t, *end = t + len;
     while (end - p >= 6 && (p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
         if (end - p < 6)
             break;
         if (memcmp(p + 1, "u0000", 5) == 0)
-            return 1;
+            return (size_t)(p - t);
         p += 2; /* the escaped character, which may itself be a backslash */
-    }
-    return 0;
-}
-
-/*
- * Offset of the first \u0000 escape inside a string of `t` (len bytes of JSON
- * text that parsed, so its strings are well formed), or JR_NONE. json-c
- * keeps such a string whole, but C strings would end at the NUL: an id
- * "a\u0000b" would become "a" without anyone noticing.
- */
-static size_t nul_escape(const char *t, size_t len)
-{
-    if (!maybe_nul_escape(t, len))
-        return JR_NONE;
-    int in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = t[i];
-        if (!in_str) {
-            in_str = c == '"';
-        } else if (c == '"') {
-            in_str = 0;
-        } else if (c == '\\') {
-            if (len - i > 5 && memcmp(t + i + 1, "u0000", 5) == 0)
-                return i;
-            i++; /* the escaped character: "\\u0000" is a backslash, then text */
-        }
     }
     return JR_NONE;
 }
@@ -405,15 +382,19 @@ static void begin_item(jr_doc *d, jr_item *out, uint64_t at)
     where(d, at, &out->line, &out->col);
 }
 
-/* The element grew past max_size (and JR_RAW_MAX): keep its first
- * JR_RAW_MAX bytes in d->raw and let the window drop the rest up to `upto`
- * as it is scanned. */
-static void go_oversize(jr_doc *d, uint64_t start, uint64_t upto)
+/* Copies the file's bytes from offset `from` (in the window) into d->raw,
+ * JR_RAW_MAX of them or up to the end of the file, reading as needed (the
+ * window may move). Returns 0, or -1 on a read error. */
+static int keep_raw(jr_doc *d, uint64_t from)
 {
-    size_t n = (size_t)(upto - start) < JR_RAW_MAX ? (size_t)(upto - start) : JR_RAW_MAX;
-    memcpy(d->raw, d->win + (start - d->wbase), n);
+    d->keep = from;
+    if (byte_at(d, from + JR_RAW_MAX - 1) == -2)
+        return -1;
+    uint64_t avail = d->wbase + d->wlen - from;
+    size_t n = avail < JR_RAW_MAX ? (size_t)avail : JR_RAW_MAX;
+    memcpy(d->raw, d->win + (from - d->wbase), n);
     d->raw_len = n;
-    d->keep = upto;
+    return 0;
 }
 
 /* 1 for a byte that ends a bare value (number, true, false, null). */
@@ -445,12 +426,14 @@ static int scan_value(jr_doc *d, uint64_t start, uint64_t *end, int *oversize)
     uint64_t p = start;
     for (;;) {
         if (p >= d->wbase + d->wlen) {
-            if (*oversize)
-                d->keep = p;
-            else if (p - start > d->max_size && p - start > JR_RAW_MAX) {
-                go_oversize(d, start, p);
+            if (!*oversize && p - start > d->max_size && p - start > JR_RAW_MAX) {
+                /* Its first JR_RAW_MAX bytes, in the window (nothing read). */
+                if (keep_raw(d, start) != 0)
+                    return -1;
                 *oversize = 1;
             }
+            if (*oversize)
+                d->keep = p; /* the window drops what was scanned */
             int r = more(d);
             if (r < 0)
                 return -1;
@@ -493,21 +476,6 @@ static int scan_value(jr_doc *d, uint64_t start, uint64_t *end, int *oversize)
     }
 }
 
-/* Copies the file's bytes from offset `from` (in the window) into d->raw,
- * JR_RAW_MAX of them or up to the end of the file, reading as needed (the
- * window may move). Returns 0, or -1 on a read error. */
-static int keep_raw(jr_doc *d, uint64_t from)
-{
-    d->keep = from;
-    if (byte_at(d, from + JR_RAW_MAX - 1) == -2)
-        return -1;
-    uint64_t avail = d->wbase + d->wlen - from;
-    size_t n = avail < JR_RAW_MAX ? (size_t)avail : JR_RAW_MAX;
-    memcpy(d->raw, d->win + (from - d->wbase), n);
-    d->raw_len = n;
-    return 0;
-}
-
 /*
  * Makes *out (begun with begin_item) the error item that covers the file
  * from out->offset to its end, saying `what` at offset `at`; reads the file
@@ -539,11 +507,10 @@ static int rest_error(jr_doc *d, jr_item *out, uint64_t at, const char *what)
 
 /* rest_error for the unexpected byte c (>= 0) at d->pos, or for the end of
  * the file (c < 0): "<expected><the byte><after>", the byte described as
- * " 'x'" or " (byte 0xff)"; a NUL byte is named as such. */
-static int rest_unexpected(jr_doc *d, jr_item *out, int c, const char *expected, const char *after)
+ * " 'x'" or " (byte 0xff)"; a NUL byte is named as such. *out is begun. */
+static int unexpected(jr_doc *d, jr_item *out, int c, const char *expected, const char *after)
 {
     char what[256], ch[32];
-    begin_item(d, out, d->pos);
     if (c < 0) {
         snprintf(what, sizeof what, "unexpected end of input");
     } else if (c == 0) {
@@ -553,6 +520,13 @@ static int rest_unexpected(jr_doc *d, jr_item *out, int c, const char *expected,
         snprintf(what, sizeof what, "%s%s%s", expected, ch, after);
     }
     return rest_error(d, out, d->pos, what);
+}
+
+/* unexpected() as a new item, starting at d->pos. */
+static int rest_unexpected(jr_doc *d, jr_item *out, int c, const char *expected, const char *after)
+{
+    begin_item(d, out, d->pos);
+    return unexpected(d, out, c, expected, after);
 }
 
 /*
@@ -602,14 +576,7 @@ static int single_end(jr_doc *d, jr_item *out)
     d->state = DOC_END;
     if (c == -1)
         return 1;
-    char what[256], ch[32];
-    if (c == 0) {
-        snprintf(what, sizeof what, "%s", JR_NUL_BYTE);
-    } else {
-        describe_char(d->win, d->wlen, (size_t)(d->pos - d->wbase), ch, sizeof ch);
-        snprintf(what, sizeof what, "unexpected character%s after the end of the value", ch);
-    }
-    return rest_error(d, out, d->pos, what);
+    return unexpected(d, out, c, "unexpected character", " after the end of the value");
 }
 
 /*
@@ -643,7 +610,9 @@ static int read_value(jr_doc *d, jr_item *out, int top)
         json_object *obj;
         int bad = parse_value(out->text, size, &obj, &err_off, what, sizeof what) != 0;
         if (bad || r == 1) {
-            if (!bad) { /* cannot happen: the scanner and the parser agree on where values end */
+            /* Parsed, but the file ended inside a string only the scanner saw:
+             * json-c takes single-quoted keys ({'"':1}), the scanner knows '"'. */
+            if (!bad) {
                 json_object_put(obj);
                 err_off = size;
                 snprintf(what, sizeof what, "unexpected end of input");

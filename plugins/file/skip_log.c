@@ -4,26 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Index of name in the sorted set, or where it would go (*found 0). */
-static size_t find(const sl_set *s, const char *name, int *found)
-{
-    size_t lo = 0, hi = s->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(s->v[mid].name, name);
-        if (c == 0) {
-            *found = 1;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = 0;
-    return lo;
-}
-
 static int same(const sl_entry *e, const struct stat *sb)
 {
     return e->dev == sb->st_dev && e->ino == sb->st_ino && e->type == (sb->st_mode & S_IFMT) &&
@@ -42,57 +22,45 @@ static void set_identity(sl_entry *e, const struct stat *sb)
 int sl_note(sl_set *s, const char *name, const struct stat *sb)
 {
     int found;
-    size_t pos = find(s, name, &found);
+    size_t pos = sn_find(&s->e, sizeof(sl_entry), name, &found);
     if (found) {
-        sl_entry *e = &s->v[pos];
+        sl_entry *e = sn_at(&s->e, sizeof(sl_entry), pos);
         int again = !same(e, sb);
         set_identity(e, sb);
         return again;
     }
-    if (s->n >= SL_MAX) {
+    if (s->e.n >= SL_MAX) {
         if (s->full_told)
             return 0;
         s->full_told = 1;
         return 2;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        sl_entry *grown = realloc(s->v, cap * sizeof *grown);
-        if (!grown)
-            return -1;
-        s->v = grown;
-        s->cap = cap;
-    }
-    char *copy = strdup(name);
-    if (!copy)
+    sl_entry *e = sn_insert(&s->e, sizeof(sl_entry), pos, name);
+    if (!e)
         return -1;
-    memmove(s->v + pos + 1, s->v + pos, (s->n - pos) * sizeof *s->v);
-    s->v[pos].name = copy;
-    set_identity(&s->v[pos], sb);
-    s->n++;
+    set_identity(e, sb);
     return 1;
 }
 
 void sl_sweep(sl_set *s)
 {
+    sl_entry *v = s->e.v;
     size_t o = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        if (!s->v[i].seen) {
-            free(s->v[i].name);
+    for (size_t i = 0; i < s->e.n; i++) {
+        if (!v[i].seen) {
+            free(v[i].name);
             continue;
         }
-        s->v[i].seen = 0;
-        s->v[o++] = s->v[i];
+        v[i].seen = 0;
+        v[o++] = v[i];
     }
-    s->n = o;
-    if (s->n < SL_MAX)
+    s->e.n = o;
+    if (s->e.n < SL_MAX)
         s->full_told = 0;
 }
 
 void sl_free(sl_set *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        free(s->v[i].name);
-    free(s->v);
+    sn_free(&s->e, sizeof(sl_entry));
     memset(s, 0, sizeof *s);
 }

@@ -14,10 +14,12 @@
 #include <stddef.h>
 #include <sys/stat.h>
 
+#include "sorted_names.h"
+
 #define SL_MAX 4096
 
 typedef struct sl_entry {
-    char *name;
+    char *name; /* first member: the key of sorted_names.h */
     dev_t dev;
     ino_t ino;
     mode_t type;
@@ -26,8 +28,7 @@ typedef struct sl_entry {
 } sl_entry;
 
 typedef struct sl_set {
-    sl_entry *v; /* sorted by name (owned) */
-    size_t n, cap;
+    sn_array e;    /* of sl_entry */
     int full_told; /* the "too many" notice was given */
 } sl_set;
 

@@ -130,6 +130,9 @@ static void test_line_nul(void)
         {"{\"id\":\"m1\",\"body\":\"Hello,\\n\\nsee below\\u0000 hidden\"}", 0,
          "emails.jsonl:4:39: string contains a NUL character (\\u0000)"},
         {"{\"k\\u0000\":1}", 0, "emails.jsonl:4:4: string contains a NUL character (\\u0000)"},
+        /* json-c takes single-quoted keys, even in strict mode */
+        {"{'k\\u0000':1}", 0, "emails.jsonl:4:4: string contains a NUL character (\\u0000)"},
+        {"{'\"':\"\\u0000\"}", 0, "emails.jsonl:4:7: string contains a NUL character (\\u0000)"},
         /* an escaped backslash, then the escape */
         {"{\"id\":\"e\\\\\\u0000\"}", 0,
          "emails.jsonl:4:11: string contains a NUL character (\\u0000)"},
@@ -322,6 +325,8 @@ static void test_doc_errors(void)
         {"]", 0, "d.json:1:1: unexpected character ']'", 1},
         {"[{\"a\":\"x\"]", 0, "d.json:1:10: object value separator ',' expected, found ']'", 9},
         {"[\"unterminated, {\\\"a\\\":1}]", 0, "d.json:1:27: unexpected end of input", 25},
+        /* json-c takes a single-quoted key; the scanner sees a string to the end */
+        {"{'\"':1}", 0, "d.json:1:8: unexpected end of input", 7},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         memdoc m;
@@ -379,6 +384,13 @@ static void test_doc_nul(void)
     md_open(&m, "o.json", one, strlen(one), MAX, 0);
     CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
     CU_ASSERT_STRING_EQUAL(it.error, "o.json:1:13: string contains a NUL character (\\u0000)");
+    jr_item_clear(&it);
+    md_close(&m);
+    /* ... in a single-quoted key (json-c takes them, even in strict mode). */
+    const char *quoted = "[{'k\\u0000':1}]";
+    md_open(&m, "q.json", quoted, strlen(quoted), MAX, 0);
+    CU_ASSERT_EQUAL(jr_doc_next(&m.doc, &it), 1);
+    CU_ASSERT_STRING_EQUAL(it.error, "q.json:1:5: string contains a NUL character (\\u0000)");
     jr_item_clear(&it);
     md_close(&m);
 
