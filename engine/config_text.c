@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/file.h"
 
 /* One file on the include chain, to refuse cycles. */
 typedef struct chain_link {
@@ -118,26 +119,25 @@ static const char *file_kind(mode_t mode)
 static int open_regular(expander *x, const char *path, const char *where, const char *who, int *fd,
                         struct stat *st)
 {
-    *fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    *fd = ik_open_regular_at(AT_FDCWD, path, 0, st);
+    if (*fd == -IK_ENOTREG) {
+        *fd = -1;
+        if (S_ISDIR(st->st_mode))
+            return ik_err_set(x->err, IK_E_IO,
+                              "%s%s is a directory, not a config file (name the file)", where, who);
+        return ik_err_set(x->err, IK_E_IO,
+                          "%s%s is not a regular file (%s); config files and includes must be "
+                          "regular files",
+                          where, who, file_kind(st->st_mode));
+    }
     if (*fd < 0) {
-        int e = errno;
+        int e = -*fd;
+        *fd = -1;
         return ik_err_set(x->err, e == ENOENT ? IK_E_NOTFOUND : IK_E_IO,
                           "%scannot read %s: %s (check the path and its permissions)", where, who,
                           strerror(e));
     }
-    int rc = 0;
-    if (fstat(*fd, st) != 0)
-        rc = ik_err_set(x->err, IK_E_IO, "%scannot read %s: %s", where, who, strerror(errno));
-    else if (S_ISDIR(st->st_mode))
-        rc = ik_err_set(x->err, IK_E_IO, "%s%s is a directory, not a config file (name the file)",
-                        where, who);
-    else if (!S_ISREG(st->st_mode))
-        rc = ik_err_set(x->err, IK_E_IO,
-                        "%s%s is not a regular file (%s); config files and includes must be "
-                        "regular files",
-                        where, who, file_kind(st->st_mode));
-    else
-        rc = check_size(x, where, who, (unsigned long long)st->st_size);
+    int rc = check_size(x, where, who, (unsigned long long)st->st_size);
     if (rc != 0) {
         close(*fd);
         *fd = -1;

@@ -5,12 +5,15 @@
 #include "env.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/buf.h"
+#include "common/file.h"
 
 /* An env file larger than this is refused: it is a handful of settings, and
  * the limit keeps a mistaken path (a log, a device) from eating memory. */
@@ -180,18 +183,20 @@ int ik_env_load_file(const char *path, ik_err *err)
 {
     if (!path)
         return ik_err_set(err, IK_E_INVAL, "env file: no path given");
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        int e = errno;
-        if (e == ENOENT)
-            return ik_err_set(err, IK_E_NOTFOUND,
-                              "env file '%s' not found (create it or fix the path)", path);
-        return ik_err_set(err, IK_E_IO, "cannot open env file '%s': %s", path, strerror(e));
-    }
+    /* A FIFO named as the env file must not hang validate or run. */
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
+    int fd = ik_open_regular_at(AT_FDCWD, path, 0, &st);
+    if (fd == -IK_ENOTREG)
         return ik_err_set(err, IK_E_IO, "env file '%s' is not a regular file", path);
+    if (fd == -ENOENT)
+        return ik_err_set(err, IK_E_NOTFOUND, "env file '%s' not found (create it or fix the path)",
+                          path);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!f) {
+        int e = fd < 0 ? -fd : errno;
+        if (fd >= 0)
+            close(fd);
+        return ik_err_set(err, IK_E_IO, "cannot open env file '%s': %s", path, strerror(e));
     }
     if (st.st_size > ENV_FILE_MAX) {
         fclose(f);

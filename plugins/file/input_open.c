@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/file.h"
+
 #define LINK_SKIPPED "symbolic link (not followed; see option 'symlinks')"
 
 /* What a non-regular file type is, for the log. */
@@ -72,30 +74,6 @@ static int open_failed(int e, const struct stat *lsb, char *why, size_t size)
     return -e;
 }
 
-/* Accepts the open descriptor f only when it is a regular file; then makes
- * it blocking again. Returns like in_open (f is closed unless 0). */
-static int accept_fd(int f, int *fd, struct stat *sb, char *why, size_t size)
-{
-    if (fstat(f, sb) != 0) {
-        int e = errno;
-        close(f);
-        return -e;
-    }
-    if (!S_ISREG(sb->st_mode)) {
-        snprintf(why, size, "%s", kind_of(sb->st_mode));
-        close(f);
-        return 1;
-    }
-    int fl = fcntl(f, F_GETFL);
-    if (fl < 0 || fcntl(f, F_SETFL, fl & ~O_NONBLOCK) != 0) {
-        int e = errno;
-        close(f);
-        return -e;
-    }
-    *fd = f;
-    return 0;
-}
-
 /*
  * Opens the symbolic link <in->path>/<rel> (links_inside): only when it
  * resolves to a file inside the folder, checked again on the descriptor.
@@ -120,14 +98,18 @@ static int open_link_inside(const in_folder *in, const char *rel, int *fd, struc
         free(real);
         return 1;
     }
-    int f = open(real, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-    int e = errno;
-    struct stat lsb;
+    int f = ik_open_regular_at(AT_FDCWD, real, O_NOFOLLOW, sb);
+    if (f == -IK_ENOTREG) {
+        free(real);
+        snprintf(why, size, "%s", kind_of(sb->st_mode));
+        return 1;
+    }
     if (f < 0) {
+        struct stat lsb;
         if (lstat(real, &lsb) != 0)
             memset(&lsb, 0, sizeof lsb);
         free(real);
-        return open_failed(e, &lsb, why, size);
+        return open_failed(-f, &lsb, why, size);
     }
     free(real);
     /* The link, or a folder on its way, may have changed since realpath():
@@ -143,7 +125,8 @@ static int open_link_inside(const in_folder *in, const char *rel, int *fd, struc
             return 1;
         }
     }
-    return accept_fd(f, fd, sb, why, size);
+    *fd = f;
+    return 0;
 }
 
 /* Opens each folder of rel's path in turn from dfd (taken) with O_NOFOLLOW;
@@ -191,9 +174,14 @@ int in_open(const in_folder *in, const char *rel, int *fd, struct stat *sb, char
     dfd = open_parents(dfd, rel, &name, why, size);
     if (dfd < 0)
         return dfd == -ELOOP && why[0] ? 1 : dfd;
-    int f = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    int f = ik_open_regular_at(dfd, name, O_NOFOLLOW, sb);
+    if (f == -IK_ENOTREG) {
+        close(dfd);
+        snprintf(why, size, "%s", kind_of(sb->st_mode));
+        return 1;
+    }
     if (f < 0) {
-        int e = errno;
+        int e = -f;
         struct stat lsb;
         if (fstatat(dfd, name, &lsb, AT_SYMLINK_NOFOLLOW) != 0)
             memset(&lsb, 0, sizeof lsb);
@@ -204,5 +192,6 @@ int in_open(const in_folder *in, const char *rel, int *fd, struct stat *sb, char
         return open_failed(e, &lsb, why, size);
     }
     close(dfd);
-    return accept_fd(f, fd, sb, why, size);
+    *fd = f;
+    return 0;
 }

@@ -15,6 +15,8 @@
 
 #include <json-c/json.h>
 
+#include "common/file.h"
+
 int pg_set(pg_ledger *l, unsigned long index)
 {
     if (index == 0 || index > PG_MAX_INDEX)
@@ -300,17 +302,20 @@ int pg_save(const pg_ledger *l, const char *path, const char *file, uint64_t siz
 
 int pg_load(pg_ledger *l, const char *path, uint64_t size, char *err, size_t errsize)
 {
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT)
-            return 0;
-        snprintf(err, errsize, "cannot read %s: %s", path, strerror(errno));
+    /* The shared reader never waits on a FIFO someone left in its place. */
+    char *text = NULL;
+    int e = ik_read_file(path, &text, NULL, err, errsize);
+    if (e == ENOENT)
+        return 0;
+    if (e != 0)
         return -1;
-    }
-    json_object *o = json_object_from_file(path);
+    enum json_tokener_error jerr = json_tokener_success;
+    json_object *o = json_tokener_parse_verbose(text, &jerr);
+    free(text);
     if (!o || !json_object_is_type(o, json_type_object)) {
         snprintf(err, errsize, "%s: not a progress file (%s)", path,
-                 o ? "not a JSON object" : json_util_get_last_err());
+                 o || jerr == json_tokener_success ? "not a JSON object"
+                                                   : json_tokener_error_desc(jerr));
         json_object_put(o);
         return -1;
     }

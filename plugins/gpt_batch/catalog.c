@@ -8,6 +8,8 @@
 
 #include <libconfig.h>
 
+#include "common/file.h"
+
 #include "gpt_internal.h"
 
 void gpt_model_free(gpt_model *m)
@@ -89,12 +91,18 @@ int gpt_catalog_load(const char *path, const char *model, gpt_model *out, char *
     config_t cfg;
     config_init(&cfg);
     int rc = 0;
-    if (!config_read_file(&cfg, path)) {
-        if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
-            snprintf(err, errlen, "%s: cannot read the model catalog", path);
-        else
-            snprintf(err, errlen, "%s:%d: %s", path, config_error_line(&cfg),
-                     config_error_text(&cfg));
+    /* Read through the shared reader, not config_read_file(): a catalog path
+     * naming a FIFO must be refused, not waited on for good. */
+    char *text = NULL, why[512];
+    if (ik_read_file(path, &text, NULL, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: cannot read the model catalog (%s)", path, why);
+        config_destroy(&cfg);
+        return IK_E_CONFIG;
+    }
+    int parsed = config_read_string(&cfg, text);
+    free(text);
+    if (!parsed) {
+        snprintf(err, errlen, "%s:%d: %s", path, config_error_line(&cfg), config_error_text(&cfg));
         config_destroy(&cfg);
         return IK_E_CONFIG;
     }

@@ -477,10 +477,16 @@ static int gb_create(const ik_host *host, ik_instance *self, void **state)
                      sizeof err) != 0)
         return gb_fail(st, IK_E_CONFIG, err);
     const char *sf = host->opt_string(self, "schema_file");
-    st->item_schema = json_object_from_file(sf);
+    char *schema_text = NULL;
+    if (ik_read_file(sf, &schema_text, NULL, err, sizeof err) != 0)
+        return gb_fail(st, IK_E_CONFIG, err);
+    enum json_tokener_error jerr = json_tokener_success;
+    st->item_schema = json_tokener_parse_verbose(schema_text, &jerr);
+    free(schema_text);
     if (!st->item_schema) {
-        snprintf(err, sizeof err, "%s: cannot read or parse the extraction schema: %s", sf,
-                 json_util_get_last_err() ? json_util_get_last_err() : "?");
+        snprintf(err, sizeof err, "%s: cannot parse the extraction schema: %s", sf,
+                 jerr == json_tokener_success ? "not a JSON object"
+                                              : json_tokener_error_desc(jerr));
         return gb_fail(st, IK_E_CONFIG, err);
     }
     st->strict_schema = gpt_strict_schema(st->item_schema, err, sizeof err);

@@ -1,11 +1,13 @@
 /* test_env.c: CUnit tests of env files and ${VAR} expansion (engine/env.c). */
 #include <CUnit/Basic.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "env.h"
 
 static char tmpdir[] = "/tmp/ik_test_env_XXXXXX";
@@ -292,6 +294,38 @@ static void test_load_file_missing(void)
     CU_ASSERT_EQUAL(ik_env_load_file(NULL, &err), IK_E_INVAL);
 }
 
+/* An env file that is a FIFO with no writer used to block fopen() for good,
+ * hanging validate and run: the alarm turns such a hang into a failed test. */
+static void test_load_file_fifo(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/fifo.env", tmpdir);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
+    alarm(60);
+    ik_err err;
+    ik_err_clear(&err);
+    CU_ASSERT_EQUAL(ik_env_load_file(path, &err), IK_E_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not a regular file"));
+    alarm(0);
+    unlink(path);
+}
+
+/* The shared whole-file reader (prompts, rank files) refuses a FIFO the
+ * same way instead of waiting for a writer. */
+static void test_read_file_fifo(void)
+{
+    char path[512], msg[600];
+    snprintf(path, sizeof path, "%s/fifo.txt", tmpdir);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
+    alarm(60);
+    char *text = (char *)1;
+    CU_ASSERT_EQUAL(ik_read_file(path, &text, NULL, msg, sizeof msg), EINVAL);
+    CU_ASSERT_PTR_NULL(text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "not a regular file"));
+    alarm(0);
+    unlink(path);
+}
+
 static int suite_init(void)
 {
     return mkdtemp(tmpdir) ? 0 : -1;
@@ -324,6 +358,8 @@ int main(void)
     CU_add_test(s, "env file: real environment wins", test_load_file_real_env_wins);
     CU_add_test(s, "env file bad lines", test_load_file_bad_lines);
     CU_add_test(s, "env file missing", test_load_file_missing);
+    CU_add_test(s, "env file FIFO refused without blocking", test_load_file_fifo);
+    CU_add_test(s, "whole-file reader refuses a FIFO", test_read_file_fifo);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

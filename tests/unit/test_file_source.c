@@ -22,6 +22,7 @@
 #include "fake_host.h"
 #include "file/file_source.h"
 #include "file/input_open.h"
+#include "file/progress.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -1170,12 +1171,32 @@ static void test_descriptor(void)
     CU_ASSERT_EQUAL(p->options[0].flags & IK_OPT_REQUIRED, IK_OPT_REQUIRED);
 }
 
+/* A progress file replaced by a FIFO is refused with a reason, not waited
+ * on (json_object_from_file() opened it blocking). */
+static void test_progress_fifo(void)
+{
+    char *dir = tmpdir();
+    char *path = NULL, err[512] = "";
+    CU_ASSERT_FATAL(asprintf(&path, "%s/p.progress", dir) > 0);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
+    alarm(60);
+    pg_ledger l = {0};
+    CU_ASSERT_EQUAL(pg_load(&l, path, 10, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a regular file"));
+    alarm(0);
+    pg_free(&l);
+    free(path);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     CU_pSuite s = CU_add_suite("file_source", NULL, NULL);
     CU_add_test(s, "descriptor and option table", test_descriptor);
+    CU_add_test(s, "progress file that is a FIFO", test_progress_fifo);
     CU_add_test(s, "object file, metadata, moved to done", test_object_file);
     CU_add_test(s, "array file, name order", test_array_file_and_order);
     CU_add_test(s, "jsonl with blank lines", test_jsonl_blank_lines);

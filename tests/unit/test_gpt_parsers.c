@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -158,6 +159,23 @@ static void test_catalog(void)
     CU_ASSERT_EQUAL(gpt_catalog_load(tmp, NULL, &m, err, sizeof err), IK_E_CONFIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, ":2: model `m` has no price group"));
     unlink(tmp);
+}
+
+/* A catalog path naming a FIFO is refused, not waited on: the alarm turns a
+ * hang (libconfig's config_read_file() opened it blocking) into a failure. */
+static void test_catalog_fifo(void)
+{
+    char dir[] = "/tmp/ikgpt-fifo-XXXXXX", path[64], err[512];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/models.conf", dir);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
+    alarm(60);
+    gpt_model m;
+    CU_ASSERT_EQUAL(gpt_catalog_load(path, NULL, &m, err, sizeof err), IK_E_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a regular file"));
+    alarm(0);
+    unlink(path);
+    rmdir(dir);
 }
 
 /* ---- schema ---- */
@@ -665,6 +683,7 @@ int main(void)
     CU_add_test(s, "retry-after seconds and HTTP-date", test_retry_after);
     CU_add_test(s, "hint headers and wait precedence", test_hints);
     CU_add_test(s, "model catalog", test_catalog);
+    CU_add_test(s, "model catalog that is a FIFO", test_catalog_fifo);
     CU_add_test(s, "strict schema generation", test_strict_schema);
     CU_add_test(s, "result validation", test_validate);
     CU_add_test(s, "prompt rendering", test_render);
