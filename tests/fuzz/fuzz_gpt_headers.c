@@ -1,6 +1,6 @@
 /*
  * fuzz_gpt_headers.c: feeds arbitrary bytes, split into lines, to the
- * gpt_batch retry-hint parsers (plugins/gpt_batch/limits.c): header lines,
+ * gpt_batch retry-hint parsers (plugins/processors/gpt_batch/limits.c): header lines,
  * Go-style durations and Retry-After values. Checks that a rejected known
  * header is named, that parsed waits are finite and non-negative, and that
  * the wait chosen for a 429 is never negative.

@@ -1,6 +1,6 @@
 /*
  * fuzz_gpt_reply.c: feeds arbitrary bytes to the gpt_batch parsers of API
- * answers (plugins/gpt_batch/reply.c): a Responses body, a Chat Completions
+ * answers (plugins/processors/gpt_batch/reply.c): a Responses body, a Chat Completions
  * body, an error body, the model's output text, and the Batch API's result
  * lines, batch objects and file objects. Checks what callers rely
  * on: a failure always comes with a message, a success with a known finish

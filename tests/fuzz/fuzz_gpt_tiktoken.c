@@ -1,6 +1,6 @@
 /*
  * fuzz_gpt_tiktoken.c: feeds arbitrary bytes to the .tiktoken rank-file
- * parser (plugins/tokenizer/tokenizer.c). A rejection must carry a message;
+ * parser (lib/tokenizer/tokenizer.c). A rejection must carry a message;
  * an accepted table must tokenize its own input without failing, and the
  * token count must equal the length of the encoding.
  */

@@ -1,6 +1,6 @@
 /*
  * fuzz_json_reader.c: feeds arbitrary bytes to the file source's parser
- * (plugins/file/json_reader.c) both as a .json document and as a .jsonl
+ * (plugins/sources/file/json_reader.c) both as a .json document and as a .jsonl
  * stream, and checks the invariants callers rely on: every item has either
  * an object or an error text with a position, positions and sizes stay inside
  * the input, an object comes from text without a \u0000 escape, raw text is

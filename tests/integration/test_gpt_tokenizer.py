@@ -1,5 +1,5 @@
 """test_gpt_tokenizer.py: differential test of the C o200k_base tokenizer
-(ik-tokcount) against gpt-tokenizer (node, tests/tokenizer) on 12,000 varied
+(ik-tokcount) against gpt-tokenizer (node, tests/reference/tokenizer) on 12,000 varied
 texts: the sample emails, synthetic recruiting emails, non-English scripts,
 emoji, code, numbers, whitespace runs, contractions, special-token text,
 long pieces and random Unicode. Token counts must be equal for every text.
@@ -14,7 +14,7 @@ import unittest
 
 from harness import BUILD, SRC
 
-TOKDIR = os.path.join(SRC, "tests", "tokenizer")
+TOKDIR = os.path.join(SRC, "tests", "reference", "tokenizer")
 RANKS = os.path.join(TOKDIR, "node_modules", "gpt-tokenizer", "data", "o200k_base.tiktoken")
 TOKCOUNT = os.path.join(BUILD, "tools", "mock-openai", "ik-tokcount")
 

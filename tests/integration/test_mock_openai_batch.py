@@ -28,7 +28,7 @@ import urllib.request
 from harness import BUILD, SRC, free_port
 
 MOCK = os.path.join(BUILD, "tools", "mock-openai", "mock-openai")
-RANKS = os.path.join(SRC, "tests", "tokenizer", "node_modules", "gpt-tokenizer", "data",
+RANKS = os.path.join(SRC, "tests", "reference", "tokenizer", "node_modules", "gpt-tokenizer", "data",
                      "o200k_base.tiktoken")
 KEY = "sk-it-batch-0123456789"
 MODEL = "gpt-5-mini"
@@ -46,14 +46,14 @@ TERMINAL = ("completed", "failed", "expired", "cancelled")
 
 
 def email_block(eid, marker=""):
-    """An email as plugins/gpt_batch/prompt.c renders it."""
+    """An email as plugins/processors/gpt_batch/prompt.c renders it."""
     return ('<email id="%s">\nFrom: Recruiter <rec@agency.com>\nSubject: Candidate %s\n\n'
             "Hello,\nCandidate: Person %s\nTitle: Advisor\nEmail: p.%s@example.com\n%s\n"
             "</email>\n" % (eid, eid, eid, eid, marker))
 
 
 def responses_body(ids, markers=None, model=MODEL):
-    """A packed request shaped like build_request() in plugins/gpt_batch."""
+    """A packed request shaped like build_request() in plugins/processors/gpt_batch."""
     markers = markers or {}
     user = HEADER + "".join(email_block(i, markers.get(i, "")) for i in ids)
     return {"model": model, "instructions": "Extract the candidate from each email.",

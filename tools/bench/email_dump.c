@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "email.h"
+#include "email/email.h"
 
 typedef struct item {
     char *path;

@@ -79,7 +79,7 @@
 
 #include "batch.h"
 #include "mock.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 /* the largest request body; a file upload (POST …/files) may be larger */
 #define MAX_BODY (64u << 20)
