@@ -192,6 +192,17 @@ static int all_strict(json_object *s)
     json_object *props, *req, *items, *x;
     if (json_object_object_get_ex(s, "default", &x) || json_object_object_get_ex(s, "$schema", &x))
         return 0;
+    /* the API refuses a union type with object or array in it: anyOf instead */
+    if (json_object_object_get_ex(s, "type", &x) && json_object_is_type(x, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(x); i++) {
+            const char *t = json_object_get_string(json_object_array_get_idx(x, i));
+            if (!strcmp(t, "object") || !strcmp(t, "array"))
+                return 0;
+        }
+    if (json_object_object_get_ex(s, "anyOf", &x))
+        for (size_t i = 0; i < json_object_array_length(x); i++)
+            if (!all_strict(json_object_array_get_idx(x, i)))
+                return 0;
     if (json_object_object_get_ex(s, "properties", &props)) {
         if (!json_object_object_get_ex(s, "required", &req) ||
             (size_t)json_object_object_length(props) != json_object_array_length(req))
@@ -236,6 +247,18 @@ static void test_strict_schema(void)
                     json_object_object_length(json_object_object_get(ext, "properties")) + 1);
     json_object *req = json_object_object_get(items, "required");
     CU_ASSERT_STRING_EQUAL(json_object_get_string(json_object_array_get_idx(req, 0)), "email_id");
+    /* the nullable location object: anyOf [object, null], its description outside */
+    json_object *loc = json_object_object_get(props, "location");
+    json_object *any = json_object_object_get(loc, "anyOf");
+    CU_ASSERT_PTR_NULL(json_object_object_get(loc, "type"));
+    CU_ASSERT_PTR_NOT_NULL(json_object_object_get(loc, "description"));
+    CU_ASSERT_EQUAL_FATAL(json_object_array_length(any), 2);
+    json_object *b0 = json_object_array_get_idx(any, 0);
+    CU_ASSERT_STRING_EQUAL(json_object_get_string(json_object_object_get(b0, "type")), "object");
+    CU_ASSERT_PTR_NOT_NULL(json_object_object_get(b0, "properties"));
+    CU_ASSERT_STRING_EQUAL(
+        json_object_to_json_string_ext(json_object_array_get_idx(any, 1), JSON_C_TO_STRING_PLAIN),
+        "{\"type\":\"null\"}");
     /* a field that was optional becomes nullable */
     json_object *in = json_tokener_parse(
         "{\"type\":\"object\",\"title\":\"t\",\"properties\":{\"a\":{\"type\":\"string\","
@@ -248,6 +271,25 @@ static void test_strict_schema(void)
     CU_ASSERT_PTR_NULL(strstr(js, "default"));
     CU_ASSERT_PTR_NULL(strstr(js, "title"));
     json_object_put(o);
+    json_object_put(in);
+    /* an optional array becomes anyOf [array, null]; a nullable string stays a union */
+    in = json_tokener_parse("{\"type\":\"object\",\"properties\":{\"tags\":{\"type\":\"array\","
+                            "\"items\":{\"type\":\"string\"}},\"s\":{\"type\":\"string\"}}}");
+    o = gpt_strict_schema(in, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT(all_strict(o));
+    js = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    CU_ASSERT_PTR_NOT_NULL(strstr(js,
+                                  "\"tags\":{\"anyOf\":[{\"type\":\"array\",\"items\":{\"type\":"
+                                  "\"string\"}},{\"type\":\"null\"}]}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"s\":{\"type\":[\"string\",\"null\"]}"));
+    json_object_put(o);
+    json_object_put(in);
+    /* an object in a union of several types cannot be written strictly */
+    in = json_tokener_parse("{\"type\":\"object\",\"properties\":{\"x\":{\"type\":[\"object\","
+                            "\"string\",\"null\"]}},\"required\":[\"x\"]}");
+    CU_ASSERT_PTR_NULL(gpt_strict_schema(in, err, sizeof err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "$.x"));
     json_object_put(in);
     /* rejections */
     in = json_tokener_parse("{\"type\":\"array\"}");
