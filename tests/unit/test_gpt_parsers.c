@@ -252,6 +252,7 @@ static void test_strict_schema(void)
     json_object *any = json_object_object_get(loc, "anyOf");
     CU_ASSERT_PTR_NULL(json_object_object_get(loc, "type"));
     CU_ASSERT_PTR_NOT_NULL(json_object_object_get(loc, "description"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(any);
     CU_ASSERT_EQUAL_FATAL(json_object_array_length(any), 2);
     json_object *b0 = json_object_array_get_idx(any, 0);
     CU_ASSERT_STRING_EQUAL(json_object_get_string(json_object_object_get(b0, "type")), "object");
