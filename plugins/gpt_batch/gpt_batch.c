@@ -392,6 +392,10 @@ static int gb_create(const ik_host *host, ik_instance *self, void **state)
     st->cache_key = host->opt_string(self, "prompt_cache_key");
     st->service_tier = host->opt_string(self, "service_tier");
     st->result_field = host->opt_string(self, "result_field");
+    rc = gpt_check_request_options(st->cache_key, (long)host->opt_int(self, "max_output_tokens"),
+                                   st->chat, err, sizeof err);
+    if (rc)
+        return gb_fail(st, rc, err);
     st->max_output_cap = (long)host->opt_int(self, "max_output_tokens");
     if (st->max_output_cap <= 0 || st->max_output_cap > st->model.max_output)
         st->max_output_cap = st->model.max_output;
