@@ -5,7 +5,11 @@
  * URL and auth forms), maps the `results` array back by email_id, and
  * handles each failure on purpose:
  *
- *   429 rate_limit_exceeded      wait as the headers say, then resend
+ *   429 rate_limit_exceeded      wait as the API asks (retry-after, else the
+ *                                message's "try again in" or the reset of
+ *                                the limit it names), then resend
+ *   400 other than context_length_exceeded (e.g. invalid_json_schema)
+ *                                fail the emails with the API's message
  *   429 insufficient_quota, 401, 403, 404
  *                                stop sending, report unhealthy, release
  *   context length / request too large / content filter / refusal
