@@ -13,6 +13,10 @@ on a free port and stopped afterwards.
 - A request timeout shorter than a large request's latency: requests are
   split until they finish in time; every email delivered, none
   dead-lettered.
+- A schema the API refuses (400 invalid_json_schema) fails the emails
+  without splitting requests; a prompt_cache_key over 64 characters stops
+  the start with a clear error; 429s in OpenAI's shape (the wait in the
+  message) and Azure's (retry-after, retry-after-ms) are both waited out.
 """
 import glob
 import json
@@ -40,7 +44,7 @@ pipelines = ( {
              done_dir = "%(dir)s/done"; dead_letter_dir = "%(dir)s/dead"; };
   processors = ( { plugin = "gpt_batch"; concurrency = %(concurrency)d;
       catalog = "%(src)s/etc/models.conf";
-      schema_file = "%(src)s/etc/extraction.schema.json";
+      schema_file = "%(schema)s";
       instructions_file = "%(src)s/etc/prompts/extraction.txt";
       base_url = "%(base)s"; api_key = "%(key)s"; tokenizer_file = "%(ranks)s";
       timeout = "%(timeout)s"; quota_recheck = "1h"; %(extra)s } );
@@ -103,8 +107,10 @@ class MockOpenAIMixin:
                 f.write(json.dumps(email(i, markers.get(i, ""))) + "\n")
 
     def conf(self, max_items=50, concurrency=4, extra="", follow="false", base=None, admin=None,
-             timeout="1s"):
+             timeout="1s", schema=None):
+        schema = schema or os.path.join(SRC, "etc", "extraction.schema.json")
         body = PIPELINE % dict(dir=self.dir, src=SRC, ranks=RANKS, key=KEY, extra=extra,
+                               schema=schema,
                                base=base or "http://127.0.0.1:%d/v1" % self.mport,
                                max_items=max_items, concurrency=concurrency, follow=follow,
                                timeout=timeout)
@@ -322,6 +328,64 @@ class GptBatchTest(MockOpenAIMixin, IntakeTest):
         stats = self.mock_call("/mock/stats")
         self.assertGreaterEqual(stats["requests"], 2 * 7)  # 48, 24, 24, 12 x 4 timed out
         self.assertNotIn(KEY, r.stderr)
+
+    def test_schema_error_fails_without_splitting(self):
+        # a format strict mode does not take: the API answers every request
+        # with 400 invalid_json_schema, whose message says "In context=(...)";
+        # splitting cannot mend a schema, so no request is split
+        with open(os.path.join(SRC, "etc", "extraction.schema.json")) as f:
+            schema = json.load(f)
+        schema["properties"]["website"]["format"] = "uri"
+        path = self.write("uri.schema.json", json.dumps(schema))
+        n = 16
+        self.write_emails(n, {})
+        self.start_mock()
+        r = self.run_intake("run", self.conf(max_items=n, concurrency=1, schema=path),
+                            timeout=60, check=0)
+        s = self.summary(r.stderr)["gpt"]
+        self.assertEqual(s["dead_lettered"], n)
+        dead = self.dead_letters()
+        for i in range(n):
+            self.assertIn("HTTP 400 invalid_json_schema: Invalid schema for response_format "
+                          "'email_extractions': In context=(", dead["m%05d" % i])
+        # one request per packed group; split down to single emails it was 2n - 1
+        # (`responses` counts the HTTP requests, refused ones included)
+        self.assertLess(self.mock_call("/mock/stats")["responses"], n)
+
+    def test_prompt_cache_key_over_64_refused_at_start(self):
+        self.write_emails(3, {})
+        self.start_mock()
+        extra = 'prompt_cache_key = "%s";' % ("k" * 70)
+        r = self.run_intake("run", self.conf(extra=extra), timeout=60, check=4)
+        self.assertIn("option prompt_cache_key: 70 characters; the API takes at most 64",
+                      r.stderr)
+        self.assertNotIn("k" * 70, r.stderr)
+        self.assertEqual(self.mock_call("/mock/stats")["requests"], 0)
+        # 64 is taken: every email delivered
+        extra = 'prompt_cache_key = "%s";' % ("k" * 64)
+        r = self.run_intake("run", self.conf(extra=extra), timeout=60, check=0)
+        self.assertEqual(self.summary(r.stderr)["gpt"]["delivered"], 3)
+
+    def rate_limited_run(self, *mock_args):
+        self.write_emails(12, {})
+        self.start_mock(*mock_args)
+        self.fault("rate_limit", 3)
+        r = self.run_intake("run", self.conf(max_items=4, concurrency=1), timeout=60, check=0)
+        s = self.summary(r.stderr)["gpt"]
+        self.assertEqual((s["delivered"], s["dead_lettered"]), (12, 0), r.stderr[-3000:])
+        self.check_delivered(self.jsonl(self.path("out.jsonl")))
+        stats = self.mock_call("/mock/stats")
+        self.assertEqual(stats["rate_limited"], 3)
+        self.assertEqual(stats["pending_faults"], 0)
+        self.assertNotIn("malformed", r.stderr)
+
+    def test_rate_limit_openai_style(self):
+        # OpenAI's 429: no retry-after, the wait in the message
+        self.rate_limited_run()
+
+    def test_rate_limit_azure_style(self):
+        # Azure's 429: retry-after and retry-after-ms
+        self.rate_limited_run("--retry-header", "azure")
 
 
 if __name__ == "__main__":

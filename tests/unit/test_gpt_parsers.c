@@ -70,7 +70,7 @@ static void test_hints(void)
 {
     gpt_hints h;
     gpt_hints_init(&h);
-    CU_ASSERT_DOUBLE_EQUAL(gpt_hints_wait_ms(&h, 777), 777, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(gpt_hints_wait_ms(&h, NULL, 777), 777, 1e-9);
     feed(&h, "HTTP/1.1 429 Too Many Requests\r\n");
     feed(&h, "X-RateLimit-Limit-Requests: 60\r\n");
     feed(&h, "x-ratelimit-limit-tokens: 150000\r\n");
@@ -88,24 +88,35 @@ static void test_hints(void)
     CU_ASSERT_DOUBLE_EQUAL(h.reset_tok_ms, 360000, 1e-9);
     CU_ASSERT_STRING_EQUAL(h.request_id, "req_123");
     /* the exhausted bucket's reset */
-    CU_ASSERT_DOUBLE_EQUAL(gpt_hints_wait_ms(&h, 1), 360000, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(gpt_hints_wait_ms(&h, NULL, 1), 360000, 1e-9);
     /* retry-after beats the resets, retry-after-ms beats retry-after */
     feed(&h, "Retry-After: 3\r\n");
-    CU_ASSERT_DOUBLE_EQUAL(gpt_hints_wait_ms(&h, 1), 3000, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(gpt_hints_wait_ms(&h, NULL, 1), 3000, 1e-9);
     feed(&h, "retry-after-ms: 1250.5\r\n");
-    CU_ASSERT_DOUBLE_EQUAL(gpt_hints_wait_ms(&h, 1), 1250.5, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(gpt_hints_wait_ms(&h, NULL, 1), 1250.5, 1e-9);
     feed(&h, "retry-after: 9\r\n"); /* does not override retry-after-ms */
-    CU_ASSERT_DOUBLE_EQUAL(gpt_hints_wait_ms(&h, 1), 1250.5, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(gpt_hints_wait_ms(&h, NULL, 1), 1250.5, 1e-9);
     feed(&h, "x-should-retry: false\r\n");
     CU_ASSERT_EQUAL(h.should_retry, 0);
     feed(&h, "x-should-retry: TRUE\r\n");
     CU_ASSERT_EQUAL(h.should_retry, 1);
-    /* neither bucket empty: the larger reset */
+    /* OpenAI's 429 (no retry-after): by the limit that was hit, never the
+     * other limit's (larger) reset */
     gpt_hints h2;
     gpt_hints_init(&h2);
+    feed(&h2, "x-ratelimit-remaining-requests: 3\r\n");
+    feed(&h2, "x-ratelimit-remaining-tokens: 1000\r\n");
     feed(&h2, "x-ratelimit-reset-requests: 12ms\r\n");
-    feed(&h2, "x-ratelimit-reset-tokens: 2s\r\n");
-    CU_ASSERT_DOUBLE_EQUAL(gpt_hints_wait_ms(&h2, 1), 2000, 1e-9);
+    feed(&h2, "x-ratelimit-reset-tokens: 6m0s\r\n");
+    gpt_rate_limit hit = {GPT_LIMIT_REQUESTS, 0, -1};
+    CU_ASSERT_DOUBLE_EQUAL(gpt_hints_wait_ms(&h2, &hit, 1), 12, 1e-9);
+    hit.kind = GPT_LIMIT_TOKENS;
+    CU_ASSERT_DOUBLE_EQUAL(gpt_hints_wait_ms(&h2, &hit, 1), 360000, 1e-9);
+    /* the message's "try again in" is the wait for this request */
+    hit.try_again_ms = 1500;
+    CU_ASSERT_DOUBLE_EQUAL(gpt_hints_wait_ms(&h2, &hit, 1), 1500, 1e-9);
+    /* not known which, and no bucket empty: the fallback (backoff) */
+    CU_ASSERT_DOUBLE_EQUAL(gpt_hints_wait_ms(&h2, NULL, 777), 777, 1e-9);
     /* malformed known headers are rejected and named; Azure's -1 is accepted */
     gpt_hints h3;
     gpt_hints_init(&h3);
@@ -121,6 +132,84 @@ static void test_hints(void)
     CU_ASSERT_EQUAL(h3.rem_tok, -1);
     const char *odd = "x-ratelimit-limit-requests: 1e3\r\n";
     CU_ASSERT_EQUAL(gpt_hints_header(&h3, odd, strlen(odd)), IK_E_PARSE);
+}
+
+static void test_rate_limit_message(void)
+{
+    gpt_rate_limit hit;
+    CU_ASSERT_EQUAL(gpt_parse_rate_limit("tokens",
+                                         "Rate limit reached for gpt-5-mini in organization org-x "
+                                         "on tokens per min (TPM): Limit 200000, Used 199000, "
+                                         "Requested 5000. Please try again in 1.5s. Visit "
+                                         "https://platform.openai.com/account/rate-limits.",
+                                         &hit),
+                    0);
+    CU_ASSERT_EQUAL(hit.kind, GPT_LIMIT_TOKENS);
+    CU_ASSERT_EQUAL(hit.per_day, 0);
+    CU_ASSERT_DOUBLE_EQUAL(hit.try_again_ms, 1500, 1e-9);
+    /* the message names the limit even when the type does not */
+    CU_ASSERT_EQUAL(gpt_parse_rate_limit(NULL,
+                                         "Rate limit reached for o3 in organization org-x on "
+                                         "requests per day (RPD): Limit 100, Used 100, Requested "
+                                         "1. Please try again in 1h2m3.5s.",
+                                         &hit),
+                    0);
+    CU_ASSERT_EQUAL(hit.kind, GPT_LIMIT_REQUESTS);
+    CU_ASSERT_EQUAL(hit.per_day, 1);
+    CU_ASSERT_DOUBLE_EQUAL(hit.try_again_ms, 3723500, 1e-6);
+    struct {
+        const char *msg;
+        double ms;
+    } waits[] = {{"Please try again in 120ms.", 120},
+                 {"Please try again in 6m0s.", 360000},
+                 {"please TRY AGAIN IN 2s", 2000}};
+    for (size_t i = 0; i < sizeof waits / sizeof *waits; i++) {
+        CU_ASSERT_EQUAL(gpt_parse_rate_limit("requests", waits[i].msg, &hit), 0);
+        CU_ASSERT_DOUBLE_EQUAL(hit.try_again_ms, waits[i].ms, 1e-9);
+        CU_ASSERT_EQUAL(hit.kind, GPT_LIMIT_REQUESTS);
+    }
+    /* no hint at all: nothing known, not an error */
+    CU_ASSERT_EQUAL(gpt_parse_rate_limit("", "Too many requests", &hit), 0);
+    CU_ASSERT_EQUAL(hit.kind, GPT_LIMIT_UNKNOWN);
+    CU_ASSERT(hit.try_again_ms < 0);
+    /* a malformed wait is refused; the limit is still read */
+    const char *bad[] = {"Rate limit on tokens per min (TPM): Please try again in soon.",
+                         "Rate limit on tokens per min (TPM): Please try again in -1s.",
+                         "Rate limit on tokens per min (TPM): Please try again in 1.5 s",
+                         "Rate limit on tokens per min (TPM): Please try again in ",
+                         "Rate limit on tokens per min (TPM): Please try again in "
+                         "1111111111111111111111111111111111111111111111111111111111111111s",
+                         NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        CU_ASSERT_EQUAL(gpt_parse_rate_limit(NULL, bad[i], &hit), IK_E_PARSE);
+        CU_ASSERT_EQUAL(hit.kind, GPT_LIMIT_TOKENS);
+        CU_ASSERT(hit.try_again_ms < 0);
+    }
+}
+
+static void test_request_option_bounds(void)
+{
+    char err[256] = "", key[80];
+    memset(key, 'k', 64);
+    key[64] = 0;
+    CU_ASSERT_EQUAL(gpt_check_request_options(key, 0, 0, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(gpt_check_request_options("", 16, 0, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(gpt_check_request_options(NULL, 15, 1, err, sizeof err), 0); /* chat */
+    /* 64 characters of two bytes each are 64 characters */
+    char wide[200] = "";
+    for (int i = 0; i < 64; i++)
+        strcat(wide, "\xc3\xa9");
+    CU_ASSERT_EQUAL(gpt_check_request_options(wide, 0, 0, err, sizeof err), 0);
+    strcat(key, "k");
+    CU_ASSERT_EQUAL(gpt_check_request_options(key, 0, 0, err, sizeof err), IK_E_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "option prompt_cache_key: 65 characters"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "at most 64"));
+    CU_ASSERT_PTR_NULL(strstr(err, "kkkk")); /* the value is not repeated */
+    CU_ASSERT_EQUAL(gpt_check_request_options("ab\xff", 0, 0, err, sizeof err), IK_E_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not valid UTF-8 at byte 2"));
+    CU_ASSERT_EQUAL(gpt_check_request_options("k", 15, 0, err, sizeof err), IK_E_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "option max_output_tokens: 15"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "at least 16"));
 }
 
 /* ---- catalog ---- */
@@ -192,6 +281,17 @@ static int all_strict(json_object *s)
     json_object *props, *req, *items, *x;
     if (json_object_object_get_ex(s, "default", &x) || json_object_object_get_ex(s, "$schema", &x))
         return 0;
+    /* the API refuses a union type with object or array in it: anyOf instead */
+    if (json_object_object_get_ex(s, "type", &x) && json_object_is_type(x, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(x); i++) {
+            const char *t = json_object_get_string(json_object_array_get_idx(x, i));
+            if (!strcmp(t, "object") || !strcmp(t, "array"))
+                return 0;
+        }
+    if (json_object_object_get_ex(s, "anyOf", &x))
+        for (size_t i = 0; i < json_object_array_length(x); i++)
+            if (!all_strict(json_object_array_get_idx(x, i)))
+                return 0;
     if (json_object_object_get_ex(s, "properties", &props)) {
         if (!json_object_object_get_ex(s, "required", &req) ||
             (size_t)json_object_object_length(props) != json_object_array_length(req))
@@ -236,6 +336,19 @@ static void test_strict_schema(void)
                     json_object_object_length(json_object_object_get(ext, "properties")) + 1);
     json_object *req = json_object_object_get(items, "required");
     CU_ASSERT_STRING_EQUAL(json_object_get_string(json_object_array_get_idx(req, 0)), "email_id");
+    /* the nullable location object: anyOf [object, null], its description outside */
+    json_object *loc = json_object_object_get(props, "location");
+    json_object *any = json_object_object_get(loc, "anyOf");
+    CU_ASSERT_PTR_NULL(json_object_object_get(loc, "type"));
+    CU_ASSERT_PTR_NOT_NULL(json_object_object_get(loc, "description"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(any);
+    CU_ASSERT_EQUAL_FATAL(json_object_array_length(any), 2);
+    json_object *b0 = json_object_array_get_idx(any, 0);
+    CU_ASSERT_STRING_EQUAL(json_object_get_string(json_object_object_get(b0, "type")), "object");
+    CU_ASSERT_PTR_NOT_NULL(json_object_object_get(b0, "properties"));
+    CU_ASSERT_STRING_EQUAL(
+        json_object_to_json_string_ext(json_object_array_get_idx(any, 1), JSON_C_TO_STRING_PLAIN),
+        "{\"type\":\"null\"}");
     /* a field that was optional becomes nullable */
     json_object *in = json_tokener_parse(
         "{\"type\":\"object\",\"title\":\"t\",\"properties\":{\"a\":{\"type\":\"string\","
@@ -248,6 +361,25 @@ static void test_strict_schema(void)
     CU_ASSERT_PTR_NULL(strstr(js, "default"));
     CU_ASSERT_PTR_NULL(strstr(js, "title"));
     json_object_put(o);
+    json_object_put(in);
+    /* an optional array becomes anyOf [array, null]; a nullable string stays a union */
+    in = json_tokener_parse("{\"type\":\"object\",\"properties\":{\"tags\":{\"type\":\"array\","
+                            "\"items\":{\"type\":\"string\"}},\"s\":{\"type\":\"string\"}}}");
+    o = gpt_strict_schema(in, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT(all_strict(o));
+    js = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    CU_ASSERT_PTR_NOT_NULL(strstr(js,
+                                  "\"tags\":{\"anyOf\":[{\"type\":\"array\",\"items\":{\"type\":"
+                                  "\"string\"}},{\"type\":\"null\"}]}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"s\":{\"type\":[\"string\",\"null\"]}"));
+    json_object_put(o);
+    json_object_put(in);
+    /* an object in a union of several types cannot be written strictly */
+    in = json_tokener_parse("{\"type\":\"object\",\"properties\":{\"x\":{\"type\":[\"object\","
+                            "\"string\",\"null\"]}},\"required\":[\"x\"]}");
+    CU_ASSERT_PTR_NULL(gpt_strict_schema(in, err, sizeof err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "$.x"));
     json_object_put(in);
     /* rejections */
     in = json_tokener_parse("{\"type\":\"array\"}");
@@ -682,6 +814,8 @@ int main(void)
     CU_add_test(s, "Go durations (x-ratelimit-reset-*)", test_durations);
     CU_add_test(s, "retry-after seconds and HTTP-date", test_retry_after);
     CU_add_test(s, "hint headers and wait precedence", test_hints);
+    CU_add_test(s, "which limit a 429 names, and its wait", test_rate_limit_message);
+    CU_add_test(s, "bounds of request fields set by options", test_request_option_bounds);
     CU_add_test(s, "model catalog", test_catalog);
     CU_add_test(s, "model catalog that is a FIFO", test_catalog_fifo);
     CU_add_test(s, "strict schema generation", test_strict_schema);

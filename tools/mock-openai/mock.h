@@ -31,6 +31,11 @@ typedef struct bucket {
     double t;     /* last refill, seconds */
 } bucket;
 
+/* Retry headers on a 429 (--retry-header): none, as OpenAI answers (the
+ * x-ratelimit-* headers only); retry-after-ms; retry-after in seconds; or
+ * both, as Azure OpenAI answers. */
+enum { RETRY_NONE = 0, RETRY_MS, RETRY_S, RETRY_AZURE };
+
 typedef struct mock {
     const char *key;
     ik_tok *tok;
@@ -38,7 +43,8 @@ typedef struct mock {
     long reasoning_per_email;
     double ttft_ms, tps, latency_scale;
     long timeout_sleep_ms;
-    int retry_header; /* 0 ms, 1 seconds, 2 none */
+    int retry_header;          /* a 429's retry headers: RETRY_NONE (OpenAI's way) ... */
+    uint64_t id_seed, id_next; /* x-request-id: unique per answer */
     pthread_mutex_t mu;
     bucket rpm, tpm;
     fault faults[MAX_FAULTS];

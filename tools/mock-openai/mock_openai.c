@@ -5,9 +5,10 @@
  * Completions as documented (any path ending in /responses or
  * /chat/completions, so the OpenAI, Azure dated and Azure /openai/v1/ URL
  * forms all work), checks the key (Authorization: Bearer or api-key),
- * rejects what reasoning models reject (temperature, top_p, max_tokens,
- * stop), and answers a packed extraction request with one deterministic
- * extraction per <email id="..."> block found in the input, derived from
+ * refuses what the real API refuses (rules.c: unknown parameters, what
+ * reasoning models reject, bounded fields; strict_schema.c: the strict
+ * schema rules), gives every answer its own x-request-id, and answers a packed extraction request
+ * with one deterministic extraction per <email id="..."> block found in the input, derived from
  * that email's text:
  *
  *   email         first address found in the body, else the From: address
@@ -21,8 +22,10 @@
  * output = the answer's tokens + --reasoning tokens per email. Per-minute
  * request and token limits (--rpm, --tpm) are token buckets reported with the
  * real x-ratelimit-* headers; a request that does not fit gets 429
- * rate_limit_exceeded with retry-after-ms (or retry-after, --retry-header),
- * one larger than the whole TPM gets the non-retryable "Request too large".
+ * rate_limit_exceeded as OpenAI sends it (the message names the limit hit and
+ * says "Please try again in D"; no retry-after headers unless --retry-header
+ * asks for them, azure: retry-after and retry-after-ms), one larger than the
+ * whole TPM gets the non-retryable "Request too large".
  * The token charge is input + output tokens. Latency: --ttft-ms plus output
  * tokens / --tps, scaled by --latency-scale.
  *
@@ -79,6 +82,7 @@
 
 #include "batch.h"
 #include "mock.h"
+#include "rules.h"
 #include "tokenizer/tokenizer.h"
 
 /* the largest request body; a file upload (POST …/files) may be larger */
@@ -130,6 +134,43 @@ static void add_hdr(reply *r, const char *k, const char *v)
     snprintf(r->hdr[r->nhdr][0], 64, "%s", k);
     snprintf(r->hdr[r->nhdr][1], 64, "%s", v);
     r->nhdr++;
+}
+
+/* The 429 rate_limit_exceeded of a request that does not fit the bucket
+ * it names (requests when limited_req, else tokens), as OpenAI words it:
+ * the limit, what was used and requested, "Please try again in D" and the
+ * error type "requests" or "tokens". The retry headers follow
+ * --retry-header: none (OpenAI: the x-ratelimit-* headers only), ms, s, or
+ * azure (retry-after and retry-after-ms). */
+static void rate_limited_reply(mock *m, reply *r, const char *model, int limited_req,
+                               const char *lim_r, const char *lim_t, double used_r, double used_t,
+                               double charge, double wait_s)
+{
+    char msg[512], wait[32], w[32];
+    if (wait_s <= 0)
+        wait_s = 0.05;
+    go_duration(wait_s, wait, sizeof wait);
+    if (limited_req)
+        snprintf(msg, sizeof msg,
+                 "Rate limit reached for %s in organization org-mock on requests per min (RPM): "
+                 "Limit %s, Used %.0f, Requested 1. Please try again in %s. Visit "
+                 "https://platform.openai.com/account/rate-limits to learn more.",
+                 model, lim_r, used_r, wait);
+    else
+        snprintf(msg, sizeof msg,
+                 "Rate limit reached for %s in organization org-mock on tokens per min (TPM): "
+                 "Limit %s, Used %.0f, Requested %.0f. Please try again in %s. Visit "
+                 "https://platform.openai.com/account/rate-limits to learn more.",
+                 model, lim_t, used_t, charge, wait);
+    error_reply(r, 429, msg, limited_req ? "requests" : "tokens", NULL, "rate_limit_exceeded");
+    if (m->retry_header == RETRY_MS || m->retry_header == RETRY_AZURE) {
+        snprintf(w, sizeof w, "%.0f", ceil(wait_s * 1000));
+        add_hdr(r, "retry-after-ms", w);
+    }
+    if (m->retry_header == RETRY_S || m->retry_header == RETRY_AZURE) {
+        snprintf(w, sizeof w, "%.0f", ceil(wait_s));
+        add_hdr(r, "retry-after", w);
+    }
 }
 
 void error_reply(reply *r, int status, const char *msg, const char *type, const char *param,
@@ -497,21 +538,21 @@ static int model_parse(mock *m, int chat, const char *body, size_t blen, model_i
     }
     in->req = req;
     json_object *v;
-    static const char *const rejected[] = {"temperature", "top_p", "max_tokens", "stop"};
-    for (size_t i = 0; i < 4; i++) {
-        if (json_object_object_get_ex(req, rejected[i], &v)) {
-            char msg[200];
-            snprintf(msg, sizeof msg,
-                     "Unsupported parameter: '%s' is not supported with this model.", rejected[i]);
-            error_reply(r, 400, msg, "invalid_request_error", rejected[i], "unsupported_parameter");
-            model_in_free(in);
-            return -1;
-        }
-    }
     in->model = getstr(req, "model");
-    if (!in->model) {
+    if (!in->model && !json_object_object_get_ex(req, "model", NULL)) {
         error_reply(r, 400, "Missing required parameter: 'model'.", "invalid_request_error",
                     "model", "missing_required_parameter");
+        model_in_free(in);
+        return -1;
+    }
+    /* what the real API refuses (rules.c, strict_schema.c) */
+    if (mock_check_request(chat, req, r) != 0) {
+        model_in_free(in);
+        return -1;
+    }
+    if (!in->model) {
+        error_reply(r, 400, "Invalid type for 'model': expected a string.", "invalid_request_error",
+                    "model", "invalid_type");
         model_in_free(in);
         return -1;
     }
@@ -687,7 +728,8 @@ void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, rep
     const char *outcome = "ok"; /* ok, length, empty, filter, refusal, truncated */
     double now = mock_now_s();
     char lim_r[32], lim_t[32], rem_r[32], rem_t[32], rs_r[32], rs_t[32];
-    int limited = 0;
+    double used_r = 0, used_t = 0;
+    int limited = 0, limited_req = 0;
     double wait_s = 0;
     pthread_mutex_lock(&m->mu);
     m->requests++;
@@ -708,6 +750,7 @@ void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, rep
                         ? (charge - m->tpm.level) * 60 / m->tpm.limit
                         : 0;
         wait_s = wr > wt ? wr : wt;
+        limited_req = wr > 0 && wr >= wt;
     } else if (!fault_name[0] || strcmp(fault_name, "rate_limit") != 0) {
         /* failed requests count too, but a rejected one takes nothing here */
         if (m->rpm.limit > 0)
@@ -720,6 +763,8 @@ void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, rep
     snprintf(lim_t, sizeof lim_t, "%.0f", m->tpm.limit > 0 ? m->tpm.limit : 1e12);
     snprintf(rem_r, sizeof rem_r, "%.0f", m->rpm.limit > 0 ? floor(m->rpm.level) : 1e9);
     snprintf(rem_t, sizeof rem_t, "%.0f", m->tpm.limit > 0 ? floor(m->tpm.level) : 1e12);
+    used_r = m->rpm.limit > 0 ? ceil(m->rpm.limit - m->rpm.level) : 0;
+    used_t = m->tpm.limit > 0 ? ceil(m->tpm.limit - m->tpm.level) : 0;
     go_duration(m->rpm.limit > 0 ? (m->rpm.limit - m->rpm.level) * 60 / m->rpm.limit : 0, rs_r,
                 sizeof rs_r);
     go_duration(m->tpm.limit > 0 ? (m->tpm.limit - m->tpm.level) * 60 / m->tpm.limit : 0, rs_t,
@@ -734,7 +779,6 @@ void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, rep
         add_hdr(r, "x-ratelimit-remaining-tokens", rem_t);
         add_hdr(r, "x-ratelimit-reset-requests", rs_r);
         add_hdr(r, "x-ratelimit-reset-tokens", rs_t);
-        add_hdr(r, "x-request-id", "req_mock");
     }
 
     char msg[512];
@@ -748,21 +792,7 @@ void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, rep
         goto done;
     }
     if (limited == 1 || strcmp(fault_name, "rate_limit") == 0) {
-        if (wait_s <= 0)
-            wait_s = 0.05;
-        snprintf(msg, sizeof msg,
-                 "Rate limit reached for %s in organization org-mock on tokens per min (TPM): "
-                 "Limit %s, Used %s, Requested %.0f. Please try again in %.3fs.",
-                 model, lim_t, rem_t, charge, wait_s);
-        error_reply(r, 429, msg, "tokens", NULL, "rate_limit_exceeded");
-        char w[32];
-        if (m->retry_header == 0) {
-            snprintf(w, sizeof w, "%.0f", ceil(wait_s * 1000));
-            add_hdr(r, "retry-after-ms", w);
-        } else if (m->retry_header == 1) {
-            snprintf(w, sizeof w, "%.0f", ceil(wait_s));
-            add_hdr(r, "retry-after", w);
-        }
+        rate_limited_reply(m, r, model, limited_req, lim_r, lim_t, used_r, used_t, charge, wait_s);
         goto done;
     }
     if (strcmp(fault_name, "insufficient_quota") == 0) {
@@ -1116,6 +1146,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", r.ctype ? r.ctype : "application/json");
+    char rid[48];
+    pthread_mutex_lock(&m->mu);
+    uint64_t n = ++m->id_next;
+    pthread_mutex_unlock(&m->mu);
+    snprintf(rid, sizeof rid, "req_%016llx%016llx", (unsigned long long)m->id_seed,
+             (unsigned long long)n);
+    MHD_add_response_header(resp, "x-request-id", rid); /* every answer its own, as OpenAI's */
     for (int i = 0; i < r.nhdr; i++)
         MHD_add_response_header(resp, r.hdr[i][0], r.hdr[i][1]);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r.status, resp);
@@ -1153,11 +1190,12 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: mock-openai --port N [--key K] [--rank-file F] [--rpm N] [--tpm N]\n"
-            "       [--max-input N] [--reasoning N] [--ttft-ms X] [--tps X] [--latency-scale X]\n"
-            "       [--timeout-sleep-ms N] [--retry-header ms|s|none] [--fault NAME:COUNT]...\n"
-            "       [--batch-delay-ms N] [--batch-queue-tokens N]\n");
+    fprintf(
+        stderr,
+        "usage: mock-openai --port N [--key K] [--rank-file F] [--rpm N] [--tpm N]\n"
+        "       [--max-input N] [--reasoning N] [--ttft-ms X] [--tps X] [--latency-scale X]\n"
+        "       [--timeout-sleep-ms N] [--retry-header none|ms|s|azure] [--fault NAME:COUNT]...\n"
+        "       [--batch-delay-ms N] [--batch-queue-tokens N]\n");
 }
 
 int main(int argc, char **argv)
@@ -1168,6 +1206,7 @@ int main(int argc, char **argv)
     m.reasoning_per_email = 32;
     m.latency_scale = 1;
     m.timeout_sleep_ms = 5000;
+    m.id_seed = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
     pthread_mutex_init(&m.mu, NULL);
     long port = -1;
     long batch_delay_ms = 1000;
@@ -1207,9 +1246,20 @@ int main(int argc, char **argv)
             batch_delay_ms = atol(v);
         else if (!strcmp(a, "--batch-queue-tokens"))
             batch_queue_tokens = atoll(v);
-        else if (!strcmp(a, "--retry-header"))
-            m.retry_header = !strcmp(v, "s") ? 1 : !strcmp(v, "none") ? 2 : 0;
-        else if (!strcmp(a, "--fault")) {
+        else if (!strcmp(a, "--retry-header")) {
+            if (!strcmp(v, "none"))
+                m.retry_header = RETRY_NONE;
+            else if (!strcmp(v, "ms"))
+                m.retry_header = RETRY_MS;
+            else if (!strcmp(v, "s"))
+                m.retry_header = RETRY_S;
+            else if (!strcmp(v, "azure"))
+                m.retry_header = RETRY_AZURE;
+            else {
+                usage();
+                return 2;
+            }
+        } else if (!strcmp(a, "--fault")) {
             const char *colon = strchr(v, ':');
             if (m.nfaults < MAX_FAULTS && colon && (size_t)(colon - v) < 32) {
                 fault *f = &m.faults[m.nfaults++];

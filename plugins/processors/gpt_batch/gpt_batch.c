@@ -5,7 +5,11 @@
  * URL and auth forms), maps the `results` array back by email_id, and
  * handles each failure on purpose:
  *
- *   429 rate_limit_exceeded      wait as the headers say, then resend
+ *   429 rate_limit_exceeded      wait as the API asks (retry-after, else the
+ *                                message's "try again in" or the reset of
+ *                                the limit it names), then resend
+ *   400 other than context_length_exceeded (e.g. invalid_json_schema)
+ *                                fail the emails with the API's message
  *   429 insufficient_quota, 401, 403, 404
  *                                stop sending, report unhealthy, release
  *   context length / request too large / content filter / refusal
@@ -392,6 +396,10 @@ static int gb_create(const ik_host *host, ik_instance *self, void **state)
     st->cache_key = host->opt_string(self, "prompt_cache_key");
     st->service_tier = host->opt_string(self, "service_tier");
     st->result_field = host->opt_string(self, "result_field");
+    rc = gpt_check_request_options(st->cache_key, (long)host->opt_int(self, "max_output_tokens"),
+                                   st->chat, err, sizeof err);
+    if (rc)
+        return gb_fail(st, rc, err);
     st->max_output_cap = (long)host->opt_int(self, "max_output_tokens");
     if (st->max_output_cap <= 0 || st->max_output_cap > st->model.max_output)
         st->max_output_cap = st->model.max_output;

@@ -172,13 +172,43 @@ typedef struct gpt_hints {
     char bad[160]; /* first malformed hint header: "name: value" */
 } gpt_hints;
 
+/* Which limit a 429 rate_limit_exceeded names (OpenAI: the error's type,
+ * "requests" or "tokens", and its message "Rate limit reached for M in
+ * organization O on tokens per min (TPM): Limit N, Used U, Requested R.
+ * Please try again in 1.5s."). */
+typedef enum gpt_limit_kind {
+    GPT_LIMIT_UNKNOWN = 0,
+    GPT_LIMIT_REQUESTS,
+    GPT_LIMIT_TOKENS,
+} gpt_limit_kind;
+
+typedef struct gpt_rate_limit {
+    gpt_limit_kind kind;
+    int per_day;         /* RPD / TPD rather than per minute */
+    double try_again_ms; /* the message's "try again in"; < 0 none */
+} gpt_rate_limit;
+
+/* Reads a 429 error's type and message (either may be NULL) into out; 0, or
+ * IK_E_PARSE when the message's "try again in" is not a duration (out then
+ * holds the limit, without the wait). */
+int gpt_parse_rate_limit(const char *type, const char *message, gpt_rate_limit *out);
+
 void gpt_hints_init(gpt_hints *h);
 /* Feeds one raw header line ("Name: value\r\n"); unknown headers are ignored,
  * a malformed known one returns IK_E_PARSE (and is noted in bad). */
 int gpt_hints_header(gpt_hints *h, const char *line, size_t len);
-/* How long a 429 asks to wait, in ms: retry-after-ms, retry-after, then the
- * reset of the exhausted bucket (or the larger reset); fallback when none. */
-double gpt_hints_wait_ms(const gpt_hints *h, double fallback_ms);
+/* How long a 429 asks to wait, in ms: retry-after-ms, retry-after (Azure),
+ * the message's "try again in" (OpenAI), the reset header of the limit hit
+ * (NULL: not known), an exhausted bucket's reset; fallback when none. */
+double gpt_hints_wait_ms(const gpt_hints *h, const gpt_rate_limit *hit, double fallback_ms);
+
+/* Checks the options that become request fields the API bounds
+ * (prompt_cache_key at most 64 characters, a Responses max_output_tokens of
+ * 0 or at least 16), so that create refuses them instead of every request
+ * failing. 0, or IK_E_CONFIG with the option, its length or value and the
+ * limit in err (never the key itself). */
+int gpt_check_request_options(const char *cache_key, long max_output_tokens, int chat, char *err,
+                              size_t errlen);
 
 /* Client-side limiter: requests and tokens per minute as token buckets
  * (capacity = the per-minute limit, refilled continuously), a pause until a

@@ -1,6 +1,8 @@
 /*
  * limits.c: retry hints from response headers (retry-after-ms, retry-after,
- * x-should-retry, x-ratelimit-*), and the client-side limiter: requests and
+ * x-should-retry, x-ratelimit-*) and from a 429's error (which limit was hit,
+ * "Please try again in 1.5s"), the bounds the API puts on request fields
+ * that options set (checked at start-up), and the client-side limiter: requests and
  * tokens per minute as token buckets corrected from those headers, a pause
  * a 429 asks for, and an AIMD gate on the number of requests in flight.
  */
@@ -12,6 +14,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/utf8.h"
 #include "gpt_internal.h"
 
 double gpt_now_s(void)
@@ -215,19 +218,108 @@ bad:
     return IK_E_PARSE;
 }
 
-double gpt_hints_wait_ms(const gpt_hints *h, double fallback_ms)
+/* The token after "try again in " in msg (up to a space, one final '.'
+ * dropped) as a Go duration; -1 when msg has none, IK_E_PARSE when the token
+ * is no duration. */
+static int try_again_in(const char *msg, double *ms)
+{
+    static const char key[] = "try again in ";
+    const char *p = strcasestr(msg, key);
+    if (!p)
+        return -1;
+    p += sizeof key - 1;
+    size_t n = strcspn(p, " \t\r\n");
+    char tok[64];
+    if (n == 0 || n >= sizeof tok)
+        return IK_E_PARSE;
+    memcpy(tok, p, n);
+    if (tok[n - 1] == '.')
+        n--;
+    tok[n] = 0;
+    return gpt_parse_duration_ms(tok, ms) == 0 ? 0 : IK_E_PARSE;
+}
+
+int gpt_parse_rate_limit(const char *type, const char *message, gpt_rate_limit *out)
+{
+    out->kind = GPT_LIMIT_UNKNOWN;
+    out->per_day = 0;
+    out->try_again_ms = -1;
+    if (type && strncmp(type, "requests", 8) == 0)
+        out->kind = GPT_LIMIT_REQUESTS;
+    else if (type && strncmp(type, "tokens", 6) == 0)
+        out->kind = GPT_LIMIT_TOKENS;
+    if (!message)
+        return 0;
+    /* "... in organization org-x on tokens per min (TPM): Limit ..." */
+    const char *on = strstr(message, " on requests per ");
+    if (on)
+        out->kind = GPT_LIMIT_REQUESTS;
+    else if ((on = strstr(message, " on tokens per ")))
+        out->kind = GPT_LIMIT_TOKENS;
+    if (on)
+        out->per_day = strncmp(strstr(on, " per ") + 5, "day", 3) == 0;
+    double ms;
+    int rc = try_again_in(message, &ms);
+    if (rc == IK_E_PARSE)
+        return IK_E_PARSE;
+    if (rc == 0)
+        out->try_again_ms = ms;
+    return 0;
+}
+
+double gpt_hints_wait_ms(const gpt_hints *h, const gpt_rate_limit *hit, double fallback_ms)
 {
     if (h->retry_after_ms >= 0)
         return h->retry_after_ms;
+    if (hit && hit->try_again_ms >= 0)
+        return hit->try_again_ms;
+    /* the reset of the limit that was hit, not of the other one */
+    if (hit && hit->kind == GPT_LIMIT_REQUESTS && h->reset_req_ms >= 0)
+        return h->reset_req_ms;
+    if (hit && hit->kind == GPT_LIMIT_TOKENS && h->reset_tok_ms >= 0)
+        return h->reset_tok_ms;
     double w = -1;
     if (h->rem_req == 0 && h->reset_req_ms >= 0)
         w = h->reset_req_ms;
     if (h->rem_tok == 0 && h->reset_tok_ms > w)
         w = h->reset_tok_ms;
-    if (w < 0) { /* neither bucket says it is empty: the larger reset is the safe choice */
-        w = h->reset_req_ms > h->reset_tok_ms ? h->reset_req_ms : h->reset_tok_ms;
-    }
     return w >= 0 ? w : fallback_ms;
+}
+
+/* ---- bounds of request fields set by options ---- */
+
+/* The API refuses a longer prompt_cache_key (400 string_above_max_length)
+ * and a Responses max_output_tokens below 16 (integer_below_min_value). */
+#define MAX_CACHE_KEY_CHARS  64
+#define MIN_RESPONSES_OUTPUT 16
+
+int gpt_check_request_options(const char *cache_key, long max_output_tokens, int chat, char *err,
+                              size_t errlen)
+{
+    size_t len = cache_key ? strlen(cache_key) : 0, chars = 0;
+    for (size_t i = 0; i < len; chars++) {
+        size_t n = ik_utf8_seq((const unsigned char *)cache_key + i, len - i);
+        if (n == 0) {
+            snprintf(err, errlen, "option prompt_cache_key: not valid UTF-8 at byte %zu", i);
+            return IK_E_CONFIG;
+        }
+        i += n;
+    }
+    if (chars > MAX_CACHE_KEY_CHARS) {
+        snprintf(err, errlen,
+                 "option prompt_cache_key: %zu characters; the API takes at most %d (every "
+                 "request would be refused)",
+                 chars, MAX_CACHE_KEY_CHARS);
+        return IK_E_CONFIG;
+    }
+    if (!chat && max_output_tokens > 0 && max_output_tokens < MIN_RESPONSES_OUTPUT) {
+        snprintf(err, errlen,
+                 "option max_output_tokens: %ld; the Responses API takes at least %d (0: the "
+                 "model's maximum)",
+                 max_output_tokens, MIN_RESPONSES_OUTPUT);
+        return IK_E_CONFIG;
+    }
+    return 0;
 }
 
 /* ---- limiter ---- */

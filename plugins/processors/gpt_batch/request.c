@@ -511,6 +511,26 @@ static void answer_ok(job *j, const size_t *idx, size_t k, int depth, const char
     gpt_reply_free(&rep);
 }
 
+/* A 429 that asks for longer than this is handed back (IK_RETRY) rather
+ * than waited for inside process(); the limiter holds every request for at
+ * most MAX_PAUSE_MS (a per-day limit may say hours), then one probes. */
+#define MAX_WAIT_IN_CALL_MS 60000.0
+#define MAX_PAUSE_MS        3600000.0
+
+/* How long the 429 rate_limit_exceeded with error ae asks to wait, in ms:
+ * by the limit it names (gpt_hints_wait_ms), else exponential backoff by
+ * attempt. A malformed wait in the message is logged and not used. */
+static double rate_limit_wait(gb_state *st, const gpt_api_error *ae, const gpt_hints *hints,
+                              long attempt)
+{
+    gpt_rate_limit hit;
+    if (gpt_parse_rate_limit(ae->type, ae->message, &hit) != 0)
+        st->host->log(st->self, IK_LOG_WARN,
+                      "ignored the wait in a 429 message, not a duration: %.200s", ae->message);
+    double backoff = 1000.0 * (double)(1 << (attempt < 6 ? attempt : 6));
+    return gpt_hints_wait_ms(hints, &hit, backoff);
+}
+
 int gpt_job_answer(job *j, const size_t *idx, size_t k, int depth, long status, const char *body,
                    size_t len, const gpt_hints *hints, long attempt, long max_out, gpt_usage *usage)
 {
@@ -553,15 +573,14 @@ int gpt_job_answer(job *j, const size_t *idx, size_t k, int depth, long status, 
             gpt_set_all(j, idx, k, IK_RETRY, reason);
             return 0;
         }
-        double wait = gpt_hints_wait_ms(hints, 1000.0 * (double)(1 << (attempt < 6 ? attempt : 6)));
-        if (wait > 60000)
-            wait = 60000;
-        gpt_limiter_pause(&st->lim, wait);
-        if (attempt < st->rate_limit_retries)
+        double wait = rate_limit_wait(st, &ae, hints, attempt);
+        gpt_limiter_pause(&st->lim, wait < MAX_PAUSE_MS ? wait : MAX_PAUSE_MS);
+        if (wait <= MAX_WAIT_IN_CALL_MS && attempt < st->rate_limit_retries)
             return 1;
         gpt_set_all(j, idx, k, IK_RETRY, reason);
-    } else if (strcmp(ae.code, "context_length_exceeded") == 0 || status == 413 ||
-               (status == 400 && strstr(ae.message, "context"))) {
+    } else if (strcmp(ae.code, "context_length_exceeded") == 0 || status == 413) {
+        /* by the code: every strict-schema error's message says "context"
+         * too (In context=(...)), and splitting cannot mend a schema */
         split_or_fail(j, idx, k, depth, reason);
     } else if (status == 400 && strcmp(ae.code, "content_filter") == 0) {
         split_or_fail(j, idx, k, depth, "prompt blocked by the content filter");

@@ -68,6 +68,52 @@ static json_object *nullable(json_object *type)
     return a;
 }
 
+/* Strict mode refuses a type union holding "object" or "array" ("type":
+ * ["object", "null"]); a nullable object or array is written as
+ * {"description": D, "anyOf": [{the schema with the one non-null type},
+ * {"type": "null"}]}. Takes o (a strict copy, consumed) and returns what
+ * replaces it: o itself when its type needs no change, NULL with err set
+ * for a union of several types with an object or array among them. */
+static json_object *nullable_as_anyof(json_object *o, const char *path, char *err, size_t errlen)
+{
+    json_object *type = json_object_object_get(o, "type"), *one = NULL;
+    if (!json_object_is_type(type, json_type_array) || !type_has(type, "null") ||
+        (!type_has(type, "object") && !type_has(type, "array")))
+        return o;
+    size_t others = 0;
+    for (size_t i = 0; i < json_object_array_length(type); i++) {
+        json_object *t = json_object_array_get_idx(type, i);
+        const char *ts = json_object_get_string(t);
+        if (!ts || strcmp(ts, "null") != 0) {
+            one = t;
+            others++;
+        }
+    }
+    if (others != 1) {
+        snprintf(err, errlen,
+                 "extraction schema: %s: strict mode takes an object or array type only alone "
+                 "or with null",
+                 path);
+        json_object_put(o);
+        return NULL;
+    }
+    json_object *branch = json_object_new_object(), *null_branch = json_object_new_object();
+    json_object *any = json_object_new_array(), *wrap = json_object_new_object();
+    json_object_object_foreach(o, k, v)
+    {
+        if (strcmp(k, "description") == 0)
+            json_object_object_add(wrap, k, json_object_get(v));
+        else
+            json_object_object_add(branch, k, json_object_get(strcmp(k, "type") ? v : one));
+    }
+    json_object_object_add(null_branch, "type", json_object_new_string("null"));
+    json_object_array_add(any, branch);
+    json_object_array_add(any, null_branch);
+    json_object_object_add(wrap, "anyOf", any);
+    json_object_put(o);
+    return wrap;
+}
+
 /* Strict copy of a sub-schema at `path` (for error messages). */
 static json_object *strictify(json_object *s, int make_nullable, const char *path, char *err,
                               size_t errlen, int depth)
@@ -148,7 +194,8 @@ static json_object *strictify(json_object *s, int make_nullable, const char *pat
         }
         json_object_object_add(o, "anyOf", na);
     }
-    return o;
+    /* the root item is rebuilt as a plain object by gpt_strict_schema */
+    return depth > 1 ? nullable_as_anyof(o, path, err, errlen) : o;
 }
 
 json_object *gpt_strict_schema(json_object *extraction, char *err, size_t errlen)
