@@ -40,7 +40,8 @@
  * Markers in an email's text act on every request that carries it:
  * MOCK_CONTENT_FILTER, MOCK_REFUSE, MOCK_OMIT (never answered),
  * MOCK_OMIT_IN_BATCH (not answered when batched with others), MOCK_INVALID
- * (a confidence of 1.5), MOCK_INVALID_IN_BATCH, MOCK_UNGROUNDED (a phone number
+ * (a confidence of 1.5; without one in the schema, a number as
+ * candidate_name), MOCK_INVALID_IN_BATCH, MOCK_UNGROUNDED (a phone number
  * that is not in the email). A request whose input exceeds
  * --max-input gets 400 context_length_exceeded, and an answer longer than
  * max_output_tokens comes back truncated (status incomplete / finish_reason
