@@ -17,6 +17,9 @@ on a free port and stopped afterwards.
   without splitting requests; a prompt_cache_key over 64 characters stops
   the start with a clear error; 429s in OpenAI's shape (the wait in the
   message) and Azure's (retry-after, retry-after-ms) are both waited out.
+- The model's confidence, confidence from grounding (the default) and
+  compact keys deliver the same extractions but for the confidence, with
+  shorter answers.
 """
 import glob
 import json
@@ -386,6 +389,49 @@ class GptBatchTest(MockOpenAIMixin, IntakeTest):
     def test_rate_limit_azure_style(self):
         # Azure's 429: retry-after and retry-after-ms
         self.rate_limited_run("--retry-header", "azure")
+
+    def test_confidence_and_compact_keys_deliver_the_same_extraction(self):
+        """The same emails with the model's confidence, with the default
+        (confidence from grounding) and with compact keys: the delivered
+        extractions are equal but for the confidence, compact keys change
+        nothing, and each option shortens the answers (output tokens)."""
+        n = 40
+        self.write_emails(n, {5: "MOCK_UNGROUNDED"})
+        runs = {}
+        for name, extra in (("model", "model_confidence = true;"), ("grounding", ""),
+                            ("compact", "compact_keys = true;")):
+            self.start_mock()
+            r = self.run_intake("run", self.conf(max_items=20, concurrency=2, extra=extra),
+                                timeout=60, check=0)
+            self.assertEqual(self.summary(r.stderr)["gpt"]["delivered"], n, r.stderr[-2000:])
+            out = {rec["id"]: rec["payload"]["extraction"]
+                   for rec in self.jsonl(self.path("out.jsonl"))}
+            runs[name] = (out, self.mock_call("/mock/stats")["tokens_out"])
+            os.remove(self.path("out.jsonl"))
+            self.mock.send_signal(signal.SIGTERM)
+            self.mock.wait(10)
+            self.mock.stdout.close()
+            self.mock = None
+
+        def without(ext):
+            return {k: v for k, v in ext.items() if k != "confidence"}
+        model, grounding, compact = (runs[k][0] for k in ("model", "grounding", "compact"))
+        self.assertEqual(len(model), n)
+        for i in model:
+            self.assertEqual(without(model[i]), without(grounding[i]), i)
+            self.assertEqual(grounding[i], compact[i], i)
+        # the model's confidence as the mock gives it; from grounding: the
+        # name and address occur verbatim, the invented phone nowhere, a
+        # null field is 0
+        self.assertEqual(model["m00001"]["confidence"]["candidate_name"], 0.9)
+        conf = grounding["m00001"]["confidence"]
+        self.assertEqual((conf["candidate_name"], conf["email"], conf["location"],
+                          conf["website"]), (0.9, 0.9, 0.9, 0))
+        self.assertEqual(grounding["m00005"]["confidence"]["phone"], 0.2)
+        out_model, out_grounding, out_compact = (runs[k][1] for k in ("model", "grounding",
+                                                                      "compact"))
+        self.assertLess(out_grounding, 0.75 * out_model)
+        self.assertLess(out_compact, out_grounding)
 
 
 if __name__ == "__main__":

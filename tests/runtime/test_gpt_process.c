@@ -308,7 +308,8 @@ static void test_missing_invalid_duplicate_unknown(void)
     CU_ASSERT_EQUAL(r.res[3].status, IK_OK); /* answered in a smaller request */
     CU_ASSERT(own_answer(r.recs[3], 3));
     CU_ASSERT_EQUAL(r.res[4].status, IK_FAIL);
-    CU_ASSERT(reason_has(&r, 4, "invalid result from the model: $.confidence.candidate_name"));
+    /* the mock breaks a value's type (no confidence is asked by default) */
+    CU_ASSERT(reason_has(&r, 4, "invalid result from the model: $.candidate_name: expected"));
     CU_ASSERT_EQUAL(r.res[6].status, IK_OK); /* retried alone */
     CU_ASSERT(own_answer(r.recs[6], 6));
     for (size_t i = 0; i < 8; i += (i == 0 ? 2 : i == 2 ? 3 : 2))
@@ -616,14 +617,15 @@ static void test_timeout_decision(void)
  * in this one call. */
 static void test_timeouts_shrink_requests(void)
 {
-    /* the mock writes ~150 output tokens per email; at 500 tokens/s a
-     * request of 8 takes ~2.4 s and one of 4 ~1.2 s, past the 1 s timeout
-     * (the mock sleeps that long), while one of 2 takes ~0.65 s */
+    /* the mock writes ~150 output tokens per email with the model's
+     * confidence; at 500 tokens/s a request of 8 takes ~2.4 s and one of 4
+     * ~1.2 s, past the 1 s timeout (the mock sleeps that long), while one
+     * of 2 takes ~0.65 s */
     const char *args[] = {"--tps", "500", "--ttft-ms", "50", NULL};
     mock m;
     CU_ASSERT_EQUAL_FATAL(mock_start(&m, args), 0);
     run r;
-    const char *tmo[] = {"timeout", "1s", NULL};
+    const char *tmo[] = {"timeout", "1s", "model_confidence", "true", NULL};
     CU_ASSERT_EQUAL_FATAL(run_setup(&r, &m, tmo), 0);
     run_process(&r, 8, NULL);
     for (size_t i = 0; i < 8; i++) {
@@ -806,6 +808,218 @@ static void test_create_rejects(void)
     fh_free(&r.fh);
 }
 
+/* ---- confidence from grounding, compact wire keys ---- */
+
+/* rec's extraction without its confidence, as JSON text (caller frees). */
+static char *ext_without_confidence(ik_record *rec)
+{
+    json_object *ext = NULL, *copy = NULL;
+    if (!json_object_object_get_ex(rec->payload, "extraction", &ext) ||
+        json_object_deep_copy(ext, &copy, NULL) != 0)
+        return strdup("(none)");
+    json_object_object_del(copy, "confidence");
+    char *s = strdup(json_object_to_json_string_ext(copy, JSON_C_TO_STRING_PLAIN));
+    json_object_put(copy);
+    return s;
+}
+
+/* The confidence rec's extraction gives field, -1 when none. */
+static double conf_of(ik_record *rec, const char *field)
+{
+    json_object *ext, *c, *v;
+    if (!json_object_object_get_ex(rec->payload, "extraction", &ext) ||
+        !json_object_object_get_ex(ext, "confidence", &c) ||
+        !json_object_object_get_ex(c, field, &v))
+        return -1;
+    return json_object_get_double(v);
+}
+
+/* The same emails through the mock with the model's confidence, with the
+ * default (confidence from grounding) and with compact keys: the
+ * extractions are equal but for the confidence; compact keys change
+ * nothing delivered; each option shortens the answer the mock writes. */
+static void test_same_extraction_every_setting(void)
+{
+    const char *const settings[4][5] = {
+        {"model_confidence", "true", NULL},
+        {NULL},
+        {"compact_keys", "true", NULL},
+        {"model_confidence", "true", "compact_keys", "true", NULL},
+    };
+    const char *markers[6] = {NULL, NULL, "MOCK_UNGROUNDED", NULL, NULL, NULL};
+    char *ext[4][6] = {{0}};
+    double conf[4][6][3];
+    long out[4];
+    for (int k = 0; k < 4; k++) {
+        mock m;
+        CU_ASSERT_EQUAL_FATAL(mock_start(&m, NULL), 0);
+        run r;
+        CU_ASSERT_EQUAL_FATAL(run_setup(&r, &m, settings[k][0] ? settings[k] : NULL), 0);
+        run_process(&r, 6, markers);
+        for (size_t i = 0; i < 6; i++) {
+            CU_ASSERT_EQUAL(r.res[i].status, IK_OK);
+            if (r.res[i].status != IK_OK)
+                fprintf(stderr, "setting %d, email %zu: status %d: %s\n%s\n", k, i,
+                        (int)r.res[i].status, r.res[i].reason, i == 0 ? fh_log(&r.fh) : "");
+            CU_ASSERT(own_answer(r.recs[i], (int)i));
+            ext[k][i] = ext_without_confidence(r.recs[i]);
+            conf[k][i][0] = conf_of(r.recs[i], "candidate_name");
+            conf[k][i][1] = conf_of(r.recs[i], "phone");
+            conf[k][i][2] = conf_of(r.recs[i], "industry");
+        }
+        out[k] = mock_stat(&m, "tokens_out");
+        run_free(&r);
+        mock_stop(&m);
+    }
+    for (size_t i = 0; i < 6; i++)
+        for (int k = 1; k < 4; k++) {
+            if (strcmp(ext[0][i], ext[k][i]) != 0)
+                fprintf(stderr, "setting %d, email %zu:\n  %s\n  %s\n", k, i, ext[0][i], ext[k][i]);
+            CU_ASSERT_STRING_EQUAL(ext[0][i], ext[k][i]);
+        }
+    /* the model's own confidence (the mock says 0.9 for a value, 0 for
+     * null), unchanged by compact keys */
+    CU_ASSERT_DOUBLE_EQUAL(conf[0][0][0], 0.9, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(conf[0][0][2], 0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(conf[3][0][0], 0.9, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(conf[3][0][2], 0, 1e-9);
+    /* from grounding: the name is in the email verbatim, the invented
+     * phone is not found, a null industry is 0 */
+    for (int k = 1; k <= 2; k++) {
+        CU_ASSERT_DOUBLE_EQUAL(conf[k][0][0], 0.9, 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(conf[k][2][1], 0.2, 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(conf[k][0][2], 0, 1e-9);
+    }
+    /* shorter answers: no confidence object, then short keys */
+    CU_ASSERT(out[1] < out[0] * 3 / 4);
+    CU_ASSERT(out[2] < out[1]);
+    CU_ASSERT(out[3] < out[0]);
+    for (int k = 0; k < 4; k++)
+        for (size_t i = 0; i < 6; i++)
+            free(ext[k][i]);
+}
+
+/* The wire schema: no confidence by default, short names with the schema
+ * name first in each description, and answers mapped back by them. */
+static void test_wire_schema(void)
+{
+    char path[1300], err[300];
+    snprintf(path, sizeof path, "%s/etc/extraction.schema.json", g_src);
+    json_object *ext = json_object_from_file(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ext);
+    json_object *strict = gpt_strict_schema(ext, err, sizeof err), *back = NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(strict);
+    json_object *w = gpt_wire_schema(strict, ext, 0, 0, &back, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    CU_ASSERT_PTR_NULL(back);
+    const char *js = json_object_to_json_string_ext(w, JSON_C_TO_STRING_PLAIN);
+    CU_ASSERT_PTR_NULL(strstr(js, "confidence"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"candidate_name\":{"));
+    json_object_put(w);
+    w = gpt_wire_schema(strict, ext, 0, 1, &back, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+    js = json_object_to_json_string_ext(w, JSON_C_TO_STRING_PLAIN);
+    CU_ASSERT_PTR_NULL(strstr(js, "\"candidate_name\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"cn\":{\"type\":[\"string\",\"null\"],\"description\":"
+                                      "\"candidate_name: Full name"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"required\":[\"ei\",\"cn\",\"jt\",\"l\",\"c\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"description\":\"city: City name as written.\""));
+    /* an answer in wire names comes back in the schema's */
+    json_object *res = NULL;
+    CU_ASSERT_EQUAL(gpt_parse_results_wire("{\"results\":[{\"ei\":\"a\",\"cn\":\"Ann Lee\","
+                                           "\"l\":{\"c\":\"Austin\",\"s\":null},\"p\":null}]}",
+                                           back, &res, err, sizeof err),
+                    0);
+    CU_ASSERT_STRING_EQUAL(
+        json_object_to_json_string_ext(json_object_array_get_idx(res, 0), JSON_C_TO_STRING_PLAIN),
+        "{\"email_id\":\"a\",\"candidate_name\":\"Ann Lee\",\"location\":{"
+        "\"city\":\"Austin\",\"state\":null},\"phone\":null}");
+    json_object_put(res);
+    /* one field under two names: the output is unusable, and says where */
+    CU_ASSERT_EQUAL(gpt_parse_results_wire(
+                        "{\"results\":[{\"ei\":\"a\",\"cn\":\"A\",\"candidate_name\":\"B\"}]}",
+                        back, &res, err, sizeof err),
+                    IK_E_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "results[0].candidate_name: property candidate_name given "
+                                       "twice"));
+    CU_ASSERT_PTR_NULL(res);
+    json_object_put(w);
+    json_object_put(back);
+    /* the model's confidence, compact: the confidence object's fields too */
+    w = gpt_wire_schema(strict, ext, 1, 1, &back, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    js = json_object_to_json_string_ext(w, JSON_C_TO_STRING_PLAIN);
+    CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"co\":{\"type\":\"object\",\"description\":\"confidence:"));
+    json_object_put(w);
+    json_object_put(back);
+    json_object_put(strict);
+    /* a confidence that grounding cannot fill is refused at start-up */
+    json_object *props = json_object_object_get(ext, "properties");
+    json_object_object_add(
+        json_object_object_get(json_object_object_get(props, "confidence"), "properties"),
+        "industry", json_tokener_parse("{\"type\":\"string\"}"));
+    strict = gpt_strict_schema(ext, err, sizeof err);
+    CU_ASSERT_PTR_NULL(gpt_wire_schema(strict, ext, 0, 0, &back, err, sizeof err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "$.confidence.industry must be a number"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "model_confidence = true"));
+    w = gpt_wire_schema(strict, ext, 1, 0, &back, err, sizeof err); /* the model fills it */
+    CU_ASSERT_PTR_NOT_NULL(w);
+    json_object_put(w);
+    json_object_put(strict);
+    json_object_put(ext);
+}
+
+static double conf_of_ext(json_object *ext, const char *field)
+{
+    json_object *c, *v;
+    if (!json_object_object_get_ex(ext, "confidence", &c) ||
+        !json_object_object_get_ex(c, field, &v))
+        return -1;
+    return json_object_get_double(v);
+}
+
+/* Confidence from grounding: verbatim, after normalisation, not found,
+ * null; an object counts as its weakest value. */
+static void test_fill_confidence(void)
+{
+    char path[1300];
+    snprintf(path, sizeof path, "%s/etc/extraction.schema.json", g_src);
+    json_object *schema = json_object_from_file(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(schema);
+    const char *t = "From: Nat Burke <Nat.Burke@Example.com>\n\nNatalie  Burke, Austin, TX\n"
+                    "Phone: (512) 555-0142\n";
+    json_object *ext = json_tokener_parse(
+        "{\"candidate_name\":\"Natalie Burke\",\"job_title\":null,\"location\":{\"city\":"
+        "\"Austin\",\"state\":\"Texas\"},\"company_name\":\"\",\"referrer_name\":null,"
+        "\"phone\":\"(512) 555-0142\",\"email\":\"nat.burke@example.com\",\"website\":null,"
+        "\"linkedin_url\":\"https://linkedin.com/in/nb\",\"industry\":null}");
+    CU_ASSERT_EQUAL_FATAL(gpt_fill_confidence(schema, ext, t, strlen(t)), 0);
+    const char *want[][2] = {{"candidate_name", "0.6"}, /* whitespace differs */
+                             {"job_title", "0"},        {"location", "0.2"}, /* Texas: not found */
+                             {"company_name", "0"},     {"referrer_name", "0"},  {"phone", "0.9"},
+                             {"email", "0.6"}, /* case differs */
+                             {"website", "0"},          {"linkedin_url", "0.2"}, {"industry", "0"}};
+    json_object *c = json_object_object_get(ext, "confidence");
+    CU_ASSERT_EQUAL(json_object_object_length(c), 10);
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        json_object *v = json_object_object_get(c, want[i][0]);
+        const char *got = v ? json_object_to_json_string(v) : "(missing)";
+        if (strcmp(got, want[i][1]) != 0)
+            fprintf(stderr, "%s: %s, want %s\n", want[i][0], got, want[i][1]);
+        CU_ASSERT_STRING_EQUAL(got, want[i][1]);
+    }
+    char why[300];
+    CU_ASSERT_EQUAL(gpt_validate(schema, ext, why, sizeof why), 0);
+    /* a city alone, verbatim */
+    json_object_object_add(ext, "location",
+                           json_tokener_parse("{\"city\":\"Austin\",\"state\":null}"));
+    CU_ASSERT_EQUAL(gpt_fill_confidence(schema, ext, t, strlen(t)), 0);
+    CU_ASSERT_DOUBLE_EQUAL(conf_of_ext(ext, "location"), 0.9, 1e-9);
+    json_object_put(ext);
+    json_object_put(schema);
+}
+
 int main(void)
 {
     const char *src = getenv("INTAKE_TEST_SRC"), *build = getenv("INTAKE_TEST_BUILD");
@@ -836,6 +1050,10 @@ int main(void)
     CU_add_test(s, "chat completions and Azure URL forms", test_chat_and_azure);
     CU_add_test(s, "concurrent process() calls", test_concurrent_calls);
     CU_add_test(s, "create rejects bad settings", test_create_rejects);
+    CU_add_test(s, "the same extraction with every confidence and key setting",
+                test_same_extraction_every_setting);
+    CU_add_test(s, "the wire schema and answers mapped back", test_wire_schema);
+    CU_add_test(s, "confidence filled from grounding", test_fill_confidence);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

@@ -43,7 +43,8 @@
  * Markers in an email's text act on every request that carries it:
  * MOCK_CONTENT_FILTER, MOCK_REFUSE, MOCK_OMIT (never answered),
  * MOCK_OMIT_IN_BATCH (not answered when batched with others), MOCK_INVALID
- * (a confidence of 1.5), MOCK_INVALID_IN_BATCH, MOCK_UNGROUNDED (a phone number
+ * (a confidence of 1.5; without one in the schema, a number as
+ * candidate_name), MOCK_INVALID_IN_BATCH, MOCK_UNGROUNDED (a phone number
  * that is not in the email). A request whose input exceeds
  * --max-input gets 400 context_length_exceeded, and an answer longer than
  * max_output_tokens comes back truncated (status incomplete / finish_reason
@@ -367,6 +368,91 @@ static json_object *extract(const email_in *e, int invalid)
     return o;
 }
 
+static const char *getstr(json_object *o, const char *k)
+{
+    json_object *v;
+    if (o && json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string))
+        return json_object_get_string(v);
+    return NULL;
+}
+
+/* The property of the full answer a schema property `k` (sub-schema ps)
+ * stands for: k itself, else the field its description names first
+ * ("candidate_name: ..." or "candidate_name"), as compact keys have it;
+ * NULL when neither is in full. */
+static const char *field_for(json_object *full, const char *k, json_object *ps)
+{
+    if (json_object_object_get_ex(full, k, NULL))
+        return k;
+    json_object *d;
+    if (!json_object_object_get_ex(ps, "description", &d) ||
+        !json_object_is_type(d, json_type_string))
+        return NULL;
+    const char *ds = json_object_get_string(d), *colon = strchr(ds, ':');
+    if (!colon) /* the name alone */
+        colon = ds + strlen(ds);
+    json_object_object_foreach(full, fk, fv)
+    {
+        (void)fv;
+        if (strlen(fk) == (size_t)(colon - ds) && strncmp(fk, ds, (size_t)(colon - ds)) == 0)
+            return fk;
+    }
+    return NULL;
+}
+
+/* The full answer (every field under its schema name, confidence
+ * included) shaped as the request's schema s asks, as a model would: the
+ * schema's properties in its order under its names, nested objects too; a
+ * property the mock has nothing for is null, a field the schema does not
+ * ask (confidence, when left out) is not written. A new reference. */
+static json_object *shape(json_object *full, json_object *s, int depth)
+{
+    json_object *props, *any;
+    /* a nullable object is {"anyOf": [{object}, {"type": "null"}]}: a
+     * value takes the shape of the branch with properties */
+    if (full && depth <= 8 && json_object_object_get_ex(s, "anyOf", &any) &&
+        json_object_is_type(any, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(any); i++) {
+            json_object *b = json_object_array_get_idx(any, i);
+            if (json_object_object_get_ex(b, "properties", NULL))
+                return shape(full, b, depth + 1);
+        }
+    if (!full || depth > 8 || !json_object_is_type(full, json_type_object) ||
+        !json_object_object_get_ex(s, "properties", &props))
+        return json_object_get(full);
+    json_object *o = json_object_new_object();
+    json_object_object_foreach(props, k, ps)
+    {
+        const char *f = field_for(full, k, ps);
+        json_object *v = f ? json_object_object_get(full, f) : NULL;
+        json_object_object_add(o, k, shape(v, ps, depth + 1));
+    }
+    return o;
+}
+
+/* The item schema of a packed request: properties.results.items. */
+static json_object *item_schema(json_object *schema)
+{
+    json_object *p, *r, *it;
+    if (json_object_object_get_ex(schema, "properties", &p) &&
+        json_object_object_get_ex(p, "results", &r) && json_object_object_get_ex(r, "items", &it))
+        return it;
+    return NULL;
+}
+
+/* 1 when the item schema asks for a confidence object (under any name). */
+static int asks_confidence(json_object *item)
+{
+    json_object *props = json_object_object_get(item, "properties");
+    json_object_object_foreach(props, k, ps)
+    {
+        const char *d = getstr(ps, "description");
+        if (strcmp(k, "confidence") == 0 || (d && strncmp(d, "confidence:", 11) == 0))
+            return 1;
+    }
+    return 0;
+}
+
 /* Finds <email id="...">...</email> blocks in text. */
 static size_t parse_emails(const char *text, size_t len, email_in **out)
 {
@@ -476,14 +562,6 @@ static void append_content(json_object *content, char **buf, size_t *len, size_t
                 append_content(v, buf, len, nmsg);
         }
     }
-}
-
-static const char *getstr(json_object *o, const char *k)
-{
-    json_object *v;
-    if (o && json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string))
-        return json_object_get_string(v);
-    return NULL;
 }
 
 int mock_check_auth(mock *m, const char *auth, const char *apikey, reply *r)
@@ -683,6 +761,7 @@ void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, rep
     take_fault(m, fault_name, sizeof fault_name, ne, 0);
 
     /* answer (computed first: its size is part of the token charge) */
+    json_object *item = item_schema(in.schema);
     json_object *results = json_object_new_array();
     for (size_t i = 0; i < ne; i++) {
         if (one_has(&emails[i], "MOCK_OMIT"))
@@ -692,6 +771,8 @@ void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, rep
         int inv = one_has(&emails[i], "MOCK_INVALID") ||
                   (ne > 1 && one_has(&emails[i], "MOCK_INVALID_IN_BATCH"));
         json_object *ex = extract(&emails[i], inv);
+        if (ex && inv && !asks_confidence(item)) /* no confidence to break: a wrong type */
+            json_object_object_add(ex, "candidate_name", json_object_new_double_s(1.5, "1.5"));
         if (ex && one_has(&emails[i], "MOCK_UNGROUNDED")) /* a value from nowhere */
             json_object_object_add(ex, "phone", json_object_new_string("(999) 555-0199"));
         json_object_array_add(results, ex);
@@ -716,6 +797,13 @@ void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, rep
     if (strcmp(fault_name, "unknown") == 0) {
         email_in ghost = {"not-sent-by-you", "From: x\n\nCandidate: Ghost", 25};
         json_object_array_add(results, extract(&ghost, 0));
+    }
+    if (item) { /* as the schema asks: names, order, what is left out */
+        json_object *shaped = json_object_new_array();
+        for (size_t i = 0; i < json_object_array_length(results); i++)
+            json_object_array_add(shaped, shape(json_object_array_get_idx(results, i), item, 0));
+        json_object_put(results);
+        results = shaped;
     }
     json_object *ans = json_object_new_object();
     json_object_object_add(ans, "results", results);

@@ -142,6 +142,13 @@ static const ik_option gb_options[] = {
      "logged once."},
     {"tokenizer_sha256", IK_OPT_STRING, IK_TOK_O200K_SHA256, 0, "Expected SHA-256 of the file."},
     {"result_field", IK_OPT_STRING, "extraction", 0, "Payload field that receives the extraction."},
+    {"model_confidence", IK_OPT_BOOL, "false", 0,
+     "Ask the model for its per-field confidence (output tokens). false: `confidence` is filled "
+     "from grounding: 0.9 found verbatim in the email, 0.6 found after normalisation, 0.2 not "
+     "found, 0 null."},
+    {"compact_keys", IK_OPT_BOOL, "false", 0,
+     "Short property names on the wire (each description names the field), mapped back before "
+     "delivery: fewer tokens, same record. Off until measured with your model."},
     {"fallback", IK_OPT_STRING, "rules", 0,
      "Without an API key: \"rules\" extracts with the offline rules extractor (said once in "
      "the log, metadata extracted_by=rules); \"none\" refuses to start."},
@@ -238,6 +245,7 @@ static void gb_destroy(void *state)
     free(st->instructions);
     json_object_put(st->item_schema);
     json_object_put(st->strict_schema);
+    json_object_put(st->wire_back);
     free(st->schema_json);
     gpt_limiter_destroy(&st->lim);
     pthread_mutex_destroy(&st->mu);
@@ -497,9 +505,25 @@ static int gb_create(const ik_host *host, ik_instance *self, void **state)
                                               : json_tokener_error_desc(jerr));
         return gb_fail(st, IK_E_CONFIG, err);
     }
-    st->strict_schema = gpt_strict_schema(st->item_schema, err, sizeof err);
+    json_object *strict = gpt_strict_schema(st->item_schema, err, sizeof err);
+    if (!strict)
+        return gb_fail(st, IK_E_CONFIG, err);
+    st->model_confidence = host->opt_bool(self, "model_confidence");
+    st->strict_schema =
+        gpt_wire_schema(strict, st->item_schema, st->model_confidence,
+                        host->opt_bool(self, "compact_keys"), &st->wire_back, err, sizeof err);
+    json_object_put(strict);
     if (!st->strict_schema)
         return gb_fail(st, IK_E_CONFIG, err);
+    if (st->model_confidence) {
+        char *ins = malloc(strlen(st->instructions) + strlen(GPT_CONFIDENCE_INSTRUCTIONS) + 1);
+        if (!ins)
+            return gb_fail(st, IK_E_NOMEM, "out of memory");
+        strcpy(ins, st->instructions);
+        strcat(ins, GPT_CONFIDENCE_INSTRUCTIONS);
+        free(st->instructions);
+        st->instructions = ins;
+    }
     rc = parse_grounded(st, host->opt_string(self, "grounded_fields"), err, sizeof err);
     if (rc)
         return gb_fail(st, rc, rc == IK_E_NOMEM ? "out of memory" : err);

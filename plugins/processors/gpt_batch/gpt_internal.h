@@ -51,6 +51,17 @@ double gpt_model_cost(const gpt_model *m, int batch, long input, long cached, lo
  * err set. */
 json_object *gpt_strict_schema(json_object *extraction, char *err, size_t errlen);
 
+/* The wire form of the strict schema: what a request carries. Without
+ * model_confidence the root `confidence` property is left out (the plugin
+ * fills it from grounding: gpt_fill_confidence; the extraction schema's
+ * confidence must then be an object of numbers, else IK_E_CONFIG-worthy
+ * NULL with err). With compact_keys every property gets a short name
+ * ("candidate_name" -> "cn") and a description that starts with its schema
+ * name; *back gets the map gpt_parse_results_wire renames answers back by
+ * (NULL without compact_keys). Returns a new object, or NULL with err. */
+json_object *gpt_wire_schema(json_object *strict, json_object *extraction, int model_confidence,
+                             int compact_keys, json_object **back, char *err, size_t errlen);
+
 /* Checks value against a JSON schema (the subset the extraction schema uses:
  * type incl. unions, properties, required, additionalProperties false,
  * enum, minimum, maximum, items). 0 when valid, else IK_E_INVAL with the path
@@ -71,6 +82,9 @@ char *gpt_render_email(const char *id, json_object *payload, size_t *len);
 
 /* The user message for a packed request: a fixed header line then the blocks. */
 extern const char GPT_USER_HEADER[];
+/* Appended to the instructions when the model gives its own confidence
+ * (model_confidence = true). */
+extern const char GPT_CONFIDENCE_INSTRUCTIONS[];
 
 /* ---- reply.c: parsing the API's answers (outside input) ---- */
 
@@ -115,6 +129,11 @@ int gpt_parse_error(const char *body, size_t len, gpt_api_error *out);
  * *results gets a new reference. IK_E_PARSE (truncated or malformed JSON,
  * with the offset) or IK_E_INVAL (no results array). */
 int gpt_parse_results(const char *text, json_object **results, char *err, size_t errlen);
+/* As gpt_parse_results, with the keys of each result renamed back from the
+ * wire names by back (gpt_wire_schema; NULL: none). A result with one
+ * property under two names makes the whole output IK_E_INVAL. */
+int gpt_parse_results_wire(const char *text, json_object *back, json_object **results, char *err,
+                           size_t errlen);
 
 /* Batch API answers (reply.c). */
 
@@ -155,6 +174,22 @@ int gpt_parse_file_object(const char *body, size_t len, char *id, size_t idlen, 
  * scheme and phone separators forgiven; an empty value claims nothing), 0
  * when it does not, IK_E_NOMEM. */
 int gpt_grounded(const char *field, const char *value, const char *text, size_t tlen);
+
+/* How a value occurs in the text, weakest first; NULL: no value. */
+enum { GPT_GROUND_NULL = 0, GPT_GROUND_NOT_FOUND, GPT_GROUND_NORMALIZED, GPT_GROUND_VERBATIM };
+
+/* GPT_GROUND_VERBATIM when value occurs in text byte for byte,
+ * GPT_GROUND_NORMALIZED when only gpt_grounded's forgiving match finds it,
+ * GPT_GROUND_NOT_FOUND otherwise (an empty value too); IK_E_NOMEM. */
+int gpt_grounding_level(const char *field, const char *value, const char *text, size_t tlen);
+
+/* Sets ext's `confidence` (one number per property of the extraction
+ * schema's confidence object) from how each field's value occurs in text:
+ * verbatim 0.9, after normalisation 0.6, not found 0.2, null 0; an object
+ * value counts as its weakest string. No-op (0) when the schema has no
+ * confidence object; IK_E_NOMEM. */
+int gpt_fill_confidence(json_object *extraction_schema, json_object *ext, const char *text,
+                        size_t tlen);
 
 /* ---- limits.c ---- */
 

@@ -103,3 +103,95 @@ int gpt_grounded(const char *field, const char *value, const char *text, size_t 
     free(t);
     return found < 0 ? IK_E_NOMEM : found;
 }
+
+int gpt_grounding_level(const char *field, const char *value, const char *text, size_t tlen)
+{
+    if (!value || !value[0])
+        return GPT_GROUND_NOT_FOUND;
+    if (memmem(text, tlen, value, strlen(value)))
+        return GPT_GROUND_VERBATIM;
+    int g = gpt_grounded(field, value, text, tlen);
+    if (g < 0)
+        return g;
+    return g ? GPT_GROUND_NORMALIZED : GPT_GROUND_NOT_FOUND;
+}
+
+/* The confidence a grounding level stands for (documented in README.md). */
+static json_object *level_number(int level)
+{
+    switch (level) {
+    case GPT_GROUND_VERBATIM:
+        return json_object_new_double_s(0.9, "0.9");
+    case GPT_GROUND_NORMALIZED:
+        return json_object_new_double_s(0.6, "0.6");
+    case GPT_GROUND_NOT_FOUND:
+        return json_object_new_double_s(0.2, "0.2");
+    default: /* null: nothing claimed */
+        return json_object_new_double_s(0, "0");
+    }
+}
+
+/* The weakest grounding of the values inside v (an object's or array's
+ * strings, under the field's name), GPT_GROUND_NULL when none is set,
+ * IK_E_NOMEM. */
+static int value_level(const char *field, json_object *v, const char *text, size_t tlen, int depth)
+{
+    if (!v || depth > 16)
+        return GPT_GROUND_NULL;
+    if (json_object_is_type(v, json_type_string))
+        return json_object_get_string_len(v) == 0
+                   ? GPT_GROUND_NULL
+                   : gpt_grounding_level(field, json_object_get_string(v), text, tlen);
+    int worst = GPT_GROUND_NULL;
+    if (json_object_is_type(v, json_type_object)) {
+        json_object_object_foreach(v, k, sub)
+        {
+            (void)k;
+            int l = value_level(field, sub, text, tlen, depth + 1);
+            if (l < 0)
+                return l;
+            if (l != GPT_GROUND_NULL && (worst == GPT_GROUND_NULL || l < worst))
+                worst = l;
+        }
+        return worst;
+    }
+    if (json_object_is_type(v, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(v); i++) {
+            int l = value_level(field, json_object_array_get_idx(v, i), text, tlen, depth + 1);
+            if (l < 0)
+                return l;
+            if (l != GPT_GROUND_NULL && (worst == GPT_GROUND_NULL || l < worst))
+                worst = l;
+        }
+        return worst;
+    }
+    /* a number or boolean: as its JSON text */
+    return gpt_grounding_level(field, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN),
+                               text, tlen);
+}
+
+int gpt_fill_confidence(json_object *extraction_schema, json_object *ext, const char *text,
+                        size_t tlen)
+{
+    json_object *conf_schema = NULL, *fields;
+    json_object_object_get_ex(json_object_object_get(extraction_schema, "properties"), "confidence",
+                              &conf_schema);
+    if (!conf_schema || !json_object_object_get_ex(conf_schema, "properties", &fields))
+        return 0;
+    json_object *conf = json_object_new_object();
+    if (!conf)
+        return IK_E_NOMEM;
+    json_object_object_foreach(fields, f, fs)
+    {
+        (void)fs;
+        int l = value_level(f, json_object_object_get(ext, f), text, tlen, 0);
+        json_object *n = l < 0 ? NULL : level_number(l);
+        if (!n) {
+            json_object_put(conf);
+            return IK_E_NOMEM;
+        }
+        json_object_object_add(conf, f, n);
+    }
+    json_object_object_add(ext, "confidence", conf);
+    return 0;
+}

@@ -74,7 +74,9 @@ typedef struct gb_state {
     char *instructions;         /* owned */
     json_object *item_schema;   /* owned: the extraction schema, for validation */
     char *schema_json;          /* owned: the strict schema as text */
-    json_object *strict_schema; /* owned */
+    json_object *strict_schema; /* owned: the wire form (gpt_wire_schema) */
+    json_object *wire_back;     /* owned: compact_keys' map back; NULL without */
+    int model_confidence;       /* the model gives confidence; else from grounding */
     long fixed_tokens;          /* instructions + schema + header + overhead */
     gpt_limiter lim;
     ik_metric *m[M_COUNT];

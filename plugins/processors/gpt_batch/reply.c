@@ -264,7 +264,66 @@ int gpt_parse_error(const char *body, size_t len, gpt_api_error *out)
     return 0;
 }
 
+/* A copy of the wire value v with its keys renamed back by the map `back`
+ * (see gpt_wire_schema), nested objects and arrays too; a key the map does
+ * not know is kept as it is (validation then names it). NULL with err set
+ * when two keys would land on one name, or on OOM. */
+static json_object *unwire(json_object *v, json_object *back, const char *path, char *err,
+                           size_t errlen)
+{
+    if (!back)
+        return json_object_get(v);
+    if (json_object_is_type(v, json_type_array)) {
+        json_object *each = json_object_object_get(back, "[]");
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; a && i < json_object_array_length(v); i++) {
+            char sub[256];
+            snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+            json_object *c = unwire(json_object_array_get_idx(v, i), each, sub, err, errlen);
+            if (!c) {
+                json_object_put(a);
+                return NULL;
+            }
+            json_object_array_add(a, c);
+        }
+        return a;
+    }
+    if (!json_object_is_type(v, json_type_object))
+        return json_object_get(v);
+    json_object *o = json_object_new_object();
+    json_object_object_foreach(v, k, val)
+    {
+        json_object *entry = json_object_object_get(back, k);
+        const char *name =
+            entry ? json_object_get_string(json_object_object_get(entry, "name")) : k;
+        char sub[256];
+        snprintf(sub, sizeof sub, "%s.%s", path, k);
+        if (!o || json_object_object_get_ex(o, name, NULL)) {
+            if (o)
+                snprintf(err, errlen, "model output: %s: property %s given twice", sub, name);
+            else
+                snprintf(err, errlen, "model output: out of memory");
+            json_object_put(o);
+            return NULL;
+        }
+        json_object *c =
+            unwire(val, entry ? json_object_object_get(entry, "props") : NULL, sub, err, errlen);
+        if (!c && val) {
+            json_object_put(o);
+            return NULL;
+        }
+        json_object_object_add(o, name, c);
+    }
+    return o;
+}
+
 int gpt_parse_results(const char *text, json_object **results, char *err, size_t errlen)
+{
+    return gpt_parse_results_wire(text, NULL, results, err, errlen);
+}
+
+int gpt_parse_results_wire(const char *text, json_object *back, json_object **results, char *err,
+                           size_t errlen)
 {
     *results = NULL;
     if (!text) {
@@ -280,9 +339,9 @@ int gpt_parse_results(const char *text, json_object **results, char *err, size_t
         json_object_put(o);
         return IK_E_INVAL;
     }
-    *results = json_object_get(r);
+    *results = unwire(r, back, "results", err, errlen);
     json_object_put(o);
-    return 0;
+    return *results ? 0 : IK_E_INVAL;
 }
 
 /* ---- Batch API ---- */

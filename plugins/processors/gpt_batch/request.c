@@ -354,6 +354,13 @@ static void map_results(job *j, const size_t *idx, size_t k, int depth, json_obj
                 json_object_object_add(ext, key, json_object_get(val));
         }
         char why[300];
+        if (!st->model_confidence &&
+            gpt_fill_confidence(st->item_schema, ext, j->text[idx[x]], strlen(j->text[idx[x]]))) {
+            json_object_put(ext);
+            gpt_set_result(j, idx[x], IK_RETRY, "out of memory filling the confidence");
+            ans_len[x] = 0;
+            continue;
+        }
         if (gpt_validate(st->item_schema, ext, why, sizeof why) != 0) {
             json_object_put(ext);
             gpt_metric_add(st, M_INVALID, 1);
@@ -498,7 +505,7 @@ static void answer_ok(job *j, const size_t *idx, size_t k, int depth, const char
         gpt_set_all(j, idx, k, IK_RETRY, reason);
         break;
     case GPT_FIN_OK:
-        if (gpt_parse_results(rep.text, &results, err, sizeof err) != 0) {
+        if (gpt_parse_results_wire(rep.text, st->wire_back, &results, err, sizeof err) != 0) {
             account(st, j, idx, k, usage, NULL, rid);
             snprintf(reason, sizeof reason, "unusable model output: %.400s", err);
             cut_off(j, idx, k, depth, reason, 0);

@@ -378,3 +378,232 @@ int gpt_validate(json_object *schema, json_object *value, char *why, size_t whyl
     char path[512] = "$";
     return validate_at(schema, value, path, sizeof path, why, whylen, 0);
 }
+
+/* ---- the wire form: what is sent, when it differs from the schema ---- */
+
+/* A short wire name for `name`, unused among the keys of `taken`: its
+ * initials ("candidate_name" -> "cn"), else its first 1, 2, ... letters,
+ * else the initials and a number. Writes into out (at least 64 bytes). */
+static void short_name(const char *name, json_object *taken, char *out, size_t outlen)
+{
+    size_t k = 0;
+    for (const char *p = name; *p && k + 1 < outlen && k < 8; p++)
+        if (p == name || p[-1] == '_')
+            out[k++] = *p;
+    out[k] = 0;
+    if (k && !json_object_object_get_ex(taken, out, NULL))
+        return;
+    size_t n = strlen(name);
+    for (size_t len = 1; len <= n && len < outlen; len++) {
+        snprintf(out, outlen, "%.*s", (int)len, name);
+        if (!json_object_object_get_ex(taken, out, NULL))
+            return;
+    }
+    char ini[16];
+    snprintf(ini, sizeof ini, "%.8s", k ? out : "f");
+    for (int i = 2;; i++) {
+        snprintf(out, outlen, "%.8s%d", ini, i);
+        if (!json_object_object_get_ex(taken, out, NULL))
+            return;
+    }
+}
+
+static json_object *compact(json_object *s, json_object **back);
+
+/* The anyOf branches of a sub-schema (a nullable object is {"anyOf":
+ * [{object}, {"type": "null"}]}), each compacted into o's "anyOf"; their
+ * back maps merge into b, since an answer holds one branch's properties.
+ * -1 on OOM (o and b keep what was added; the caller frees them). */
+static int compact_branches(json_object *any, json_object *o, json_object *b)
+{
+    json_object *na = json_object_new_array();
+    if (!na)
+        return -1;
+    json_object_object_add(o, "anyOf", na);
+    for (size_t i = 0; i < json_object_array_length(any); i++) {
+        json_object *nb = NULL, *c = compact(json_object_array_get_idx(any, i), &nb);
+        if (!c)
+            return -1;
+        json_object_array_add(na, c);
+        json_object_object_foreach(nb, wk, wv)
+        {
+            if (!json_object_object_get_ex(b, wk, NULL))
+                json_object_object_add(b, wk, json_object_get(wv));
+        }
+        json_object_put(nb);
+    }
+    return 0;
+}
+
+/* A copy of the strict sub-schema s with short property names at every
+ * level (objects, array items, anyOf branches); each renamed property's
+ * description starts with its schema name ("candidate_name: ...") so the
+ * meaning travels with it. *back gets, per level, {wire: {"name": full,
+ * "props": nested back map}} for gpt_parse_results_wire. New references;
+ * NULL on OOM. */
+static json_object *compact(json_object *s, json_object **back)
+{
+    *back = NULL;
+    json_object *o = json_object_new_object(), *b = json_object_new_object();
+    if (!o || !b)
+        goto oom;
+    json_object_object_foreach(s, k, v)
+    {
+        if (strcmp(k, "properties") == 0 || strcmp(k, "required") == 0)
+            continue;
+        if (strcmp(k, "items") == 0 && json_object_is_type(v, json_type_object)) {
+            json_object *nb = NULL, *c = compact(v, &nb);
+            if (!c)
+                goto oom;
+            json_object_object_add(o, k, c);
+            /* arrays are mapped element by element with the same map */
+            if (json_object_object_length(nb))
+                json_object_object_add(b, "[]", nb);
+            else
+                json_object_put(nb);
+            continue;
+        }
+        if (strcmp(k, "anyOf") == 0 && json_object_is_type(v, json_type_array)) {
+            if (compact_branches(v, o, b) < 0)
+                goto oom;
+            continue;
+        }
+        json_object_object_add(o, k, json_object_get(v));
+    }
+    json_object *props;
+    if (json_object_object_get_ex(s, "properties", &props)) {
+        json_object *np = json_object_new_object(), *req = json_object_new_array();
+        json_object_object_add(o, "properties", np);
+        json_object_object_add(o, "required", req);
+        if (!np || !req)
+            goto oom;
+        json_object_object_foreach(props, pk, pv)
+        {
+            char wire[64];
+            short_name(pk, np, wire, sizeof wire);
+            json_object *nb = NULL, *c = compact(pv, &nb);
+            json_object *entry = json_object_new_object();
+            if (!c || !entry) {
+                json_object_put(c);
+                json_object_put(nb);
+                json_object_put(entry);
+                goto oom;
+            }
+            json_object *d = json_object_object_get(pv, "description");
+            ik_buf desc = {0};
+            ik_buf_adds(&desc, pk);
+            if (d && json_object_is_type(d, json_type_string)) {
+                ik_buf_adds(&desc, ": ");
+                ik_buf_adds(&desc, json_object_get_string(d));
+            }
+            char *ds = ik_buf_take(&desc);
+            if (!ds) {
+                json_object_put(c);
+                json_object_put(nb);
+                json_object_put(entry);
+                goto oom;
+            }
+            json_object_object_add(c, "description", json_object_new_string(ds));
+            free(ds);
+            json_object_object_add(np, wire, c);
+            json_object_array_add(req, json_object_new_string(wire));
+            json_object_object_add(entry, "name", json_object_new_string(pk));
+            if (json_object_object_length(nb))
+                json_object_object_add(entry, "props", nb);
+            else
+                json_object_put(nb);
+            json_object_object_add(b, wire, entry);
+        }
+    }
+    *back = b;
+    return o;
+oom:
+    json_object_put(o);
+    json_object_put(b);
+    return NULL;
+}
+
+/* The schema's `confidence` must be an object of per-field numbers for the
+ * plugin to fill it from grounding. */
+static int confidence_fillable(json_object *extraction, char *err, size_t errlen)
+{
+    json_object *conf = NULL, *props;
+    json_object_object_get_ex(json_object_object_get(extraction, "properties"), "confidence",
+                              &conf);
+    if (!conf)
+        return 0;
+    if (!json_object_object_get_ex(conf, "properties", &props) ||
+        !json_object_is_type(props, json_type_object)) {
+        snprintf(err, errlen,
+                 "extraction schema: $.confidence must be an object of per-field numbers to be "
+                 "filled from grounding (or set model_confidence = true)");
+        return IK_E_CONFIG;
+    }
+    json_object_object_foreach(props, k, v)
+    {
+        if (!type_has(json_object_object_get(v, "type"), "number")) {
+            snprintf(err, errlen,
+                     "extraction schema: $.confidence.%s must be a number to be filled from "
+                     "grounding (or set model_confidence = true)",
+                     k);
+            return IK_E_CONFIG;
+        }
+    }
+    return 0;
+}
+
+json_object *gpt_wire_schema(json_object *strict, json_object *extraction, int model_confidence,
+                             int compact_keys, json_object **back, char *err, size_t errlen)
+{
+    *back = NULL;
+    json_object *w = NULL;
+    if (json_object_deep_copy(strict, &w, NULL) != 0 || !w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    json_object *item = json_object_object_get(
+        json_object_object_get(json_object_object_get(w, "properties"), "results"), "items");
+    json_object *props = json_object_object_get(item, "properties");
+    json_object *req = json_object_object_get(item, "required");
+    if (!props || !req) {
+        snprintf(err, errlen, "strict schema: no results[].properties");
+        json_object_put(w);
+        return NULL;
+    }
+    if (!model_confidence && json_object_object_get_ex(props, "confidence", NULL)) {
+        if (confidence_fillable(extraction, err, errlen) != 0) {
+            json_object_put(w);
+            return NULL;
+        }
+        json_object_object_del(props, "confidence");
+        json_object *nreq = json_object_new_array();
+        for (size_t i = 0; i < json_object_array_length(req); i++) {
+            json_object *r = json_object_array_get_idx(req, i);
+            if (strcmp(json_object_get_string(r), "confidence") != 0)
+                json_object_array_add(nreq, json_object_get(r));
+        }
+        json_object_object_add(item, "required", nreq);
+    }
+    if (!compact_keys)
+        return w;
+    json_object *citem = compact(item, back);
+    if (!citem) {
+        snprintf(err, errlen, "out of memory");
+        json_object_put(w);
+        return NULL;
+    }
+    json_object_object_add(
+        json_object_object_get(json_object_object_get(w, "properties"), "results"), "items", citem);
+    /* the map of the results array: each element by the item's map */
+    json_object *top = json_object_new_object();
+    if (!top) {
+        snprintf(err, errlen, "out of memory");
+        json_object_put(*back);
+        *back = NULL;
+        json_object_put(w);
+        return NULL;
+    }
+    json_object_object_add(top, "[]", *back);
+    *back = top;
+    return w;
+}
