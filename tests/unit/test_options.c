@@ -155,6 +155,49 @@ static int expect_bind_error(const ik_option *table, const char *body, int code,
     return ok;
 }
 
+/* The values land in the plugin's config struct, each member of its type,
+ * defaults included; strings stay owned by the values (SDK 2.0). */
+static void test_config_struct(void)
+{
+    ik_config *cfg;
+    ik_optvals *vals;
+    ik_err err;
+    CU_ASSERT_EQUAL_FATAL(bind_body(file_opts,
+                                    "    path = \"in\"; follow = true; count = 7; ratio = 0.25;\n"
+                                    "    timeout = \"250ms\"; limit = \"2K\"; mode = \"copy\";",
+                                    &cfg, &vals, &err),
+                          0);
+    const file_config *c = ik_optvals_config(vals);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->path, "in");
+    CU_ASSERT_STRING_EQUAL(c->pattern, "*.json"); /* default */
+    CU_ASSERT_EQUAL(c->follow, 1);
+    CU_ASSERT_EQUAL(c->count, 7);
+    CU_ASSERT_DOUBLE_EQUAL(c->ratio, 0.25, 1e-12);
+    CU_ASSERT_EQUAL(c->timeout_ms, 250);
+    CU_ASSERT_EQUAL(c->limit, 2048);
+    CU_ASSERT_PTR_NULL(c->api_key); /* unset, no default */
+    CU_ASSERT_EQUAL(c->pin, 0);
+    CU_ASSERT_EQUAL(c->mode, 2); /* "copy" */
+    const char *s = NULL;
+    CU_ASSERT_EQUAL(ik_optvals_string(vals, "path", &s), 0);
+    CU_ASSERT_PTR_EQUAL(s, c->path); /* one string, owned by vals */
+    ik_optvals_free(vals);
+    ik_config_free(cfg);
+    /* a choice's default is its index */
+    CU_ASSERT_EQUAL_FATAL(bind_body(file_opts, "    path = \"in\";", &cfg, &vals, &err), 0);
+    CU_ASSERT_EQUAL(((const file_config *)ik_optvals_config(vals))->mode, 0);
+    ik_optvals_free(vals);
+    ik_config_free(cfg);
+    /* a value not among the choices names file:line and what is allowed */
+    expect_bind_error(file_opts, "    path = \"in\";\n    mode = \"delete\";", IK_E_CONFIG, 4,
+                      "option 'mode' of plugin 'file' (instance 'in') must be one of: move, "
+                      "none, copy",
+                      "got the string \"delete\"");
+    expect_bind_error(file_opts, "    path = \"in\"; mode = 1;", IK_E_CONFIG, 3,
+                      "must be one of: move, none, copy", "got the integer 1");
+}
+
 static void test_explicit_values(void)
 {
     ik_config *cfg;
@@ -618,6 +661,7 @@ int main(void)
         CU_cleanup_registry();
         return 1;
     }
+    CU_add_test(s, "values bound into the config struct; choices", test_config_struct);
     CU_add_test(s, "explicit values", test_explicit_values);
     CU_add_test(s, "defaults", test_defaults);
     CU_add_test(s, "ints, floats and strings", test_value_forms);
