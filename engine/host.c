@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "instance.h"
+#include "json_write.h"
 #include "log.h"
 #include "metrics.h"
 #include "options.h"
@@ -34,7 +35,9 @@ static void host_log(ik_instance *self, ik_log_level level, const char *fmt, ...
     va_end(ap);
 }
 
-/* Getter failures are plugin bugs (asking for an option not in its own
+/* DEPRECATED getters (plugin.h): kept only until gpt_batch reads its config
+ * struct; remove them, opt_error and ik_optvals_<type> together then.
+ * Getter failures are plugin bugs (asking for an option not in its own
  * table): log them once per call, return the zero value. */
 static void opt_error(ik_instance *self, const char *name, int rc, const char *want)
 {
@@ -322,6 +325,8 @@ static const ik_host host_table = {
     .pipeline_name = host_pipeline_name,
     .progress = host_progress,
     .settle_failed = host_settle_failed,
+    .json_write = ik_json_write,
+    .json_write_string = ik_json_write_string,
 };
 
 const ik_host *ik_host_table(void)

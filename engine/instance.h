@@ -14,6 +14,7 @@
 
 struct ik_pipeline;
 struct ik_stage;
+struct ik_worker_gate;
 
 struct ik_instance {
     struct ik_pipeline *pipeline;
@@ -22,7 +23,8 @@ struct ik_instance {
     ik_optvals *opts;               /* owned */
     void *state;                    /* the plugin's, from create() */
     int created;
-    struct ik_stage *stage; /* NULL for the source */
+    struct ik_stage *stage;      /* NULL for the source */
+    struct ik_worker_gate *gate; /* workers' start-up reports (stage_calls.c), owned */
 };
 
 /* Runtime entry points behind the host table, implemented in pipeline.c.

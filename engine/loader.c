@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "optlimits.h"
+#include "optable.h"
 
 struct ik_loader {
     char **dirs;
@@ -82,6 +82,7 @@ void ik_loaded_plugin_free(ik_loaded_plugin *p)
         return;
     if (p->dl)
         dlclose(p->dl);
+    free(p->options);
     free(p->path);
     free(p);
 }
@@ -146,16 +147,34 @@ static int check_descriptor(const char *path, const ik_plugin *d, const char *ex
     if (missing)
         return ik_err_set(err, IK_E_INVAL, "%s: %s plugin '%s' has no %s callback", path,
                           ik_kind_name(d->kind), d->name, missing);
-    for (const ik_option *o = d->options; o && o->name; o++) {
-        if (o->type < IK_OPT_STRING || o->type > IK_OPT_SIZE)
-            return ik_err_set(err, IK_E_INVAL, "%s: plugin '%s' option '%s' has unknown type %d",
-                              path, d->name, o->name, (int)o->type);
-        if ((o->flags & IK_OPT_REQUIRED) && o->default_value)
-            return ik_err_set(err, IK_E_INVAL,
-                              "%s: plugin '%s' option '%s' is required but has a default", path,
-                              d->name, o->name);
-    }
-    return ik_limits_validate(d->options, d->limits, path, d->name, err);
+    return 0;
+}
+
+/* sizeof(ik_result) in SDK 2.0: a 2.x plugin's results are at least this. */
+#define IK_RESULT_SIZE_2_0 (offsetof(ik_result, reason) + IK_REASON_MAX)
+
+/* The sizes and library versions a 2.x descriptor records about its build. */
+static int check_build(const char *path, const ik_plugin *d, ik_err *err)
+{
+    if (d->json_c_major != JSON_C_MAJOR_VERSION)
+        return ik_err_set(err, IK_E_ABI,
+                          "%s: plugin '%s' was built against json-c %d, this engine uses json-c "
+                          "%d; records cross the plugin boundary as json-c objects, so rebuild "
+                          "the plugin against json-c %d",
+                          path, d->name ? d->name : "?", (int)d->json_c_major, JSON_C_MAJOR_VERSION,
+                          JSON_C_MAJOR_VERSION);
+    if (d->struct_size < offsetof(ik_plugin, write) + sizeof d->write)
+        return ik_err_set(err, IK_E_INVAL,
+                          "%s: descriptor of %u bytes is smaller than an SDK 2.0 descriptor "
+                          "(build it with IK_PLUGIN_HEAD)",
+                          path, d->struct_size);
+    if (d->result_size < IK_RESULT_SIZE_2_0)
+        return ik_err_set(err, IK_E_INVAL,
+                          "%s: plugin '%s' declares results of %u bytes; SDK 2.0 results have at "
+                          "least %zu (build it with IK_PLUGIN_HEAD)",
+                          path, d->name ? d->name : "?", (unsigned)d->result_size,
+                          (size_t)IK_RESULT_SIZE_2_0);
+    return 0;
 }
 
 int ik_loader_open_file(const char *path, const char *expect_name, ik_loaded_plugin **out,
@@ -186,10 +205,17 @@ int ik_loader_open_file(const char *path, const char *expect_name, ik_loaded_plu
     if (d->abi_major != IK_ABI_MAJOR || d->abi_minor > IK_ABI_MINOR) {
         int code = ik_err_set(err, IK_E_ABI,
                               "%s: plugin was built for Intake plugin ABI %u.%u, this engine "
-                              "speaks ABI %d.%d; rebuild the plugin against this engine's SDK",
-                              path, d->abi_major, d->abi_minor, IK_ABI_MAJOR, IK_ABI_MINOR);
+                              "speaks ABI %d.%d; rebuild the plugin against SDK %d.%d (this "
+                              "engine's <intake/plugin.h>)",
+                              path, d->abi_major, d->abi_minor, IK_ABI_MAJOR, IK_ABI_MINOR,
+                              IK_ABI_MAJOR, IK_ABI_MINOR);
         dlclose(dl);
         return code;
+    }
+    int brc = check_build(path, d, err);
+    if (brc != 0) {
+        dlclose(dl);
+        return brc;
     }
     ik_loaded_plugin *p = calloc(1, sizeof *p);
     if (!p || !(p->path = strdup(path))) {
@@ -202,6 +228,10 @@ int ik_loader_open_file(const char *path, const char *expect_name, ik_loaded_plu
     size_t n = d->struct_size < sizeof p->desc ? d->struct_size : sizeof p->desc;
     memcpy(&p->desc, d, n);
     int rc = check_descriptor(path, &p->desc, expect_name, err);
+    if (rc == 0)
+        rc = ik_optable_load(&p->desc, path, &p->options, err);
+    /* From here on the engine reads the copy, in its own layout. */
+    p->desc.options = p->options;
     if (rc != 0) {
         ik_loaded_plugin_free(p);
         return rc;

@@ -17,9 +17,11 @@
 #include "error.h"
 
 typedef struct ik_loaded_plugin {
-    char *path;     /* file it came from */
-    void *dl;       /* dlopen handle */
-    ik_plugin desc; /* copy: fields past the plugin's struct_size are zero */
+    char *path;         /* file it came from */
+    void *dl;           /* dlopen handle */
+    ik_plugin desc;     /* copy: fields past the plugin's struct_size are zero;
+                           desc.options points at `options` */
+    ik_option *options; /* the option table in this engine's layout (optable.h) */
 } ik_loaded_plugin;
 
 typedef struct ik_loader ik_loader;
@@ -35,9 +37,11 @@ void ik_loader_free(ik_loader *l);
  *   IK_E_IO        dlopen failed (the dynamic linker's message is quoted)
  *   IK_E_NOTPLUGIN the file has no ik_plugin_entry symbol
  *   IK_E_MAGIC     the descriptor's magic number is wrong
- *   IK_E_ABI       another ABI major, or a newer minor than this engine
+ *   IK_E_ABI       another ABI major (1.x: rebuild against SDK 2.0), a newer
+ *                  minor than this engine, or another json-c major
  *   IK_E_INVAL     descriptor inconsistent (name differs from file, bad kind,
- *                  missing callbacks for its kind, bad option table)
+ *                  missing callbacks for its kind, bad option table: see
+ *                  optable.h)
  * The returned entry is owned by the loader.
  */
 int ik_loader_get(ik_loader *l, const char *name, const ik_loaded_plugin **out, ik_err *err);

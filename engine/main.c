@@ -154,6 +154,17 @@ static void option_default(const ik_option *o, char *buf, size_t len)
         snprintf(buf, len, "%s", (o->flags & IK_OPT_REQUIRED) ? "(required)" : "-");
 }
 
+/* The allowed values of a choice option as a JSON array; NULL for other types. */
+static json_object *choices_json(const ik_option *opt)
+{
+    if (opt->type != IK_OPT_CHOICE)
+        return NULL;
+    json_object *a = json_object_new_array();
+    for (const char *const *c = opt->choices; a && c && *c; c++)
+        json_object_array_add(a, json_object_new_string(*c));
+    return a;
+}
+
 static void list_one(void *arg, const char *path, const ik_loaded_plugin *p, const ik_err *err)
 {
     plugin_listing *l = arg;
@@ -188,11 +199,12 @@ static void list_one(void *arg, const char *path, const ik_loaded_plugin *p, con
             json_object_object_add(jo, "secret",
                                    json_object_new_boolean(opt->flags & IK_OPT_SECRET));
             json_object_object_add(jo, "help", json_object_new_string(opt->help ? opt->help : ""));
-            const ik_option_limit *lim = ik_limit_find(d->limits, opt->name);
+            int lim = ik_limit_has(opt);
             json_object_object_add(jo, "min",
-                                   lim && lim->min ? json_object_new_string(lim->min) : NULL);
+                                   lim && opt->min ? json_object_new_string(opt->min) : NULL);
             json_object_object_add(jo, "max",
-                                   lim && lim->max ? json_object_new_string(lim->max) : NULL);
+                                   lim && opt->max ? json_object_new_string(opt->max) : NULL);
+            json_object_object_add(jo, "choices", choices_json(opt));
             json_object_array_add(opts, jo);
         }
         json_object_object_add(o, "options", opts);
@@ -212,13 +224,18 @@ static void list_one(void *arg, const char *path, const ik_loaded_plugin *p, con
     else
         printf("  options:\n");
     for (const ik_option *opt = d->options; opt && opt->name; opt++) {
-        char def[128], range[200] = "";
+        char def[128], range[512] = "";
         option_default(opt, def, sizeof def);
-        const ik_option_limit *lim = ik_limit_find(d->limits, opt->name);
-        if (lim) {
+        if (ik_limit_has(opt)) {
             char text[160];
-            ik_limit_describe(lim, text, sizeof text);
+            ik_limit_describe(opt, text, sizeof text);
             snprintf(range, sizeof range, " (range: %s)", text);
+        } else if (opt->type == IK_OPT_CHOICE) {
+            size_t off = (size_t)snprintf(range, sizeof range, " (one of:");
+            for (const char *const *c = opt->choices; c && *c && off < sizeof range; c++)
+                off += (size_t)snprintf(range + off, sizeof range - off, " %s", *c);
+            if (off < sizeof range)
+                snprintf(range + off, sizeof range - off, ")");
         }
         printf("    %-18s %-9s %-18s %s%s%s\n", opt->name, ik_opt_type_name(opt->type), def,
                opt->help ? opt->help : "", range, (opt->flags & IK_OPT_SECRET) ? " (secret)" : "");

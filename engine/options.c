@@ -15,6 +15,7 @@
 
 #include "env.h"
 #include "log.h"
+#include "optable.h"
 #include "optlimits.h"
 #include "units.h"
 
@@ -32,11 +33,15 @@ typedef struct optval {
     char *str;                       /* IK_OPT_STRING; NULL when unset without default */
     int b;                           /* IK_OPT_BOOL */
     ik_num num;                      /* the numeric types (optlimits.h) */
+    int choice;                      /* IK_OPT_CHOICE: index into choices */
+    const char *const *choices;      /* IK_OPT_CHOICE: the table's (read while binding) */
+    size_t offset;                   /* of the member in the config struct */
 } optval;
 
 struct ik_optvals {
     optval *v;
     size_t n;
+    void *config; /* the plugin's config struct (config_size bytes), or NULL */
 };
 
 static const char *const engine_keys[] = {"plugin", "name", "concurrency", "batch", NULL};
@@ -56,6 +61,8 @@ const char *ik_opt_type_name(ik_opt_type type)
         return "duration";
     case IK_OPT_SIZE:
         return "size";
+    case IK_OPT_CHOICE:
+        return "choice";
     default:
         return "unknown";
     }
@@ -77,6 +84,8 @@ static const char *type_phrase(ik_opt_type type)
         return "a duration";
     case IK_OPT_SIZE:
         return "a size";
+    case IK_OPT_CHOICE:
+        return "one of its choices";
     default:
         return "a value";
     }
@@ -105,7 +114,7 @@ static const char *type_hint(ik_opt_type type)
 
 static int valid_type(ik_opt_type t)
 {
-    return t >= IK_OPT_STRING && t <= IK_OPT_SIZE;
+    return t >= IK_OPT_STRING && t <= IK_OPT_CHOICE;
 }
 
 /* Parses text as `type` into v (strings are copied). 0, IK_E_INVAL or
@@ -123,6 +132,18 @@ static int parse_text(ik_opt_type type, const char *text, optval *v)
     }
     case IK_OPT_BOOL:
         return ik_parse_bool(text, &v->b);
+    case IK_OPT_CHOICE: {
+        int idx = ik_choice_index(v->choices, text);
+        if (idx < 0)
+            return IK_E_INVAL;
+        char *d = strdup(text); /* kept for the deprecated opt_string getter */
+        if (!d)
+            return IK_E_NOMEM;
+        free(v->str);
+        v->str = d;
+        v->choice = idx;
+        return 0;
+    }
     default: /* the numeric types, parsed as their limits are */
         return ik_num_parse(type, text, &v->num);
     }
@@ -194,10 +215,31 @@ static void describe(const config_setting_t *s, const char *text, int secret, ch
     }
 }
 
+/* "a, b, c" of a NULL-terminated list. */
+static void list_names(const char *const *names, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; names && names[i] && off < len; i++) {
+        int w = snprintf(buf + off, len - off, "%s%s", i ? ", " : "", names[i]);
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
 static int wrong_type(const ctx *c, const config_setting_t *s, const optval *v, const char *text)
 {
     char got[160];
     describe(s, text, (v->flags & IK_OPT_SECRET) != 0, got, sizeof got);
+    if (v->type == IK_OPT_CHOICE) {
+        char allowed[512];
+        list_names(v->choices, allowed, sizeof allowed);
+        return ik_err_set(c->err, IK_E_CONFIG,
+                          "%s: option '%s' of plugin '%s' (instance '%s') must be one of: %s; got "
+                          "%s",
+                          ik_config_where(s), v->name, c->plugin, c->instance, allowed, got);
+    }
     return ik_err_set(c->err, IK_E_CONFIG,
                       "%s: option '%s' of plugin '%s' (instance '%s') must be %s, got %s (%s)",
                       ik_config_where(s), v->name, c->plugin, c->instance, type_phrase(v->type),
@@ -367,7 +409,7 @@ static int bind_default(const ctx *c, const ik_option *opt, optval *v)
     return 0;
 }
 
-static int is_engine_key(const char *name)
+int ik_is_engine_key(const char *name)
 {
     for (size_t i = 0; engine_keys[i]; i++)
         if (strcmp(name, engine_keys[i]) == 0)
@@ -393,13 +435,12 @@ static void known_names(const ik_option *table, size_t n, char *buf, size_t len)
  * message points at the config line that set it or, for a default taken
  * from a ${VAR}, at the stage.
  */
-static int check_limit(const ctx *c, const ik_option *opt, const ik_option_limit *l,
-                       const optval *v)
+static int check_limit(const ctx *c, const ik_option *opt, const optval *v)
 {
-    if (!l || !ik_limit_type_ok(v->type) || (!v->set && !opt->default_value))
+    if (!ik_limit_has(opt) || (!v->set && !opt->default_value))
         return 0;
     char range[160], got[64], where[PATH_MAX + 32];
-    if (ik_limit_check(l, v->type, &v->num, range, sizeof range) == 0)
+    if (ik_limit_check(opt, v->type, &v->num, range, sizeof range) == 0)
         return 0;
     if (v->flags & IK_OPT_SECRET)
         snprintf(got, sizeof got, "<secret>");
@@ -421,7 +462,55 @@ static int check_limit(const ctx *c, const ik_option *opt, const ik_option_limit
                       c->plugin, v->name, got, range);
 }
 
-int ik_options_bind(const ik_option *table, const ik_option_limit *limits, const char *plugin_name,
+/* Writes v into its member of config (config_size bytes; NULL: nothing is bound). */
+static void store_value(const optval *v, void *config, size_t config_size)
+{
+    size_t align, size = ik_opt_member_size(v->type, &align);
+    if (!config || v->offset > config_size || size > config_size - v->offset)
+        return; /* the loader refuses such tables; a direct caller gets nothing */
+    char *at = (char *)config + v->offset;
+    switch (v->type) {
+    case IK_OPT_STRING: {
+        const char *str = v->str;
+        memcpy(at, &str, sizeof str);
+        break;
+    }
+    case IK_OPT_INT:
+        memcpy(at, &v->num.i, sizeof v->num.i);
+        break;
+    case IK_OPT_BOOL:
+        memcpy(at, &v->b, sizeof v->b);
+        break;
+    case IK_OPT_CHOICE:
+        memcpy(at, &v->choice, sizeof v->choice);
+        break;
+    case IK_OPT_DOUBLE:
+        memcpy(at, &v->num.d, sizeof v->num.d);
+        break;
+    default: /* DURATION, SIZE */
+        memcpy(at, &v->num.u, sizeof v->num.u);
+        break;
+    }
+}
+
+int ik_option_store_text(const ik_option *o, const char *text, void *config, size_t config_size)
+{
+    optval v = {.type = o->type, .choices = o->choices, .offset = o->offset};
+    int rc = o->type == IK_OPT_STRING ? 0 : parse_text(o->type, text, &v);
+    free(v.str);
+    if (rc != 0)
+        return rc;
+    v.str = (char *)text; /* not owned: the caller keeps text alive */
+    store_value(&v, config, config_size);
+    return 0;
+}
+
+const void *ik_optvals_config(const ik_optvals *vals)
+{
+    return vals ? vals->config : NULL;
+}
+
+int ik_options_bind(const ik_option *table, size_t config_size, const char *plugin_name,
                     const ik_stage_spec *stage, ik_optvals **out, ik_err *err)
 {
     if (!stage || !out)
@@ -468,6 +557,8 @@ int ik_options_bind(const ik_option *table, const ik_option_limit *limits, const
     for (size_t i = 0; i < n; i++) {
         vals->v[i].type = table[i].type;
         vals->v[i].flags = table[i].flags;
+        vals->v[i].choices = table[i].choices;
+        vals->v[i].offset = table[i].offset;
         if (!(vals->v[i].name = strdup(table[i].name))) {
             rc = ik_err_set(err, IK_E_NOMEM, "out of memory");
             goto fail;
@@ -478,7 +569,7 @@ int ik_options_bind(const ik_option *table, const ik_option_limit *limits, const
     for (int k = 0; k < nm; k++) {
         const config_setting_t *m = config_setting_get_elem(group, (unsigned)k);
         const char *name = config_setting_name(m);
-        if (!name || is_engine_key(name))
+        if (!name || ik_is_engine_key(name))
             continue;
         size_t i;
         for (i = 0; i < n; i++)
@@ -524,9 +615,16 @@ int ik_options_bind(const ik_option *table, const ik_option_limit *limits, const
                                 where, plugin, c.instance, table[i].name, table[i].name);
             goto fail;
         }
-        if ((rc = bind_default(&c, &table[i], v)) != 0 ||
-            (rc = check_limit(&c, &table[i], ik_limit_find(limits, table[i].name), v)) != 0)
+        if ((rc = bind_default(&c, &table[i], v)) != 0 || (rc = check_limit(&c, &table[i], v)) != 0)
             goto fail;
+    }
+    if (config_size > 0 && !(vals->config = calloc(1, config_size))) {
+        rc = ik_err_set(err, IK_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        vals->v[i].choices = NULL; /* the table may be unloaded before vals is freed */
+        store_value(&vals->v[i], vals->config, config_size);
     }
     *out = vals;
     return 0;
@@ -544,6 +642,7 @@ void ik_optvals_free(ik_optvals *vals)
         free(vals->v[i].str);
     }
     free(vals->v);
+    free(vals->config);
     free(vals);
 }
 

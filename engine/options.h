@@ -20,8 +20,9 @@ typedef struct ik_optvals ik_optvals;
 
 /*
  * Checks every non-engine member of stage->setting (engine keys: plugin,
- * name, concurrency, batch) against `table` and `limits` (the plugin's
- * ranges, may be NULL) and builds the typed values. Errors (IK_E_CONFIG),
+ * name, concurrency, batch) against `table` (with its ranges and choices)
+ * and builds the typed values and, when config_size > 0, the plugin's
+ * config struct (ik_optvals_config). Errors (IK_E_CONFIG),
  * each with "file:line: " first and naming plugin and instance:
  *   unknown option   "... unknown option 'pth' for plugin 'file' (instance
  *                    'in'); known options: path, pattern, follow"
@@ -34,14 +35,29 @@ typedef struct ik_optvals ik_optvals;
  * A bad default in the table itself is IK_E_INVAL naming the plugin. On
  * success *out is owned by the caller (ik_optvals_free).
  */
-int ik_options_bind(const ik_option *table, const ik_option_limit *limits, const char *plugin_name,
+int ik_options_bind(const ik_option *table, size_t config_size, const char *plugin_name,
                     const ik_stage_spec *stage, ik_optvals **out, ik_err *err);
 void ik_optvals_free(ik_optvals *vals);
 
-/* Getters. Return IK_E_NOTFOUND when `name` is not in the table, IK_E_INVAL
- * when it has another type; *value untouched then. A string option that is
- * unset and has no default yields *value = NULL and 0. Strings are owned by
- * vals. Durations are ms, sizes bytes. */
+/* The plugin's config struct that ik_options_bind allocated (config_size
+ * bytes, zeroed, then each option written at its offset as plugin.h says),
+ * owned by vals with the strings it points to; NULL when config_size is 0. */
+const void *ik_optvals_config(const ik_optvals *vals);
+
+/* Parses text as option o and writes it into config at o->offset (a STRING
+ * stores `text` itself: the caller keeps it alive). For hosts that bind
+ * options without a config file (the test kit's fake host). 0, IK_E_INVAL
+ * when text does not parse, IK_E_NOMEM. */
+int ik_option_store_text(const ik_option *o, const char *text, void *config, size_t config_size);
+
+/* 1 for the keys the engine reads from a stage group itself (plugin, name,
+ * concurrency, batch): never a plugin's option. */
+int ik_is_engine_key(const char *name);
+
+/* Getters (behind the deprecated host getters). Return IK_E_NOTFOUND when `name` is not in the
+ * table, IK_E_INVAL when it has another type; *value untouched then. A string option that is unset
+ * and has no default yields *value = NULL and 0. Strings are owned by vals. Durations are ms, sizes
+ * bytes. */
 int ik_optvals_string(const ik_optvals *vals, const char *name, const char **value);
 int ik_optvals_int(const ik_optvals *vals, const char *name, int64_t *value);
 int ik_optvals_bool(const ik_optvals *vals, const char *name, int *value);

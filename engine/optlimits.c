@@ -49,15 +49,12 @@ static int num_cmp(ik_opt_type type, const ik_num *a, const ik_num *b)
     }
 }
 
-const ik_option_limit *ik_limit_find(const ik_option_limit *limits, const char *name)
+int ik_limit_has(const ik_option *o)
 {
-    for (const ik_option_limit *l = limits; l && l->name; l++)
-        if (strcmp(l->name, name) == 0)
-            return l;
-    return NULL;
+    return o && ik_limit_type_ok(o->type) && (o->min || o->max);
 }
 
-void ik_limit_describe(const ik_option_limit *l, char *buf, size_t len)
+void ik_limit_describe(const ik_option *l, char *buf, size_t len)
 {
     if (l->min && l->max)
         snprintf(buf, len, "%s to %s", l->min, l->max);
@@ -69,10 +66,11 @@ void ik_limit_describe(const ik_option_limit *l, char *buf, size_t len)
         snprintf(buf, len, "any");
 }
 
-int ik_limit_check(const ik_option_limit *l, ik_opt_type type, const ik_num *v, char *range,
-                   size_t len)
+int ik_limit_check(const ik_option *l, ik_opt_type type, const ik_num *v, char *range, size_t len)
 {
     ik_num bound;
+    if (!ik_limit_has(l))
+        return 0;
     int below = l->min && ik_num_parse(type, l->min, &bound) == 0 && num_cmp(type, v, &bound) < 0;
     int above = l->max && ik_num_parse(type, l->max, &bound) == 0 && num_cmp(type, v, &bound) > 0;
     if (!below && !above)
@@ -102,67 +100,40 @@ void ik_num_format(ik_opt_type type, const ik_num *v, char *buf, size_t len)
     }
 }
 
-/* Checks one entry of a limit table; `seen` are the entries before it. */
-static int validate_one(const ik_option *table, const ik_option_limit *l, size_t seen,
-                        const ik_option_limit *limits, const char *where, const char *plugin,
-                        ik_err *err)
+/*
+ * Checks the bounds of one option of a plugin's table (at load): only
+ * numeric options have them; they parse as the option's type, min <= max,
+ * and a default without ${VAR} lies within.
+ */
+int ik_limits_validate(const ik_option *o, const char *where, const char *plugin, ik_err *err)
 {
-    const ik_option *o = table;
-    for (; o && o->name; o++)
-        if (strcmp(o->name, l->name) == 0)
-            break;
-    if (!o || !o->name)
-        return ik_err_set(err, IK_E_INVAL,
-                          "%s: plugin '%s' declares a limit for option '%s', which is not in its "
-                          "option table",
-                          where, plugin, l->name);
+    if (!o->min && !o->max)
+        return 0;
     if (!ik_limit_type_ok(o->type))
         return ik_err_set(err, IK_E_INVAL,
-                          "%s: plugin '%s' declares a limit for option '%s', which is not "
-                          "numeric (limits apply to int, double, duration and size options)",
-                          where, plugin, l->name);
-    if (!l->min && !l->max)
-        return ik_err_set(err, IK_E_INVAL,
-                          "%s: plugin '%s' declares a limit for option '%s' with neither a "
-                          "minimum nor a maximum",
-                          where, plugin, l->name);
-    for (size_t k = 0; k < seen; k++)
-        if (strcmp(limits[k].name, l->name) == 0)
-            return ik_err_set(err, IK_E_INVAL,
-                              "%s: plugin '%s' declares two limits for option '%s'", where, plugin,
-                              l->name);
+                          "%s: plugin '%s' declares a range for option '%s', which is not "
+                          "numeric (ranges apply to int, double, duration and size options)",
+                          where, plugin, o->name);
     ik_num lo, hi;
-    const char *bad = l->min && ik_num_parse(o->type, l->min, &lo) != 0   ? l->min
-                      : l->max && ik_num_parse(o->type, l->max, &hi) != 0 ? l->max
+    const char *bad = o->min && ik_num_parse(o->type, o->min, &lo) != 0   ? o->min
+                      : o->max && ik_num_parse(o->type, o->max, &hi) != 0 ? o->max
                                                                           : NULL;
     if (bad)
         return ik_err_set(err, IK_E_INVAL,
                           "%s: plugin '%s': the limit \"%s\" of option '%s' is not a valid %s",
-                          where, plugin, bad, l->name, ik_opt_type_name(o->type));
-    if (l->min && l->max && num_cmp(o->type, &lo, &hi) > 0)
+                          where, plugin, bad, o->name, ik_opt_type_name(o->type));
+    if (o->min && o->max && num_cmp(o->type, &lo, &hi) > 0)
         return ik_err_set(err, IK_E_INVAL,
                           "%s: plugin '%s': option '%s' has a minimum %s above its maximum %s",
-                          where, plugin, l->name, l->min, l->max);
+                          where, plugin, o->name, o->min, o->max);
     ik_num def;
     char range[160];
     if (o->default_value && !strstr(o->default_value, "${") &&
         ik_num_parse(o->type, o->default_value, &def) == 0 &&
-        ik_limit_check(l, o->type, &def, range, sizeof range) != 0)
+        ik_limit_check(o, o->type, &def, range, sizeof range) != 0)
         return ik_err_set(err, IK_E_INVAL,
                           "%s: plugin '%s': the default \"%s\" of option '%s' is outside its own "
                           "limit (%s)",
-                          where, plugin, o->default_value, l->name, range);
-    return 0;
-}
-
-int ik_limits_validate(const ik_option *table, const ik_option_limit *limits, const char *where,
-                       const char *plugin, ik_err *err)
-{
-    size_t i = 0;
-    for (const ik_option_limit *l = limits; l && l->name; l++, i++) {
-        int rc = validate_one(table, l, i, limits, where, plugin, err);
-        if (rc != 0)
-            return rc;
-    }
+                          where, plugin, o->default_value, o->name, range);
     return 0;
 }

@@ -28,6 +28,7 @@
 #include "options.h"
 #include "record.h"
 #include "retry.h"
+#include "stage_calls.h"
 
 enum stage_kind { STAGE_PROC = 1, STAGE_SINK = 2, STAGE_DLQ = 3 };
 
@@ -503,13 +504,15 @@ static void *worker_main(void *arg)
     free(arg);
     ik_stage *st = wa.st;
     ik_pipeline *p = st->p;
-    const ik_plugin *d = &st->inst.plugin->desc;
     size_t max = ik_batcher_spec(st->batcher)->max_items;
     ik_record **batch = calloc(max, sizeof *batch);
     ik_result *results = calloc(max, sizeof *results);
     uint64_t *costs = calloc(max, sizeof *costs);
     settle_list out = {0};
     ik_set_current_stage(st);
+    ik_worker_call wc;
+    if (ik_worker_begin(&wc, &st->inst, wa.idx, max) != 0)
+        goto done;
     if (!batch || !results || !costs) {
         ik_logf(IK_LOG_ERROR, p->spec->name, st->inst.spec->name,
                 "out of memory starting a worker");
@@ -543,10 +546,8 @@ static void *worker_main(void *arg)
         p->busy++;
         pthread_mutex_unlock(&p->mu);
 
-        memset(results, 0, n * sizeof *results);
         uint64_t t0 = ik_now_ms();
-        int rc = st->kind == STAGE_PROC ? d->process(st->inst.state, batch, n, results)
-                                        : d->write(st->inst.state, batch, n, results);
+        int rc = ik_worker_call_batch(&wc, batch, n, results);
         if (rc < 0) {
             for (size_t i = 0; i < n; i++) {
                 results[i].status = IK_RETRY;
@@ -584,6 +585,7 @@ static void *worker_main(void *arg)
     }
     pthread_mutex_unlock(&p->mu);
 done:
+    ik_worker_end(&wc);
     free(batch);
     free(results);
     free(costs);
@@ -827,8 +829,9 @@ static int bind_instance(ik_pipeline *p, ik_instance *inst, const ik_stage_spec 
                           "%s:%d: pipeline '%s': plugin '%s' is a %s and cannot be used as a %s",
                           spec->file, spec->line, p->spec->name, spec->plugin,
                           ik_kind_name(inst->plugin->desc.kind), role_name(spec->role));
-    return ik_options_bind(inst->plugin->desc.options, inst->plugin->desc.limits, spec->plugin,
-                           spec, &inst->opts, err);
+    rc = ik_options_bind(inst->plugin->desc.options, inst->plugin->desc.config_size, spec->plugin,
+                         spec, &inst->opts, err);
+    return rc != 0 ? rc : ik_instance_check(inst, err);
 }
 
 static ik_stage *stage_new(ik_pipeline *p, const ik_stage_spec *spec, enum stage_kind kind,
@@ -863,6 +866,7 @@ static void stage_free(ik_stage *st)
     if (st->inst.created && st->inst.plugin->desc.destroy)
         st->inst.plugin->desc.destroy(st->inst.state);
     ik_optvals_free(st->inst.opts);
+    ik_workers_gate_free(&st->inst);
     ik_batcher_free(st->batcher);
     pthread_cond_destroy(&st->cv);
     free(st->threads);
@@ -932,7 +936,8 @@ int ik_pipeline_new(const ik_pipeline_spec *spec, ik_loader *loader, ik_pipeline
 
 static int create_instance(ik_pipeline *p, ik_instance *inst, ik_err *err)
 {
-    int rc = inst->plugin->desc.create(ik_host_table(), inst, &inst->state);
+    int rc = inst->plugin->desc.create(ik_host_table(), inst, ik_optvals_config(inst->opts),
+                                       &inst->state);
     if (rc != 0)
         return ik_err_set(err, rc < 0 ? rc : IK_E_CONFIG,
                           "%s:%d: pipeline '%s': plugin '%s' (instance '%s') failed to start: %s "
@@ -1021,6 +1026,8 @@ static int start_thread(ik_pipeline *p, pthread_t *t, void *(*fn)(void *), void 
 
 static int start_stage(ik_pipeline *p, ik_stage *st, ik_err *err)
 {
+    if (ik_workers_gate_open(&st->inst, st->nthreads, err) != 0)
+        return err->code;
     for (uint32_t w = 0; w < st->nthreads; w++) {
         worker_arg *wa = malloc(sizeof *wa);
         if (!wa)
@@ -1033,7 +1040,7 @@ static int start_stage(ik_pipeline *p, ik_stage *st, ik_err *err)
         }
         st->started++;
     }
-    return 0;
+    return ik_workers_gate_wait(&st->inst, st->started, err);
 }
 
 int ik_pipeline_start(ik_pipeline *p, ik_err *err)

@@ -41,43 +41,64 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* ...and the folder they are in, this process's own. */
 static char fixtures_dir[] = "/tmp/intake-fuzz-config-XXXXXX";
 
+/* The config struct the options are bound into, as a plugin's would be. */
+typedef struct fuzz_config {
+    const char *path;
+    int64_t count;
+    int follow;
+    double ratio;
+    uint64_t timeout_ms;
+    uint64_t limit;
+    const char *need;
+    int mode;
+} fuzz_config;
+
+static const char *const fuzz_modes[] = {"fast", "slow", NULL};
+
+/* A range for each numeric type, and a choice. */
 static const ik_option fuzz_opts[] = {
-    {"path", IK_OPT_STRING, "${IKF_DIR:-in}", 0, "a string"},
-    {"count", IK_OPT_INT, "10", 0, "an int"},
-    {"follow", IK_OPT_BOOL, "off", 0, "a bool"},
-    {"ratio", IK_OPT_DOUBLE, "0.5", 0, "a double"},
-    {"timeout", IK_OPT_DURATION, "30s", 0, "a duration"},
-    {"limit", IK_OPT_SIZE, "1M", 0, "a size"},
-    {"need", IK_OPT_STRING, NULL, IK_OPT_REQUIRED, "a required string"},
-    {NULL, 0, NULL, 0, NULL},
+    {"path", IK_OPT_STRING, "${IKF_DIR:-in}", 0, "a string", IK_OPT_AT(fuzz_config, path)},
+    {"count", IK_OPT_INT, "10", 0, "an int", IK_OPT_AT(fuzz_config, count), .min = "-5",
+     .max = "1000"},
+    {"follow", IK_OPT_BOOL, "off", 0, "a bool", IK_OPT_AT(fuzz_config, follow)},
+    {"ratio", IK_OPT_DOUBLE, "0.5", 0, "a double", IK_OPT_AT(fuzz_config, ratio), .min = "0"},
+    {"timeout", IK_OPT_DURATION, "30s", 0, "a duration", IK_OPT_AT(fuzz_config, timeout_ms),
+     .max = "1h"},
+    {"limit", IK_OPT_SIZE, "1M", 0, "a size", IK_OPT_AT(fuzz_config, limit), .min = "1K",
+     .max = "1G"},
+    {"need", IK_OPT_STRING, NULL, IK_OPT_REQUIRED, "a required string",
+     IK_OPT_AT(fuzz_config, need)},
+    {"mode", IK_OPT_CHOICE, "fast", 0, "a choice", IK_OPT_AT(fuzz_config, mode),
+     .choices = fuzz_modes},
+    {0},
 };
 
-/* A range for each numeric type. */
-static const ik_option_limit fuzz_limits[] = {
-    {"count", "-5", "1000"}, {"ratio", "0", NULL}, {"timeout", NULL, "1h"},
-    {"limit", "1K", "1G"},   {NULL, NULL, NULL},
-};
-
-/* Binds the options of one stage and reads them all back. */
+/* Binds the options of one stage and reads them all back: the getters and
+ * the config struct agree. */
 static void bind_stage(const ik_stage_spec *st)
 {
     ik_optvals *vals = NULL;
     ik_err err;
     ik_err_clear(&err);
-    if (ik_options_bind(fuzz_opts, fuzz_limits, st->plugin, st, &vals, &err) != 0) {
+    if (ik_options_bind(fuzz_opts, sizeof(fuzz_config), st->plugin, st, &vals, &err) != 0) {
         if (vals || err.msg[0] == '\0')
             abort();
         return;
     }
-    const char *s;
+    const fuzz_config *cfg = ik_optvals_config(vals);
+    const char *s, *need;
     int64_t i;
     int b;
     double d;
-    uint64_t u;
-    if (ik_optvals_string(vals, "path", &s) != 0 || !s ||
-        ik_optvals_string(vals, "need", &s) != 0 || !s || ik_optvals_int(vals, "count", &i) != 0 ||
-        ik_optvals_bool(vals, "follow", &b) != 0 || ik_optvals_double(vals, "ratio", &d) != 0 ||
-        ik_optvals_duration_ms(vals, "timeout", &u) != 0 || ik_optvals_size(vals, "limit", &u) != 0)
+    uint64_t u, l;
+    if (!cfg || ik_optvals_string(vals, "path", &s) != 0 || !s || s != cfg->path ||
+        ik_optvals_string(vals, "need", &need) != 0 || !need || need != cfg->need ||
+        ik_optvals_int(vals, "count", &i) != 0 || i != cfg->count ||
+        ik_optvals_bool(vals, "follow", &b) != 0 || b != cfg->follow ||
+        ik_optvals_double(vals, "ratio", &d) != 0 || memcmp(&d, &cfg->ratio, sizeof d) != 0 ||
+        ik_optvals_duration_ms(vals, "timeout", &u) != 0 || u != cfg->timeout_ms ||
+        ik_optvals_size(vals, "limit", &l) != 0 || l != cfg->limit || cfg->mode < 0 ||
+        cfg->mode > 1)
         abort();
     ik_optvals_free(vals);
 }

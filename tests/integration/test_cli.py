@@ -106,6 +106,15 @@ class CliTest(IntakeTest):
         self.assertIn("%s:4:" % conf, r.stderr)
         self.assertRegex(r.stderr, r"built for Intake plugin ABI \d+\.\d+, this engine speaks ABI")
         self.assertIn("intake-bad_abi.so", r.stderr)
+        # an SDK 1.x plugin: rebuild it against SDK 2.0
+        conf = self.config('pipelines = ( { name = "p";\n'
+                           'source = { plugin = "test_gen"; };\n'
+                           'processors = ( { plugin = "test_abi10"; } );\n'
+                           'sinks = ( { plugin = "stdout"; } ); } );\n')
+        r = self.run_intake("validate", conf, check=3)
+        self.assertIn("%s:5:" % conf, r.stderr)
+        self.assertIn("built for Intake plugin ABI 1.0, this engine speaks ABI 2.0; rebuild the "
+                      "plugin against SDK 2.0", r.stderr)
 
     def test_env_substitution_and_env_file(self):
         self.write(".env.local", "GEN_COUNT=7\nexport OUT_NAME='from-env-file'\n")
@@ -190,6 +199,53 @@ class CliTest(IntakeTest):
         self.assertRegex(r.stdout, r"max_chars .*\(range: at least 0\)")
         self.assertRegex(r.stdout, r"batch_max_requests .*\(range: 1 to 50000\)")
 
+
+    def test_choice_options(self):
+        # shown by `intake plugins`, text and --json
+        r = self.run_intake("plugins", "--json", check=0)
+        plugins = {p["name"]: p for p in json.loads(r.stdout) if "name" in p}
+        oc = [o for o in plugins["file"]["options"] if o["name"] == "on_complete"][0]
+        self.assertEqual(oc["type"], "choice")
+        self.assertEqual(oc["choices"], ["move", "none"])
+        self.assertEqual(oc["default"], "move")
+        fmt = [o for o in plugins["stdout"]["options"] if o["name"] == "format"][0]
+        self.assertEqual(fmt["choices"], ["record", "payload"])
+        path_opt = [o for o in plugins["file"]["options"] if o["name"] == "path"][0]
+        self.assertIsNone(path_opt["choices"])
+        r = self.run_intake("plugins", check=0)
+        self.assertRegex(r.stdout, r"on_complete +choice .*\(one of: move none\)")
+        # a value not among them is a config error found by validate, naming
+        # file:line, the option and the allowed values
+        self.expect_config_error('pipelines = ( { name = "p";\n'
+                                 'source = { plugin = "file"; path = "%s"; on_complete = "keep"; };\n'
+                                 'sinks = ( { plugin = "stdout"; } ); } );\n' % self.dir,
+                                 4, "option 'on_complete' of plugin 'file' (instance 'file') must "
+                                 "be one of: move, none; got the string \"keep\"")
+        self.expect_config_error('pipelines = ( { name = "p";\n'
+                                 'source = { plugin = "test_gen"; };\n'
+                                 'sinks = ( { plugin = "stdout"; format = "xml"; } ); } );\n',
+                                 5, "must be one of: record, payload")
+
+    def test_validate_runs_the_plugins_check(self):
+        # the file source's check(): validate used to pass an input path that
+        # does not exist, or is neither a file nor a folder; only run refused it
+        missing = self.path("no-such-inbox")
+        r = self.expect_config_error('pipelines = ( { name = "p";\n'
+                                     'source = { plugin = "file"; path = "%s"; };\n'
+                                     'sinks = ( { plugin = "stdout"; } ); } );\n' % missing,
+                                     4, "plugin 'file' (instance 'file')",
+                                     "path %s: No such file or directory" % missing)
+        r = self.run_intake("run", self.path("pipeline.conf"), check=3)
+        self.assertIn("path %s: No such file or directory" % missing, r.stderr)
+        self.assertNotIn("started", r.stderr)
+        self.expect_config_error('pipelines = ( { name = "p";\n'
+                                 'source = { plugin = "file"; path = "/dev/null"; };\n'
+                                 'sinks = ( { plugin = "stdout"; } ); } );\n',
+                                 4, "path /dev/null is neither a file nor a folder")
+        self.expect_config_error('pipelines = ( { name = "p";\n'
+                                 'source = { plugin = "file"; path = "%s"; pattern = " , "; };\n'
+                                 'sinks = ( { plugin = "stdout"; } ); } );\n' % self.dir,
+                                 4, "option 'pattern' has no glob")
 
 if __name__ == "__main__":
     unittest.main()

@@ -33,7 +33,7 @@ static void test_process(void)
     ik_record *recs[] = {r, bad};
     ik_result res[2];
     memset(res, 0, sizeof res);
-    CU_ASSERT_EQUAL(fh.plugin->process(fh.state, recs, 2, res), 0);
+    CU_ASSERT_EQUAL(fh.plugin->process(fh.state, NULL, recs, 2, res), 0);
     CU_ASSERT_EQUAL(res[0].status, IK_OK);
     CU_ASSERT_EQUAL(res[1].status, IK_FAIL);
     CU_ASSERT_PTR_NOT_NULL(strstr(res[1].reason, "must be a JSON object"));
@@ -58,7 +58,7 @@ static void test_options(void)
     ik_record *recs[] = {r};
     ik_result res[1];
     memset(res, 0, sizeof res);
-    CU_ASSERT_EQUAL(fh.plugin->process(fh.state, recs, 1, res), 0);
+    CU_ASSERT_EQUAL(fh.plugin->process(fh.state, NULL, recs, 1, res), 0);
     CU_ASSERT_STRING_EQUAL(sget(r->payload, "text"), "a   b");
     fh_record_free(r);
     fh_free(&fh);
@@ -101,7 +101,7 @@ static void test_parser_notes_kept(void)
     ik_record *recs[] = {r, rn, seed};
     ik_result res[3];
     memset(res, 0, sizeof res);
-    CU_ASSERT_EQUAL(fh.plugin->process(fh.state, recs, 3, res), 0);
+    CU_ASSERT_EQUAL(fh.plugin->process(fh.state, NULL, recs, 3, res), 0);
     CU_ASSERT_EQUAL(res[0].status, IK_OK);
     CU_ASSERT_STRING_EQUAL(sget(r->payload, "text"), "Dear Ann");
     CU_ASSERT_EQUAL(diet_count(r->payload, "html_fallback"), 1);
@@ -132,7 +132,7 @@ static void test_nul_fails_record(void)
     ik_record *recs[] = {r};
     ik_result res[1];
     memset(res, 0, sizeof res);
-    CU_ASSERT_EQUAL(fh.plugin->process(fh.state, recs, 1, res), 0);
+    CU_ASSERT_EQUAL(fh.plugin->process(fh.state, NULL, recs, 1, res), 0);
     CU_ASSERT_EQUAL(res[0].status, IK_FAIL);
     CU_ASSERT_STRING_EQUAL(res[0].reason, "not an email: field 'body' contains a NUL character "
                                           "(\\u0000) at offset 16");

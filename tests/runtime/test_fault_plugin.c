@@ -18,7 +18,7 @@ const ik_plugin *ik_plugin_entry(void);
 static void run_batch(fake_host *fh, ik_record **recs, size_t n, ik_result *res)
 {
     memset(res, 0, n * sizeof *res);
-    CU_ASSERT_EQUAL(fh->plugin->process(fh->state, recs, n, res), 0);
+    CU_ASSERT_EQUAL(fh->plugin->process(fh->state, NULL, recs, n, res), 0);
 }
 
 static void test_transient_then_ok(void)

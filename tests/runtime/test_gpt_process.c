@@ -216,14 +216,14 @@ static void run_process(run *r, size_t n, const char *const *markers)
     for (size_t i = 0; i < n; i++)
         r->recs[i] = email((int)i, markers ? markers[i] : NULL);
     memset(r->res, 0, sizeof r->res);
-    CU_ASSERT_EQUAL(r->fh.plugin->process(r->fh.state, r->recs, n, r->res), 0);
+    CU_ASSERT_EQUAL(r->fh.plugin->process(r->fh.state, NULL, r->recs, n, r->res), 0);
 }
 
 /* The engine's retry: the same records (payloads and metadata kept) again. */
 static void run_again(run *r)
 {
     memset(r->res, 0, sizeof r->res);
-    CU_ASSERT_EQUAL(r->fh.plugin->process(r->fh.state, r->recs, r->n, r->res), 0);
+    CU_ASSERT_EQUAL(r->fh.plugin->process(r->fh.state, NULL, r->recs, r->n, r->res), 0);
 }
 
 static void run_free(run *r)
@@ -739,7 +739,7 @@ typedef struct worker {
 static void *work(void *arg)
 {
     worker *w = arg;
-    w->r->fh.plugin->process(w->r->fh.state, w->r->recs + w->from, w->n, w->res);
+    w->r->fh.plugin->process(w->r->fh.state, NULL, w->r->recs + w->from, w->n, w->res);
     return NULL;
 }
 

@@ -12,7 +12,7 @@
 
 #include "engine.h"
 #include "loader.h"
-#include "optlimits.h"
+#include "optable.h"
 
 static char build[1024], tmpdir[256];
 
@@ -89,72 +89,138 @@ static void test_abi_mismatch_names_both(void)
     expect_open("tests/plugins-bad/intake-bad_abi.so", IK_E_ABI, want, have);
 }
 
-/* A plugin of an older minor loads: minors only append. */
-static void test_older_minor_loads(void)
+/* An ABI 1.x plugin is refused, with a message that says to rebuild it
+ * against SDK 2.0. */
+static void test_abi1_refused(void)
 {
-    char path[1100];
-    path_of(path, sizeof path, "tests/plugins/intake-test_abi10.so");
-    ik_loaded_plugin *p = NULL;
-    ik_err err = {0};
-    int rc = ik_loader_open_file(path, NULL, &p, &err);
-    if (rc != 0)
-        fprintf(stderr, "\n%s\n", err.msg);
-    CU_ASSERT_EQUAL_FATAL(rc, 0);
-    CU_ASSERT_EQUAL(p->desc.abi_minor, 0);
-    CU_ASSERT(IK_ABI_MINOR > 0);
-    CU_ASSERT_PTR_NOT_NULL(p->desc.process);
-    /* its descriptor ends before the 1.2 limits: none are read */
-    CU_ASSERT(p->desc.struct_size < sizeof(ik_plugin));
-    CU_ASSERT_PTR_NULL(p->desc.limits);
-    ik_loaded_plugin_free(p);
+    char want[64];
+    snprintf(want, sizeof want, "rebuild the plugin against SDK %d.%d", IK_ABI_MAJOR, IK_ABI_MINOR);
+    expect_open("tests/plugins/intake-test_abi10.so", IK_E_ABI, "built for Intake plugin ABI 1.0",
+                want);
 }
 
-static void test_bad_limits_refused(void)
+/* Each defect of an option table or build record, refused at load, naming
+ * the plugin and the option (bad_limits.c). */
+static void test_bad_tables_refused(void)
 {
-    expect_open("tests/plugins-bad/intake-bad_limits.so", IK_E_INVAL, "option 'sise'",
-                "not in its option table");
+    expect_open("tests/plugins-bad/intake-bad_limits.so", IK_E_INVAL,
+                "plugin 'bad_limits' declares a range for option 'label'", "not numeric");
+    expect_open("tests/plugins-bad/intake-bad_offset.so", IK_E_INVAL,
+                "plugin 'bad_offset' option 'label' is bound at offset",
+                "outside its config struct");
+    expect_open("tests/plugins-bad/intake-bad_dup.so", IK_E_INVAL, "plugin 'bad_dup'",
+                "declares option 'size' twice");
+    expect_open("tests/plugins-bad/intake-bad_engine_key.so", IK_E_INVAL,
+                "plugin 'bad_engine_key' declares option 'concurrency'", "engine key");
+    char want[80];
+    snprintf(want, sizeof want, "built against json-c %d, this engine uses json-c %d",
+             JSON_C_MAJOR_VERSION + 1, JSON_C_MAJOR_VERSION);
+    expect_open("tests/plugins-bad/intake-bad_jsonc.so", IK_E_ABI, "plugin 'bad_jsonc'", want);
 }
 
-/* Each rule a limit table must keep, checked at load. */
+typedef struct lr_config {
+    int64_t n;
+    double d;
+    uint64_t w, z;
+    const char *s;
+    int b, c;
+} lr_config;
+
+static const char *const lr_choices[] = {"a", "b", NULL};
+
+/* Each rule an option table must keep, checked at load (optable.h). */
 static void test_limits_rules(void)
 {
-    static const ik_option t[] = {
-        {"n", IK_OPT_INT, "5", 0, NULL},
-        {"d", IK_OPT_DOUBLE, NULL, 0, NULL},
-        {"w", IK_OPT_DURATION, "1s", 0, NULL},
-        {"z", IK_OPT_SIZE, "${IKT_Z:-1G}", 0, NULL},
-        {"s", IK_OPT_STRING, "x", 0, NULL},
-        {"b", IK_OPT_BOOL, "true", 0, NULL},
-        {NULL, 0, NULL, 0, NULL},
-    };
+#define OPT_N(...)                                                                                 \
+    {                                                                                              \
+        "n", IK_OPT_INT, "5", 0, NULL, IK_OPT_AT(lr_config, n), __VA_ARGS__                        \
+    }
+#define OPT_W(...)                                                                                 \
+    {                                                                                              \
+        "w", IK_OPT_DURATION, "1s", 0, NULL, IK_OPT_AT(lr_config, w), __VA_ARGS__                  \
+    }
     struct {
-        ik_option_limit lim[3];
+        ik_option t[3];
         const char *needle; /* NULL: accepted */
     } cases[] = {
-        {{{"n", "0", "10"}, {"d", "-1.5", NULL}, {NULL, NULL, NULL}}, NULL},
-        {{{"w", "100ms", "1h"}, {"z", NULL, "1K"}, {NULL, NULL, NULL}}, NULL}, /* ${} default */
-        {{{"s", "0", "1"}, {NULL, NULL, NULL}}, "option 's', which is not numeric"},
-        {{{"b", "0", "1"}, {NULL, NULL, NULL}}, "option 'b', which is not numeric"},
-        {{{"n", "0", NULL}, {"n", NULL, "9"}, {NULL, NULL, NULL}}, "two limits for option 'n'"},
-        {{{"n", "zero", NULL}, {NULL, NULL, NULL}},
-         "limit \"zero\" of option 'n' is not a valid int"},
-        {{{"w", NULL, "5 sec"}, {NULL, NULL, NULL}}, "not a valid duration"},
-        {{{"n", "10", "1"}, {NULL, NULL, NULL}}, "minimum 10 above its maximum 1"},
-        {{{"n", "6", NULL}, {NULL, NULL, NULL}}, "default \"5\" of option 'n' is outside"},
-        {{{"w", NULL, "999ms"}, {NULL, NULL, NULL}}, "default \"1s\" of option 'w' is outside"},
-        {{{"n", NULL, NULL}, {NULL, NULL, NULL}}, "neither a minimum nor a maximum"},
-        {{{"x", "0", NULL}, {NULL, NULL, NULL}}, "option 'x', which is not in its option table"},
+        {{OPT_N(.min = "0", .max = "10"),
+          {"d", IK_OPT_DOUBLE, NULL, 0, NULL, IK_OPT_AT(lr_config, d), .min = "-1.5"}},
+         NULL},
+        {{OPT_W(.min = "100ms", .max = "1h"),
+          {"z", IK_OPT_SIZE, "${IKT_Z:-1G}", 0, NULL, IK_OPT_AT(lr_config, z), .max = "1K"}},
+         NULL}, /* ${} default */
+        {{{"s", IK_OPT_STRING, "x", 0, NULL, IK_OPT_AT(lr_config, s), .min = "0", .max = "1"}},
+         "option 's', which is not numeric"},
+        {{{"b", IK_OPT_BOOL, "true", 0, NULL, IK_OPT_AT(lr_config, b), .min = "0"}},
+         "option 'b', which is not numeric"},
+        {{OPT_N(.min = "zero")}, "limit \"zero\" of option 'n' is not a valid int"},
+        {{OPT_W(.max = "5 sec")}, "not a valid duration"},
+        {{OPT_N(.min = "10", .max = "1")}, "minimum 10 above its maximum 1"},
+        {{OPT_N(.min = "6")}, "default \"5\" of option 'n' is outside"},
+        {{OPT_W(.max = "999ms")}, "default \"1s\" of option 'w' is outside"},
+        {{OPT_N(.min = NULL), OPT_N(.min = NULL)}, "declares option 'n' twice"},
+        {{{"batch", IK_OPT_INT, NULL, 0, NULL, IK_OPT_AT(lr_config, n)}},
+         "declares option 'batch', which is an engine key"},
+        {{{"name", IK_OPT_STRING, NULL, 0, NULL, IK_OPT_AT(lr_config, s)}},
+         "declares option 'name', which is an engine key"},
+        {{{"n", IK_OPT_INT, NULL, 0, NULL, .offset = sizeof(lr_config) - 4}},
+         "option 'n' is bound at offset"},
+        {{{"n", IK_OPT_INT, NULL, 0, NULL, .offset = 1}}, "not aligned"},
+        {{{"c", IK_OPT_CHOICE, "a", 0, NULL, IK_OPT_AT(lr_config, c)}},
+         "choice option 'c' has no choices"},
+        {{{"c", IK_OPT_CHOICE, "z", 0, NULL, IK_OPT_AT(lr_config, c), .choices = lr_choices}},
+         "default \"z\" of option 'c' is not one of its choices"},
+        {{{"s", IK_OPT_STRING, "a", 0, NULL, IK_OPT_AT(lr_config, s), .choices = lr_choices}},
+         "lists choices but is not a choice option"},
+        {{{"c", IK_OPT_CHOICE, "b", 0, NULL, IK_OPT_AT(lr_config, c), .choices = lr_choices}},
+         NULL},
     };
+#undef OPT_N
+#undef OPT_W
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ik_plugin d = {IK_PLUGIN_HEAD, .name = "x", .options = cases[i].t,
+                       .config_size = sizeof(lr_config)};
         ik_err err = {0};
-        int rc = ik_limits_validate(t, cases[i].lim, "/p/intake-x.so", "x", &err);
+        ik_option *copy = NULL;
+        int rc = ik_optable_load(&d, "/p/intake-x.so", &copy, &err);
         int ok = cases[i].needle ? rc == IK_E_INVAL && strstr(err.msg, "/p/intake-x.so: ") &&
-                                       strstr(err.msg, cases[i].needle)
-                                 : rc == 0;
+                                       strstr(err.msg, cases[i].needle) && !copy
+                                 : rc == 0 && copy && copy[0].name;
         if (!ok)
-            fprintf(stderr, "\nlimits case %zu: rc %d: %s\n", i, rc, err.msg);
+            fprintf(stderr, "\noption table case %zu: rc %d: %s\n", i, rc, err.msg);
         CU_ASSERT(ok);
+        free(copy);
     }
+}
+
+/* The table is read with the plugin's entry size: a plugin built against a
+ * later minor (larger entries) reads right, its extra fields ignored. */
+static void test_option_stride(void)
+{
+    typedef struct wider {
+        ik_option o;
+        const char *future; /* a field a later minor might add */
+    } wider;
+    static const wider t[] = {
+        {{"n", IK_OPT_INT, "5", 0, NULL, IK_OPT_AT(lr_config, n), .min = "1"}, "x"},
+        {{"s", IK_OPT_STRING, "x", 0, NULL, IK_OPT_AT(lr_config, s)}, "y"},
+        {{0}, NULL},
+    };
+    ik_plugin d = {IK_PLUGIN_HEAD, .name = "x", .options = &t[0].o,
+                   .config_size = sizeof(lr_config)};
+    d.option_size = sizeof(wider);
+    ik_err err = {0};
+    ik_option *copy = NULL;
+    CU_ASSERT_EQUAL_FATAL(ik_optable_load(&d, "/p/intake-x.so", &copy, &err), 0);
+    CU_ASSERT_STRING_EQUAL(copy[0].name, "n");
+    CU_ASSERT_STRING_EQUAL(copy[0].min, "1");
+    CU_ASSERT_STRING_EQUAL(copy[1].name, "s");
+    CU_ASSERT_EQUAL(copy[1].offset, offsetof(lr_config, s));
+    CU_ASSERT_PTR_NULL(copy[2].name);
+    free(copy);
+    d.option_size = (uint16_t)(sizeof(ik_option) - sizeof(void *)); /* smaller than 2.0's */
+    CU_ASSERT_EQUAL(ik_optable_load(&d, "/p/intake-x.so", &copy, &err), IK_E_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "option entries of"));
 }
 
 /* The finding of issue 9: `validate` let through what only `run` refused. */
@@ -285,9 +351,10 @@ int main(void)
     CU_add_test(s, "shared object without entry symbol", test_not_plugin);
     CU_add_test(s, "wrong magic", test_bad_magic);
     CU_add_test(s, "ABI mismatch names both versions", test_abi_mismatch_names_both);
-    CU_add_test(s, "a plugin of an older ABI minor loads", test_older_minor_loads);
-    CU_add_test(s, "a limit naming no option is refused", test_bad_limits_refused);
-    CU_add_test(s, "limit table rules", test_limits_rules);
+    CU_add_test(s, "an ABI 1.x plugin is refused: rebuild against SDK 2.0", test_abi1_refused);
+    CU_add_test(s, "option table defects and json-c major refused", test_bad_tables_refused);
+    CU_add_test(s, "option table rules", test_limits_rules);
+    CU_add_test(s, "option table read with the plugin's stride", test_option_stride);
     CU_add_test(s, "option ranges checked without running", test_range_through_engine);
     CU_add_test(s, "not an ELF file", test_not_elf);
     CU_add_test(s, "file name and descriptor name differ", test_name_mismatch);

@@ -11,6 +11,7 @@
 
 #include "engine.h"
 #include "log.h"
+#include "stderr_capture.h"
 
 static char build[1024], tmpdir[256];
 
@@ -20,8 +21,9 @@ typedef struct outcome {
     int stored;
 } outcome;
 
-/* Runs one pipeline body in-process; returns the outcomes read back. */
-static size_t run_body(const char *body, outcome *out, size_t max)
+/* Runs one pipeline body in-process, expecting `want_rc` from the run;
+ * returns the outcomes read back. */
+static size_t run_body_rc(const char *body, outcome *out, size_t max, int want_rc)
 {
     char conf[512], outcomes[512];
     snprintf(conf, sizeof conf, "%s/p.conf", tmpdir);
@@ -47,7 +49,7 @@ static size_t run_body(const char *body, outcome *out, size_t max)
         CU_FAIL("pipeline did not load");
         return 0;
     }
-    CU_ASSERT_EQUAL(ik_engine_run(e, "off"), IK_EXIT_OK);
+    CU_ASSERT_EQUAL(ik_engine_run(e, "off"), want_rc);
     ik_engine_free(e);
     ik_config_free(cfg);
 
@@ -67,6 +69,11 @@ static size_t run_body(const char *body, outcome *out, size_t max)
     if (f)
         fclose(f);
     return n;
+}
+
+static size_t run_body(const char *body, outcome *out, size_t max)
+{
+    return run_body_rc(body, out, max, IK_EXIT_OK);
 }
 
 static const outcome *find(const outcome *o, size_t n, const char *id)
@@ -156,6 +163,98 @@ static void test_sink_retry_then_delivered(void)
         CU_ASSERT_STRING_EQUAL(o[i].outcome, "delivered");
 }
 
+/* A processor that fills all IK_REASON_MAX bytes of a reason (no NUL) and
+ * returns status 7: the reason is read with a bound (ASan sees an over-read
+ * otherwise: with max_items 1 the entry ends its allocation), the status is
+ * logged naming plugin, record and value, and the record is dead-lettered. */
+static void test_garbage_result(void)
+{
+    outcome o[16];
+    CU_ASSERT_EQUAL(stderr_capture_begin(), 0);
+    size_t n = run_body("  processors = ( { plugin = \"test_fault\"; name = \"junk\"; mode = "
+                        "\"garbage\"; match = \"rec-3\"; batch = { max_items = 1; }; } );\n"
+                        "  sinks = ( { plugin = \"test_fault_sink\"; } );\n",
+                        o, 16);
+    char *log = stderr_capture_end();
+    CU_ASSERT_EQUAL(n, 12);
+    const outcome *r = find(o, n, "rec-3");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_STRING_EQUAL(r->outcome, "dead_lettered");
+    CU_ASSERT_STRING_EQUAL(r->stage, "junk");
+    size_t len = strcspn(r->reason, "\n");
+    CU_ASSERT_EQUAL(len, IK_REASON_MAX - 1); /* cut at the bound */
+    CU_ASSERT_EQUAL(strspn(r->reason, "x"), IK_REASON_MAX - 1);
+    CU_ASSERT_PTR_NOT_NULL(log && strstr(log, "plugin 'test_fault' returned status 7 for record "
+                                              "rec-3, which is not an ik_status; treating it as "
+                                              "IK_FAIL"));
+    CU_ASSERT_STRING_EQUAL(find(o, n, "rec-4")->outcome, "delivered");
+    free(log);
+}
+
+/* Counts lines equal to `line` in a file. */
+static int count_lines(const char *path, const char *line)
+{
+    FILE *f = fopen(path, "r");
+    char buf[128];
+    int n = 0;
+    while (f && fgets(buf, sizeof buf, f)) {
+        buf[strcspn(buf, "\n")] = '\0';
+        n += strcmp(buf, line) == 0;
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* worker_init and worker_exit run once per worker of a stage with
+ * concurrency 3, and the worker's state reaches worker_exit (fault.c boxes
+ * the index into it). */
+static void test_worker_state(void)
+{
+    char wlog[512], body[1024];
+    snprintf(wlog, sizeof wlog, "%s/workers", tmpdir);
+    remove(wlog);
+    snprintf(body, sizeof body,
+             "  processors = ( { plugin = \"test_fault\"; concurrency = 3; worker_log = \"%s\"; "
+             "} );\n  sinks = ( { plugin = \"test_fault_sink\"; } );\n",
+             wlog);
+    outcome o[16];
+    CU_ASSERT_EQUAL(run_body(body, o, 16), 12);
+    for (int w = 0; w < 3; w++) {
+        char init[32], exit_[32];
+        snprintf(init, sizeof init, "init %d", w);
+        snprintf(exit_, sizeof exit_, "exit %d", w);
+        CU_ASSERT_EQUAL(count_lines(wlog, init), 1);
+        CU_ASSERT_EQUAL(count_lines(wlog, exit_), 1);
+    }
+    CU_ASSERT_EQUAL(count_lines(wlog, "init 3"), 0);
+}
+
+/* A worker_init that fails fails the start (exit 4, nothing run); the
+ * workers whose init succeeded still get their worker_exit, the failed one
+ * does not. */
+static void test_worker_init_fails(void)
+{
+    char wlog[512], body[1024];
+    snprintf(wlog, sizeof wlog, "%s/workers-fail", tmpdir);
+    remove(wlog);
+    snprintf(body, sizeof body,
+             "  processors = ( { plugin = \"test_fault\"; concurrency = 3; worker_log = \"%s\"; "
+             "fail_worker = 1; } );\n  sinks = ( { plugin = \"test_fault_sink\"; } );\n",
+             wlog);
+    outcome o[16];
+    CU_ASSERT_EQUAL(stderr_capture_begin(), 0);
+    run_body_rc(body, o, 16, IK_EXIT_START);
+    char *log = stderr_capture_end();
+    CU_ASSERT_PTR_NOT_NULL(log && strstr(log, "failed to start worker 1: worker_init"));
+    CU_ASSERT_EQUAL(count_lines(wlog, "fail 1"), 1);
+    CU_ASSERT_EQUAL(count_lines(wlog, "init 1"), 0);
+    CU_ASSERT_EQUAL(count_lines(wlog, "exit 1"), 0);
+    CU_ASSERT_EQUAL(count_lines(wlog, "init 0"), count_lines(wlog, "exit 0"));
+    CU_ASSERT_EQUAL(count_lines(wlog, "init 2"), count_lines(wlog, "exit 2"));
+    free(log);
+}
+
 int main(void)
 {
     const char *b = getenv("INTAKE_TEST_BUILD");
@@ -170,6 +269,10 @@ int main(void)
     ik_log_configure(IK_LOG_TEXT, IK_LOG_ERROR);
     CU_initialize_registry();
     CU_pSuite s = CU_add_suite("outcomes", NULL, NULL);
+    CU_add_test(s, "unterminated reason and status 7: bounded, IK_FAIL, logged",
+                test_garbage_result);
+    CU_add_test(s, "worker_init/worker_exit once per worker, on its thread", test_worker_state);
+    CU_add_test(s, "a failing worker_init fails the start", test_worker_init_fails);
     CU_add_test(s, "processor statuses to outcomes", test_processor_statuses);
     CU_add_test(s, "dead_letter sink stores, or hands back", test_dead_letter_sink_and_its_failure);
     CU_add_test(s, "sink retry then delivered", test_sink_retry_then_delivered);

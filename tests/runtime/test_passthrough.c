@@ -21,7 +21,7 @@ static void test_process_sets_processed_by(void)
     ik_record *recs[] = {r};
     ik_result res[1];
     memset(res, 0, sizeof res);
-    CU_ASSERT_EQUAL(fh.plugin->process(fh.state, recs, 1, res), 0);
+    CU_ASSERT_EQUAL(fh.plugin->process(fh.state, NULL, recs, 1, res), 0);
     CU_ASSERT_EQUAL(res[0].status, IK_OK);
     CU_ASSERT_STRING_EQUAL(fh_meta_get(r, "processed_by"), "test");
     CU_ASSERT_PTR_EQUAL(r->payload, payload);

@@ -26,7 +26,7 @@ static void test_processor(void)
     ik_record *recs[] = {ok, bad};
     ik_result res[2];
     memset(res, 0, sizeof res);
-    CU_ASSERT_EQUAL(fh.plugin->process(fh.state, recs, 2, res), 0);
+    CU_ASSERT_EQUAL(fh.plugin->process(fh.state, NULL, recs, 2, res), 0);
     CU_ASSERT_EQUAL(res[0].status, IK_OK);
     CU_ASSERT_EQUAL(res[1].status, IK_FAIL);
     CU_ASSERT_PTR_NOT_NULL(strstr(res[1].reason, "\"body\" must be string"));

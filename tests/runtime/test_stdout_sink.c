@@ -17,7 +17,7 @@
 #include <CUnit/Basic.h>
 
 #include "fake_host.h"
-#include "stdout/json_out.h"
+#include "json_write.h"
 
 const ik_plugin *ik_plugin_entry(void);
 
@@ -54,7 +54,7 @@ static ik_record *make_record(const char *id, const char *json)
 static int write_recs(fake_host *fh, ik_record **recs, size_t n, ik_result *res)
 {
     memset(res, 0, n * sizeof *res);
-    return fh->plugin->write(fh->state, recs, n, res);
+    return fh->plugin->write(fh->state, NULL, recs, n, res);
 }
 
 static void test_record_format(void)
@@ -214,7 +214,7 @@ static void *writer(void *p)
             recs[i] = make_record(id, "{\"body\":\"some text that makes lines longer\"}");
         }
         memset(res, 0, sizeof res);
-        a->fh->plugin->write(a->fh->state, recs, 50, res);
+        a->fh->plugin->write(a->fh->state, NULL, recs, 50, res);
         for (int i = 0; i < 50; i++)
             fh_record_free(recs[i]);
     }

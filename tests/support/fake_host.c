@@ -9,7 +9,9 @@
 #include <strings.h>
 #include <time.h>
 
+#include "json_write.h"
 #include "optlimits.h"
+#include "options.h"
 
 static fake_host *FH(ik_instance *self)
 {
@@ -179,21 +181,44 @@ static uint64_t fh_opt_size(ik_instance *self, const char *name)
     return text_size(opt_text(FH(self), name, &t));
 }
 
-/* Like the engine before create(): a value outside the plugin's limits (ABI
- * 1.2) is a config error, logged, and create() is not called. The engine's
- * own parser and check (optlimits.h) judge it. */
+/* Like the engine before create(): a value outside the option's range is a
+ * config error, logged, and create() is not called. The engine's own parser
+ * and check (optlimits.h) judge it. */
 static int fh_check_limits(fake_host *fh)
 {
-    for (const ik_option_limit *l = fh->plugin->limits; l && l->name; l++) {
+    for (const ik_option *o = fh->plugin->options; o && o->name; o++) {
         ik_opt_type type;
         ik_num num;
         char range[160];
-        const char *v = opt_text(fh, l->name, &type);
+        if (!ik_limit_has(o))
+            continue;
+        const char *v = opt_text(fh, o->name, &type);
         if (!v || ik_num_parse(type, v, &num) != 0)
             continue;
-        if (ik_limit_check(l, type, &num, range, sizeof range) != 0) {
-            fh_log_fn(fh_self(fh), IK_LOG_ERROR, "option '%s' must be %s (got %s)", l->name, range,
+        if (ik_limit_check(o, type, &num, range, sizeof range) != 0) {
+            fh_log_fn(fh_self(fh), IK_LOG_ERROR, "option '%s' must be %s (got %s)", o->name, range,
                       v);
+            return IK_E_CONFIG;
+        }
+    }
+    return 0;
+}
+
+/* Like the engine: writes each option's value (the test's, else the
+ * default) into a zeroed config struct at its offset. */
+static int fh_bind_config(fake_host *fh)
+{
+    size_t size = fh->plugin->config_size;
+    if (size == 0)
+        return 0; /* the plugin reads the deprecated getters */
+    if (!(fh->config = calloc(1, size)))
+        return IK_E_NOMEM;
+    for (const ik_option *o = fh->plugin->options; o && o->name; o++) {
+        ik_opt_type type;
+        const char *v = opt_text(fh, o->name, &type);
+        if (v && ik_option_store_text(o, v, fh->config, size) != 0) {
+            fh_log_fn(fh_self(fh), IK_LOG_ERROR, "option '%s': \"%s\" is not a valid %s", o->name,
+                      v, ik_opt_type_name(o->type));
             return IK_E_CONFIG;
         }
     }
@@ -548,12 +573,18 @@ void fh_init(fake_host *fh, const ik_plugin *plugin, const char *const *opts)
     h->metric_observe = fh_metric_add;
     h->instance_name = fh_instance_name;
     h->pipeline_name = fh_instance_name;
+    h->json_write = ik_json_write;
+    h->json_write_string = ik_json_write_string;
 }
 
 int fh_create(fake_host *fh)
 {
     int rc = fh_check_limits(fh);
-    return rc != 0 ? rc : fh->plugin->create(&fh->host, fh_self(fh), &fh->state);
+    if (rc == 0)
+        rc = fh_bind_config(fh);
+    if (rc == 0 && fh->plugin->check)
+        rc = fh->plugin->check(&fh->host, fh_self(fh), fh->config);
+    return rc != 0 ? rc : fh->plugin->create(&fh->host, fh_self(fh), fh->config, &fh->state);
 }
 
 void fh_free(fake_host *fh)
@@ -577,6 +608,7 @@ void fh_free(fake_host *fh)
     free(fh->dead);
     free(fh->outcomes);
     free(fh->log);
+    free(fh->config);
     for (size_t i = 0; i < fh->nmetrics; i++)
         pthread_mutex_destroy(&fh->metrics[i].mu);
     pthread_mutex_destroy(&fh->mu);

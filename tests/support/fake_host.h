@@ -51,6 +51,7 @@ typedef struct fake_host {
     ik_host host;
     const ik_plugin *plugin;
     void *state;             /* set by fh_create */
+    void *config;            /* the plugin's config struct, bound by fh_create (owned) */
     const char *const *opts; /* name, value, name, value, ..., NULL */
     size_t max_record_size;
     long stop_after_emits; /* >= 0: emit() answers IK_E_STOPPING after this many */
@@ -76,9 +77,11 @@ typedef struct fake_host {
 
 /* Sets up fh for plugin with the given options (name/value pairs, NULL-ended). */
 void fh_init(fake_host *fh, const ik_plugin *plugin, const char *const *opts);
-/* Checks the options against the plugin's limits as the engine does (a value
- * out of range: IK_E_CONFIG, logged), then calls plugin->create; returns its
- * code. */
+/* Binds the options into the plugin's config struct (config_size bytes) as
+ * the engine does: the test's text or the table's default, parsed by the
+ * engine's parsers; a value that does not parse, is out of range or not
+ * among the choices is IK_E_CONFIG, logged. Then calls plugin->check (if
+ * any) and plugin->create; returns the first failing code. */
 int fh_create(fake_host *fh);
 /* Like the engine at shutdown: tells the plugin IK_RELEASED for every emitted
  * record not settled yet, then calls plugin->destroy (if created) and frees

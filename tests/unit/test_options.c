@@ -16,27 +16,82 @@ static int ncase;
 
 #define SECRET_VALUE "sk-test-0123456789abcdef"
 
-static const ik_option file_opts[] = {
-    {"path", IK_OPT_STRING, NULL, IK_OPT_REQUIRED, "directory to read emails from"},
-    {"pattern", IK_OPT_STRING, "*.json", 0, "file name pattern"},
-    {"follow", IK_OPT_BOOL, "false", 0, "keep watching for new files"},
-    {"count", IK_OPT_INT, "10", 0, "files per scan"},
-    {"ratio", IK_OPT_DOUBLE, "0.5", 0, "a fraction"},
-    {"timeout", IK_OPT_DURATION, "30s", 0, "how long to wait"},
-    {"limit", IK_OPT_SIZE, "1M", 0, "largest file"},
-    {"api_key", IK_OPT_STRING, NULL, IK_OPT_SECRET, "the key"},
-    {"pin", IK_OPT_INT, NULL, IK_OPT_SECRET, "a secret number"},
-    {"note", IK_OPT_STRING, NULL, 0, "optional, no default"},
-    {NULL, 0, NULL, 0, NULL},
-};
+/* The config struct file_opts binds into, as a plugin's would be. */
+typedef struct file_config {
+    const char *path;
+    const char *pattern;
+    int follow;
+    int64_t count;
+    double ratio;
+    uint64_t timeout_ms;
+    uint64_t limit;
+    const char *api_key;
+    int64_t pin;
+    const char *note;
+    int mode;
+} file_config;
 
-/* Ranges for file_opts, one of each numeric type; bind_body passes
- * `bind_limits` (NULL but in test_limits). */
-static const ik_option_limit file_limits[] = {
-    {"count", "1", "100"}, {"ratio", "0", "1"},   {"timeout", "10ms", "1h"},
-    {"limit", NULL, "4M"}, {"pin", "1000", NULL}, {NULL, NULL, NULL},
-};
-static const ik_option_limit *bind_limits;
+static const char *const file_modes[] = {"move", "none", "copy", NULL};
+
+#define FILE_OPTS(count_min, count_max, ratio_min, ratio_max, timeout_min, timeout_max, limit_max,   \
+                  pin_min)                                                                           \
+    {"path",                                                                                         \
+     IK_OPT_STRING,                                                                                  \
+     NULL,                                                                                           \
+     IK_OPT_REQUIRED,                                                                                \
+     "directory to read emails from",                                                                \
+     IK_OPT_AT(file_config, path)},                                                                  \
+        {"pattern", IK_OPT_STRING,       "*.json",                                                   \
+         0,         "file name pattern", IK_OPT_AT(file_config, pattern)},                           \
+        {"follow",                                                                                   \
+         IK_OPT_BOOL,                                                                                \
+         "false",                                                                                    \
+         0,                                                                                          \
+         "keep watching for new files",                                                              \
+         IK_OPT_AT(file_config, follow)},                                                            \
+        {"count",                                                                                    \
+         IK_OPT_INT,                                                                                 \
+         "10",                                                                                       \
+         0,                                                                                          \
+         "files per scan",                                                                           \
+         IK_OPT_AT(file_config, count),                                                              \
+         .min = count_min,                                                                           \
+         .max = count_max},                                                                          \
+        {"ratio",          IK_OPT_DOUBLE,   "0.5", 0, "a fraction", IK_OPT_AT(file_config, ratio),   \
+         .min = ratio_min, .max = ratio_max},                                                        \
+        {"timeout",                                                                                  \
+         IK_OPT_DURATION,                                                                            \
+         "30s",                                                                                      \
+         0,                                                                                          \
+         "how long to wait",                                                                         \
+         IK_OPT_AT(file_config, timeout_ms),                                                         \
+         .min = timeout_min,                                                                         \
+         .max = timeout_max},                                                                        \
+        {"limit",         IK_OPT_SIZE, "1M", 0, "largest file", IK_OPT_AT(file_config, limit),       \
+         .max = limit_max},                                                                          \
+        {"api_key", IK_OPT_STRING, NULL, IK_OPT_SECRET, "the key", IK_OPT_AT(file_config, api_key)}, \
+        {"pin",         IK_OPT_INT,        NULL,                                                     \
+         IK_OPT_SECRET, "a secret number", IK_OPT_AT(file_config, pin),                              \
+         .min = pin_min},                                                                            \
+        {"note", IK_OPT_STRING, NULL, 0, "optional, no default", IK_OPT_AT(file_config, note)},      \
+        {"mode",                                                                                     \
+         IK_OPT_CHOICE,                                                                              \
+         "move",                                                                                     \
+         0,                                                                                          \
+         "what to do",                                                                               \
+         IK_OPT_AT(file_config, mode),                                                               \
+         .choices = file_modes},                                                                     \
+    {                                                                                                \
+        0                                                                                            \
+    }
+
+static const ik_option file_opts[] = {FILE_OPTS(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)};
+
+/* file_opts with ranges, one of each numeric type; bind_body binds it
+ * instead of file_opts while `bind_limits` is set (in test_limits). */
+static const ik_option file_opts_ranged[] = {
+    FILE_OPTS("1", "100", "0", "1", "10ms", "1h", "4M", "1000")};
+static int bind_limits;
 
 /*
  * Writes a config whose source stage (plugin "file", instance "in", line 2)
@@ -67,7 +122,10 @@ static int bind_body(const ik_option *table, const char *body, ik_config **cfg, 
         fprintf(stderr, "\nconfig load failed: %s\n", err->msg);
         return -101;
     }
-    return ik_options_bind(table, bind_limits, "file", &(*cfg)->pipelines[0].source, vals, err);
+    size_t config_size = table == file_opts ? sizeof(file_config) : 0;
+    if (bind_limits && table == file_opts)
+        table = file_opts_ranged;
+    return ik_options_bind(table, config_size, "file", &(*cfg)->pipelines[0].source, vals, err);
 }
 
 /* Binds and expects failure with `code`, "confpath:line: " first (line > 0)
@@ -95,6 +153,49 @@ static int expect_bind_error(const ik_option *table, const char *body, int code,
     ik_optvals_free(vals);
     ik_config_free(cfg);
     return ok;
+}
+
+/* The values land in the plugin's config struct, each member of its type,
+ * defaults included; strings stay owned by the values (SDK 2.0). */
+static void test_config_struct(void)
+{
+    ik_config *cfg;
+    ik_optvals *vals;
+    ik_err err;
+    CU_ASSERT_EQUAL_FATAL(bind_body(file_opts,
+                                    "    path = \"in\"; follow = true; count = 7; ratio = 0.25;\n"
+                                    "    timeout = \"250ms\"; limit = \"2K\"; mode = \"copy\";",
+                                    &cfg, &vals, &err),
+                          0);
+    const file_config *c = ik_optvals_config(vals);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->path, "in");
+    CU_ASSERT_STRING_EQUAL(c->pattern, "*.json"); /* default */
+    CU_ASSERT_EQUAL(c->follow, 1);
+    CU_ASSERT_EQUAL(c->count, 7);
+    CU_ASSERT_DOUBLE_EQUAL(c->ratio, 0.25, 1e-12);
+    CU_ASSERT_EQUAL(c->timeout_ms, 250);
+    CU_ASSERT_EQUAL(c->limit, 2048);
+    CU_ASSERT_PTR_NULL(c->api_key); /* unset, no default */
+    CU_ASSERT_EQUAL(c->pin, 0);
+    CU_ASSERT_EQUAL(c->mode, 2); /* "copy" */
+    const char *s = NULL;
+    CU_ASSERT_EQUAL(ik_optvals_string(vals, "path", &s), 0);
+    CU_ASSERT_PTR_EQUAL(s, c->path); /* one string, owned by vals */
+    ik_optvals_free(vals);
+    ik_config_free(cfg);
+    /* a choice's default is its index */
+    CU_ASSERT_EQUAL_FATAL(bind_body(file_opts, "    path = \"in\";", &cfg, &vals, &err), 0);
+    CU_ASSERT_EQUAL(((const file_config *)ik_optvals_config(vals))->mode, 0);
+    ik_optvals_free(vals);
+    ik_config_free(cfg);
+    /* a value not among the choices names file:line and what is allowed */
+    expect_bind_error(file_opts, "    path = \"in\";\n    mode = \"delete\";", IK_E_CONFIG, 4,
+                      "option 'mode' of plugin 'file' (instance 'in') must be one of: move, "
+                      "none, copy",
+                      "got the string \"delete\"");
+    expect_bind_error(file_opts, "    path = \"in\"; mode = 1;", IK_E_CONFIG, 3,
+                      "must be one of: move, none, copy", "got the integer 1");
 }
 
 static void test_explicit_values(void)
@@ -222,7 +323,7 @@ static void test_unknown_option(void)
                       "unknown option 'pth' for plugin 'file' (instance 'in'); known options: "
                       "path, pattern, follow, count, ratio, timeout, limit, api_key, pin, note",
                       NULL);
-    static const ik_option none[] = {{NULL, 0, NULL, 0, NULL}};
+    static const ik_option none[] = {{0}};
     expect_bind_error(none, "    x = 1;", IK_E_CONFIG, 3, "unknown option 'x'", "takes no options");
     expect_bind_error(NULL, "    x = 1;", IK_E_CONFIG, 3, "takes no options", NULL);
     /* engine keys alone are fine without any table */
@@ -278,8 +379,8 @@ static void test_missing_required(void)
                       "plugin 'file' (instance 'in') requires option 'path': \"directory to read "
                       "emails from\"",
                       NULL);
-    static const ik_option nohelp[] = {{"token", IK_OPT_STRING, NULL, IK_OPT_REQUIRED, NULL},
-                                       {NULL, 0, NULL, 0, NULL}};
+    static const ik_option nohelp[] = {
+        {"token", IK_OPT_STRING, NULL, IK_OPT_REQUIRED, NULL, .offset = 0}, {0}};
     expect_bind_error(nohelp, "", IK_E_CONFIG, 2, "requires option 'token'", NULL);
 }
 
@@ -350,28 +451,25 @@ static void test_secrets(void)
 
 static void test_bad_defaults(void)
 {
-    static const ik_option bad_int[] = {{"n", IK_OPT_INT, "ten", 0, "a number"},
-                                        {NULL, 0, NULL, 0, NULL}};
+    static const ik_option bad_int[] = {{"n", IK_OPT_INT, "ten", 0, "a number", .offset = 0}, {0}};
     expect_bind_error(bad_int, "", IK_E_INVAL, 0, "plugin 'file'", "option 'n'");
     /* checked even when the config sets the option */
     expect_bind_error(bad_int, "    n = 3;", IK_E_INVAL, 0, "default \"ten\"", "bug in the plugin");
-    static const ik_option bad_dur[] = {{"t", IK_OPT_DURATION, "5 sec", 0, NULL},
-                                        {NULL, 0, NULL, 0, NULL}};
+    static const ik_option bad_dur[] = {{"t", IK_OPT_DURATION, "5 sec", 0, NULL, .offset = 0}, {0}};
     expect_bind_error(bad_dur, "", IK_E_INVAL, 0, "option 't'", NULL);
-    static const ik_option bad_secret[] = {{"k", IK_OPT_INT, "hunter2-secret", IK_OPT_SECRET, NULL},
-                                           {NULL, 0, NULL, 0, NULL}};
+    static const ik_option bad_secret[] = {
+        {"k", IK_OPT_INT, "hunter2-secret", IK_OPT_SECRET, NULL, .offset = 0}, {0}};
     ik_config *cfg;
     ik_optvals *vals;
     ik_err err;
     CU_ASSERT_EQUAL(bind_body(bad_secret, "", &cfg, &vals, &err), IK_E_INVAL);
     CU_ASSERT_PTR_NULL(strstr(err.msg, "hunter2-secret"));
     ik_config_free(cfg);
-    static const ik_option bad_type[] = {{"x", (ik_opt_type)99, NULL, 0, NULL},
-                                         {NULL, 0, NULL, 0, NULL}};
+    static const ik_option bad_type[] = {{"x", (ik_opt_type)99, NULL, 0, NULL, .offset = 0}, {0}};
     expect_bind_error(bad_type, "", IK_E_INVAL, 0, "option 'x'", "unknown type");
-    static const ik_option dup[] = {{"x", IK_OPT_INT, NULL, 0, NULL},
-                                    {"x", IK_OPT_STRING, NULL, 0, NULL},
-                                    {NULL, 0, NULL, 0, NULL}};
+    static const ik_option dup[] = {{"x", IK_OPT_INT, NULL, 0, NULL, .offset = 0},
+                                    {"x", IK_OPT_STRING, NULL, 0, NULL, .offset = 0},
+                                    {0}};
     expect_bind_error(dup, "", IK_E_INVAL, 0, "declared twice", NULL);
 }
 
@@ -379,7 +477,7 @@ static void test_bad_defaults(void)
  * range; the bounds themselves are allowed. */
 static void test_limits(void)
 {
-    bind_limits = file_limits;
+    bind_limits = 1;
     expect_bind_error(file_opts, "    path = \"in\";\n    count = 0;", IK_E_CONFIG, 4,
                       "option 'count' of plugin 'file' (instance 'in') must be between 1 and 100",
                       "(got 0)");
@@ -411,8 +509,8 @@ static void test_limits(void)
     ik_optvals_free(vals);
     ik_config_free(cfg);
     /* a default from a variable is checked too, and named as such */
-    static const ik_option var_def[] = {{"count", IK_OPT_INT, "${IKT_LIMIT_N:-5}", 0, NULL},
-                                        {NULL, 0, NULL, 0, NULL}};
+    static const ik_option var_def[] = {
+        {"count", IK_OPT_INT, "${IKT_LIMIT_N:-5}", 0, NULL, .min = "1", .max = "100"}, {0}};
     setenv("IKT_LIMIT_N", "500", 1);
     expect_bind_error(var_def, "", IK_E_CONFIG, 2, "the default of option 'count' expands to 500",
                       "must be between 1 and 100");
@@ -420,14 +518,15 @@ static void test_limits(void)
     CU_ASSERT_EQUAL(bind_body(var_def, "", &cfg, &vals, &err), 0);
     ik_optvals_free(vals);
     ik_config_free(cfg);
-    bind_limits = NULL;
+    bind_limits = 0;
 }
 
 static void test_defaults_with_variables(void)
 {
-    static const ik_option t[] = {{"n", IK_OPT_INT, "${IKT_DEF_N:-7}", 0, NULL},
-                                  {"key", IK_OPT_STRING, "${IKT_DEF_KEY}", IK_OPT_SECRET, NULL},
-                                  {NULL, 0, NULL, 0, NULL}};
+    static const ik_option t[] = {
+        {"n", IK_OPT_INT, "${IKT_DEF_N:-7}", 0, NULL, .offset = 0},
+        {"key", IK_OPT_STRING, "${IKT_DEF_KEY}", IK_OPT_SECRET, NULL, .offset = 0},
+        {0}};
     unsetenv("IKT_DEF_N");
     setenv("IKT_DEF_KEY", "default-secret-abcdef", 1);
     ik_config *cfg;
@@ -562,6 +661,7 @@ int main(void)
         CU_cleanup_registry();
         return 1;
     }
+    CU_add_test(s, "values bound into the config struct; choices", test_config_struct);
     CU_add_test(s, "explicit values", test_explicit_values);
     CU_add_test(s, "defaults", test_defaults);
     CU_add_test(s, "ints, floats and strings", test_value_forms);

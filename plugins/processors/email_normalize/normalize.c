@@ -27,22 +27,31 @@ typedef struct nz_state {
     ik_metric *m_removed, *m_before, *m_after, *m_failed;
 } nz_state;
 
+/* The options, bound by the engine (plugin.h). */
+typedef struct nz_config {
+    int diet;
+    int strip_quotes;
+    int strip_disclaimers;
+    int64_t max_chars; /* >= 0: its min */
+    int attachment_content;
+} nz_config;
+
 static const ik_option nz_options[] = {
     {"diet", IK_OPT_BOOL, "true", 0,
-     "Apply the token diet: the LLM reads \"text\", a shorter body; \"body\" stays untouched."},
+     "Apply the token diet: the LLM reads \"text\", a shorter body; \"body\" stays untouched.",
+     IK_OPT_AT(nz_config, diet)},
     {"strip_quotes", IK_OPT_BOOL, "true", 0,
      "Diet: drop quoted reply history (\"On ... wrote:\", \">\" lines, Outlook From/Sent "
-     "blocks)."},
-    {"strip_disclaimers", IK_OPT_BOOL, "true", 0, "Diet: drop legal disclaimer paragraphs."},
-    {"max_chars", IK_OPT_INT, "6000", 0, "Diet: cap \"text\" at this many characters (0: no cap)."},
+     "blocks).",
+     IK_OPT_AT(nz_config, strip_quotes)},
+    {"strip_disclaimers", IK_OPT_BOOL, "true", 0, "Diet: drop legal disclaimer paragraphs.",
+     IK_OPT_AT(nz_config, strip_disclaimers)},
+    {"max_chars", IK_OPT_INT, "6000", 0, "Diet: cap \"text\" at this many characters (0: no cap).",
+     IK_OPT_AT(nz_config, max_chars), .min = "0"},
     {"attachment_content", IK_OPT_BOOL, "false", 0,
      "Keep the seed JSON's attachment content (content_base64); otherwise only filename, "
-     "content_type, size and sha256."},
-    {0},
-};
-
-static const ik_option_limit nz_limits[] = {
-    {"max_chars", "0", NULL},
+     "content_type, size and sha256.",
+     IK_OPT_AT(nz_config, attachment_content)},
     {0},
 };
 
@@ -51,18 +60,19 @@ static void nz_destroy(void *state)
     free(state);
 }
 
-static int nz_create(const ik_host *host, ik_instance *self, void **state)
+static int nz_create(const ik_host *host, ik_instance *self, const void *config, void **state)
 {
+    const nz_config *cfg = config;
     nz_state *st = calloc(1, sizeof *st);
     if (!st)
         return IK_E_NOMEM;
     st->host = host;
     st->self = self;
-    st->diet = host->opt_bool(self, "diet");
-    st->dopts.quotes = host->opt_bool(self, "strip_quotes");
-    st->dopts.disclaimers = host->opt_bool(self, "strip_disclaimers");
-    st->dopts.max_chars = (size_t)host->opt_int(self, "max_chars"); /* >= 0: nz_limits */
-    st->eopts.keep_content = host->opt_bool(self, "attachment_content");
+    st->diet = cfg->diet;
+    st->dopts.quotes = cfg->strip_quotes;
+    st->dopts.disclaimers = cfg->strip_disclaimers;
+    st->dopts.max_chars = (size_t)cfg->max_chars; /* >= 0: its min */
+    st->eopts.keep_content = cfg->attachment_content;
     em_init();
     st->m_before = host->counter(self, "chars_before_total", "Body characters before the diet");
     st->m_after = host->counter(self, "chars_after_total", "Text characters after the diet");
@@ -79,8 +89,10 @@ static void add_metric(const ik_host *host, ik_metric *m, json_object *diet, con
         host->metric_add(m, (double)json_object_get_int64(v));
 }
 
-static int nz_process(void *state, ik_record *const *recs, size_t n, ik_result *results)
+static int nz_process(void *state, void *worker_state, ik_record *const *recs, size_t n,
+                      ik_result *results)
 {
+    (void)worker_state;
     nz_state *st = state;
     const ik_host *host = st->host;
     for (size_t i = 0; i < n; i++) {
@@ -91,8 +103,7 @@ static int nz_process(void *state, ik_record *const *recs, size_t n, ik_result *
         if (rc == IK_E_NOMEM)
             return IK_E_NOMEM; /* transient: the whole call is retried */
         if (rc != 0) {
-            results[i].status = IK_FAIL;
-            snprintf(results[i].reason, sizeof results[i].reason, "not an email: %s", err);
+            ik_result_setf(&results[i], IK_FAIL, "not an email: %s", err);
             if (st->m_failed)
                 host->metric_add(st->m_failed, 1);
             continue;
@@ -117,7 +128,7 @@ static const ik_plugin nz_plugin = {
                    "applies the token diet, keeping the untouched body.",
     .kind = IK_KIND_PROCESSOR,
     .options = nz_options,
-    .limits = nz_limits,
+    .config_size = sizeof(nz_config),
     .create = nz_create,
     .destroy = nz_destroy,
     .process = nz_process,

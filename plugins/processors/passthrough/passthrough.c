@@ -18,23 +18,30 @@ typedef struct pt_state {
     const char *cost_field; /* engine-owned; NULL: cost 1 */
 } pt_state;
 
+/* The options, bound by the engine (plugin.h). */
+typedef struct pt_config {
+    const char *cost_field;
+} pt_config;
+
 static const ik_option pt_options[] = {
     {"cost_field", IK_OPT_STRING, NULL, 0,
      "Payload field giving the record's cost for the batcher's max_cost: an integer field is "
      "used as is, a string field by its length in bytes; missing or other types cost 1. Unset: "
-     "every record costs 1."},
+     "every record costs 1.",
+     IK_OPT_AT(pt_config, cost_field)},
     {0},
 };
 
-static int pt_create(const ik_host *host, ik_instance *self, void **state)
+static int pt_create(const ik_host *host, ik_instance *self, const void *config, void **state)
 {
+    const pt_config *cfg = config;
     pt_state *st = calloc(1, sizeof *st);
     if (!st)
         return IK_E_NOMEM;
     st->host = host;
     st->self = self;
     st->name = host->instance_name(self);
-    const char *cf = host->opt_string(self, "cost_field");
+    const char *cf = cfg->cost_field;
     st->cost_field = cf && cf[0] ? cf : NULL;
     *state = st;
     return 0;
@@ -62,14 +69,15 @@ static uint64_t pt_cost(void *state, const ik_record *rec)
     return 1;
 }
 
-static int pt_process(void *state, ik_record *const *recs, size_t n, ik_result *results)
+static int pt_process(void *state, void *worker_state, ik_record *const *recs, size_t n,
+                      ik_result *results)
 {
+    (void)worker_state;
     pt_state *st = state;
     for (size_t i = 0; i < n; i++) {
         if (st->host->record_set_meta(recs[i], "processed_by", st->name ? st->name : "") != 0) {
-            results[i].status = IK_RETRY;
-            snprintf(results[i].reason, sizeof results[i].reason,
-                     "cannot set metadata processed_by: out of memory");
+            ik_result_setf(&results[i], IK_RETRY,
+                           "cannot set metadata processed_by: out of memory");
         }
     }
     return 0;
@@ -82,6 +90,7 @@ static const ik_plugin pt_plugin = {
     .description = "Leaves payloads unchanged and sets metadata processed_by to the instance name.",
     .kind = IK_KIND_PROCESSOR,
     .options = pt_options,
+    .config_size = sizeof(pt_config),
     .create = pt_create,
     .destroy = pt_destroy,
     .cost = pt_cost,

@@ -26,15 +26,18 @@ typedef struct rules_state {
     ik_metric *m_fields, *m_records;
 } rules_state;
 
-static const ik_option rules_options[] = {
-    {"field", IK_OPT_STRING, "extraction", 0, "Payload key that receives the extraction."},
-    {"max_chars", IK_OPT_INT, "6000", 0,
-     "Token diet cap, used when a record was not normalised by email_normalize first."},
-    {0},
-};
+/* The options, bound by the engine (plugin.h). */
+typedef struct rules_config {
+    const char *field;
+    int64_t max_chars; /* >= 0: its min */
+} rules_config;
 
-static const ik_option_limit rules_limits[] = {
-    {"max_chars", "0", NULL},
+static const ik_option rules_options[] = {
+    {"field", IK_OPT_STRING, "extraction", 0, "Payload key that receives the extraction.",
+     IK_OPT_AT(rules_config, field)},
+    {"max_chars", IK_OPT_INT, "6000", 0,
+     "Token diet cap, used when a record was not normalised by email_normalize first.",
+     IK_OPT_AT(rules_config, max_chars), .min = "0"},
     {0},
 };
 
@@ -47,15 +50,16 @@ static void rules_destroy(void *state)
     free(st);
 }
 
-static int rules_create(const ik_host *host, ik_instance *self, void **state)
+static int rules_create(const ik_host *host, ik_instance *self, const void *config, void **state)
 {
+    const rules_config *cfg = config;
     rules_state *st = calloc(1, sizeof *st);
     if (!st)
         return IK_E_NOMEM;
     st->host = host;
     st->self = self;
-    const char *field = host->opt_string(self, "field");
-    int64_t max = host->opt_int(self, "max_chars"); /* >= 0: rules_limits */
+    const char *field = cfg->field;
+    int64_t max = cfg->max_chars; /* >= 0: its min */
     if (!field || !field[0]) {
         host->log(self, IK_LOG_ERROR, "option 'field' must be a non-empty key");
         free(st);
@@ -76,8 +80,10 @@ static int rules_create(const ik_host *host, ik_instance *self, void **state)
     return 0;
 }
 
-static int rules_process(void *state, ik_record *const *recs, size_t n, ik_result *results)
+static int rules_process(void *state, void *worker_state, ik_record *const *recs, size_t n,
+                         ik_result *results)
 {
+    (void)worker_state;
     rules_state *st = state;
     const ik_host *host = st->host;
     for (size_t i = 0; i < n; i++) {
@@ -104,7 +110,7 @@ static const ik_plugin rules_plugin = {
                    "confidence. No network.",
     .kind = IK_KIND_PROCESSOR,
     .options = rules_options,
-    .limits = rules_limits,
+    .config_size = sizeof(rules_config),
     .create = rules_create,
     .destroy = rules_destroy,
     .process = rules_process,

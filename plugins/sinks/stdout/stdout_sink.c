@@ -4,7 +4,7 @@
  * whole record ({"id", "meta", "payload"}) or the payload alone.
  *
  * Speed: each write() call serializes its batch into one buffer (read-only
- * serializer, see json_out.h) and appends it with one write(2) per
+ * serializer, host->json_write) and appends it with one write(2) per
  * SO_FLUSH_AT bytes of whole lines (append.h), flushed once per batch. A
  * failed write makes every record of that call IK_RETRY with the errno text
  * (some may have been written: delivery is at-least-once).
@@ -25,7 +25,6 @@
 #include <intake/plugin.h>
 
 #include "append.h"
-#include "json_out.h"
 
 #define SO_FLUSH_AT (1024u * 1024u) /* write(2) when the buffer holds this much */
 
@@ -42,19 +41,33 @@ typedef struct so_state {
     char **keys;       /* metadata keys to print (owned) */
     size_t nkeys;
     pthread_mutex_t mu;
-    jo_buf buf; /* guarded by mu */
+    ik_json_buf buf; /* guarded by mu */
+    int oom;         /* an append to buf failed (guarded by mu) */
     ik_metric *lines;
 } so_state;
 
+/* The options, bound by the engine (plugin.h). */
+typedef struct so_config {
+    const char *path;
+    int format; /* index into so_formats */
+    const char *meta_keys;
+} so_config;
+
+enum { SO_FORMAT_RECORD = 0, SO_FORMAT_PAYLOAD = 1 };
+static const char *const so_formats[] = {"record", "payload", NULL};
+
 static const ik_option so_options[] = {
     {"path", IK_OPT_STRING, "-", 0,
-     "Where to write: \"-\" for standard output, otherwise a file opened for append."},
-    {"format", IK_OPT_STRING, "record", 0,
+     "Where to write: \"-\" for standard output, otherwise a file opened for append.",
+     IK_OPT_AT(so_config, path)},
+    {"format", IK_OPT_CHOICE, "record", 0,
      "\"record\": one {\"id\", \"meta\", \"payload\"} object per line, meta holding source, file, "
      "index, line, priority, batch_id, attempts, replay_of and meta_keys when set; "
-     "\"payload\": the payload alone."},
+     "\"payload\": the payload alone.",
+     IK_OPT_AT(so_config, format), .choices = so_formats},
     {"meta_keys", IK_OPT_STRING, "", 0,
-     "Extra comma-separated metadata keys the \"record\" format prints when set."},
+     "Extra comma-separated metadata keys the \"record\" format prints when set.",
+     IK_OPT_AT(so_config, meta_keys)},
     {0},
 };
 
@@ -83,7 +96,7 @@ static void so_destroy(void *state)
         free(st->keys[i]);
     free(st->keys);
     free(st->path);
-    jo_free(&st->buf);
+    free(st->buf.data);
     pthread_mutex_destroy(&st->mu);
     free(st);
 }
@@ -134,8 +147,9 @@ static int open_output(so_state *st, const char *path)
     return 0;
 }
 
-static int so_create(const ik_host *host, ik_instance *self, void **state)
+static int so_create(const ik_host *host, ik_instance *self, const void *config, void **state)
 {
+    const so_config *cfg = config;
     so_state *st = calloc(1, sizeof *st);
     if (!st)
         return IK_E_NOMEM;
@@ -143,18 +157,10 @@ static int so_create(const ik_host *host, ik_instance *self, void **state)
     st->self = self;
     st->out = (ap_file){.fd = -1, .rfd = -1};
     pthread_mutex_init(&st->mu, NULL);
-    const char *path = host->opt_string(self, "path");
-    const char *format = host->opt_string(self, "format");
-    const char *extra = host->opt_string(self, "meta_keys");
+    const char *path = cfg->path;
+    const char *extra = cfg->meta_keys;
     int rc = 0;
-    if (!format || strcmp(format, "record") == 0) {
-        st->record_format = 1;
-    } else if (strcmp(format, "payload") != 0) {
-        host->log(self, IK_LOG_ERROR,
-                  "option 'format' must be \"record\" or \"payload\", got \"%s\"", format);
-        rc = IK_E_CONFIG;
-        goto fail;
-    }
+    st->record_format = cfg->format == SO_FORMAT_RECORD;
     for (size_t i = 0; i < sizeof so_default_meta / sizeof *so_default_meta && !rc; i++)
         rc = add_key(st, so_default_meta[i], strlen(so_default_meta[i]));
     for (const char *p = extra ? extra : ""; *p && !rc;) {
@@ -195,46 +201,80 @@ static int so_flush(so_state *st)
     return err;
 }
 
+/* Appends n raw bytes to the batch buffer; a failure is remembered in st->oom. */
+static void so_put(so_state *st, const char *s, size_t n)
+{
+    ik_json_buf *b = &st->buf;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown) {
+            st->oom = 1;
+            return;
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
+/* Appends s as a JSON string, or a payload as JSON, with the host's read-only serializer. */
+static void so_string(so_state *st, const char *s)
+{
+    if (st->host->json_write_string(s, strlen(s), &st->buf) != 0)
+        st->oom = 1;
+}
+
+static void so_value(so_state *st, const json_object *obj)
+{
+    if (st->host->json_write(obj, &st->buf) != 0)
+        st->oom = 1;
+}
+
 static void so_record(so_state *st, const ik_record *rec)
 {
     const ik_host *host = st->host;
-    jo_buf *b = &st->buf;
     if (!st->record_format) {
-        jo_value(b, host->record_payload(rec));
-        jo_putc(b, '\n');
+        so_value(st, host->record_payload(rec));
+        so_put(st, "\n", 1);
         return;
     }
     const char *id = host->record_id(rec);
-    jo_put(b, "{\"id\":", 6);
-    jo_string(b, id ? id : "", id ? strlen(id) : 0);
-    jo_put(b, ",\"meta\":{", 9);
+    so_put(st, "{\"id\":", 6);
+    so_string(st, id ? id : "");
+    so_put(st, ",\"meta\":{", 9);
     int first = 1;
     for (size_t i = 0; i < st->nkeys; i++) {
         const char *v = host->record_meta(rec, st->keys[i]);
         if (!v)
             continue;
         if (!first)
-            jo_putc(b, ',');
+            so_put(st, ",", 1);
         first = 0;
-        jo_string(b, st->keys[i], strlen(st->keys[i]));
-        jo_putc(b, ':');
-        jo_string(b, v, strlen(v));
+        so_string(st, st->keys[i]);
+        so_put(st, ":", 1);
+        so_string(st, v);
     }
-    jo_put(b, "},\"payload\":", 12);
-    jo_value(b, host->record_payload(rec));
-    jo_put(b, "}\n", 2);
+    so_put(st, "},\"payload\":", 12);
+    so_value(st, host->record_payload(rec));
+    so_put(st, "}\n", 2);
 }
 
-static int so_write(void *state, ik_record *const *recs, size_t n, ik_result *results)
+static int so_write(void *state, void *worker_state, ik_record *const *recs, size_t n,
+                    ik_result *results)
 {
+    (void)worker_state;
     so_state *st = state;
     int err = 0;
     pthread_mutex_lock(&st->mu);
     st->buf.len = 0;
     for (size_t i = 0; i < n && !err; i++) {
         so_record(st, recs[i]);
-        if (st->buf.oom) {
-            st->buf.oom = 0;
+        if (st->oom) {
+            st->oom = 0;
             err = ENOMEM;
             break;
         }
@@ -247,9 +287,8 @@ static int so_write(void *state, ik_record *const *recs, size_t n, ik_result *re
     pthread_mutex_unlock(&st->mu);
     if (err) {
         for (size_t i = 0; i < n; i++) {
-            results[i].status = IK_RETRY;
-            snprintf(results[i].reason, sizeof results[i].reason, "cannot write to %s: %s",
-                     st->path, strerror(err));
+            ik_result_setf(&results[i], IK_RETRY, "cannot write to %s: %s", st->path,
+                           strerror(err));
         }
         return 0;
     }
@@ -265,6 +304,7 @@ static const ik_plugin so_plugin = {
     .description = "Writes one JSON line per record to standard output or a file.",
     .kind = IK_KIND_SINK,
     .options = so_options,
+    .config_size = sizeof(so_config),
     .create = so_create,
     .destroy = so_destroy,
     .write = so_write,

@@ -105,46 +105,72 @@ typedef struct fs_state {
     ik_metric *m_files;
 } fs_state;
 
+/* The options, bound by the engine (plugin.h). */
+typedef struct fs_config {
+    const char *path;
+    const char *pattern;
+    int follow;
+    uint64_t poll_interval_ms;
+    int on_complete; /* FS_ON_COMPLETE_* */
+    const char *done_dir;
+    const char *dead_letter_dir;
+    const char *id_field;
+    int maildir;
+    int attachment_content;
+    int symlinks; /* FS_SYMLINKS_* */
+} fs_config;
+
+enum { FS_ON_COMPLETE_MOVE = 0, FS_ON_COMPLETE_NONE = 1 };
+static const char *const fs_on_complete[] = {"move", "none", NULL};
+enum { FS_SYMLINKS_SKIP = 0, FS_SYMLINKS_INSIDE = 1 };
+static const char *const fs_symlinks[] = {"skip", "inside", NULL};
+
 static const ik_option fs_options[] = {
     {"path", IK_OPT_STRING, NULL, IK_OPT_REQUIRED,
-     "A file or a folder to read. A folder is read in name order, one file after another."},
+     "A file or a folder to read. A folder is read in name order, one file after another.",
+     IK_OPT_AT(fs_config, path)},
     {"pattern", IK_OPT_STRING, "*.json,*.jsonl,*.eml,*.mbox", 0,
      "Comma-separated fnmatch globs selecting the files of a folder. Names ending in .jsonl or "
      ".ndjson are read one object per line; .eml as one MIME message; .mbox as an mbox archive; "
-     "other names as one JSON document (an object or an array of objects)."},
+     "other names as one JSON document (an object or an array of objects).",
+     IK_OPT_AT(fs_config, pattern)},
     {"follow", IK_OPT_BOOL, "false", 0,
      "false: read the files there are and finish. true: keep polling the folder for new files "
-     "until the engine stops."},
-    {"poll_interval", IK_OPT_DURATION, "1s", 0, "How often follow mode looks for new files."},
-    {"on_complete", IK_OPT_STRING, "move", 0,
+     "until the engine stops.",
+     IK_OPT_AT(fs_config, follow)},
+    {"poll_interval", IK_OPT_DURATION, "1s", 0, "How often follow mode looks for new files.",
+     IK_OPT_AT(fs_config, poll_interval_ms), .min = "1ms"},
+    {"on_complete", IK_OPT_CHOICE, "move", 0,
      "What to do with a file once every record in it is delivered or dead-lettered: \"move\" it "
-     "into done_dir, or \"none\" (leave it; it is read again on the next run)."},
+     "into done_dir, or \"none\" (leave it; it is read again on the next run).",
+     IK_OPT_AT(fs_config, on_complete), .choices = fs_on_complete},
     {"done_dir", IK_OPT_STRING, NULL, 0,
      "Where finished files go (default <folder>/done, where folder is path, or the folder of a "
-     "single file). Progress files of unfinished files live in <done_dir>/.progress."},
+     "single file). Progress files of unfinished files live in <done_dir>/.progress.",
+     IK_OPT_AT(fs_config, done_dir)},
     {"dead_letter_dir", IK_OPT_STRING, NULL, 0,
      "Where dead letters are written, one <id>.json each: the original object plus an "
      "\"intake_dead_letter\" key with reason, stage, attempts, file, index, id and time. The "
-     "folder is valid input for a replay (default <folder>/dead-letter)."},
+     "folder is valid input for a replay (default <folder>/dead-letter).",
+     IK_OPT_AT(fs_config, dead_letter_dir)},
     {"id_field", IK_OPT_STRING, "id", 0,
      "Payload field holding the record id; when it is not a string the id is "
-     "<file name>:<index> (1-based)."},
+     "<file name>:<index> (1-based).",
+     IK_OPT_AT(fs_config, id_field)},
     {"maildir", IK_OPT_BOOL, "true", 0,
      "Read Maildir folders: when the folder, or a sub-folder of it, has cur/ and new/, every "
-     "message file in them is read as one MIME message (patterns do not apply)."},
+     "message file in them is read as one MIME message (patterns do not apply).",
+     IK_OPT_AT(fs_config, maildir)},
     {"attachment_content", IK_OPT_BOOL, "false", 0,
      "Put each MIME attachment's content in the record (content_base64); otherwise only its "
-     "filename, content_type, size and sha256."},
-    {"symlinks", IK_OPT_STRING, "skip", 0,
+     "filename, content_type, size and sha256.",
+     IK_OPT_AT(fs_config, attachment_content)},
+    {"symlinks", IK_OPT_CHOICE, "skip", 0,
      "Symbolic links among the input files: \"skip\" leaves them where they are, unread, with a "
      "warning; \"inside\" reads a link whose target, fully resolved, is a regular file inside the "
      "input folder (links that lead out of it, to /proc or to a device are still skipped). "
-     "Linked folders are never followed."},
-    {0},
-};
-
-static const ik_option_limit fs_limits[] = {
-    {"poll_interval", "1ms", NULL},
+     "Linked folders are never followed.",
+     IK_OPT_AT(fs_config, symlinks), .choices = fs_symlinks},
     {0},
 };
 
@@ -1386,8 +1412,50 @@ static void fs_destroy(void *state)
     free(st);
 }
 
-static int fs_create(const ik_host *host, ik_instance *self, void **state)
+/* Checks that `path` names a folder or a regular file (stat into sb): 0, or
+ * the error, logged. Used by check() (validate) and again by create(). */
+static int fs_check_path(const ik_host *host, ik_instance *self, const char *path, struct stat *sb)
 {
+    if (!path || !path[0]) {
+        host->log(self, IK_LOG_ERROR, "option 'path' must name a file or a folder");
+        return IK_E_CONFIG;
+    }
+    if (stat(path, sb) != 0) {
+        host->log(self, IK_LOG_ERROR, "path %s: %s", path, strerror(errno));
+        return IK_E_NOTFOUND;
+    }
+    if (!S_ISDIR(sb->st_mode) && !S_ISREG(sb->st_mode)) {
+        host->log(self, IK_LOG_ERROR, "path %s is neither a file nor a folder", path);
+        return IK_E_CONFIG;
+    }
+    return 0;
+}
+
+/* 1 when a comma-separated pattern list holds at least one glob. */
+static int has_glob(const char *pattern)
+{
+    return pattern && pattern[strspn(pattern, ", \t")] != '\0';
+}
+
+/* check(): what create() would refuse about the input, found by `intake
+ * validate` too: the path exists and is a folder or a regular file, and the
+ * pattern has a glob. */
+static int fs_check(const ik_host *host, ik_instance *self, const void *config)
+{
+    const fs_config *cfg = config;
+    struct stat sb;
+    int rc = fs_check_path(host, self, cfg->path, &sb);
+    if (rc == 0 && !has_glob(cfg->pattern)) {
+        host->log(self, IK_LOG_ERROR, "option 'pattern' has no glob: \"%s\"",
+                  cfg->pattern ? cfg->pattern : "");
+        rc = IK_E_CONFIG;
+    }
+    return rc;
+}
+
+static int fs_create(const ik_host *host, ik_instance *self, const void *config, void **state)
+{
+    const fs_config *cfg = config;
     fs_state *st = calloc(1, sizeof *st);
     if (!st)
         return IK_E_NOMEM;
@@ -1395,36 +1463,13 @@ static int fs_create(const ik_host *host, ik_instance *self, void **state)
     st->self = self;
     pthread_mutex_init(&st->mu, NULL);
     int rc = IK_E_NOMEM;
-    const char *path = host->opt_string(self, "path");
-    const char *on_complete = host->opt_string(self, "on_complete");
-    const char *pattern = host->opt_string(self, "pattern");
-    const char *id_field = host->opt_string(self, "id_field");
-    const char *symlinks = host->opt_string(self, "symlinks");
-    if (!path || !path[0]) {
-        host->log(self, IK_LOG_ERROR, "option 'path' must name a file or a folder");
-        rc = IK_E_CONFIG;
-        goto fail;
-    }
-    if (!on_complete || (strcmp(on_complete, "move") != 0 && strcmp(on_complete, "none") != 0)) {
-        host->log(self, IK_LOG_ERROR,
-                  "option 'on_complete' must be \"move\" or \"none\", got \"%s\"",
-                  on_complete ? on_complete : "");
-        rc = IK_E_CONFIG;
-        goto fail;
-    }
-    if (!symlinks || (strcmp(symlinks, "skip") != 0 && strcmp(symlinks, "inside") != 0)) {
-        host->log(self, IK_LOG_ERROR,
-                  "option 'symlinks' must be \"skip\" or \"inside\", got \"%s\"",
-                  symlinks ? symlinks : "");
-        rc = IK_E_CONFIG;
-        goto fail;
-    }
+    const char *path = cfg->path;
+    const char *pattern = cfg->pattern;
+    const char *id_field = cfg->id_field;
     struct stat sb;
-    if (stat(path, &sb) != 0) {
-        host->log(self, IK_LOG_ERROR, "path %s: %s", path, strerror(errno));
-        rc = IK_E_NOTFOUND;
+    if ((rc = fs_check_path(host, self, path, &sb)) != 0) /* again: it may have changed */
         goto fail;
-    }
+    rc = IK_E_NOMEM;
     st->path = strdup(path);
     if (!st->path)
         goto fail;
@@ -1432,15 +1477,11 @@ static int fs_create(const ik_host *host, ik_instance *self, void **state)
         st->path[strlen(st->path) - 1] = '\0';
     if (S_ISDIR(sb.st_mode)) {
         st->folder = strdup(st->path);
-    } else if (S_ISREG(sb.st_mode)) {
+    } else {
         st->single = 1;
         const char *slash = strrchr(st->path, '/');
         st->folder = slash ? strndup(st->path, slash == st->path ? 1 : (size_t)(slash - st->path))
                            : strdup(".");
-    } else {
-        host->log(self, IK_LOG_ERROR, "path %s is neither a file nor a folder", path);
-        rc = IK_E_CONFIG;
-        goto fail;
     }
     if (!st->folder)
         goto fail;
@@ -1454,9 +1495,9 @@ static int fs_create(const ik_host *host, ik_instance *self, void **state)
     }
     st->in.path = st->folder;
     st->in.real = st->real;
-    st->in.links_inside = strcmp(symlinks, "inside") == 0;
-    const char *done = host->opt_string(self, "done_dir");
-    const char *dead = host->opt_string(self, "dead_letter_dir");
+    st->in.links_inside = cfg->symlinks == FS_SYMLINKS_INSIDE;
+    const char *done = cfg->done_dir;
+    const char *dead = cfg->dead_letter_dir;
     st->done_dir = done && done[0] ? strdup(done) : join_path(st->folder, "done");
     st->dead_dir = dead && dead[0] ? strdup(dead) : join_path(st->folder, "dead-letter");
     st->id_field = strdup(id_field && id_field[0] ? id_field : "id");
@@ -1472,16 +1513,16 @@ static int fs_create(const ik_host *host, ik_instance *self, void **state)
         rc = IK_E_CONFIG;
         goto fail;
     }
-    st->follow = host->opt_bool(self, "follow");
-    st->poll_ms = host->opt_duration_ms(self, "poll_interval");
-    st->move = strcmp(on_complete, "move") == 0;
+    st->follow = cfg->follow;
+    st->poll_ms = cfg->poll_interval_ms;
+    st->move = cfg->on_complete == FS_ON_COMPLETE_MOVE;
     st->m_records = host->counter(self, "records_total", "Objects read and emitted");
     st->m_bad = host->counter(self, "bad_records_total",
                               "Lines or elements that were not valid JSON objects or too large");
     st->m_files = host->counter(self, "files_done_total",
                                 "Files whose records were all delivered or dead-lettered");
-    st->maildir = host->opt_bool(self, "maildir");
-    st->email.keep_content = host->opt_bool(self, "attachment_content");
+    st->maildir = cfg->maildir;
+    st->email.keep_content = cfg->attachment_content;
     em_init();
     st->max_size = host->max_record_size(self);
     if (st->max_size == 0)
@@ -1504,7 +1545,8 @@ static const ik_plugin fs_plugin = {
                    "and dead letters to dead_letter_dir.",
     .kind = IK_KIND_SOURCE,
     .options = fs_options,
-    .limits = fs_limits,
+    .config_size = sizeof(fs_config),
+    .check = fs_check,
     .create = fs_create,
     .destroy = fs_destroy,
     .health = fs_health,

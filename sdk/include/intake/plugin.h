@@ -4,27 +4,58 @@
  * A plugin is a shared object (intake-<name>.so) that exports one symbol,
  * IK_PLUGIN_ENTRY_NAME, a function returning a pointer to a static ik_plugin
  * descriptor. The engine checks magic and ABI version before reading anything
- * else, validates the pipeline's options against the descriptor's option
- * table, then calls create() with a host function table. From then on the
- * plugin reaches the engine only through that table.
+ * else, checks the option table, validates the pipeline's options against it
+ * and writes them into a config struct of the plugin's own type (options are
+ * bound by offset, see IK_OPT_AT), calls check() (`intake validate` stops
+ * there), then create() with a host function table and that config. From
+ * then on the plugin reaches the engine only through that table.
  *
  * Versioning: IK_ABI_MAJOR changes when a layout or meaning changes; the engine
- * refuses a plugin with another major. IK_ABI_MINOR grows when fields are added
- * at the end of ik_plugin or ik_host; both structs carry struct_size so each
- * side reads only what the other has. A plugin built against minor N runs on
- * an engine of minor >= N.
+ * refuses a plugin with another major (an ABI 1.x plugin must be rebuilt
+ * against SDK 2.0). IK_ABI_MINOR grows when fields are added at the end of
+ * ik_plugin, ik_host, ik_option or ik_result. The descriptor records
+ * sizeof(ik_plugin), sizeof(ik_option) and sizeof(ik_result) as the plugin
+ * was built (IK_PLUGIN_HEAD fills them), and the engine reads the option
+ * table and lays out results with the plugin's sizes, so each side reads only
+ * what the other has. A plugin built against minor N runs on an engine of
+ * minor >= N.
  *
- * Threading: create/destroy run on the engine's main thread. A source's run()
- * has a thread of its own. process() and write() run on worker threads, up to
- * the stage's `concurrency` at once. settle() may be called from any engine
- * thread, concurrently. Everything a plugin keeps hangs off its state pointer:
- * no global mutable state, so two instances of one plugin never interfere.
+ * json-c is part of the contract: records carry json_object trees across the
+ * boundary, so a plugin must be built against the json-c major the engine
+ * uses (IK_PLUGIN_HEAD records JSON_C_MAJOR_VERSION; a mismatch is refused at
+ * load). json_object_to_json_string() and its _ext variant are NOT read-only:
+ * they cache the text inside the object. Two sinks (or a sink and anything
+ * else) printing one record's payload at once race on that cache; a sink
+ * serializes with host->json_write(), which never writes to the object.
+ *
+ * Threading: check/create/destroy run on the engine's main thread. A source's
+ * run() has a thread of its own. process() and write() run on worker threads,
+ * up to the stage's `concurrency` at once; each worker has its own
+ * worker_state (worker_init), so per-worker scratch needs no lock. settle()
+ * may be called from any engine thread, concurrently. Everything a plugin
+ * keeps hangs off its state pointers: no global mutable state, so two
+ * instances of one plugin never interfere.
+ *
+ * Long calls: a process() or write() that waits (an HTTP call, a Batch API
+ * job, a backoff) must wait in slices and poll host->stopping(), or sleep
+ * with host->wait_ms(), which wakes early on shutdown. On SIGINT/SIGTERM the
+ * engine stops input and lets in-flight work finish for up to the config's
+ * shutdown_timeout; then it releases every queued record to its source and
+ * waits, without a limit, for calls still running (logging every 5 s how
+ * many records are inside plugin calls). When such a call returns, a sink's
+ * IK_OK still counts as delivered and every other result becomes
+ * IK_RELEASE. A call that never returns keeps the process alive until a
+ * second signal: then the engine releases the records of that call to their
+ * source at once, does not touch them again, and exits with code 5 without
+ * calling destroy().
  */
 #ifndef INTAKE_PLUGIN_H
 #define INTAKE_PLUGIN_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <json-c/json.h>
 
@@ -33,8 +64,8 @@ extern "C" {
 #endif
 
 #define IK_PLUGIN_MAGIC      0x494b504cu /* "IKPL" */
-#define IK_ABI_MAJOR         1
-#define IK_ABI_MINOR         2
+#define IK_ABI_MAJOR         2
+#define IK_ABI_MINOR         0
 #define IK_PLUGIN_ENTRY      ik_plugin_entry
 #define IK_PLUGIN_ENTRY_NAME "ik_plugin_entry"
 
@@ -68,51 +99,61 @@ typedef enum ik_kind {
 } ik_kind;
 
 /* Option types. Values in the config may also be strings (after ${VAR}
- * substitution) that parse completely as the declared type. */
+ * substitution) that parse completely as the declared type. Each type is
+ * written into the config struct member named by the option's offset as the
+ * C type given here. */
 typedef enum ik_opt_type {
-    IK_OPT_STRING = 1,
-    IK_OPT_INT = 2,  /* 64-bit signed */
-    IK_OPT_BOOL = 3, /* true/false, or "true"/"false"/"yes"/"no"/"1"/"0" */
-    IK_OPT_DOUBLE = 4,
-    IK_OPT_DURATION = 5, /* number of seconds, or "250ms", "30s", "5m", "1h"; read as ms */
-    IK_OPT_SIZE = 6,     /* number of bytes, or "512", "256K", "4M", "1G"; read as bytes */
+    IK_OPT_STRING = 1,   /* const char *: owned by the engine until destroy(); NULL when
+                            unset without default */
+    IK_OPT_INT = 2,      /* int64_t */
+    IK_OPT_BOOL = 3,     /* int (0 or 1): true/false, "true"/"false"/"yes"/"no"/"1"/"0" */
+    IK_OPT_DOUBLE = 4,   /* double */
+    IK_OPT_DURATION = 5, /* uint64_t ms: seconds, or "250ms", "30s", "5m", "1h" */
+    IK_OPT_SIZE = 6,     /* uint64_t bytes: "512", "256K", "4M", "1G" */
+    IK_OPT_CHOICE = 7,   /* int: index into `choices` of the value given (a string) */
 } ik_opt_type;
 
 #define IK_OPT_REQUIRED 0x1u /* the config must set it */
 #define IK_OPT_SECRET   0x2u /* never printed: redacted from logs, errors, metrics, docs */
 
-/* One entry of a plugin's option table; the table ends with a zeroed entry.
- * default_value is text in the same syntax as the config (NULL: no default). */
+/* Binds an option to `member` of the plugin's config struct: a designated
+ * initializer of ik_option.offset, written after the help text:
+ *   {"path", IK_OPT_STRING, NULL, IK_OPT_REQUIRED, "Input.", IK_OPT_AT(my_config, path)},
+ * A misspelt member is a compile error. */
+#define IK_OPT_AT(type, member) .offset = offsetof(type, member)
+
+/*
+ * One entry of a plugin's option table; the table ends with a zeroed entry.
+ * default_value is text in the same syntax as the config (NULL: no default).
+ *
+ * The engine checks every value wherever it checks options (`intake
+ * validate` as well as `run`) and writes it into the config struct at
+ * `offset` (a member of the C type ik_opt_type gives), so create() can rely
+ * on it. `min`/`max` bound a numeric option (INT, DOUBLE, DURATION, SIZE),
+ * inclusive, written as the config would write them ("0", "10ms", "1K",
+ * "0.5"); NULL leaves that side open. `choices` (IK_OPT_CHOICE only) lists
+ * the allowed values, NULL-terminated; the member gets the index of the one
+ * given. A value out of range or not among the choices is a config error
+ * naming file:line, the option and what is allowed.
+ *
+ * The engine refuses to load a plugin whose table names an option twice,
+ * uses one of the engine's stage keys (plugin, name, concurrency, batch),
+ * has an offset whose member does not fit in config_size (or is misaligned),
+ * has bounds on a non-numeric option, bounds that do not parse or min > max,
+ * a default (without ${VAR}) outside its bounds or not among its choices,
+ * a CHOICE without choices, or a required option with a default.
+ */
 typedef struct ik_option {
     const char *name;
     ik_opt_type type;
     const char *default_value;
     unsigned flags;
     const char *help;
+    size_t offset;              /* IK_OPT_AT(struct, member) */
+    const char *min;            /* numeric types: lower bound, or NULL */
+    const char *max;            /* numeric types: upper bound, or NULL */
+    const char *const *choices; /* IK_OPT_CHOICE: allowed values, NULL-terminated */
 } ik_option;
-
-/*
- * ABI 1.2: the allowed range of one numeric option, inclusive. The engine
- * checks it wherever it checks options (`intake validate` as well as `run`),
- * so that a value out of range is a config error naming file:line, the
- * option and the range, never a create() failure; create() can rely on it.
- * Bounds are text in the option's own syntax, as the config would write
- * them; NULL leaves that side open:
- *   {"max_chars", "0", NULL}          an IK_OPT_INT of at least 0
- *   {"poll", "10ms", "1h"}            an IK_OPT_DURATION
- *   {"chunk", "1K", "16M"}            an IK_OPT_SIZE
- *   {"margin", "0", "0.5"}            an IK_OPT_DOUBLE
- * The table (ik_plugin.limits) ends with a zeroed entry. The engine refuses
- * to load a plugin whose limits name an option that is not in its option
- * table, or not an INT, DOUBLE, DURATION or SIZE one, or one twice; whose
- * bounds do not parse as the option's type or have min > max; or whose
- * default (without ${VAR}) lies outside them. `intake plugins` shows them.
- */
-typedef struct ik_option_limit {
-    const char *name;
-    const char *min; /* NULL: no lower bound */
-    const char *max; /* NULL: no upper bound */
-} ik_option_limit;
 
 /* Per-record status returned by processors and sinks. */
 typedef enum ik_status {
@@ -123,11 +164,29 @@ typedef enum ik_status {
 } ik_status;
 
 /* One record's result; the engine zeroes the array before each call, so a
- * plugin that leaves an entry alone reports IK_OK with no reason. */
+ * plugin that leaves an entry alone reports IK_OK with no reason. The engine
+ * reads at most IK_REASON_MAX bytes of reason (an unterminated one is cut
+ * there); fill it with ik_result_setf(). A status outside ik_status is
+ * logged (plugin, record id, value) and treated as IK_FAIL. The engine lays
+ * the array out with the plugin's sizeof(ik_result): index it as a C array. */
 typedef struct ik_result {
     ik_status status;
     char reason[IK_REASON_MAX];
 } ik_result;
+
+/* Sets r's status and its reason from a printf format, cut (always
+ * terminated) at IK_REASON_MAX - 1 bytes. */
+static inline void ik_result_setf(ik_result *r, ik_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline void ik_result_setf(ik_result *r, ik_status status, const char *fmt, ...)
+{
+    va_list ap;
+    r->status = status;
+    va_start(ap, fmt);
+    if (vsnprintf(r->reason, sizeof r->reason, fmt, ap) < 0)
+        r->reason[0] = '\0';
+    va_end(ap);
+}
 
 /* Terminal outcome of a record, told to its source exactly once. A source
  * that cannot carry one out says so with host->settle_failed(). */
@@ -161,6 +220,13 @@ typedef enum ik_log_level {
     IK_LOG_TRACE = 4,
 } ik_log_level;
 
+/* A growable byte buffer for host->json_write(): start it zeroed; the caller
+ * owns data (free() it) and may reset len to reuse it. */
+typedef struct ik_json_buf {
+    char *data;
+    size_t len, cap;
+} ik_json_buf;
+
 /* Opaque engine objects. */
 typedef struct ik_instance ik_instance; /* one configured plugin instance */
 typedef struct ik_record ik_record;     /* one unit of work (one email) */
@@ -182,17 +248,21 @@ typedef struct ik_host {
     /* Human-readable text for an IK_E_* code; static storage. */
     const char *(*strerror)(int code);
 
-    /* Option getters. The value is validated against the option table, with
-     * the default applied; a getter for a name not in the table, or of another
-     * type, returns the zero value and logs an error. Strings are owned by the
-     * engine and live until destroy(); NULL when unset without default. */
+    /* DEPRECATED, TO BE REMOVED: option getters by name, kept only until
+     * gpt_batch (its ~50 options) is converted to bound options; new code
+     * reads its config struct. The value is validated against the option
+     * table, with the default applied; a getter for a name not in the table,
+     * or of another type, returns the zero value and logs an error. Strings
+     * are owned by the engine and live until destroy(). */
     const char *(*opt_string)(ik_instance *self, const char *name);
     int64_t (*opt_int)(ik_instance *self, const char *name);
     int (*opt_bool)(ik_instance *self, const char *name);
     double (*opt_double)(ik_instance *self, const char *name);
     uint64_t (*opt_duration_ms)(ik_instance *self, const char *name);
     uint64_t (*opt_size)(ik_instance *self, const char *name);
-    int (*opt_is_set)(ik_instance *self, const char *name); /* set in the config */
+    /* END OF DEPRECATED GETTERS. */
+    /* 1 when the config set option `name` (0 when it took its default). */
+    int (*opt_is_set)(ik_instance *self, const char *name);
 
     /* Records. record_new takes ownership of `payload` (even on failure) and
      * copies `id`; the caller owns the record until emit() succeeds. */
@@ -253,14 +323,10 @@ typedef struct ik_host {
     const char *(*instance_name)(ik_instance *self);
     const char *(*pipeline_name)(ik_instance *self);
 
-    /* ---- ABI 1.1 ---- */
-
     /* A call that rightly runs long (a Batch API job waits for hours) says
      * it is alive, so health does not report the pipeline as stalled while
      * records wait in it. Cheap; call it on every poll. */
     void (*progress)(ik_instance *self);
-
-    /* ---- ABI 1.2 ---- */
 
     /* A source calls this from inside its settle() when it could not carry
      * out the outcome it was told for `rec` (say, its dead-letter folder
@@ -271,6 +337,17 @@ typedef struct ik_host {
      * `intake run` ends with its own exit code. Only for the record being
      * settled, from its own settle(); any other call is logged and ignored. */
     void (*settle_failed)(ik_instance *self, ik_record *rec, const char *reason);
+
+    /* Appends obj (NULL prints null) to buf as compact JSON, byte for byte
+     * what json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+     * JSON_C_TO_STRING_NOSLASHESCAPE) prints, without writing to the object
+     * (safe on a payload other threads read). Nesting deeper than 1000 prints
+     * null there. buf->data grows with realloc and belongs to the caller
+     * (free() it); it is not NUL-terminated. 0, or IK_E_NOMEM (buf keeps its
+     * earlier contents; what this call appended is undefined). */
+    int (*json_write)(const json_object *obj, ik_json_buf *buf);
+    /* Appends s (n bytes) as a quoted, escaped JSON string; as json_write. */
+    int (*json_write_string)(const char *s, size_t n, ik_json_buf *buf);
 } ik_host;
 
 /* 1 when the engine's host table has the member f. A plugin declared with
@@ -281,22 +358,41 @@ typedef struct ik_host {
 
 /*
  * The descriptor. Callbacks not meaningful for the kind stay NULL; optional
- * ones may stay NULL too. `state` is what create() stored.
+ * ones may stay NULL too. `state` is what create() stored; `worker_state` is
+ * what worker_init() stored for the calling worker (NULL without one).
  */
 typedef struct ik_plugin {
     uint32_t magic; /* IK_PLUGIN_MAGIC */
     uint16_t abi_major;
     uint16_t abi_minor;
     uint32_t struct_size; /* sizeof(ik_plugin) as the plugin was built */
+    uint16_t option_size; /* sizeof(ik_option) as the plugin was built */
+    uint16_t result_size; /* sizeof(ik_result) as the plugin was built */
+    int32_t json_c_major; /* JSON_C_MAJOR_VERSION the plugin was built against */
     const char *name;     /* [a-z0-9_]+, matches the file intake-<name>.so */
     const char *version;
     const char *description;
     ik_kind kind;
     const ik_option *options; /* ends with a zeroed entry; may be NULL */
+    /* sizeof the plugin's config struct; the engine allocates it zeroed per
+     * instance, fills it and passes it to check() and create(); it lives
+     * until destroy() returns. 0 only for a plugin that still reads its
+     * options with the deprecated getters (its offsets are then ignored). */
+    size_t config_size;
 
-    /* All kinds. create() reads its options and stores its state; on error it
-     * logs why, frees what it made and returns an IK_E_* code. */
-    int (*create)(const ik_host *host, ik_instance *self, void **state);
+    /* Optional: checks what the option table cannot say (a file that must
+     * exist, a URL that must parse, rules between options). Called by
+     * `intake validate` and by `run` before create(), on the main thread,
+     * with the bound config; it logs what is wrong (host->log) and returns
+     * IK_E_CONFIG (or another IK_E_* code), 0 when all is well. It must not
+     * keep anything: only log, strerror, opt_is_set, instance_name and
+     * pipeline_name may be used from it. */
+    int (*check)(const ik_host *host, ik_instance *self, const void *config);
+
+    /* All kinds. create() stores its state; on error it logs why, frees what
+     * it made and returns an IK_E_* code. `config` is the plugin's config
+     * struct, owned by the engine, valid (with its strings) until destroy(). */
+    int (*create)(const ik_host *host, ik_instance *self, const void *config, void **state);
     void (*destroy)(void *state);
     int (*health)(void *state, ik_health *out); /* optional */
 
@@ -309,23 +405,30 @@ typedef struct ik_plugin {
     void (*stop)(void *state);
     void (*settle)(void *state, ik_record *rec, ik_outcome outcome, const ik_failure *failure);
 
+    /* Processors and sinks, optional: worker_init() runs on each worker
+     * thread (worker_index 0 .. concurrency-1) before its first call and
+     * stores that worker's state; worker_exit() runs on the same thread when
+     * the worker ends (not after a failed worker_init). A worker_init that
+     * fails (logs why, returns an IK_E_* code) fails the start of the
+     * pipeline: `intake run` stops the workers already started, calls
+     * worker_exit for those whose init succeeded, and exits 4. */
+    int (*worker_init)(void *state, unsigned worker_index, void **worker_state);
+    void (*worker_exit)(void *state, void *worker_state);
+
     /* Processors. cost() is the record's weight for the batcher's max_cost
      * (e.g. tokens); optional, default 1. process() fills results[i] for
      * recs[i] and may replace payloads and set metadata. Returning a negative
-     * code means the whole call failed transiently: every record is retried. */
+     * code means the whole call failed transiently: every record is retried.
+     * See "Long calls" above for calls that wait. */
     uint64_t (*cost)(void *state, const ik_record *rec);
-    int (*process)(void *state, ik_record *const *recs, size_t n, ik_result *results);
+    int (*process)(void *state, void *worker_state, ik_record *const *recs, size_t n,
+                   ik_result *results);
 
     /* Sinks. write() delivers recs and fills results like process(); it must
-     * not change the records, which other sinks may be reading. */
-    int (*write)(void *state, ik_record *const *recs, size_t n, ik_result *results);
-
-    /* ---- ABI 1.2 ---- */
-
-    /* Ranges of numeric options (see ik_option_limit); may be NULL. The
-     * engine reads only the struct_size bytes a plugin declares, so a
-     * plugin built for 1.0 or 1.1 simply has none. */
-    const ik_option_limit *limits;
+     * not change the records, which other sinks may be reading (serialize
+     * with host->json_write, never json_object_to_json_string). */
+    int (*write)(void *state, void *worker_state, ik_record *const *recs, size_t n,
+                 ik_result *results);
 } ik_plugin;
 
 /* The one symbol a plugin exports. */
@@ -334,7 +437,8 @@ typedef const ik_plugin *(*ik_plugin_entry_fn)(void);
 /* Fills the fixed head of a descriptor. */
 #define IK_PLUGIN_HEAD                                                                             \
     .magic = IK_PLUGIN_MAGIC, .abi_major = IK_ABI_MAJOR, .abi_minor = IK_ABI_MINOR,                \
-    .struct_size = sizeof(ik_plugin)
+    .struct_size = sizeof(ik_plugin), .option_size = sizeof(ik_option),                            \
+    .result_size = sizeof(ik_result), .json_c_major = JSON_C_MAJOR_VERSION
 
 /* Declares the entry function returning `desc`. */
 #define IK_PLUGIN_EXPORT(desc)                                                                     \

@@ -10,23 +10,33 @@
 #include <time.h>
 #include <unistd.h>
 
+static const char *const mode_names[] = {"ok",    "transient", "permanent", "slow",
+                                         "crash", "release",   "garbage",   NULL};
+
 const ik_option fault_options[] = {
-    {"mode", IK_OPT_STRING, "ok", 0,
-     "ok | transient | permanent | slow | crash | release: what to do with matching records."},
+    {"mode", IK_OPT_CHOICE, "ok", 0, "What to do with matching records.",
+     IK_OPT_AT(fault_config, mode), .choices = mode_names},
     {"match", IK_OPT_STRING, "", 0,
-     "Substring of the record id selecting the records to fault; empty: every record."},
+     "Substring of the record id selecting the records to fault; empty: every record.",
+     IK_OPT_AT(fault_config, match)},
     {"fail_times", IK_OPT_INT, "2", 0,
-     "transient: fail a matching record with IK_RETRY on this many attempts, then OK."},
-    {"delay", IK_OPT_DURATION, "0", 0, "slow: sleep this long per call."},
+     "transient: fail a matching record with IK_RETRY on this many attempts, then OK.",
+     IK_OPT_AT(fault_config, fail_times)},
+    {"delay", IK_OPT_DURATION, "0", 0, "slow: sleep this long per call.",
+     IK_OPT_AT(fault_config, delay_ms)},
     {"cost_field", IK_OPT_STRING, NULL, 0,
-     "Payload field giving the record's cost (integer, or string length); unset: 1."},
-    {"log_batches", IK_OPT_STRING, NULL, 0,
-     "File to append one line per call: <n> <id1>,<id2>,..."},
+     "Payload field giving the record's cost (integer, or string length); unset: 1.",
+     IK_OPT_AT(fault_config, cost_field)},
+    {"log_batches", IK_OPT_STRING, NULL, 0, "File to append one line per call: <n> <id1>,<id2>,...",
+     IK_OPT_AT(fault_config, log_batches)},
+    {"worker_log", IK_OPT_STRING, NULL, 0,
+     "File to append \"init <worker>\" and \"exit <worker>\" lines to from worker_init and "
+     "worker_exit.",
+     IK_OPT_AT(fault_config, worker_log)},
+    {"fail_worker", IK_OPT_INT, "-1", 0, "worker_init fails for this worker index (-1: none).",
+     IK_OPT_AT(fault_config, fail_worker)},
     {0},
 };
-
-static const char *const mode_names[] = {"ok",   "transient", "permanent",
-                                         "slow", "crash",     "release"};
 
 void fault_destroy(void *state)
 {
@@ -38,7 +48,8 @@ void fault_destroy(void *state)
     free(fc);
 }
 
-int fault_create(const ik_host *host, ik_instance *self, const char *kind, void **state)
+int fault_create(const ik_host *host, ik_instance *self, const fault_config *cfg, const char *kind,
+                 void **state)
 {
     fault_core *fc = calloc(1, sizeof *fc);
     if (!fc)
@@ -47,28 +58,14 @@ int fault_create(const ik_host *host, ik_instance *self, const char *kind, void 
     fc->self = self;
     fc->kind = kind;
     fc->log_fd = -1;
-    const char *mode = host->opt_string(self, "mode");
-    size_t m;
-    for (m = 0; m < sizeof mode_names / sizeof *mode_names; m++)
-        if (mode && strcmp(mode, mode_names[m]) == 0)
-            break;
-    if (m == sizeof mode_names / sizeof *mode_names) {
-        host->log(self, IK_LOG_ERROR,
-                  "option 'mode' must be ok, transient, permanent, slow, crash or release; got "
-                  "\"%s\"",
-                  mode ? mode : "");
-        fault_destroy(fc);
-        return IK_E_CONFIG;
-    }
-    fc->mode = (enum fault_mode)m;
-    fc->match = host->opt_string(self, "match");
-    if (!fc->match)
-        fc->match = "";
-    fc->fail_times = host->opt_int(self, "fail_times");
-    fc->delay_ms = host->opt_duration_ms(self, "delay");
-    const char *cf = host->opt_string(self, "cost_field");
-    fc->cost_field = cf && cf[0] ? cf : NULL;
-    const char *lb = host->opt_string(self, "log_batches");
+    fc->mode = (enum fault_mode)cfg->mode;
+    fc->match = cfg->match ? cfg->match : "";
+    fc->fail_times = cfg->fail_times;
+    fc->delay_ms = cfg->delay_ms;
+    fc->cost_field = cfg->cost_field && cfg->cost_field[0] ? cfg->cost_field : NULL;
+    fc->worker_log = cfg->worker_log && cfg->worker_log[0] ? cfg->worker_log : NULL;
+    fc->fail_worker = cfg->fail_worker;
+    const char *lb = cfg->log_batches;
     if (lb && lb[0]) {
         fc->log_fd = open(lb, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (fc->log_fd < 0) {
@@ -140,8 +137,51 @@ static void sleep_ms(uint64_t ms)
     }
 }
 
-int fault_apply(void *state, ik_record *const *recs, size_t n, ik_result *results)
+/* Appends one "<what> <index>" line to worker_log with one write(2). */
+static void log_worker(const fault_core *fc, const char *what, unsigned index)
 {
+    if (!fc->worker_log)
+        return;
+    int fd = open(fc->worker_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return;
+    char line[64];
+    int len = snprintf(line, sizeof line, "%s %u\n", what, index);
+    if (write(fd, line, (size_t)len) < 0)
+        fc->host->log(fc->self, IK_LOG_WARN, "cannot write worker_log: %s", strerror(errno));
+    close(fd);
+}
+
+/* The worker state is the index itself, boxed, so worker_exit can name it. */
+int fault_worker_init(void *state, unsigned index, void **worker_state)
+{
+    fault_core *fc = state;
+    if (fc->fail_worker >= 0 && (int64_t)index == fc->fail_worker) {
+        log_worker(fc, "fail", index);
+        fc->host->log(fc->self, IK_LOG_ERROR, "worker_init of worker %u fails (fail_worker)",
+                      index);
+        return IK_E_IO;
+    }
+    unsigned *box = malloc(sizeof *box);
+    if (!box)
+        return IK_E_NOMEM;
+    *box = index;
+    *worker_state = box;
+    log_worker(fc, "init", index);
+    return 0;
+}
+
+void fault_worker_exit(void *state, void *worker_state)
+{
+    unsigned *box = worker_state;
+    log_worker(state, "exit", box ? *box : 9999u);
+    free(box);
+}
+
+int fault_apply(void *state, void *worker_state, ik_record *const *recs, size_t n,
+                ik_result *results)
+{
+    (void)worker_state;
     fault_core *fc = state;
     const ik_host *host = fc->host;
     if (fc->log_fd >= 0)
@@ -171,6 +211,10 @@ int fault_apply(void *state, ik_record *const *recs, size_t n, ik_result *result
             host->log(fc->self, IK_LOG_WARN, "%s mode=crash: killing the process at record %s",
                       fc->kind, id);
             raise(SIGKILL);
+            break;
+        case FAULT_GARBAGE:
+            results[i].status = (ik_status)7;
+            memset(results[i].reason, 'x', sizeof results[i].reason); /* no NUL */
             break;
         case FAULT_RELEASE:
             results[i].status = IK_RELEASE;

@@ -3,7 +3,11 @@
  * processor and `test_fault_sink` sink. Modes: ok, transient (IK_RETRY for
  * the first fail_times attempts of a matching record, then OK), permanent
  * (IK_FAIL), slow (sleeps `delay` per call), crash (raise(SIGKILL) at the
- * first matching record), release (IK_RELEASE).
+ * first matching record), release (IK_RELEASE), garbage (status 7, outside
+ * ik_status, with a reason that fills all IK_REASON_MAX bytes and has no
+ * NUL: the engine must read it with a bound).
+ * Per-worker state (SDK 2.0): worker_init/worker_exit append "init <i>" /
+ * "exit <i>" to `worker_log`; worker_init fails for worker `fail_worker`.
  */
 #ifndef INTAKE_TEST_FAULT_H
 #define INTAKE_TEST_FAULT_H
@@ -19,8 +23,21 @@ enum fault_mode {
     FAULT_PERMANENT,
     FAULT_SLOW,
     FAULT_CRASH,
-    FAULT_RELEASE
+    FAULT_RELEASE,
+    FAULT_GARBAGE
 };
+
+/* The options, bound by the engine (plugin.h). */
+typedef struct fault_config {
+    int mode; /* enum fault_mode */
+    const char *match;
+    int64_t fail_times;
+    uint64_t delay_ms;
+    const char *cost_field;
+    const char *log_batches;
+    const char *worker_log;
+    int64_t fail_worker;
+} fault_config;
 
 typedef struct fault_core {
     const ik_host *host;
@@ -32,16 +49,23 @@ typedef struct fault_core {
     uint64_t delay_ms;
     const char *cost_field; /* engine-owned or NULL */
     int log_fd;             /* log_batches, or -1 */
+    const char *worker_log; /* engine-owned or NULL */
+    int64_t fail_worker;
 } fault_core;
 
 /* The option table both plugins use. */
 extern const ik_option fault_options[];
 
 /* Reads the options into a new core. Returns 0 or IK_E_* (logged). */
-int fault_create(const ik_host *host, ik_instance *self, const char *kind, void **state);
+int fault_create(const ik_host *host, ik_instance *self, const fault_config *cfg, const char *kind,
+                 void **state);
 void fault_destroy(void *state);
 uint64_t fault_cost(void *state, const ik_record *rec);
 /* process() and write(): applies the mode to each record. */
-int fault_apply(void *state, ik_record *const *recs, size_t n, ik_result *results);
+int fault_apply(void *state, void *worker_state, ik_record *const *recs, size_t n,
+                ik_result *results);
+/* worker_init/worker_exit: logged to worker_log (see above). */
+int fault_worker_init(void *state, unsigned index, void **worker_state);
+void fault_worker_exit(void *state, void *worker_state);
 
 #endif

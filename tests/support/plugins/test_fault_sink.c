@@ -1,9 +1,9 @@
 /* test_fault_sink.c: the `test_fault_sink` sink, test-only; see fault.h for the modes. */
 #include "fault.h"
 
-static int tfs_create(const ik_host *host, ik_instance *self, void **state)
+static int tfs_create(const ik_host *host, ik_instance *self, const void *config, void **state)
 {
-    return fault_create(host, self, "test_fault_sink", state);
+    return fault_create(host, self, config, "test_fault_sink", state);
 }
 
 static const ik_plugin tfs_plugin = {
@@ -13,6 +13,9 @@ static const ik_plugin tfs_plugin = {
     .description = "Test sink injecting faults: transient, permanent, slow, crash, release.",
     .kind = IK_KIND_SINK,
     .options = fault_options,
+    .config_size = sizeof(fault_config),
+    .worker_init = fault_worker_init,
+    .worker_exit = fault_worker_exit,
     .create = tfs_create,
     .destroy = fault_destroy,
     .write = fault_apply,

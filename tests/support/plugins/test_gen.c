@@ -31,28 +31,41 @@ typedef struct tg_state {
     ik_metric *busy;
 } tg_state;
 
+/* The options, bound by the engine (plugin.h). */
+typedef struct tg_config {
+    int64_t count;
+    const char *prefix;
+    uint64_t body_bytes;
+    const char *priorities;
+    const char *outcomes_path;
+    uint64_t emit_delay_ms;
+    int try_emit;
+    const char *api_token;
+} tg_config;
+
+/* One range of each kind the engine checks (int, size, duration). */
 static const ik_option tg_options[] = {
-    {"count", IK_OPT_INT, "100", 0, "How many records to emit."},
-    {"prefix", IK_OPT_STRING, "rec", 0, "Record ids are <prefix>-<n>, n from 1."},
-    {"body_bytes", IK_OPT_SIZE, "256", 0, "Size of each record's body text."},
+    {"count", IK_OPT_INT, "100", 0, "How many records to emit.", IK_OPT_AT(tg_config, count),
+     .min = "0"},
+    {"prefix", IK_OPT_STRING, "rec", 0, "Record ids are <prefix>-<n>, n from 1.",
+     IK_OPT_AT(tg_config, prefix)},
+    {"body_bytes", IK_OPT_SIZE, "256", 0, "Size of each record's body text.",
+     IK_OPT_AT(tg_config, body_bytes), .min = "0", .max = "16M"},
     {"priorities", IK_OPT_STRING, "0", 0,
-     "Comma-separated integer priorities, assigned to records in turn."},
+     "Comma-separated integer priorities, assigned to records in turn.",
+     IK_OPT_AT(tg_config, priorities)},
     {"outcomes_path", IK_OPT_STRING, NULL, 0,
      "File to append one line per settled record: <id> <outcome> <stage> <attempts> <stored> "
-     "<reason>."},
-    {"emit_delay", IK_OPT_DURATION, "0", 0, "Pause between two records."},
+     "<reason>.",
+     IK_OPT_AT(tg_config, outcomes_path)},
+    {"emit_delay", IK_OPT_DURATION, "0", 0, "Pause between two records.",
+     IK_OPT_AT(tg_config, emit_delay_ms), .max = "1h"},
     {"try_emit", IK_OPT_BOOL, "false", 0,
-     "Use try_emit, counting IK_E_BUSY in busy_total and retrying after 1ms."},
+     "Use try_emit, counting IK_E_BUSY in busy_total and retrying after 1ms.",
+     IK_OPT_AT(tg_config, try_emit)},
     {"api_token", IK_OPT_STRING, NULL, IK_OPT_SECRET,
-     "A pretend credential that this plugin logs carelessly, to prove the engine redacts it."},
-    {0},
-};
-
-/* One limit of each kind the engine checks (int, size, duration). */
-static const ik_option_limit tg_limits[] = {
-    {"count", "0", NULL},
-    {"body_bytes", "0", "16M"},
-    {"emit_delay", NULL, "1h"},
+     "A pretend credential that this plugin logs carelessly, to prove the engine redacts it.",
+     IK_OPT_AT(tg_config, api_token)},
     {0},
 };
 
@@ -68,21 +81,20 @@ static void tg_destroy(void *state)
     free(st);
 }
 
-static int tg_create(const ik_host *host, ik_instance *self, void **state)
+static int tg_create(const ik_host *host, ik_instance *self, const void *config, void **state)
 {
+    const tg_config *cfg = config;
     tg_state *st = calloc(1, sizeof *st);
     if (!st)
         return IK_E_NOMEM;
     st->host = host;
     st->self = self;
     st->out_fd = -1;
-    st->count = host->opt_int(self, "count");
-    st->prefix = host->opt_string(self, "prefix");
-    if (!st->prefix)
-        st->prefix = "rec";
-    st->body_len = (size_t)host->opt_size(self, "body_bytes");
-    st->delay_ms = host->opt_duration_ms(self, "emit_delay");
-    st->use_try = host->opt_bool(self, "try_emit");
+    st->count = cfg->count;
+    st->prefix = cfg->prefix ? cfg->prefix : "rec";
+    st->body_len = (size_t)cfg->body_bytes;
+    st->delay_ms = cfg->emit_delay_ms;
+    st->use_try = cfg->try_emit;
     st->body = malloc(st->body_len + 1);
     if (!st->body)
         goto nomem;
@@ -90,7 +102,7 @@ static int tg_create(const ik_host *host, ik_instance *self, void **state)
     for (size_t i = 0; i < st->body_len; i++)
         st->body[i] = words[i % (sizeof words - 1)];
     st->body[st->body_len] = '\0';
-    const char *pr = host->opt_string(self, "priorities");
+    const char *pr = cfg->priorities;
     for (const char *p = pr && pr[0] ? pr : "0"; *p;) {
         char *end;
         long v = strtol(p, &end, 10);
@@ -107,7 +119,7 @@ static int tg_create(const ik_host *host, ik_instance *self, void **state)
         st->prios[st->nprios++] = (int)v;
         p = *end ? end + 1 : end;
     }
-    const char *out = host->opt_string(self, "outcomes_path");
+    const char *out = cfg->outcomes_path;
     if (out && out[0]) {
         st->out_fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (st->out_fd < 0) {
@@ -118,7 +130,7 @@ static int tg_create(const ik_host *host, ik_instance *self, void **state)
     }
     if (st->use_try)
         st->busy = host->counter(self, "busy_total", "try_emit calls answered IK_E_BUSY");
-    const char *token = host->opt_string(self, "api_token");
+    const char *token = cfg->api_token;
     if (token) /* deliberately careless: the engine must redact this */
         host->log(self, IK_LOG_WARN, "connecting with token %s (Bearer %s)", token, token);
     *state = st;
@@ -211,7 +223,7 @@ static const ik_plugin tg_plugin = {
     .description = "Test source: emits synthetic emails and logs every outcome.",
     .kind = IK_KIND_SOURCE,
     .options = tg_options,
-    .limits = tg_limits,
+    .config_size = sizeof(tg_config),
     .create = tg_create,
     .destroy = tg_destroy,
     .run = tg_run,

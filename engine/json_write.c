@@ -1,5 +1,5 @@
-/* json_out.c: read-only JSON serializer matching json-c's plain output (see json_out.h). */
-#include "json_out.h"
+/* json_write.c: read-only JSON serializer matching json-c's plain output (see json_write.h). */
+#include "json_write.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -224,4 +224,30 @@ static void jo_value_depth(jo_buf *b, json_object *obj, int depth)
 void jo_value(jo_buf *b, json_object *obj)
 {
     jo_value_depth(b, obj, 0);
+}
+
+/* Runs one append into the plugin's buffer through a jo_buf view of it. */
+static int into_plugin_buf(ik_json_buf *buf, const json_object *obj, const char *s, size_t n)
+{
+    jo_buf b = {.data = buf->data, .len = buf->len, .cap = buf->cap};
+    if (s)
+        jo_string(&b, s, n);
+    else
+        jo_value(&b, (json_object *)obj); /* read-only: only json_object_get_* and iteration */
+    buf->data = b.data;
+    buf->cap = b.cap;
+    if (b.oom)
+        return IK_E_NOMEM; /* buf->len unchanged */
+    buf->len = b.len;
+    return 0;
+}
+
+int ik_json_write(const json_object *obj, ik_json_buf *buf)
+{
+    return into_plugin_buf(buf, obj, NULL, 0);
+}
+
+int ik_json_write_string(const char *s, size_t n, ik_json_buf *buf)
+{
+    return into_plugin_buf(buf, NULL, s ? s : "", s ? n : 0);
 }

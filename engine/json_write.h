@@ -1,5 +1,6 @@
 /*
- * json_out.h: a read-only JSON serializer into a growable byte buffer.
+ * json_write.h: a read-only JSON serializer into a growable byte buffer,
+ * behind host->json_write() and host->json_write_string() (plugin.h).
  *
  * Output is byte-for-byte what json_object_to_json_string_ext(obj,
  * JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) prints, but it never
@@ -8,11 +9,12 @@
  * the tree with read-only accessors instead, and appends straight into the
  * caller's buffer (no allocation per record).
  */
-#ifndef INTAKE_STDOUT_JSON_OUT_H
-#define INTAKE_STDOUT_JSON_OUT_H
+#ifndef IK_JSON_WRITE_H
+#define IK_JSON_WRITE_H
 
 #include <stddef.h>
 
+#include <intake/plugin.h>
 #include <json-c/json.h>
 
 typedef struct jo_buf {
@@ -28,5 +30,11 @@ void jo_putc(jo_buf *b, char c);
 void jo_string(jo_buf *b, const char *s, size_t n);
 /* Appends obj (NULL prints null). Nesting deeper than 1000 prints null there. */
 void jo_value(jo_buf *b, json_object *obj);
+
+/* host->json_write and host->json_write_string: append to a plugin's buffer
+ * (grown with realloc, owned by the plugin). 0, or IK_E_NOMEM with buf->len
+ * back where it was. */
+int ik_json_write(const json_object *obj, ik_json_buf *buf);
+int ik_json_write_string(const char *s, size_t n, ik_json_buf *buf);
 
 #endif
