@@ -23,6 +23,7 @@
 #include <intake/plugin.h>
 
 #include "common/buf.h"
+#include "common/sha256.h"
 #include "email.h"
 
 typedef struct walk_ctx {
@@ -316,8 +317,8 @@ static void add_attachment(walk_ctx *c, GMimePart *part)
     char *fname = part_filename(part, c->po, &c->nuls);
     GByteArray *ba = part_bytes(part);
     char hex[65];
-    em_sha256_hex(ba ? ba->data : (const guint8 *)"", ba ? ba->len : 0, hex);
-    json_object *a = json_object_new_object();
+    int sha_rc = ik_sha256_hex(ba ? ba->data : NULL, ba ? ba->len : 0, hex);
+    json_object *a = sha_rc == 0 ? json_object_new_object() : NULL;
     if (!a) {
         c->oom = 1;
     } else {
