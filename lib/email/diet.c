@@ -180,23 +180,18 @@ typedef struct diet_lines {
  * free_lines), or IK_E_NOMEM. */
 static int split_lines(const char *body, diet_lines *d)
 {
-    size_t blen = strlen(body), cap = 64, n = 0;
-    line *ls = malloc(cap * sizeof *ls);
-    if (!ls)
-        return IK_E_NOMEM;
+    size_t blen = strlen(body), cap = 0, n = 0;
+    line *ls = NULL;
     for (size_t i = 0; i <= blen;) {
         size_t j = i;
         while (j < blen && body[j] != '\n' && body[j] != '\r')
             j++;
-        if (n == cap) {
-            line *g = realloc(ls, cap * 2 * sizeof *ls);
-            if (!g) {
-                free(ls);
-                return IK_E_NOMEM;
-            }
-            ls = g;
-            cap *= 2;
+        line *g = ik_array_grow(ls, &cap, n + 1, sizeof *g);
+        if (!g) {
+            free(ls);
+            return IK_E_NOMEM;
         }
+        ls = g;
         ls[n].p = body + i;
         ls[n].len = j - i;
         n++;

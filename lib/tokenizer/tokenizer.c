@@ -21,6 +21,7 @@
 
 #include "common/file.h"
 #include "common/sha256.h"
+#include "common/buf.h"
 
 /* The o200k_base pre-tokenizer pattern (tiktoken_ext/openai_public.py). */
 static const char O200K_PATTERN[] =
@@ -442,14 +443,12 @@ static inline void vpush(u32vec *v, uint32_t x)
     if (!v)
         return;
     if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 64;
-        uint32_t *g = realloc(v->v, cap * sizeof *g);
+        uint32_t *g = ik_array_grow(v->v, &v->cap, v->n + 1, sizeof *g);
         if (!g) {
             v->oom = 1;
             return;
         }
         v->v = g;
-        v->cap = cap;
     }
     v->v[v->n++] = x;
 }
