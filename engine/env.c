@@ -50,14 +50,10 @@ static int keyset_has(const keyset *ks, const char *k)
 
 static int keyset_add(keyset *ks, const char *k)
 {
-    if (ks->n == ks->cap) {
-        size_t cap = ks->cap ? ks->cap * 2 : 16;
-        char **q = realloc(ks->keys, cap * sizeof *q);
-        if (!q)
-            return IK_E_NOMEM;
-        ks->keys = q;
-        ks->cap = cap;
-    }
+    char **q = ik_array_grow(ks->keys, &ks->cap, ks->n + 1, sizeof *q);
+    if (!q)
+        return IK_E_NOMEM;
+    ks->keys = q;
     char *d = strdup(k);
     if (!d)
         return IK_E_NOMEM;

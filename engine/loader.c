@@ -6,8 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "optable.h"
 
 struct ik_loader {
@@ -30,12 +33,22 @@ const char *ik_kind_name(ik_kind kind)
     return "unknown";
 }
 
+/* 1 when a and b name the same folder (equal strings, or the same folder
+ * once symbolic links are resolved). */
+static int same_dir(const char *a, const char *b)
+{
+    if (strcmp(a, b) == 0)
+        return 1;
+    char ra[PATH_MAX], rb[PATH_MAX];
+    return realpath(a, ra) && realpath(b, rb) && strcmp(ra, rb) == 0;
+}
+
 static int add_dir(ik_loader *l, const char *dir)
 {
     if (!dir || !*dir)
         return 0;
     for (size_t i = 0; i < l->ndirs; i++)
-        if (strcmp(l->dirs[i], dir) == 0)
+        if (same_dir(l->dirs[i], dir))
             return 0;
     char **grown = realloc(l->dirs, (l->ndirs + 1) * sizeof *grown);
     if (!grown)
@@ -45,6 +58,41 @@ static int add_dir(ik_loader *l, const char *dir)
         return IK_E_NOMEM;
     l->ndirs++;
     return 0;
+}
+
+/* 1 when path lies in folder dir (or is it); both already resolved. */
+static int path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/*
+ * The engine's own plugin folder, found from where the running executable
+ * is (never from the working folder). An executable inside the build tree
+ * (the intake binary or a test) uses the build's plugin folder; any other,
+ * an installed binary, uses INTAKE_PLUGIN_INSTALL_RELDIR next to its own
+ * folder (bin/intake -> bin/../lib/intake/plugins), so it never loads
+ * plugins from a build folder that happens to exist. When /proc/self/exe
+ * cannot be read, the install folder configured at build time.
+ */
+static int add_own_dir(ik_loader *l)
+{
+    char exe[PATH_MAX], build[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return add_dir(l, INTAKE_PLUGIN_INSTALL_DIR);
+    exe[n] = '\0';
+    if (realpath(INTAKE_BUILD_DIR, build) && path_under(exe, build))
+        return add_dir(l, INTAKE_PLUGIN_BUILD_DIR);
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return add_dir(l, INTAKE_PLUGIN_INSTALL_DIR);
+    *slash = '\0';
+    char dir[PATH_MAX + sizeof INTAKE_PLUGIN_INSTALL_RELDIR + 1];
+    snprintf(dir, sizeof dir, "%s/%s", exe, INTAKE_PLUGIN_INSTALL_RELDIR);
+    char real[PATH_MAX]; /* bin/../lib/... as lib/..., for messages */
+    return add_dir(l, realpath(dir, real) ? real : dir);
 }
 
 ik_loader *ik_loader_new(char *const *extra_dirs, size_t nextra)
@@ -66,9 +114,7 @@ ik_loader *ik_loader_new(char *const *extra_dirs, size_t nextra)
         free(copy);
     }
     if (rc == 0)
-        rc = add_dir(l, INTAKE_PLUGIN_BUILD_DIR);
-    if (rc == 0)
-        rc = add_dir(l, INTAKE_PLUGIN_INSTALL_DIR);
+        rc = add_own_dir(l);
     if (rc != 0) {
         ik_loader_free(l);
         return NULL;
@@ -246,6 +292,21 @@ static int file_exists(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* A plugin name found in folder `won` (as path) may also be in folders after
+ * it on the search path: a warning names both files, so that a stale copy
+ * is not loaded unnoticed. */
+static void warn_shadowed(const ik_loader *l, size_t won, const char *name, const char *path)
+{
+    char other[4096];
+    for (size_t j = won + 1; j < l->ndirs; j++) {
+        snprintf(other, sizeof other, "%s/intake-%s.so", l->dirs[j], name);
+        if (file_exists(other))
+            ik_logf(IK_LOG_WARN, NULL, NULL,
+                    "plugin '%s' is in two folders of the plugin search path: using %s, not %s",
+                    name, path, other);
+    }
+}
+
 int ik_loader_get(ik_loader *l, const char *name, const ik_loaded_plugin **out, ik_err *err)
 {
     for (size_t i = 0; i < l->ncache; i++)
@@ -262,6 +323,7 @@ int ik_loader_get(ik_loader *l, const char *name, const ik_loaded_plugin **out, 
         snprintf(path, sizeof path, "%s/intake-%s.so", l->dirs[i], name);
         if (!file_exists(path))
             continue;
+        warn_shadowed(l, i, name, path);
         ik_loaded_plugin *p = NULL;
         int rc = ik_loader_open_file(path, name, &p, err);
         if (rc != 0)
@@ -333,6 +395,7 @@ void ik_loader_each(ik_loader *l, ik_loader_visit_fn fn, void *arg)
             }
             char path[4096];
             snprintf(path, sizeof path, "%s/intake-%s.so", l->dirs[i], files[f]);
+            warn_shadowed(l, i, files[f], path);
             ik_loaded_plugin *p = NULL;
             ik_err err = {0};
             ik_loader_open_file(path, files[f], &p, &err);

@@ -47,7 +47,7 @@ static pthread_rwlock_t g_secret_lock = PTHREAD_RWLOCK_INITIALIZER;
 static char **g_secrets;     /* owned copies; guarded by g_secret_lock */
 static size_t *g_secret_len; /* strlen of each secret */
 static size_t g_nsecrets;
-static size_t g_secret_cap;
+static size_t g_secret_cap, g_secret_len_cap; /* each array grows on its own */
 
 /* ---- configuration -------------------------------------------------------- */
 
@@ -115,22 +115,18 @@ int ik_log_add_secret(const char *secret)
     for (size_t i = 0; i < g_nsecrets; i++)
         if (g_secret_len[i] == len && memcmp(g_secrets[i], secret, len) == 0)
             goto out; /* already known */
-    if (g_nsecrets == g_secret_cap) {
-        size_t cap = g_secret_cap ? g_secret_cap * 2 : 8;
-        char **s = realloc(g_secrets, cap * sizeof *s);
-        if (!s) {
-            rc = IK_E_NOMEM;
-            goto out;
-        }
-        g_secrets = s;
-        size_t *l = realloc(g_secret_len, cap * sizeof *l);
-        if (!l) {
-            rc = IK_E_NOMEM;
-            goto out;
-        }
-        g_secret_len = l;
-        g_secret_cap = cap;
+    char **s = ik_array_grow(g_secrets, &g_secret_cap, g_nsecrets + 1, sizeof *s);
+    if (!s) {
+        rc = IK_E_NOMEM;
+        goto out;
     }
+    g_secrets = s;
+    size_t *l = ik_array_grow(g_secret_len, &g_secret_len_cap, g_nsecrets + 1, sizeof *l);
+    if (!l) {
+        rc = IK_E_NOMEM;
+        goto out;
+    }
+    g_secret_len = l;
     char *copy = strdup(secret);
     if (!copy) {
         rc = IK_E_NOMEM;
@@ -234,7 +230,7 @@ void ik_log_shutdown(void)
     free(g_secret_len);
     g_secrets = NULL;
     g_secret_len = NULL;
-    g_nsecrets = g_secret_cap = 0;
+    g_nsecrets = g_secret_cap = g_secret_len_cap = 0;
     pthread_rwlock_unlock(&g_secret_lock);
 }
 

@@ -312,27 +312,19 @@ static ik_metric *get_series(ik_metrics *m, ik_metric_kind kind, const char *nam
             }
         }
     } else {
-        if (m->nfamilies == m->cap) {
-            size_t cap = m->cap ? m->cap * 2 : 16;
-            family **fs = realloc(m->families, cap * sizeof *fs);
-            if (!fs)
-                goto out;
-            m->families = fs;
-            m->cap = cap;
-        }
+        family **fs = ik_array_grow(m->families, &m->cap, m->nfamilies + 1, sizeof *fs);
+        if (!fs)
+            goto out;
+        m->families = fs;
         f = family_new(name, help, kind, bounds, nbounds);
         if (!f)
             goto out;
         fresh = true;
     }
-    if (f->nseries == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 4;
-        ik_metric **ss = realloc(f->series, cap * sizeof *ss);
-        if (!ss)
-            goto fail_fresh;
-        f->series = ss;
-        f->cap = cap;
-    }
+    ik_metric **ss = ik_array_grow(f->series, &f->cap, f->nseries + 1, sizeof *ss);
+    if (!ss)
+        goto fail_fresh;
+    f->series = ss;
     ik_metric *s = series_new(f, labels, n);
     if (!s)
         goto fail_fresh;

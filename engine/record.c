@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "common/buf.h"
 
 ik_record *ik_record_new(const char *id, json_object *payload)
 {
@@ -68,14 +69,10 @@ int ik_record_set_meta(ik_record *rec, const char *key, const char *value)
     }
     if (!value)
         return 0;
-    if (rec->nmeta == rec->capmeta) {
-        size_t cap = rec->capmeta ? rec->capmeta * 2 : 8;
-        ik_meta_entry *grown = realloc(rec->meta, cap * sizeof *grown);
-        if (!grown)
-            return IK_E_NOMEM;
-        rec->meta = grown;
-        rec->capmeta = cap;
-    }
+    ik_meta_entry *grown = ik_array_grow(rec->meta, &rec->capmeta, rec->nmeta + 1, sizeof *grown);
+    if (!grown)
+        return IK_E_NOMEM;
+    rec->meta = grown;
     char *k = strdup(key), *v = strdup(value);
     if (!k || !v) {
         free(k);

@@ -110,9 +110,6 @@ size_t em_utf8_chars(const char *s);
  */
 int em_parse_date(const char *s, char out[32]);
 
-/* Lower-case hex SHA-256 of data into out (65 bytes). */
-void em_sha256_hex(const void *data, size_t len, char out[65]);
-
 /* Token diet. */
 typedef struct em_diet_opts {
     int quotes;       /* drop quoted replies ("On ... wrote:", ">", Outlook blocks) */

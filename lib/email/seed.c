@@ -15,6 +15,7 @@
 
 #include <intake/plugin.h>
 
+#include "common/sha256.h"
 #include "email.h"
 
 static const char *str_field(json_object *o, const char *key)
@@ -85,8 +86,12 @@ static int map_attachment(json_object *a, size_t i, const em_opts *opts, json_ob
         gsize n = 0;
         guchar *data = g_base64_decode(b64, &n);
         char hex[65];
-        em_sha256_hex(data ? data : (const guchar *)"", data ? n : 0, hex);
+        int rc = ik_sha256_hex(data, data ? n : 0, hex);
         g_free(data);
+        if (rc != 0) {
+            json_object_put(out);
+            return IK_E_NOMEM;
+        }
         json_object_object_add(out, "size", json_object_new_int64((int64_t)n));
         json_object_object_add(out, "sha256", json_object_new_string(hex));
         if (opts && opts->keep_content)

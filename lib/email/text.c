@@ -1,7 +1,7 @@
 /*
  * text.c: text helpers of the email library: UTF-8 validation and repair, charset conversion to
- * UTF-8 (GMime's iconv wrapper, which knows the charset aliases mail uses), SHA-256, and the
- * once-only library initialisation.
+ * UTF-8 (GMime's iconv wrapper, which knows the charset aliases mail uses), and the once-only
+ * library initialisation.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -195,19 +195,4 @@ char *em_to_utf8(const char *buf, size_t len, const char *charset, size_t *outle
     if (outlen)
         *outlen = b.len;
     return ik_buf_take(&b);
-}
-
-void em_sha256_hex(const void *data, size_t len, char out[65])
-{
-    GChecksum *c = g_checksum_new(G_CHECKSUM_SHA256);
-    out[0] = '\0';
-    if (!c)
-        return;
-    g_checksum_update(c, data, (gssize)len);
-    const char *hex = g_checksum_get_string(c);
-    if (hex) {
-        strncpy(out, hex, 64);
-        out[64] = '\0';
-    }
-    g_checksum_free(c);
 }

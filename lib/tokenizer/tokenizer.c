@@ -20,6 +20,8 @@
 #include <intake/plugin.h>
 
 #include "common/file.h"
+#include "common/sha256.h"
+#include "common/buf.h"
 
 /* The o200k_base pre-tokenizer pattern (tiktoken_ext/openai_public.py). */
 static const char O200K_PATTERN[] =
@@ -60,92 +62,6 @@ struct ik_tok {
     pcre2_code *re;
     int jit; /* the pattern is JIT-compiled: pcre2_jit_match's fast path */
 };
-
-/* ---- SHA-256 (FIPS 180-4) ---- */
-
-typedef struct sha256_ctx {
-    uint32_t h[8];
-    unsigned char buf[64];
-    size_t nbuf;
-    uint64_t total;
-} sha256_ctx;
-
-static const uint32_t K256[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
-
-static uint32_t ror32(uint32_t x, unsigned n)
-{
-    return (x >> n) | (x << (32 - n));
-}
-
-static void sha256_block(sha256_ctx *c, const unsigned char *p)
-{
-    uint32_t w[64];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    uint32_t a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3], e = c->h[4], f = c->h[5],
-             g = c->h[6], h = c->h[7];
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 =
-            h + (ror32(e, 6) ^ ror32(e, 11) ^ ror32(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
-        uint32_t t2 = (ror32(a, 2) ^ ror32(a, 13) ^ ror32(a, 22)) + ((a & b) ^ (a & cc) ^ (b & cc));
-        h = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = cc;
-        cc = b;
-        b = a;
-        a = t1 + t2;
-    }
-    c->h[0] += a;
-    c->h[1] += b;
-    c->h[2] += cc;
-    c->h[3] += d;
-    c->h[4] += e;
-    c->h[5] += f;
-    c->h[6] += g;
-    c->h[7] += h;
-}
-
-void ik_sha256_hex(const unsigned char *data, size_t len, char hex[65])
-{
-    sha256_ctx c = {{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c,
-                     0x1f83d9ab, 0x5be0cd19},
-                    {0},
-                    0,
-                    0};
-    size_t i = 0;
-    for (; i + 64 <= len; i += 64)
-        sha256_block(&c, data + i);
-    unsigned char tail[128];
-    size_t rest = len - i;
-    memcpy(tail, data + i, rest);
-    tail[rest] = 0x80;
-    size_t padlen = rest + 1 + 8 <= 64 ? 64 : 128;
-    memset(tail + rest + 1, 0, padlen - rest - 1);
-    uint64_t bits = (uint64_t)len * 8;
-    for (int k = 0; k < 8; k++)
-        tail[padlen - 1 - k] = (unsigned char)(bits >> (8 * k));
-    sha256_block(&c, tail);
-    if (padlen == 128)
-        sha256_block(&c, tail + 64);
-    for (int k = 0; k < 8; k++)
-        snprintf(hex + 8 * k, 9, "%08x", c.h[k]);
-}
 
 /* ---- rank table ---- */
 
@@ -495,7 +411,11 @@ int ik_tok_load_file(const char *path, const char *sha256_hex, ik_tok **out, cha
     unsigned char *buf = (unsigned char *)text;
     if (sha256_hex && sha256_hex[0]) {
         char hex[65];
-        ik_sha256_hex(buf, len, hex);
+        if (ik_sha256_hex(buf, len, hex) != 0) {
+            free(buf);
+            seterr(err, errlen, "%s: out of memory computing its SHA-256", path);
+            return IK_E_NOMEM;
+        }
         if (strcasecmp(hex, sha256_hex) != 0) {
             free(buf);
             seterr(err, errlen,
@@ -523,14 +443,12 @@ static inline void vpush(u32vec *v, uint32_t x)
     if (!v)
         return;
     if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 64;
-        uint32_t *g = realloc(v->v, cap * sizeof *g);
+        uint32_t *g = ik_array_grow(v->v, &v->cap, v->n + 1, sizeof *g);
         if (!g) {
             v->oom = 1;
             return;
         }
         v->v = g;
-        v->cap = cap;
     }
     v->v[v->n++] = x;
 }

@@ -57,7 +57,4 @@ int ik_tok_encode(const ik_tok *tok, const char *text, size_t len, int allow_spe
  * model's limits. */
 size_t ik_tok_estimate(const char *text, size_t len);
 
-/* SHA-256 of data as 64 lowercase hex digits plus NUL into hex[65]. */
-void ik_sha256_hex(const unsigned char *data, size_t len, char hex[65]);
-
 #endif

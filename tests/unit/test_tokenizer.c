@@ -13,6 +13,7 @@
 
 #include <intake/plugin.h>
 
+#include "common/sha256.h"
 #include "tokenizer/tokenizer.h"
 
 static ik_tok *g_tok; /* loaded once for the suite (test-only state) */
@@ -155,10 +156,16 @@ static void test_estimate(void)
 static void test_sha256(void)
 {
     char hex[65];
-    ik_sha256_hex((const unsigned char *)"abc", 3, hex);
+    CU_ASSERT_EQUAL(ik_sha256_hex("abc", 3, hex), 0);
     CU_ASSERT_STRING_EQUAL(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    ik_sha256_hex((const unsigned char *)"", 0, hex);
+    CU_ASSERT_EQUAL(ik_sha256_hex("", 0, hex), 0);
     CU_ASSERT_STRING_EQUAL(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    CU_ASSERT_EQUAL(ik_sha256_hex(NULL, 0, hex), 0);
+    CU_ASSERT_STRING_EQUAL(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    /* FIPS 180-4's two-block example: the padding spills into a second block */
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    CU_ASSERT_EQUAL(ik_sha256_hex(two, strlen(two), hex), 0);
+    CU_ASSERT_STRING_EQUAL(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
     char path[1200], err[512];
     ik_tok *t = NULL;
     snprintf(path, sizeof path, "%s/o200k_base.tiktoken", g_dir);
