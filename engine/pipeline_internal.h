@@ -24,6 +24,7 @@
 #define IK_PIPELINE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -93,7 +94,8 @@ struct ik_pipeline {
     uint64_t inflight, seq, rng;
     int source_done, source_failed;
     char source_error[IK_REASON_MAX];
-    int stopping, releasing, quit, abandoned;
+    atomic_int stopping; /* also read without the lock (ik_pipeline_stopping) */
+    int releasing, quit, abandoned;
     int emit_blocked;
     uint64_t busy; /* workers inside plugin calls */
 

@@ -11,12 +11,21 @@
 #include "pipeline_internal.h"
 #include "retry.h"
 
-/* Pushes rec into stage st's batcher (lock held) and wakes a worker if one
- * is idle. On allocation failure the record is dead-lettered by the caller. */
+/*
+ * Pushes rec into stage st's batcher (lock held). An idle worker is woken only
+ * when it has something new to do: a first record (to arm its max_wait timer)
+ * or a batch that just became full; in between it sleeps, so a batch costs
+ * one or two wake-ups, not one per record. (Flush conditions wake workers
+ * where they change; a worker that takes a batch wakes the next idle one if
+ * records remain.) On allocation failure the record is dead-lettered by the
+ * caller.
+ */
 int pl_stage_push(ik_stage *st, ik_record *rec, uint64_t cost)
 {
+    size_t before = ik_batcher_count(st->batcher);
+    int was_full = ik_batcher_full(st->batcher);
     int rc = ik_batcher_push(st->batcher, rec, cost, ik_now_ms());
-    if (rc == 0 && st->idle > 0)
+    if (rc == 0 && st->idle > 0 && (before == 0 || (!was_full && ik_batcher_full(st->batcher))))
         pthread_cond_signal(&st->cv);
     return rc;
 }

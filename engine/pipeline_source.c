@@ -113,13 +113,10 @@ int ik_pipeline_reject(ik_instance *self, ik_record *rec, const char *reason)
     return rc;
 }
 
+/* Sources ask this once per record: an atomic read, not a lock round trip. */
 int ik_pipeline_stopping(ik_instance *self)
 {
-    ik_pipeline *p = self->pipeline;
-    pthread_mutex_lock(&p->mu);
-    int s = p->stopping;
-    pthread_mutex_unlock(&p->mu);
-    return s;
+    return atomic_load(&self->pipeline->stopping);
 }
 
 int ik_pipeline_wait_ms(ik_instance *self, uint64_t ms)

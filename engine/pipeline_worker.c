@@ -62,6 +62,9 @@ static int worker_wait_batch(worker *w)
         st->idle--;
     }
     w->n = ik_batcher_take(st->batcher, w->batch);
+    /* Pushes wake one worker per batch: pass on what is left to another. */
+    if (st->idle > 0 && ik_batcher_count(st->batcher) > 0)
+        pthread_cond_signal(&st->cv);
     return 1;
 }
 
