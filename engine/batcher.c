@@ -124,14 +124,19 @@ static uint64_t oldest_enqueue(const ik_batcher *b)
     return oldest;
 }
 
+int ik_batcher_full(const ik_batcher *b)
+{
+    if (b->count >= b->spec.max_items)
+        return 1;
+    return b->spec.max_cost && b->total_cost >= b->spec.max_cost;
+}
+
 int ik_batcher_ready(const ik_batcher *b, uint64_t now_ms, int flush, uint64_t *wake_ms)
 {
     *wake_ms = UINT64_MAX;
     if (b->count == 0)
         return 0;
-    if (flush || b->count >= b->spec.max_items)
-        return 1;
-    if (b->spec.max_cost && b->total_cost >= b->spec.max_cost)
+    if (flush || ik_batcher_full(b))
         return 1;
     uint64_t due = oldest_enqueue(b) + b->spec.max_wait_ms;
     if (due <= now_ms)

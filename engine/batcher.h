@@ -30,6 +30,11 @@ int ik_batcher_push(ik_batcher *b, ik_record *rec, uint64_t cost, uint64_t now_m
 
 size_t ik_batcher_count(const ik_batcher *b);
 
+/* 1 when a whole batch waits: max_items records, or max_cost total cost. A
+ * batch that leaves once full needs no timer, so the stage wakes a worker
+ * when its batcher becomes full, not on every push. */
+int ik_batcher_full(const ik_batcher *b);
+
 /*
  * 1 when a batch should leave now: max_items reached, max_cost reached, the
  * oldest record has waited max_wait, or `flush` (no more input is coming

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "host.h"
 #include "instance.h"
 #include "json_write.h"
 #include "log.h"

@@ -27,8 +27,8 @@ struct ik_instance {
     struct ik_worker_gate *gate; /* workers' start-up reports (stage_calls.c), owned */
 };
 
-/* Runtime entry points behind the host table, implemented in pipeline.c.
- * Only host.c calls them. */
+/* Runtime entry points behind the host table, implemented in
+ * pipeline_source.c. Only host.c calls them. */
 int ik_pipeline_emit(ik_instance *self, ik_record *rec, int block);
 int ik_pipeline_reject(ik_instance *self, ik_record *rec, const char *reason);
 int ik_pipeline_stopping(ik_instance *self);
@@ -41,13 +41,5 @@ struct ik_timers *ik_pipeline_timers(ik_instance *self);
 const char *ik_instance_pipeline_name(ik_instance *self);
 /* Attempts of rec at `stage` (the calling worker's), 0 outside a stage. */
 unsigned ik_stage_record_attempts(const struct ik_stage *stage, const ik_record *rec);
-
-/* The host function table handed to every plugin; static storage. */
-const ik_host *ik_host_table(void);
-
-/* The stage the calling worker thread is running (NULL outside workers);
- * record_attempts() reads the attempt count of that stage. */
-struct ik_stage *ik_current_stage(void);
-void ik_set_current_stage(struct ik_stage *stage);
 
 #endif

@@ -26,10 +26,8 @@ void ik_record_free(ik_record *rec)
 {
     if (!rec)
         return;
-    for (size_t i = 0; i < rec->nmeta; i++) {
-        free(rec->meta[i].key);
-        free(rec->meta[i].value);
-    }
+    for (size_t i = 0; i < rec->nmeta; i++)
+        free(rec->meta[i].key); /* the value shares its block */
     free(rec->meta);
     json_object_put(rec->payload);
     free(rec->id);
@@ -47,6 +45,21 @@ const char *ik_record_meta(const ik_record *rec, const char *key)
     return NULL;
 }
 
+/* One block "key\0value\0" per entry: a malloc per entry, not two (sources
+ * set several per record). NULL when out of memory. */
+static int entry_make(ik_meta_entry *e, const char *key, const char *value)
+{
+    size_t klen = strlen(key), vlen = strlen(value);
+    char *block = malloc(klen + vlen + 2);
+    if (!block)
+        return IK_E_NOMEM;
+    memcpy(block, key, klen + 1);
+    memcpy(block + klen + 1, value, vlen + 1);
+    e->key = block;
+    e->value = block + klen + 1;
+    return 0;
+}
+
 int ik_record_set_meta(ik_record *rec, const char *key, const char *value)
 {
     if (!key || !*key)
@@ -56,15 +69,14 @@ int ik_record_set_meta(ik_record *rec, const char *key, const char *value)
             continue;
         if (!value) {
             free(rec->meta[i].key);
-            free(rec->meta[i].value);
             rec->meta[i] = rec->meta[--rec->nmeta];
             return 0;
         }
-        char *copy = strdup(value);
-        if (!copy)
+        ik_meta_entry e;
+        if (entry_make(&e, key, value) != 0)
             return IK_E_NOMEM;
-        free(rec->meta[i].value);
-        rec->meta[i].value = copy;
+        free(rec->meta[i].key);
+        rec->meta[i] = e;
         return 0;
     }
     if (!value)
@@ -73,14 +85,8 @@ int ik_record_set_meta(ik_record *rec, const char *key, const char *value)
     if (!grown)
         return IK_E_NOMEM;
     rec->meta = grown;
-    char *k = strdup(key), *v = strdup(value);
-    if (!k || !v) {
-        free(k);
-        free(v);
+    if (entry_make(&rec->meta[rec->nmeta], key, value) != 0)
         return IK_E_NOMEM;
-    }
-    rec->meta[rec->nmeta].key = k;
-    rec->meta[rec->nmeta].value = v;
     rec->nmeta++;
     return 0;
 }

@@ -19,8 +19,8 @@
 #define IK_MAX_SINKS 16
 
 typedef struct ik_meta_entry {
-    char *key;
-    char *value;
+    char *key;   /* owned: one block holding the key, then the value */
+    char *value; /* points into key's block */
 } ik_meta_entry;
 
 struct ik_record {

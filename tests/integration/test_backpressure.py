@@ -2,6 +2,7 @@
 using try_emit is told the pipeline is busy, and one using emit simply waits;
 either way every record is delivered once."""
 import re
+import signal
 import unittest
 
 from harness import IntakeTest, free_port
@@ -56,6 +57,30 @@ class BackpressureTest(IntakeTest):
 
     def test_emit_blocks(self):
         self.assertEqual(self.run_and_watch("false"), 0)
+
+    def test_lone_record_leaves_after_max_wait(self):
+        # Workers wake once per batch, not per record: a record alone in a
+        # batch of 50, from a source that then waits an hour before its next,
+        # must still leave when its max_wait ends, through both stages.
+        conf = self.config("""
+pipelines = ( {
+  name = "lone";
+  batch = { max_items = 50; max_wait = "20ms"; };
+  source = { plugin = "test_gen"; count = 2; emit_delay = "1h";
+             outcomes_path = "%(d)s/outcomes"; };
+  processors = ( { plugin = "passthrough"; concurrency = 2; } );
+  sinks = ( { plugin = "stdout"; path = "%(d)s/out.jsonl"; } );
+} );
+""" % dict(d=self.dir))
+        p = self.start_intake("run", conf)
+        self.wait_for(lambda: len(self.jsonl(self.path("out.jsonl"))) == 1,
+                      what="the lone record delivered")
+        self.assertEqual(self.outcomes(self.path("outcomes"))[0].outcome, "delivered")
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err[-2000:])
+        s = self.summary(err)["lone"]
+        self.assertEqual((s["in"], s["delivered"], s["inflight"]), (1, 1, 0))
 
 
 if __name__ == "__main__":

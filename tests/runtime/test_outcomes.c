@@ -21,9 +21,11 @@ typedef struct outcome {
     int stored;
 } outcome;
 
-/* Runs one pipeline body in-process, expecting `want_rc` from the run;
+/* Runs one pipeline in-process: its test_gen source takes `source_opts`
+ * beside its own, then comes `body`; expects `want_rc` from the run and
  * returns the outcomes read back. */
-static size_t run_body_rc(const char *body, outcome *out, size_t max, int want_rc)
+static size_t run_pipeline_rc(const char *source_opts, const char *body, outcome *out, size_t max,
+                              int want_rc)
 {
     char conf[512], outcomes[512];
     snprintf(conf, sizeof conf, "%s/p.conf", tmpdir);
@@ -36,9 +38,9 @@ static size_t run_body_rc(const char *body, outcome *out, size_t max, int want_r
             "pipelines = ( { name = \"t\";\n"
             "  retry = { max_attempts = 3; initial_backoff = \"1ms\"; max_backoff = \"2ms\"; };\n"
             "  batch = { max_items = 4; max_wait = \"5ms\"; };\n"
-            "  source = { plugin = \"test_gen\"; count = 12; outcomes_path = \"%s\"; };\n"
+            "  source = { plugin = \"test_gen\"; outcomes_path = \"%s\"; %s };\n"
             "%s } );\n",
-            build, build, outcomes, body);
+            build, build, outcomes, source_opts, body);
     fclose(f);
     ik_config *cfg = NULL;
     ik_engine *e = NULL;
@@ -69,6 +71,17 @@ static size_t run_body_rc(const char *body, outcome *out, size_t max, int want_r
     if (f)
         fclose(f);
     return n;
+}
+
+static size_t run_pipeline(const char *source_opts, const char *body, outcome *out, size_t max)
+{
+    return run_pipeline_rc(source_opts, body, out, max, IK_EXIT_OK);
+}
+
+/* 12 records (test_gen count = 12) through `body`, expecting `want_rc`. */
+static size_t run_body_rc(const char *body, outcome *out, size_t max, int want_rc)
+{
+    return run_pipeline_rc("count = 12;", body, out, max, want_rc);
 }
 
 static size_t run_body(const char *body, outcome *out, size_t max)
@@ -255,6 +268,43 @@ static void test_worker_init_fails(void)
     free(log);
 }
 
+/* Stages wake a worker once per batch, not per record: partial batches still
+ * leave (at the end of input, or when the source waits for a slot), and a
+ * burst larger than a batch reaches every worker of a concurrent stage. */
+static void test_batches_and_their_wake_ups(void)
+{
+    static const char *const bodies[] = {
+        /* 12 = 5 + 5 + 2: the last 2 leave at the end of input, not after 1h. */
+        "  processors = ( { plugin = \"passthrough\"; concurrency = 3;\n"
+        "                   batch = { max_items = 5; max_wait = \"1h\"; }; } );\n"
+        "  sinks = ( { plugin = \"stdout\"; path = \"/dev/null\"; concurrency = 2;\n"
+        "              batch = { max_items = 5; max_wait = \"1h\"; }; } );\n",
+        /* Two slots: partial batches leave because the source waits for one. */
+        "  inflight_limit = 2;\n"
+        "  processors = ( { plugin = \"passthrough\"; batch = { max_items = 5; max_wait = "
+        "\"1h\"; }; } );\n"
+        "  sinks = ( { plugin = \"stdout\"; path = \"/dev/null\";\n"
+        "              batch = { max_items = 5; max_wait = \"1h\"; }; } );\n",
+        /* Cost-full batches (passthrough costs 1 without cost_field). */
+        "  processors = ( { plugin = \"passthrough\"; concurrency = 2;\n"
+        "                   batch = { max_items = 50; max_cost = 3; max_wait = \"1h\"; }; } "
+        ");\n"
+        "  sinks = ( { plugin = \"stdout\"; path = \"/dev/null\"; } );\n",
+    };
+    for (size_t b = 0; b < sizeof bodies / sizeof *bodies; b++) {
+        outcome o[64];
+        size_t n = run_pipeline("count = 12;", bodies[b], o, 64);
+        CU_ASSERT_EQUAL(n, 12);
+        for (int i = 1; i <= 12; i++) {
+            char id[16];
+            snprintf(id, sizeof id, "rec-%d", i);
+            const outcome *r = find(o, n, id);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+            CU_ASSERT_STRING_EQUAL(r->outcome, "delivered");
+        }
+    }
+}
+
 int main(void)
 {
     const char *b = getenv("INTAKE_TEST_BUILD");
@@ -276,6 +326,7 @@ int main(void)
     CU_add_test(s, "processor statuses to outcomes", test_processor_statuses);
     CU_add_test(s, "dead_letter sink stores, or hands back", test_dead_letter_sink_and_its_failure);
     CU_add_test(s, "sink retry then delivered", test_sink_retry_then_delivered);
+    CU_add_test(s, "batches leave whatever wakes their workers", test_batches_and_their_wake_ups);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failures = CU_get_number_of_failures();

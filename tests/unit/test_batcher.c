@@ -27,6 +27,33 @@ static void free_all(ik_batcher *b)
     ik_batcher_free(b);
 }
 
+/* full: what makes a stage wake a worker for a batch (not every push). */
+static void test_full(void)
+{
+    ik_batcher *b = mkb(3, 0, 1000);
+    char id[8];
+    CU_ASSERT_FALSE(ik_batcher_full(b)); /* empty */
+    for (int i = 0; i < 4; i++) {
+        snprintf(id, sizeof id, "r%d", i);
+        ik_batcher_push(b, mk(id, 0), 1, 0);
+        CU_ASSERT_EQUAL(ik_batcher_full(b), i >= 2);
+    }
+    ik_record *out[3];
+    CU_ASSERT_EQUAL(ik_batcher_take(b, out), 3);
+    CU_ASSERT_FALSE(ik_batcher_full(b)); /* one left */
+    for (int i = 0; i < 3; i++)
+        ik_record_free(out[i]);
+    free_all(b);
+
+    /* By cost: a batch whose total reaches max_cost is full. */
+    b = mkb(100, 10, 1000);
+    ik_batcher_push(b, mk("a", 0), 6, 0);
+    CU_ASSERT_FALSE(ik_batcher_full(b));
+    ik_batcher_push(b, mk("b", 0), 4, 0);
+    CU_ASSERT_TRUE(ik_batcher_full(b));
+    free_all(b);
+}
+
 static void test_max_items(void)
 {
     ik_batcher *b = mkb(3, 0, 1000);
@@ -157,6 +184,7 @@ int main(void)
 {
     CU_initialize_registry();
     CU_pSuite s = CU_add_suite("batcher", NULL, NULL);
+    CU_add_test(s, "full", test_full);
     CU_add_test(s, "max_items", test_max_items);
     CU_add_test(s, "priority then fifo", test_priority_then_fifo);
     CU_add_test(s, "max_cost", test_max_cost);

@@ -176,6 +176,42 @@ static void test_line_oversize(void)
     jr_item_clear(&it);
 }
 
+/* One tokener kept across lines (what the file source's loop does) gives the
+ * same items as a fresh one per line, also right after a line that stopped
+ * it mid-value or mid-string. */
+static void test_line_tokener_reused(void)
+{
+    static const char *const lines[] = {
+        "{\"id\":\"a\",\"n\":[1,2,{\"x\":\"deep",
+        "{\"id\":\"b\",\"n\":1}",
+        "{\"id\":\"c\" \"n\":1}",
+        "[1,2]",
+        "{\"s\":\"caf\xC3\xA9\",\"t\":true}",
+        "{\"bad\":\"\xC3(\"}",
+        "{\"k\\u0000\":1}",
+        "{\"id\":\"d\"} x",
+        "{\"id\":\"e\",\"n\":{\"m\":[null,1.5]}}",
+    };
+    json_tokener *tok = jr_tokener_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
+    for (size_t i = 0; i < sizeof lines / sizeof *lines; i++) {
+        size_t len = strlen(lines[i]);
+        jr_item fresh, reused;
+        int a = jr_parse_line("r.jsonl", lines[i], len, len, i + 1, i + 1, 0, MAX, &fresh);
+        int b =
+            jr_parse_line_tok(tok, "r.jsonl", lines[i], len, len, i + 1, i + 1, 0, MAX, &reused);
+        CU_ASSERT_EQUAL(a, b);
+        CU_ASSERT_STRING_EQUAL(fresh.error, reused.error);
+        CU_ASSERT_EQUAL(fresh.obj == NULL, reused.obj == NULL);
+        if (fresh.obj && reused.obj)
+            CU_ASSERT_STRING_EQUAL(json_object_to_json_string(fresh.obj),
+                                   json_object_to_json_string(reused.obj));
+        jr_item_clear(&fresh);
+        jr_item_clear(&reused);
+    }
+    json_tokener_free(tok);
+}
+
 /* A document read from memory, `chunk` bytes per read (0: the default). */
 typedef struct memdoc {
     FILE *f;
@@ -610,6 +646,7 @@ int main(void)
     CU_add_test(s, "line errors say what and where", test_line_errors_say_where);
     CU_add_test(s, "NUL characters and bytes in a line", test_line_nul);
     CU_add_test(s, "oversize line", test_line_oversize);
+    CU_add_test(s, "one tokener across lines", test_line_tokener_reused);
     CU_add_test(s, "document: one object", test_doc_object);
     CU_add_test(s, "document: array with positions", test_doc_array);
     CU_add_test(s, "document: oversize element", test_doc_oversize_element);

@@ -870,8 +870,12 @@ static int read_stream(fs_state *st, fs_file *f, FILE *in)
 {
     jr_lines lr;
     size_t keep = st->max_size + 2 < JR_RAW_MAX ? JR_RAW_MAX : st->max_size + 2;
-    if (jr_lines_init(&lr, in, keep) != 0)
+    json_tokener *tok = jr_tokener_new();
+    if (!tok || jr_lines_init(&lr, in, keep) != 0) {
+        if (tok)
+            json_tokener_free(tok);
         return IK_E_NOMEM;
+    }
     unsigned long index = 0;
     int rc = 0;
     for (;;) {
@@ -888,8 +892,8 @@ static int read_stream(fs_state *st, fs_file *f, FILE *in)
             break;
         }
         jr_item item;
-        if (jr_parse_line(f->path, line, len, full, lr.lineno, index + 1, off, st->max_size,
-                          &item) == 0)
+        if (jr_parse_line_tok(tok, f->path, line, len, full, lr.lineno, index + 1, off,
+                              st->max_size, &item) == 0)
             continue;
         index++;
         rc = handle_item(st, f, &item);
@@ -898,6 +902,7 @@ static int read_stream(fs_state *st, fs_file *f, FILE *in)
             break;
     }
     jr_lines_free(&lr);
+    json_tokener_free(tok);
     return rc;
 }
 

@@ -113,24 +113,47 @@ static void tokener_error(enum json_tokener_error e, const char *text, size_t le
         snprintf(what, what_size, "%s, found%s", desc, ch);
 }
 
+json_tokener *jr_tokener_new(void)
+{
+    json_tokener *tok = json_tokener_new_ex(JR_DEPTH);
+    if (tok)
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
+                                        JSON_TOKENER_VALIDATE_UTF8);
+    return tok;
+}
+
+static int parse_with(json_tokener *tok, const char *text, size_t len, json_object **out,
+                      size_t *err_off, char *what, size_t what_size);
+
 /*
  * Parses text[0..len) as exactly one JSON value followed by nothing but
  * whitespace. Returns 0 with *out the value (caller owns it; NULL for JSON
  * null), or -1 with *err_off the offset of the problem and `what` describing
- * it.
+ * it. `tok` (from jr_tokener_new) is reset and reused; NULL makes a tokener
+ * for this one value (a tokener costs allocations a per-record loop avoids).
  */
-static int parse_value(const char *text, size_t len, json_object **out, size_t *err_off, char *what,
-                       size_t what_size)
+static int parse_value(json_tokener *tok, const char *text, size_t len, json_object **out,
+                       size_t *err_off, char *what, size_t what_size)
 {
     *out = NULL;
-    json_tokener *tok = json_tokener_new_ex(JR_DEPTH);
-    if (!tok) {
+    json_tokener *own = tok ? NULL : jr_tokener_new();
+    if (!tok && !own) {
         *err_off = 0;
         snprintf(what, what_size, "out of memory");
         return -1;
     }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
-                                    JSON_TOKENER_VALIDATE_UTF8);
+    if (tok)
+        json_tokener_reset(tok);
+    int rc = parse_with(tok ? tok : own, text, len, out, err_off, what, what_size);
+    if (own)
+        json_tokener_free(own);
+    return rc;
+}
+
+/* parse_value with a fresh (or freshly reset) tokener. */
+static int parse_with(json_tokener *tok, const char *text, size_t len, json_object **out,
+                      size_t *err_off, char *what, size_t what_size)
+{
     json_object *obj = NULL;
     size_t pos = 0, end = 0;
     for (;;) {
@@ -144,7 +167,6 @@ static int parse_value(const char *text, size_t len, json_object **out, size_t *
         if (e != json_tokener_continue) {
             tokener_error(e, text, len, pos + json_tokener_get_parse_end(tok), err_off, what,
                           what_size);
-            json_tokener_free(tok);
             return -1;
         }
         pos += chunk;
@@ -157,11 +179,9 @@ static int parse_value(const char *text, size_t len, json_object **out, size_t *
             }
             *err_off = len;
             snprintf(what, what_size, "unexpected end of input");
-            json_tokener_free(tok);
             return -1;
         }
     }
-    json_tokener_free(tok);
     while (end < len && is_ws(text[end]))
         end++;
     if (end < len) {
@@ -201,6 +221,13 @@ int jr_parse_line(const char *name, const char *line, size_t len, size_t full_le
                   unsigned long lineno, unsigned long index, uint64_t offset, size_t max_size,
                   jr_item *out)
 {
+    return jr_parse_line_tok(NULL, name, line, len, full_len, lineno, index, offset, max_size, out);
+}
+
+int jr_parse_line_tok(json_tokener *tok, const char *name, const char *line, size_t len,
+                      size_t full_len, unsigned long lineno, unsigned long index, uint64_t offset,
+                      size_t max_size, jr_item *out)
+{
     memset(out, 0, sizeof *out);
     size_t skip = 0;
     if (lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0)
@@ -230,7 +257,7 @@ int jr_parse_line(const char *name, const char *line, size_t len, size_t full_le
     char what[256];
     size_t err_off = 0;
     json_object *obj;
-    if (parse_value(line + skip, len - skip, &obj, &err_off, what, sizeof what) != 0) {
+    if (parse_value(tok, line + skip, len - skip, &obj, &err_off, what, sizeof what) != 0) {
         set_error(out, name, lineno, (unsigned long)(err_off + skip + 1), "%s", what);
         return 1;
     }
@@ -271,11 +298,18 @@ int jr_doc_open(jr_doc *doc, const char *name, FILE *f, size_t max_size)
     doc->chunk = JR_READ_CHUNK;
     doc->cline = 1;
     doc->raw = malloc(JR_RAW_MAX);
-    return doc->raw ? 0 : -1;
+    doc->tok = jr_tokener_new();
+    if (!doc->raw || !doc->tok) {
+        jr_doc_close(doc);
+        return -1;
+    }
+    return 0;
 }
 
 void jr_doc_close(jr_doc *doc)
 {
+    if (doc->tok)
+        json_tokener_free(doc->tok);
     free(doc->win);
     free(doc->raw);
     memset(doc, 0, sizeof *doc);
@@ -608,7 +642,7 @@ static int read_value(jr_doc *d, jr_item *out, int top)
         char what[256];
         size_t err_off = 0;
         json_object *obj;
-        int bad = parse_value(out->text, size, &obj, &err_off, what, sizeof what) != 0;
+        int bad = parse_value(d->tok, out->text, size, &obj, &err_off, what, sizeof what) != 0;
         if (bad || r == 1) {
             /* Parsed, but the file ended inside a string only the scanner saw:
              * json-c takes single-quoted keys ({'"':1}), the scanner knows '"'. */

@@ -56,6 +56,15 @@ void jr_item_clear(jr_item *item);
 int jr_parse_line(const char *name, const char *line, size_t len, size_t full_len,
                   unsigned long lineno, unsigned long index, uint64_t offset, size_t max_size,
                   jr_item *out);
+/* The same with a tokener kept across lines (from jr_tokener_new, freed with
+ * json_tokener_free): a line reader's loop then allocates no tokener per
+ * line. */
+int jr_parse_line_tok(json_tokener *tok, const char *name, const char *line, size_t len,
+                      size_t full_len, unsigned long lineno, unsigned long index, uint64_t offset,
+                      size_t max_size, jr_item *out);
+/* A tokener set up as the reader parses (strict, UTF-8 checked); NULL when
+ * out of memory. */
+json_tokener *jr_tokener_new(void);
 
 /*
  * A .json document read from a FILE* and split into items as it is read, so
@@ -87,6 +96,7 @@ typedef struct jr_doc {
     uint64_t cpos, cls;  /* line counting: counted up to cpos; cls starts its line */
     unsigned long cline; /* line number at cpos */
     char *raw;           /* raw text of an item no longer in the window (owned) */
+    json_tokener *tok;   /* reused for every element (owned) */
     size_t raw_len;
     unsigned long index; /* items returned so far */
     int state;           /* where in the document the next call goes on */

@@ -1,0 +1,138 @@
+/*
+ * pipeline_settle.c: the end of a record's path: telling its source the
+ * outcome (settle()), counting it, freeing it and giving back its in-flight
+ * slot. Plugin calls are made without the pipeline lock.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pipeline_internal.h"
+
+int pl_settle_push(settle_list *l, ik_record *rec, ik_outcome outcome, int stored)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        settle_item *grown = realloc(l->items, cap * sizeof *grown);
+        if (!grown)
+            return IK_E_NOMEM;
+        l->items = grown;
+        l->cap = cap;
+    }
+    l->items[l->n++] = (settle_item){rec, outcome, stored};
+    return 0;
+}
+
+static const char *outcome_name(ik_outcome outcome)
+{
+    return outcome == IK_DELIVERED       ? "delivered"
+           : outcome == IK_DEAD_LETTERED ? "dead-lettered"
+                                         : "released";
+}
+
+/* What one pl_settle_now() pass counted. */
+typedef struct settle_counts {
+    size_t delivered, dead, released, failed;
+    char failure[IK_REASON_MAX]; /* the last settle_failed() reason */
+} settle_counts;
+
+/*
+ * Tells rec's source its outcome and counts what happened: the outcome, or,
+ * when the source said it could not carry it out (settle_failed()), a
+ * release that is also "not stored". Called without the lock.
+ */
+static void settle_one(ik_pipeline *p, const settle_item *it, settle_counts *c)
+{
+    ik_record *rec = it->rec;
+    ik_instance *src = rec->source;
+    ik_failure failure = {0};
+    if (it->outcome == IK_DEAD_LETTERED) {
+        failure.reason = rec->fail_reason ? rec->fail_reason : "dead-lettered";
+        failure.stage = rec->fail_stage ? rec->fail_stage : "";
+        failure.attempts = rec->fail_attempts;
+        failure.stored = it->stored;
+    }
+    rec->settling = 1;
+    src->plugin->desc.settle(src->state, rec, it->outcome,
+                             it->outcome == IK_DEAD_LETTERED ? &failure : NULL);
+    rec->settling = 0;
+    if (rec->settle_failed) {
+        const char *why =
+            rec->settle_failure ? rec->settle_failure : "(reason lost: out of memory)";
+        ik_logf(IK_LOG_ERROR, p->spec->name, src->spec->name,
+                "record %s was not %s: %s; counted as released, it stays with the source for "
+                "its next run%s%s",
+                rec->id, outcome_name(it->outcome), why, failure.reason ? "; it failed with: " : "",
+                failure.reason ? failure.reason : "");
+        snprintf(c->failure, sizeof c->failure, "record %s: %s", rec->id, why);
+        c->released++;
+        c->failed++;
+    } else if (it->outcome == IK_DEAD_LETTERED) {
+        char tries[48] = "";
+        if (failure.attempts)
+            snprintf(tries, sizeof tries, " after %u attempt(s)", failure.attempts);
+        ik_logf(IK_LOG_WARN, p->spec->name, failure.stage, "record %s dead-lettered%s%s: %s",
+                rec->id, tries, it->stored ? " (stored by the dead_letter sink)" : "",
+                failure.reason);
+        c->dead++;
+    } else if (it->outcome == IK_DELIVERED) {
+        c->delivered++;
+    } else {
+        c->released++;
+    }
+}
+
+/* Tells sources the outcome of every record in the list, frees them, then
+ * gives back their in-flight slots. Called without the lock. */
+void pl_settle_now(ik_pipeline *p, settle_list *list)
+{
+    if (list->n == 0)
+        return;
+    uint64_t now = ik_now_ms();
+    settle_counts c = {0};
+    for (size_t i = 0; i < list->n; i++) {
+        ik_record *rec = list->items[i].rec;
+        settle_one(p, &list->items[i], &c);
+        ik_metric_observe(p->m_latency, (double)(now - rec->emit_ms) / 1000.0);
+        if (!p->abandoned)
+            ik_record_free(rec);
+    }
+    ik_metric_add(p->m_delivered, (double)c.delivered);
+    ik_metric_add(p->m_dead, (double)c.dead);
+    ik_metric_add(p->m_released, (double)c.released);
+    ik_metric_add(p->m_settle_failed, (double)c.failed);
+
+    pthread_mutex_lock(&p->mu);
+    p->inflight -= list->n;
+    p->stats.delivered += c.delivered;
+    p->stats.dead_lettered += c.dead;
+    p->stats.released += c.released;
+    p->stats.settle_failed += c.failed;
+    if (c.failed)
+        snprintf(p->last_settle_failure, sizeof p->last_settle_failure, "%s", c.failure);
+    if (c.delivered)
+        p->last_delivered_ms = now;
+    p->last_progress_ms = now;
+    ik_metric_set(p->m_inflight, (double)p->inflight);
+    pthread_cond_broadcast(&p->emit_cv);
+    pthread_mutex_unlock(&p->mu);
+    list->n = 0;
+}
+
+/* host->settle_failed(): only from inside the source's own settle() of rec
+ * (rec->settling), where the record is held by the settling thread alone. */
+void ik_pipeline_settle_failed(ik_instance *self, ik_record *rec, const char *reason)
+{
+    ik_pipeline *p = self->pipeline;
+    if (!rec || !rec->settling || rec->source != self) {
+        ik_logf(IK_LOG_ERROR, p->spec->name, self->spec->name,
+                "settle_failed() called for record %s outside its settle(); ignored",
+                rec ? rec->id : "(null)");
+        return;
+    }
+    if (rec->settle_failed)
+        return; /* the first reason stands */
+    rec->settle_failed = 1;
+    rec->settle_failure = strdup(reason && *reason ? reason : "the source could not carry it out");
+}

@@ -1,0 +1,228 @@
+/*
+ * pipeline_worker.c: the threads in the middle of a record's path: stage
+ * workers (wait for a batch, call process() or write(), route the results)
+ * and the retry thread that hands records whose backoff ended back to their
+ * stage.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+#include "log.h"
+#include "pipeline_internal.h"
+#include "stage_calls.h"
+
+/* Partial batches leave at once when waiting cannot make them fuller: the
+ * source is done or stopping, or it is blocked on the in-flight limit while
+ * no plugin call is running that could free a slot. */
+static int flush_hint(const ik_pipeline *p)
+{
+    return p->source_done || p->stopping || (p->emit_blocked && p->busy == 0);
+}
+
+/* See pipeline_internal.h. */
+void pl_thread_done(ik_pipeline *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->threads_running--;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* One stage worker's own state: its batch and what came back for it. */
+typedef struct worker {
+    ik_stage *st;
+    ik_pipeline *p;
+    uint32_t idx;        /* its slot in st->active */
+    ik_record **batch;   /* room for max_items */
+    ik_result *results;  /* one per record of the batch */
+    uint64_t *costs;     /* cost of each record at the next processor */
+    size_t n;            /* records in the current batch */
+    settle_list out;     /* records to settle once the lock is dropped */
+    ik_worker_call call; /* the plugin's per-worker state and results layout */
+} worker;
+
+/*
+ * Waits (p->mu held) until st's batcher has a batch to leave, then takes it
+ * into w->batch. Returns 1 with w->n set, or 0 when the worker must exit
+ * (quit with nothing ready, or abandoned).
+ */
+static int worker_wait_batch(worker *w)
+{
+    ik_stage *st = w->st;
+    ik_pipeline *p = w->p;
+    for (;;) {
+        if (p->abandoned)
+            return 0;
+        uint64_t wake;
+        if (ik_batcher_ready(st->batcher, ik_now_ms(), flush_hint(p), &wake))
+            break;
+        if (p->quit)
+            return 0;
+        st->idle++;
+        pl_cond_wait_until(&st->cv, &p->mu, wake);
+        st->idle--;
+    }
+    w->n = ik_batcher_take(st->batcher, w->batch);
+    /* Pushes wake one worker per batch: pass on what is left to another. */
+    if (st->idle > 0 && ik_batcher_count(st->batcher) > 0)
+        pthread_cond_signal(&st->cv);
+    return 1;
+}
+
+/* Counts the attempt and marks the batch active (p->mu held), so shutdown
+ * can find its records while the plugin has them. */
+static void worker_begin_call(worker *w)
+{
+    ik_stage *st = w->st;
+    for (size_t i = 0; i < w->n; i++) {
+        ik_record *rec = w->batch[i];
+        if (st->kind == STAGE_PROC)
+            rec->proc_attempts++;
+        else if (st->kind == STAGE_SINK)
+            rec->sink_attempts[st->index]++;
+        else
+            rec->dlq_attempts++;
+    }
+    st->active[w->idx] = w->batch;
+    st->nactive[w->idx] = w->n;
+    w->p->busy++;
+}
+
+/* The plugin call, without p->mu: process() or write(), its metrics, and each
+ * record's cost at the next processor (cost() is a plugin call too). A failed
+ * call (rc < 0) is a RETRY for every record. */
+static void worker_call(worker *w)
+{
+    ik_stage *st = w->st;
+    ik_pipeline *p = w->p;
+    size_t n = w->n;
+    uint64_t t0 = ik_now_ms();
+    int rc = ik_worker_call_batch(&w->call, w->batch, n, w->results);
+    if (rc < 0) {
+        for (size_t i = 0; i < n; i++) {
+            w->results[i].status = IK_RETRY;
+            snprintf(w->results[i].reason, sizeof w->results[i].reason, "%s call failed: %s",
+                     st->kind == STAGE_PROC ? "process" : "write", ik_strerror(rc));
+        }
+    }
+    ik_metric_observe(st->m_latency, (double)(ik_now_ms() - t0) / 1000.0);
+    ik_metric_observe(st->m_batch, (double)n);
+    if (st->kind == STAGE_PROC && (size_t)st->index + 1 < p->nprocs) {
+        ik_stage *next = p->procs[st->index + 1];
+        for (size_t i = 0; i < n; i++)
+            w->costs[i] = (w->results[i].status == IK_OK && next->inst.plugin->desc.cost)
+                              ? next->inst.plugin->desc.cost(next->inst.state, w->batch[i])
+                              : 1;
+    }
+}
+
+/* Back under p->mu after the call: the batch is no longer active and each
+ * record goes where its result says. Returns 0 when the pipeline was
+ * abandoned meanwhile (its records were released already: touch nothing). */
+static int worker_end_call(worker *w)
+{
+    ik_stage *st = w->st;
+    ik_pipeline *p = w->p;
+    p->busy--;
+    st->active[w->idx] = NULL;
+    st->nactive[w->idx] = 0;
+    if (p->abandoned)
+        return 0;
+    p->last_progress_ms = ik_now_ms();
+    for (size_t i = 0; i < w->n; i++)
+        pl_route_result(p, st, w->batch[i], &w->results[i], w->costs[i], &w->out);
+    /* The last call ended while the source waits for a slot: partial
+     * batches cannot fill up any more, so let them leave. */
+    if (p->busy == 0 && p->emit_blocked)
+        pl_for_each_stage(p, pl_wake_stage);
+    return 1;
+}
+
+/* Settles what the batch finished, with p->mu dropped for the source's
+ * settle() calls (entered and left with p->mu held). */
+static void worker_settle(worker *w)
+{
+    if (w->out.n == 0)
+        return;
+    pthread_mutex_unlock(&w->p->mu);
+    pl_settle_now(w->p, &w->out);
+    pthread_mutex_lock(&w->p->mu);
+}
+
+/* A stage worker: take a batch, call the plugin, route, settle; until quit. */
+void *pl_worker_main(void *arg)
+{
+    worker w = {.st = ((worker_arg *)arg)->st, .idx = ((worker_arg *)arg)->idx};
+    free(arg);
+    w.p = w.st->p;
+    size_t max = ik_batcher_spec(w.st->batcher)->max_items;
+    w.batch = calloc(max, sizeof *w.batch);
+    w.results = calloc(max, sizeof *w.results);
+    w.costs = calloc(max, sizeof *w.costs);
+    ik_set_current_stage(w.st);
+    if (ik_worker_begin(&w.call, &w.st->inst, w.idx, max) != 0)
+        goto done;
+    if (!w.batch || !w.results || !w.costs) {
+        ik_logf(IK_LOG_ERROR, w.p->spec->name, w.st->inst.spec->name,
+                "out of memory starting a worker");
+        goto done;
+    }
+
+    pthread_mutex_lock(&w.p->mu);
+    while (worker_wait_batch(&w)) {
+        worker_begin_call(&w);
+        pthread_mutex_unlock(&w.p->mu);
+        worker_call(&w);
+        pthread_mutex_lock(&w.p->mu);
+        if (!worker_end_call(&w))
+            break;
+        worker_settle(&w);
+    }
+    pthread_mutex_unlock(&w.p->mu);
+done:
+    ik_worker_end(&w.call);
+    free(w.batch);
+    free(w.results);
+    free(w.costs);
+    free(w.out.items);
+    pl_thread_done(w.p);
+    return NULL;
+}
+
+/* Hands records whose retry time has come back to their stage. */
+void *pl_delay_main(void *arg)
+{
+    ik_pipeline *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (!p->quit && !p->abandoned) {
+        int target;
+        ik_record *rec = ik_delayq_pop_due(p->delayq, ik_now_ms(), &target);
+        if (!rec) {
+            pl_cond_wait_until(&p->delay_cv, &p->mu, ik_delayq_next_due(p->delayq));
+            continue;
+        }
+        ik_stage *st = pl_target_stage(p, target);
+        uint64_t cost = 1;
+        if (st->kind == STAGE_PROC && st->inst.plugin->desc.cost) {
+            /* cost() is a plugin call: make it without the lock. The record
+             * is in no queue meanwhile, and shutdown waits for this thread. */
+            pthread_mutex_unlock(&p->mu);
+            cost = st->inst.plugin->desc.cost(st->inst.state, rec);
+            pthread_mutex_lock(&p->mu);
+        }
+        if (pl_stage_push(st, rec, cost) != 0) {
+            settle_list out = {0};
+            ik_record_set_failure(rec, st->inst.spec->name, pl_stage_attempts(st, rec),
+                                  "out of memory requeueing for retry");
+            pl_route_dead_letter(p, rec, &out);
+            pthread_mutex_unlock(&p->mu);
+            pl_settle_now(p, &out);
+            free(out.items);
+            pthread_mutex_lock(&p->mu);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    pl_thread_done(p);
+    return NULL;
+}
