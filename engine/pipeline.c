@@ -67,8 +67,8 @@ static int bind_instance(ik_pipeline *p, ik_instance *inst, const ik_stage_spec 
                           "%s:%d: pipeline '%s': plugin '%s' is a %s and cannot be used as a %s",
                           spec->file, spec->line, p->spec->name, spec->plugin,
                           ik_kind_name(inst->plugin->desc.kind), role_name(spec->role));
-    int rc = ik_options_bind(inst->plugin->desc.options, inst->plugin->desc.config_size,
-                             spec->plugin, spec, &inst->opts, err);
+    rc = ik_options_bind(inst->plugin->desc.options, inst->plugin->desc.config_size, spec->plugin,
+                         spec, &inst->opts, err);
     return rc != 0 ? rc : ik_instance_check(inst, err);
 }
 
