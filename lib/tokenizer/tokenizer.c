@@ -278,15 +278,13 @@ static int compile_pattern(ik_tok *t, char *err, size_t errlen)
     return 0;
 }
 
-int ik_tok_load_mem(const char *name, const unsigned char *data, size_t len, ik_tok **out,
-                    char *err, size_t errlen)
+/* An empty table sized for a rank file of len bytes (two slots per line,
+ * so probe runs stay short) with room for every decoded token. */
+static ik_tok *tok_table_new(const unsigned char *data, size_t len)
 {
-    *out = NULL;
-    if (!name)
-        name = "rank file";
     ik_tok *t = calloc(1, sizeof *t);
     if (!t)
-        return IK_E_NOMEM;
+        return NULL;
     size_t lines = 0;
     for (size_t i = 0; i < len; i++)
         lines += data[i] == '\n';
@@ -298,15 +296,123 @@ int ik_tok_load_mem(const char *name, const unsigned char *data, size_t len, ik_
     t->bytes = malloc(len ? len : 1); /* decoded tokens are shorter than their lines */
     if (!t->slots || !t->bytes) {
         ik_tok_free(t);
-        return IK_E_NOMEM;
+        return NULL;
     }
     t->mask = cap - 1;
     t->shift = 64;
     for (size_t c = cap; c > 1; c >>= 1)
         t->shift--;
+    return t;
+}
+
+/* Adds the token of dl bytes just decoded at t->bytes + t->nbytes. */
+static void tok_insert(ik_tok *t, const unsigned char *dst, size_t dl, uint32_t rank)
+{
+    uint64_t h = hash_bytes(dst, dl);
+    size_t i = (size_t)(h >> t->shift);
+    while (t->slots[i].len)
+        i = (i + 1) & t->mask;
+    t->slots[i].key = dl <= 8 ? short_key(dst, dl) : (uint64_t)t->nbytes;
+    t->slots[i].len = (uint16_t)dl;
+    t->slots[i].tag = dl <= 8 ? 0 : tag_of(h);
+    t->slots[i].rank = rank;
+    t->nbytes += dl;
+    t->count++;
+}
+
+/* Reads the decimal rank in [r, rend). 0, or IK_E_PARSE naming the column. */
+static int read_rank(const unsigned char *line, const unsigned char *r, const unsigned char *rend,
+                     uint64_t *rank, const char *name, size_t lineno, char *err, size_t errlen)
+{
+    *rank = 0;
+    for (; r < rend; r++) {
+        if (*r < '0' || *r > '9' || *rank > 100000000u) {
+            seterr(err, errlen, "%s:%zu:%zu: rank is not a decimal number below 100000000", name,
+                   lineno, (size_t)(r - line) + 1);
+            return IK_E_PARSE;
+        }
+        *rank = *rank * 10 + (uint64_t)(*r - '0');
+    }
+    return 0;
+}
+
+/* One line "<base64> <rank>" (ll bytes, no newline) into t. 0, or
+ * IK_E_PARSE with err naming name:line[:column]. */
+static int tok_add_line(ik_tok *t, const unsigned char *line, size_t ll, const char *name,
+                        size_t lineno, char *err, size_t errlen)
+{
+    if (ll == 0) {
+        seterr(err, errlen, "%s:%zu: empty line; expected \"<base64> <rank>\"", name, lineno);
+        return IK_E_PARSE;
+    }
+    const unsigned char *sp = memchr(line, ' ', ll);
+    if (!sp) {
+        seterr(err, errlen, "%s:%zu: no space between token and rank", name, lineno);
+        return IK_E_PARSE;
+    }
+    size_t b64len = (size_t)(sp - line);
+    if (b64len / 4 * 3 > TOK_MAX_LEN) {
+        seterr(err, errlen, "%s:%zu: token longer than %d bytes", name, lineno, TOK_MAX_LEN);
+        return IK_E_PARSE;
+    }
+    unsigned char *dst = t->bytes + t->nbytes;
+    long dl = b64decode(line, b64len, dst);
+    if (dl <= 0) {
+        seterr(err, errlen, "%s:%zu:1: token is not valid base64", name, lineno);
+        return IK_E_PARSE;
+    }
+    const unsigned char *r = sp + 1, *rend = line + ll;
+    if (r == rend) {
+        seterr(err, errlen, "%s:%zu:%zu: missing rank", name, lineno, b64len + 2);
+        return IK_E_PARSE;
+    }
+    uint64_t rank;
+    int rc = read_rank(line, r, rend, &rank, name, lineno, err, errlen);
+    if (rc)
+        return rc;
+    if (t->count + 1 > (t->mask + 1) / 2) {
+        seterr(err, errlen, "%s:%zu: too many entries", name, lineno);
+        return IK_E_PARSE;
+    }
+    if (rank_of(t, dst, (size_t)dl) != UINT32_MAX) {
+        seterr(err, errlen, "%s:%zu: duplicate token", name, lineno);
+        return IK_E_PARSE;
+    }
+    tok_insert(t, dst, (size_t)dl, (uint32_t)rank);
+    return 0;
+}
+
+/* A usable table has entries and a rank for every single byte (BPE starts
+ * from bytes). */
+static int tok_check_complete(const ik_tok *t, const char *name, char *err, size_t errlen)
+{
+    if (t->count == 0) {
+        seterr(err, errlen, "%s: no entries", name);
+        return IK_E_PARSE;
+    }
+    for (int b = 0; b < 256; b++) {
+        unsigned char c = (unsigned char)b;
+        if (rank_of(t, &c, 1) == UINT32_MAX) {
+            seterr(err, errlen, "%s: no rank for the single byte 0x%02x; BPE needs all 256", name,
+                   b);
+            return IK_E_PARSE;
+        }
+    }
+    return 0;
+}
+
+int ik_tok_load_mem(const char *name, const unsigned char *data, size_t len, ik_tok **out,
+                    char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!name)
+        name = "rank file";
+    ik_tok *t = tok_table_new(data, len);
+    if (!t)
+        return IK_E_NOMEM;
     size_t pos = 0, lineno = 0;
     int rc = 0;
-    while (pos < len) {
+    while (rc == 0 && pos < len) {
         lineno++;
         const unsigned char *line = data + pos;
         const unsigned char *nl = memchr(line, '\n', len - pos);
@@ -314,81 +420,10 @@ int ik_tok_load_mem(const char *name, const unsigned char *data, size_t len, ik_
         pos += ll + (nl ? 1 : 0);
         if (ll > 0 && line[ll - 1] == '\r')
             ll--;
-        if (ll == 0) {
-            seterr(err, errlen, "%s:%zu: empty line; expected \"<base64> <rank>\"", name, lineno);
-            rc = IK_E_PARSE;
-            break;
-        }
-        const unsigned char *sp = memchr(line, ' ', ll);
-        if (!sp) {
-            seterr(err, errlen, "%s:%zu: no space between token and rank", name, lineno);
-            rc = IK_E_PARSE;
-            break;
-        }
-        size_t b64len = (size_t)(sp - line);
-        if (b64len / 4 * 3 > TOK_MAX_LEN) {
-            seterr(err, errlen, "%s:%zu: token longer than %d bytes", name, lineno, TOK_MAX_LEN);
-            rc = IK_E_PARSE;
-            break;
-        }
-        unsigned char *dst = t->bytes + t->nbytes;
-        long dl = b64decode(line, b64len, dst);
-        if (dl <= 0) {
-            seterr(err, errlen, "%s:%zu:1: token is not valid base64", name, lineno);
-            rc = IK_E_PARSE;
-            break;
-        }
-        const unsigned char *r = sp + 1, *rend = line + ll;
-        if (r == rend) {
-            seterr(err, errlen, "%s:%zu:%zu: missing rank", name, lineno, b64len + 2);
-            rc = IK_E_PARSE;
-            break;
-        }
-        uint64_t rank = 0;
-        for (; r < rend; r++) {
-            if (*r < '0' || *r > '9' || rank > 100000000u) {
-                seterr(err, errlen, "%s:%zu:%zu: rank is not a decimal number below 100000000",
-                       name, lineno, (size_t)(r - line) + 1);
-                rc = IK_E_PARSE;
-                break;
-            }
-            rank = rank * 10 + (uint64_t)(*r - '0');
-        }
-        if (rc)
-            break;
-        if (t->count + 1 > cap / 2) {
-            seterr(err, errlen, "%s:%zu: too many entries", name, lineno);
-            rc = IK_E_PARSE;
-            break;
-        }
-        if (rank_of(t, dst, (size_t)dl) != UINT32_MAX) {
-            seterr(err, errlen, "%s:%zu: duplicate token", name, lineno);
-            rc = IK_E_PARSE;
-            break;
-        }
-        uint64_t h = hash_bytes(dst, (size_t)dl);
-        size_t i = (size_t)(h >> t->shift);
-        while (t->slots[i].len)
-            i = (i + 1) & t->mask;
-        t->slots[i].key = dl <= 8 ? short_key(dst, (size_t)dl) : (uint64_t)t->nbytes;
-        t->slots[i].len = (uint16_t)dl;
-        t->slots[i].tag = dl <= 8 ? 0 : tag_of(h);
-        t->slots[i].rank = (uint32_t)rank;
-        t->nbytes += (size_t)dl;
-        t->count++;
+        rc = tok_add_line(t, line, ll, name, lineno, err, errlen);
     }
-    if (!rc && t->count == 0) {
-        seterr(err, errlen, "%s: no entries", name);
-        rc = IK_E_PARSE;
-    }
-    for (int b = 0; !rc && b < 256; b++) {
-        unsigned char c = (unsigned char)b;
-        if (rank_of(t, &c, 1) == UINT32_MAX) {
-            seterr(err, errlen, "%s: no rank for the single byte 0x%02x; BPE needs all 256", name,
-                   b);
-            rc = IK_E_PARSE;
-        }
-    }
+    if (!rc)
+        rc = tok_check_complete(t, name, err, errlen);
     if (!rc)
         rc = compile_pattern(t, err, errlen);
     if (rc) {
