@@ -117,37 +117,10 @@ static int check_members(config_setting_t *s, const char *const *allowed, const 
     return 0;
 }
 
-static int load_root(sb_config *cfg, config_t *lc, const char *path, char *err, size_t errlen)
+/* The root settings: addresses, ports, TLS files, limits, persistence. */
+static int load_settings(sb_config *cfg, config_setting_t *root, const char *path, char *err,
+                         size_t errlen)
 {
-    static const char *const root_keys[] = {"listen",
-                                            "port",
-                                            "amqps_port",
-                                            "tls_cert",
-                                            "tls_key",
-                                            "http_port",
-                                            "https_port",
-                                            "keys",
-                                            "queues",
-                                            "log_level",
-                                            "max_message_size",
-                                            "persist_file",
-                                            "persist_interval_ms",
-                                            "handshake_timeout_ms",
-                                            NULL};
-    static const char *const key_keys[] = {"name", "key", NULL};
-    static const char *const queue_keys[] = {"name",
-                                             "lock_duration_ms",
-                                             "max_delivery_count",
-                                             "default_ttl_ms",
-                                             "dead_lettering_on_expiration",
-                                             "duplicate_detection",
-                                             "duplicate_window_ms",
-                                             "requires_session",
-                                             "max_size_mb",
-                                             NULL};
-    config_setting_t *root = config_root_setting(lc);
-    if (check_members(root, root_keys, path, err, errlen) < 0)
-        return -1;
     strcpy(cfg->address, "127.0.0.1");
     if (get_str(root, "listen", cfg->address, sizeof cfg->address, path, err, errlen) < 0)
         return -1;
@@ -186,7 +159,14 @@ static int load_root(sb_config *cfg, config_t *lc, const char *path, char *err, 
         snprintf(err, errlen, "%s: amqps_port/https_port need tls_cert and tls_key", path);
         return -1;
     }
+    return 0;
+}
 
+/* The SAS keys: a non-empty list of { name; key; } with unique names. */
+static int load_keys(sb_config *cfg, config_setting_t *root, const char *path, char *err,
+                     size_t errlen)
+{
+    static const char *const key_keys[] = {"name", "key", NULL};
     config_setting_t *keys = config_setting_get_member(root, "keys");
     if (!keys || !config_setting_is_list(keys) || config_setting_length(keys) == 0) {
         snprintf(err, errlen, "%s: 'keys' must be a non-empty list of { name = ...; key = ...; }",
@@ -229,7 +209,68 @@ static int load_root(sb_config *cfg, config_t *lc, const char *path, char *err, 
             return -1;
         }
     }
+    return 0;
+}
 
+/* Queue i of the list, group q: its name (unique, case-insensitively) and
+ * its settings with their bounds. */
+static int load_queue(sb_config *cfg, size_t i, config_setting_t *q, const char *path, char *err,
+                      size_t errlen)
+{
+    static const char *const queue_keys[] = {"name",
+                                             "lock_duration_ms",
+                                             "max_delivery_count",
+                                             "default_ttl_ms",
+                                             "dead_lettering_on_expiration",
+                                             "duplicate_detection",
+                                             "duplicate_window_ms",
+                                             "requires_session",
+                                             "max_size_mb",
+                                             NULL};
+    sb_queue_cfg *qc = &cfg->queues[i];
+    int line = config_setting_source_line(q);
+    if (!config_setting_is_group(q)) {
+        snprintf(err, errlen, "%s:%d: each queue must be a group", path, line);
+        return -1;
+    }
+    if (check_members(q, queue_keys, path, err, errlen) < 0)
+        return -1;
+    int r = get_str(q, "name", qc->name, sizeof qc->name, path, err, errlen);
+    if (r < 0)
+        return -1;
+    if (r == 0 || !sb_config_valid_queue_name(qc->name)) {
+        snprintf(err, errlen, "%s:%d: queue 'name' missing or invalid (1-259 of A-Z a-z 0-9 . _ -)",
+                 path, line);
+        return -1;
+    }
+    for (size_t j = 0; j < i; j++)
+        if (strcasecmp(cfg->queues[j].name, qc->name) == 0) {
+            snprintf(err, errlen, "%s:%d: duplicate queue '%s'", path, line, qc->name);
+            return -1;
+        }
+    int64_t mdc, mb;
+    if (get_int64(q, "lock_duration_ms", 60000, 100, 300000, &qc->lock_duration_ms, path, err,
+                  errlen) < 0 ||
+        get_int64(q, "max_delivery_count", 10, 1, 2147483647, &mdc, path, err, errlen) < 0 ||
+        get_int64(q, "default_ttl_ms", 0, 0, INT64_MAX / 4, &qc->default_ttl_ms, path, err,
+                  errlen) < 0 ||
+        get_bool(q, "dead_lettering_on_expiration", 0, &qc->dead_lettering_on_expiration, path, err,
+                 errlen) < 0 ||
+        get_bool(q, "duplicate_detection", 0, &qc->duplicate_detection, path, err, errlen) < 0 ||
+        get_int64(q, "duplicate_window_ms", 600000, 1000, 7LL * 24 * 3600 * 1000,
+                  &qc->duplicate_window_ms, path, err, errlen) < 0 ||
+        get_bool(q, "requires_session", 0, &qc->requires_session, path, err, errlen) < 0 ||
+        get_int64(q, "max_size_mb", 1024, 1, 81920, &mb, path, err, errlen) < 0)
+        return -1;
+    qc->max_delivery_count = (uint32_t)mdc;
+    qc->max_size_bytes = mb * 1024 * 1024;
+    return 0;
+}
+
+/* The queues: a list of groups, each loaded by load_queue. */
+static int load_queues(sb_config *cfg, config_setting_t *root, const char *path, char *err,
+                       size_t errlen)
+{
     config_setting_t *queues = config_setting_get_member(root, "queues");
     if (!queues || !config_setting_is_list(queues)) {
         snprintf(err, errlen, "%s: 'queues' must be a list of groups", path);
@@ -241,49 +282,35 @@ static int load_root(sb_config *cfg, config_t *lc, const char *path, char *err, 
         snprintf(err, errlen, "%s: out of memory", path);
         return -1;
     }
-    for (size_t i = 0; i < cfg->nqueues; i++) {
-        config_setting_t *q = config_setting_get_elem(queues, (unsigned)i);
-        sb_queue_cfg *qc = &cfg->queues[i];
-        int line = config_setting_source_line(q);
-        if (!config_setting_is_group(q)) {
-            snprintf(err, errlen, "%s:%d: each queue must be a group", path, line);
+    for (size_t i = 0; i < cfg->nqueues; i++)
+        if (load_queue(cfg, i, config_setting_get_elem(queues, (unsigned)i), path, err, errlen) < 0)
             return -1;
-        }
-        if (check_members(q, queue_keys, path, err, errlen) < 0)
-            return -1;
-        int r = get_str(q, "name", qc->name, sizeof qc->name, path, err, errlen);
-        if (r < 0)
-            return -1;
-        if (r == 0 || !sb_config_valid_queue_name(qc->name)) {
-            snprintf(err, errlen,
-                     "%s:%d: queue 'name' missing or invalid (1-259 of A-Z a-z 0-9 . _ -)", path,
-                     line);
-            return -1;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (strcasecmp(cfg->queues[j].name, qc->name) == 0) {
-                snprintf(err, errlen, "%s:%d: duplicate queue '%s'", path, line, qc->name);
-                return -1;
-            }
-        int64_t mdc, mb;
-        if (get_int64(q, "lock_duration_ms", 60000, 100, 300000, &qc->lock_duration_ms, path, err,
-                      errlen) < 0 ||
-            get_int64(q, "max_delivery_count", 10, 1, 2147483647, &mdc, path, err, errlen) < 0 ||
-            get_int64(q, "default_ttl_ms", 0, 0, INT64_MAX / 4, &qc->default_ttl_ms, path, err,
-                      errlen) < 0 ||
-            get_bool(q, "dead_lettering_on_expiration", 0, &qc->dead_lettering_on_expiration, path,
-                     err, errlen) < 0 ||
-            get_bool(q, "duplicate_detection", 0, &qc->duplicate_detection, path, err, errlen) <
-                0 ||
-            get_int64(q, "duplicate_window_ms", 600000, 1000, 7LL * 24 * 3600 * 1000,
-                      &qc->duplicate_window_ms, path, err, errlen) < 0 ||
-            get_bool(q, "requires_session", 0, &qc->requires_session, path, err, errlen) < 0 ||
-            get_int64(q, "max_size_mb", 1024, 1, 81920, &mb, path, err, errlen) < 0)
-            return -1;
-        qc->max_delivery_count = (uint32_t)mdc;
-        qc->max_size_bytes = mb * 1024 * 1024;
-    }
     return 0;
+}
+
+static int load_root(sb_config *cfg, config_t *lc, const char *path, char *err, size_t errlen)
+{
+    static const char *const root_keys[] = {"listen",
+                                            "port",
+                                            "amqps_port",
+                                            "tls_cert",
+                                            "tls_key",
+                                            "http_port",
+                                            "https_port",
+                                            "keys",
+                                            "queues",
+                                            "log_level",
+                                            "max_message_size",
+                                            "persist_file",
+                                            "persist_interval_ms",
+                                            "handshake_timeout_ms",
+                                            NULL};
+    config_setting_t *root = config_root_setting(lc);
+    if (check_members(root, root_keys, path, err, errlen) < 0 ||
+        load_settings(cfg, root, path, err, errlen) < 0 ||
+        load_keys(cfg, root, path, err, errlen) < 0)
+        return -1;
+    return load_queues(cfg, root, path, err, errlen);
 }
 
 int sb_config_load(sb_config *cfg, const char *path, char *err, size_t errlen)
