@@ -679,6 +679,120 @@ static int session_filter(pn_link_t *pl, char *id, size_t idlen)
     return found;
 }
 
+/* Refusal of a link to an entity: not found, no token on $cbs for it, or
+ * (send_dlq) a sender to a dead-letter queue. NULL when allowed. */
+static const char *entity_refusal(sb_conn *c, sb_queue *q, const char *ent, const char *path,
+                                  int send_dlq, int64_t now, char *err, size_t errlen)
+{
+    if (!q) {
+        snprintf(err, errlen, "The messaging entity '%.200s' could not be found.", ent);
+        return "amqp:not-found";
+    }
+    if (!conn_authorized(c, path, now / 1000)) {
+        snprintf(err, errlen, "Unauthorized access to '%.200s': put a token on $cbs first", path);
+        return "amqp:unauthorized-access";
+    }
+    if (send_dlq) {
+        snprintf(err, errlen, "cannot send to the dead-letter queue '%.200s'", path);
+        return "amqp:not-allowed";
+    }
+    return NULL;
+}
+
+/* Sets l->kind and l->q from the link's address path ($cbs, an entity's
+ * $management, or the entity itself). The AMQP error condition (err filled)
+ * when the link must be refused, else NULL. */
+static const char *link_classify(sb_broker *b, sb_conn *c, sb_link *l, const char *path,
+                                 int is_sender, int64_t now, char *err, size_t errlen)
+{
+    size_t plen = strlen(path);
+    static const char mg[] = "$management";
+    int is_mgmt = plen >= sizeof mg - 1 && strcasecmp(path + plen - (sizeof mg - 1), mg) == 0 &&
+                  (plen == sizeof mg - 1 || path[plen - sizeof mg] == '/');
+    if (strcmp(path, "$cbs") == 0) {
+        l->kind = is_sender ? LK_CBS_OUT : LK_CBS_IN;
+        return NULL;
+    }
+    if (is_mgmt) {
+        l->kind = is_sender ? LK_MGMT_OUT : LK_MGMT_IN;
+        char ent[SB_NAME_MAX + 40];
+        snprintf(ent, sizeof ent, "%.*s", (int)(plen > sizeof mg ? plen - sizeof mg : 0), path);
+        l->q = sb_store_find(b->store, ent);
+        return entity_refusal(c, l->q, ent, path, 0, now, err, errlen);
+    }
+    l->kind = is_sender ? LK_RECV_OUT : LK_SEND_IN;
+    l->q = sb_store_find(b->store, path);
+    return entity_refusal(c, l->q, path, path, l->q && l->kind == LK_SEND_IN && l->q->is_dlq, now,
+                          err, errlen);
+}
+
+/* Tells the client which session it locked and until when: the source's
+ * session filter and the link's locked-until property, as the service does. */
+static void session_terminus(pn_link_t *pl, const sb_session *s)
+{
+    pn_data_t *f = pn_terminus_filter(pn_link_source(pl));
+    pn_data_clear(f);
+    pn_data_put_map(f);
+    pn_data_enter(f);
+    pn_data_put_symbol(f, pn_bytes(28, "com.microsoft:session-filter"));
+    pn_data_put_string(f, pn_bytes(strlen(s->id), s->id));
+    pn_data_exit(f);
+    pn_data_t *p = pn_link_properties(pl);
+    pn_data_clear(p);
+    pn_data_put_map(p);
+    pn_data_enter(p);
+    pn_data_put_symbol(p, pn_bytes(30, "com.microsoft:locked-until-utc"));
+    pn_data_put_long(p, dotnet_ticks(s->locked_until_ms));
+    pn_data_exit(p);
+}
+
+/* A receiver on a queue: its settle mode, and on a sessionful queue the
+ * session it asked for (or the next free one) locked to it. The AMQP error
+ * condition (err filled) when refused, else NULL. */
+static const char *receiver_bind(sb_link *l, pn_link_t *pl, const char *path, int64_t now,
+                                 char *err, size_t errlen)
+{
+    l->peek_lock = pn_link_remote_snd_settle_mode(pl) != PN_SND_SETTLED;
+    char sid[129];
+    int sf = session_filter(pl, sid, sizeof sid);
+    int needs = l->q->cfg->requires_session && !l->q->is_dlq;
+    if (sf < 0) {
+        snprintf(err, errlen, "session id too long");
+        return "amqp:invalid-field";
+    }
+    if (needs && sf == 0) {
+        snprintf(err, errlen,
+                 "It is not possible for an entity that requires sessions to create a "
+                 "non-sessionful message receiver (%.200s)",
+                 path);
+        return "amqp:not-allowed";
+    }
+    if (!needs && sf) {
+        snprintf(err, errlen, "the entity '%.200s' does not require sessions", path);
+        return "amqp:not-allowed";
+    }
+    if (!needs)
+        return NULL;
+    sb_session *s = sf == 1 ? sb_queue_session(l->q, sid, 1) : sb_queue_free_session(l->q, now);
+    if (sf == 2 && !s) {
+        snprintf(err, errlen, "no unlocked session with messages in '%.200s'", path);
+        return "com.microsoft:timeout";
+    }
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return "amqp:internal-error";
+    }
+    if (s->owner) {
+        snprintf(err, errlen, "the session '%.128s' is locked by another receiver", s->id);
+        return "com.microsoft:session-cannot-be-locked";
+    }
+    s->owner = l;
+    s->locked_until_ms = now + l->q->cfg->lock_duration_ms;
+    l->session = s;
+    session_terminus(pl, s);
+    return NULL;
+}
+
 static void link_open(sb_broker *b, sb_conn *c, pn_link_t *pl)
 {
     const char *addr = link_addr(pl);
@@ -697,94 +811,11 @@ static void link_open(sb_broker *b, sb_conn *c, pn_link_t *pl)
     l->pl = pl;
     l->conn = c;
     int is_sender = pn_link_is_sender(pl); /* we send: the client receives */
-    size_t plen = strlen(path);
-    static const char mg[] = "$management";
-    int is_mgmt = plen >= sizeof mg - 1 && strcasecmp(path + plen - (sizeof mg - 1), mg) == 0 &&
-                  (plen == sizeof mg - 1 || path[plen - sizeof mg] == '/');
     int64_t now = sb_now_ms();
-    const char *err_cond = NULL;
     char err[512] = "";
-    if (strcmp(path, "$cbs") == 0) {
-        l->kind = is_sender ? LK_CBS_OUT : LK_CBS_IN;
-    } else if (is_mgmt) {
-        l->kind = is_sender ? LK_MGMT_OUT : LK_MGMT_IN;
-        char ent[SB_NAME_MAX + 40];
-        snprintf(ent, sizeof ent, "%.*s", (int)(plen > sizeof mg ? plen - sizeof mg : 0), path);
-        l->q = sb_store_find(b->store, ent);
-        if (!l->q) {
-            err_cond = "amqp:not-found";
-            snprintf(err, sizeof err, "The messaging entity '%.200s' could not be found.", ent);
-        } else if (!conn_authorized(c, path, now / 1000)) {
-            err_cond = "amqp:unauthorized-access";
-            snprintf(err, sizeof err, "Unauthorized access to '%.200s': put a token on $cbs first",
-                     path);
-        }
-    } else {
-        l->kind = is_sender ? LK_RECV_OUT : LK_SEND_IN;
-        l->q = sb_store_find(b->store, path);
-        if (!l->q) {
-            err_cond = "amqp:not-found";
-            snprintf(err, sizeof err, "The messaging entity '%.200s' could not be found.", path);
-        } else if (!conn_authorized(c, path, now / 1000)) {
-            err_cond = "amqp:unauthorized-access";
-            snprintf(err, sizeof err, "Unauthorized access to '%.200s': put a token on $cbs first",
-                     path);
-        } else if (l->kind == LK_SEND_IN && l->q->is_dlq) {
-            err_cond = "amqp:not-allowed";
-            snprintf(err, sizeof err, "cannot send to the dead-letter queue '%.200s'", path);
-        }
-    }
-    if (!err_cond && l->kind == LK_RECV_OUT) {
-        l->peek_lock = pn_link_remote_snd_settle_mode(pl) != PN_SND_SETTLED;
-        char sid[129];
-        int sf = session_filter(pl, sid, sizeof sid);
-        int needs = l->q->cfg->requires_session && !l->q->is_dlq;
-        if (sf < 0) {
-            err_cond = "amqp:invalid-field";
-            snprintf(err, sizeof err, "session id too long");
-        } else if (needs && sf == 0) {
-            err_cond = "amqp:not-allowed";
-            snprintf(err, sizeof err,
-                     "It is not possible for an entity that requires sessions to create a "
-                     "non-sessionful message receiver (%.200s)",
-                     path);
-        } else if (!needs && sf) {
-            err_cond = "amqp:not-allowed";
-            snprintf(err, sizeof err, "the entity '%.200s' does not require sessions", path);
-        } else if (needs) {
-            sb_session *s =
-                sf == 1 ? sb_queue_session(l->q, sid, 1) : sb_queue_free_session(l->q, now);
-            if (sf == 2 && !s) {
-                err_cond = "com.microsoft:timeout";
-                snprintf(err, sizeof err, "no unlocked session with messages in '%.200s'", path);
-            } else if (!s) {
-                err_cond = "amqp:internal-error";
-                snprintf(err, sizeof err, "out of memory");
-            } else if (s->owner) {
-                err_cond = "com.microsoft:session-cannot-be-locked";
-                snprintf(err, sizeof err, "the session '%.128s' is locked by another receiver",
-                         s->id);
-            } else {
-                s->owner = l;
-                s->locked_until_ms = now + l->q->cfg->lock_duration_ms;
-                l->session = s;
-                pn_data_t *f = pn_terminus_filter(pn_link_source(pl));
-                pn_data_clear(f);
-                pn_data_put_map(f);
-                pn_data_enter(f);
-                pn_data_put_symbol(f, pn_bytes(28, "com.microsoft:session-filter"));
-                pn_data_put_string(f, pn_bytes(strlen(s->id), s->id));
-                pn_data_exit(f);
-                pn_data_t *p = pn_link_properties(pl);
-                pn_data_clear(p);
-                pn_data_put_map(p);
-                pn_data_enter(p);
-                pn_data_put_symbol(p, pn_bytes(30, "com.microsoft:locked-until-utc"));
-                pn_data_put_long(p, dotnet_ticks(s->locked_until_ms));
-                pn_data_exit(p);
-            }
-        }
-    }
+    const char *err_cond = link_classify(b, c, l, path, is_sender, now, err, sizeof err);
+    if (!err_cond && l->kind == LK_RECV_OUT)
+        err_cond = receiver_bind(l, pl, path, now, err, sizeof err);
     if (err_cond) {
         SB_WARN("conn %u: attach %s '%.200s' (link '%.100s') refused: %s: %s", c->id,
                 kind_names[l->kind], addr, pn_link_name(pl), err_cond, err);
