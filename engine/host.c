@@ -36,71 +36,6 @@ static void host_log(ik_instance *self, ik_log_level level, const char *fmt, ...
     va_end(ap);
 }
 
-/* DEPRECATED getters (plugin.h): kept only until gpt_batch reads its config
- * struct; remove them, opt_error and ik_optvals_<type> together then.
- * Getter failures are plugin bugs (asking for an option not in its own
- * table): log them once per call, return the zero value. */
-static void opt_error(ik_instance *self, const char *name, int rc, const char *want)
-{
-    ik_logf(IK_LOG_ERROR, ik_instance_pipeline_name(self), self->spec->name,
-            "plugin asked for option '%s' as %s: %s", name, want,
-            rc == IK_E_NOTFOUND ? "not in its option table" : "declared with another type");
-}
-
-static const char *host_opt_string(ik_instance *self, const char *name)
-{
-    const char *v = NULL;
-    int rc = ik_optvals_string(self->opts, name, &v);
-    if (rc != 0)
-        opt_error(self, name, rc, "a string");
-    return v;
-}
-
-static int64_t host_opt_int(ik_instance *self, const char *name)
-{
-    int64_t v = 0;
-    int rc = ik_optvals_int(self->opts, name, &v);
-    if (rc != 0)
-        opt_error(self, name, rc, "an int");
-    return v;
-}
-
-static int host_opt_bool(ik_instance *self, const char *name)
-{
-    int v = 0;
-    int rc = ik_optvals_bool(self->opts, name, &v);
-    if (rc != 0)
-        opt_error(self, name, rc, "a bool");
-    return v;
-}
-
-static double host_opt_double(ik_instance *self, const char *name)
-{
-    double v = 0;
-    int rc = ik_optvals_double(self->opts, name, &v);
-    if (rc != 0)
-        opt_error(self, name, rc, "a double");
-    return v;
-}
-
-static uint64_t host_opt_duration_ms(ik_instance *self, const char *name)
-{
-    uint64_t v = 0;
-    int rc = ik_optvals_duration_ms(self->opts, name, &v);
-    if (rc != 0)
-        opt_error(self, name, rc, "a duration");
-    return v;
-}
-
-static uint64_t host_opt_size(ik_instance *self, const char *name)
-{
-    uint64_t v = 0;
-    int rc = ik_optvals_size(self->opts, name, &v);
-    if (rc != 0)
-        opt_error(self, name, rc, "a size");
-    return v;
-}
-
 static int host_opt_is_set(ik_instance *self, const char *name)
 {
     return ik_optvals_is_set(self->opts, name);
@@ -289,12 +224,6 @@ static const ik_host host_table = {
     .abi_minor = IK_ABI_MINOR,
     .log = host_log,
     .strerror = ik_strerror,
-    .opt_string = host_opt_string,
-    .opt_int = host_opt_int,
-    .opt_bool = host_opt_bool,
-    .opt_double = host_opt_double,
-    .opt_duration_ms = host_opt_duration_ms,
-    .opt_size = host_opt_size,
     .opt_is_set = host_opt_is_set,
     .record_new = host_record_new,
     .record_free = host_record_free,

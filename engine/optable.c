@@ -51,13 +51,19 @@ int ik_choice_index(const char *const *choices, const char *value)
     return -1;
 }
 
-/* Where the member of option o lies in a config of config_size bytes. */
+/* Where the member of option o lies in a config of config_size bytes: inside
+ * it and aligned. A table with options needs a config struct (size > 0). */
 static int check_offset(const ik_option *o, size_t config_size, const char *where,
                         const char *plugin, ik_err *err)
 {
     size_t align, size = ik_opt_member_size(o->type, &align);
     if (config_size == 0)
-        return 0; /* deprecated getters only: nothing is bound */
+        return ik_err_set(err, IK_E_INVAL,
+                          "%s: plugin '%s' declares option '%s' but no config struct "
+                          "(config_size 0): options reach a plugin only through its config "
+                          "struct (set .config_size = sizeof(your config) and bind each option "
+                          "with IK_OPT_AT)",
+                          where, plugin, o->name);
     if (o->offset > config_size || size > config_size - o->offset)
         return ik_err_set(err, IK_E_INVAL,
                           "%s: plugin '%s' option '%s' is bound at offset %zu (%zu bytes), outside "

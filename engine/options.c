@@ -136,11 +136,6 @@ static int parse_text(ik_opt_type type, const char *text, optval *v)
         int idx = ik_choice_index(v->choices, text);
         if (idx < 0)
             return IK_E_INVAL;
-        char *d = strdup(text); /* kept for the deprecated opt_string getter */
-        if (!d)
-            return IK_E_NOMEM;
-        free(v->str);
-        v->str = d;
         v->choice = idx;
         return 0;
     }

@@ -2,9 +2,10 @@
  * options.h: a plugin instance's options, validated against the plugin's
  * option table (ik_option[]) and stored typed, with defaults applied.
  *
- * The same table drives `intake plugins` (documentation) and the getters of
- * the host table. Values of options flagged IK_OPT_SECRET are registered with
- * the log redactor as soon as they are read, and are never shown again.
+ * The same table drives `intake plugins` (documentation); the values reach
+ * a plugin only in its config struct (ik_optvals_config). Values of options
+ * flagged IK_OPT_SECRET are registered with the log redactor as soon as they
+ * are read, and are never shown again.
  */
 #ifndef IK_OPTIONS_H
 #define IK_OPTIONS_H
@@ -54,10 +55,12 @@ int ik_option_store_text(const ik_option *o, const char *text, void *config, siz
  * concurrency, batch): never a plugin's option. */
 int ik_is_engine_key(const char *name);
 
-/* Getters (behind the deprecated host getters). Return IK_E_NOTFOUND when `name` is not in the
- * table, IK_E_INVAL when it has another type; *value untouched then. A string option that is unset
- * and has no default yields *value = NULL and 0. Strings are owned by vals. Durations are ms, sizes
- * bytes. */
+/* Typed values by name, for the engine's own tests and fuzzers (plugins
+ * read their config struct; the host table has no getters). IK_E_NOTFOUND
+ * when `name` is not in the table, IK_E_INVAL when it has another type;
+ * *value untouched then. A string option that is unset and has no default
+ * yields *value = NULL and 0. Strings are owned by vals. Durations are ms,
+ * sizes bytes. */
 int ik_optvals_string(const ik_optvals *vals, const char *name, const char **value);
 int ik_optvals_int(const ik_optvals *vals, const char *name, int64_t *value);
 int ik_optvals_bool(const ik_optvals *vals, const char *name, int *value);

@@ -6,7 +6,7 @@ import re
 import time
 import unittest
 
-from harness import IntakeTest, BAD_PLUGINS
+from harness import IntakeTest, BAD_PLUGINS, SRC
 
 GOOD = """
 pipelines = ( {
@@ -246,6 +246,74 @@ class CliTest(IntakeTest):
                                  'source = { plugin = "file"; path = "%s"; pattern = " , "; };\n'
                                  'sinks = ( { plugin = "stdout"; } ); } );\n' % self.dir,
                                  4, "option 'pattern' has no glob")
+
+    def gpt_stage(self, **opts):
+        """A pipeline whose gpt_batch stage group (on line 5 of the file)
+        has the repository's catalog, schema and prompt, a key in
+        INTAKE_TEST_KEY and a local base_url, unless `opts` say otherwise."""
+        o = {"catalog": SRC + "/etc/models.conf",
+             "schema_file": SRC + "/etc/extraction.schema.json",
+             "instructions_file": SRC + "/etc/prompts/extraction.txt",
+             "api_key_env": "INTAKE_TEST_KEY", "base_url": "http://127.0.0.1:9/v1"}
+        o.update(opts)
+        stage = " ".join('%s = "%s";' % kv for kv in o.items())
+        return ('pipelines = ( { name = "p";\n'
+                'source = { plugin = "test_gen"; count = 1; };\n'
+                'processors = ( { plugin = "gpt_batch"; %s } );\n'
+                'sinks = ( { plugin = "stdout"; } ); } );\n' % stage)
+
+    def test_validate_runs_gpt_batch_check(self):
+        # gpt_batch's check(): validate used to pass what only run's
+        # create() refused (an unknown reasoning effort, a prompt_cache_key
+        # the API refuses, an incomplete azure setup, unreadable files, ...)
+        env = {"INTAKE_TEST_KEY": "sk-test-not-a-secret-1234"}
+        r = self.run_intake("validate", self.config(self.gpt_stage()), env=env, check=0)
+        self.assertIn("OK", r.stdout)
+        cases = [
+            (dict(reasoning_effort="xhigh"),
+             'option reasoning_effort: "xhigh" is not accepted by model'),
+            (dict(prompt_cache_key="k" * 70),
+             "option prompt_cache_key: 70 characters; the API takes at most 64"),
+            (dict(api="chat", max_output_tokens="8"), None),  # chat takes any cap
+            (dict(max_output_tokens="8"), "option max_output_tokens: 8; the Responses API takes"),
+            (dict(provider="azure"), 'provider "azure" needs azure_deployment'),
+            (dict(provider="azure", azure_deployment="dep"), None),
+            (dict(base_url="ftp://example.com"),
+             'option base_url: "ftp://example.com" must start with http:// or https://'),
+            (dict(base_url="http://"), 'option base_url: "http://"'),
+            (dict(model="gpt-0"), "option catalog: %s/etc/models.conf: model `gpt-0` is not in "
+             "the catalog" % SRC),
+            (dict(grounded_fields="email,shoe_size"),
+             'option grounded_fields: "shoe_size" is not a property of the extraction schema'),
+            (dict(api_key_env="INTAKE_TEST_UNSET_KEY", fallback="none"),
+             "no API key: set api_key or the variable INTAKE_TEST_UNSET_KEY"),
+            (dict(api_key_env="INTAKE_TEST_UNSET_KEY"), None),  # fallback rules: fine
+        ]
+        for opts, needle in cases:
+            with self.subTest(opts=opts):
+                conf = self.config(self.gpt_stage(**opts))
+                r = self.run_intake("validate", conf, env=env, check=3 if needle else 0)
+                if needle:
+                    self.assertIn(needle, r.stderr)
+                    self.assertIn("%s:5: pipeline 'p': plugin 'gpt_batch'" % conf, r.stderr)
+        # the files: each problem named with its option, all of them at once
+        missing = self.path("missing")
+        conf = self.config(self.gpt_stage(schema_file=missing + ".json",
+                                          instructions_file=missing + ".txt"))
+        r = self.run_intake("validate", conf, env=env, check=3)
+        self.assertIn("option schema_file: %s.json" % missing, r.stderr)
+        self.assertIn("option instructions_file: %s.txt" % missing, r.stderr)
+        # a value not among a choice option's values: the engine names the
+        # file, line, option and what is allowed
+        r = self.expect_config_error(self.gpt_stage(api="soap"), 5,
+                                     "option 'api' of plugin 'gpt_batch' (instance 'gpt_batch') "
+                                     "must be one of: responses, chat; got the string \"soap\"")
+        for opt, allowed in (("provider", "openai, azure"), ("azure_auth", "api-key, bearer"),
+                             ("verbosity", "low, medium, high"), ("mode", "sync, batch"),
+                             ("fallback", "rules, none")):
+            self.expect_config_error(self.gpt_stage(**{opt: "x"}), 5,
+                                     "option '%s' of plugin 'gpt_batch'" % opt,
+                                     "must be one of: %s;" % allowed)
 
 if __name__ == "__main__":
     unittest.main()

@@ -37,7 +37,7 @@ class GptFallbackTest(IntakeTest):
         self.assertEqual(ext["location"], {"city": "Austin", "state": "TX"})
 
     def test_fallback_none_refuses_to_start(self):
-        r = self.run_intake("run", self.conf('fallback = "none";'), check=4)
+        r = self.run_intake("run", self.conf('fallback = "none";'), check=3)
         self.assertIn("no API key", r.stderr)
         self.assertIn("INTAKE_TEST_NO_SUCH_KEY", r.stderr)
 

@@ -791,7 +791,7 @@ static void test_create_rejects(void)
     fh_free(&r.fh);
     const char *badfallback[] = {"fallback", "maybe", NULL};
     CU_ASSERT_EQUAL(run_setup(&r, &m, badfallback), IK_E_CONFIG);
-    CU_ASSERT_PTR_NOT_NULL(strstr(fh_log(&r.fh), "option fallback"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_log(&r.fh), "option 'fallback'"));
     fh_free(&r.fh);
     const char *badsum[] = {"tokenizer_sha256", "abcd", NULL};
     CU_ASSERT_EQUAL(run_setup(&r, &m, badsum), IK_E_INVAL);

@@ -193,6 +193,31 @@ static void test_limits_rules(void)
     }
 }
 
+/* Options reach a plugin only through its config struct: a table with
+ * options and config_size 0 is refused at load, naming the plugin and the
+ * option; a plugin without options may have no config struct. */
+static void test_options_need_config(void)
+{
+    static const ik_option t[] = {
+        {"n", IK_OPT_INT, "5", 0, NULL, IK_OPT_AT(lr_config, n)},
+        {0},
+    };
+    static const ik_option empty[] = {{0}};
+    ik_plugin d = {IK_PLUGIN_HEAD, .name = "x", .options = t};
+    ik_err err = {0};
+    ik_option *copy = NULL;
+    CU_ASSERT_EQUAL(ik_optable_load(&d, "/p/intake-x.so", &copy, &err), IK_E_INVAL);
+    CU_ASSERT_PTR_NULL(copy);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/p/intake-x.so: plugin 'x' declares option 'n' but "
+                                           "no config struct (config_size 0)"));
+    d.options = empty;
+    CU_ASSERT_EQUAL(ik_optable_load(&d, "/p/intake-x.so", &copy, &err), 0);
+    free(copy);
+    d.options = NULL;
+    CU_ASSERT_EQUAL(ik_optable_load(&d, "/p/intake-x.so", &copy, &err), 0);
+    CU_ASSERT_PTR_NULL(copy);
+}
+
 /* The table is read with the plugin's entry size: a plugin built against a
  * later minor (larger entries) reads right, its extra fields ignored. */
 static void test_option_stride(void)
@@ -355,6 +380,7 @@ int main(void)
     CU_add_test(s, "option table defects and json-c major refused", test_bad_tables_refused);
     CU_add_test(s, "option table rules", test_limits_rules);
     CU_add_test(s, "option table read with the plugin's stride", test_option_stride);
+    CU_add_test(s, "options need a config struct", test_options_need_config);
     CU_add_test(s, "option ranges checked without running", test_range_through_engine);
     CU_add_test(s, "not an ELF file", test_not_elf);
     CU_add_test(s, "file name and descriptor name differ", test_name_mismatch);

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "json_write.h"
@@ -98,89 +97,6 @@ static const char *opt_text(fake_host *fh, const char *name, ik_opt_type *type)
     return found->default_value;
 }
 
-static const char *fh_opt_string(ik_instance *self, const char *name)
-{
-    ik_opt_type t;
-    return opt_text(FH(self), name, &t);
-}
-
-static int64_t text_int(const char *v)
-{
-    return v ? strtoll(v, NULL, 10) : 0;
-}
-
-static double text_double(const char *v)
-{
-    return v ? strtod(v, NULL) : 0;
-}
-
-static uint64_t text_duration_ms(const char *v)
-{
-    if (!v)
-        return 0;
-    char *end;
-    double x = strtod(v, &end);
-    if (strcmp(end, "ms") == 0)
-        return (uint64_t)x;
-    if (strcmp(end, "m") == 0)
-        return (uint64_t)(x * 60000);
-    if (strcmp(end, "h") == 0)
-        return (uint64_t)(x * 3600000);
-    return (uint64_t)(x * 1000); /* "s" or bare seconds */
-}
-
-static uint64_t text_size(const char *v)
-{
-    if (!v)
-        return 0;
-    char *end;
-    uint64_t x = strtoull(v, &end, 10);
-    switch (*end) {
-    case 'K':
-    case 'k':
-        return x << 10;
-    case 'M':
-    case 'm':
-        return x << 20;
-    case 'G':
-    case 'g':
-        return x << 30;
-    default:
-        return x;
-    }
-}
-
-static int64_t fh_opt_int(ik_instance *self, const char *name)
-{
-    ik_opt_type t;
-    return text_int(opt_text(FH(self), name, &t));
-}
-
-static int fh_opt_bool(ik_instance *self, const char *name)
-{
-    ik_opt_type t;
-    const char *v = opt_text(FH(self), name, &t);
-    return v && (strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 || strcmp(v, "1") == 0);
-}
-
-static double fh_opt_double(ik_instance *self, const char *name)
-{
-    ik_opt_type t;
-    return text_double(opt_text(FH(self), name, &t));
-}
-
-static uint64_t fh_opt_duration_ms(ik_instance *self, const char *name)
-{
-    ik_opt_type t;
-    return text_duration_ms(opt_text(FH(self), name, &t));
-}
-
-static uint64_t fh_opt_size(ik_instance *self, const char *name)
-{
-    ik_opt_type t;
-    return text_size(opt_text(FH(self), name, &t));
-}
-
 /* Like the engine before create(): a value outside the option's range is a
  * config error, logged, and create() is not called. The engine's own parser
  * and check (optlimits.h) judge it. */
@@ -209,8 +125,14 @@ static int fh_check_limits(fake_host *fh)
 static int fh_bind_config(fake_host *fh)
 {
     size_t size = fh->plugin->config_size;
-    if (size == 0)
-        return 0; /* the plugin reads the deprecated getters */
+    if (size == 0) {
+        if (!fh->plugin->options || !fh->plugin->options[0].name)
+            return 0; /* no options: no config struct */
+        fh_log_fn(fh_self(fh), IK_LOG_ERROR,
+                  "fake_host: plugin '%s' has options but no config struct (config_size 0)",
+                  fh->plugin->name);
+        return IK_E_INVAL;
+    }
     if (!(fh->config = calloc(1, size)))
         return IK_E_NOMEM;
     for (const ik_option *o = fh->plugin->options; o && o->name; o++) {
@@ -539,12 +461,6 @@ void fh_init(fake_host *fh, const ik_plugin *plugin, const char *const *opts)
     h->abi_minor = IK_ABI_MINOR;
     h->log = fh_log_fn;
     h->strerror = fh_strerror;
-    h->opt_string = fh_opt_string;
-    h->opt_int = fh_opt_int;
-    h->opt_bool = fh_opt_bool;
-    h->opt_double = fh_opt_double;
-    h->opt_duration_ms = fh_opt_duration_ms;
-    h->opt_size = fh_opt_size;
     h->opt_is_set = fh_opt_is_set;
     h->record_new = fh_record_new;
     h->record_free = fh_record_free;

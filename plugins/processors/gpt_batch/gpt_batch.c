@@ -38,8 +38,9 @@
  * OpenAI Batch API instead (batch_api.c): half the price, results within the
  * completion window.
  *
- * This file is the plugin: options, create/destroy, cost and process();
- * request.c sends and maps one packed request, processor.h holds the state.
+ * This file is the plugin: create/destroy, cost and process(); gpt_conf.c
+ * holds the options and check(), request.c sends and maps one packed
+ * request, processor.h holds the state.
  *
  * Threading: the engine calls process() from up to `concurrency` workers at
  * once; requests share a pool of curl handles (http.c) so connections are
@@ -58,119 +59,9 @@
 #include <intake/plugin.h>
 
 #include "common/file.h"
+#include "gpt_conf.h"
 #include "processor.h"
 #include "rules/extract.h"
-
-/* Ranges (min/max) are checked by the engine when it checks options, so
- * create() need not. */
-/* Not yet bound to a config struct (read with the deprecated getters): the
- * entries have no offset. Goes when gpt_batch is converted to SDK 2.0 options. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-static const ik_option gb_options[] = {
-    {"catalog", IK_OPT_STRING, NULL, IK_OPT_REQUIRED,
-     "Model catalog (libconfig), e.g. etc/models.conf: limits, prices, reasoning efforts."},
-    {"model", IK_OPT_STRING, "", 0, "Catalog entry to use; empty: the catalog's default_model."},
-    {"schema_file", IK_OPT_STRING, NULL, IK_OPT_REQUIRED,
-     "Extraction JSON schema (etc/extraction.schema.json); the strict output schema is "
-     "generated from it."},
-    {"instructions_file", IK_OPT_STRING, NULL, IK_OPT_REQUIRED,
-     "Instruction text sent as the stable prompt prefix (etc/prompts/extraction.txt)."},
-    {"api", IK_OPT_STRING, "responses", 0, "\"responses\" (store:false) or \"chat\"."},
-    {"provider", IK_OPT_STRING, "openai", 0,
-     "\"openai\" (Authorization: Bearer; any OpenAI-compatible base_url) or \"azure\"."},
-    {"base_url", IK_OPT_STRING, "https://api.openai.com/v1", 0,
-     "OpenAI: the API base (…/v1). Azure: the resource endpoint https://NAME.openai.azure.com."},
-    {"api_key", IK_OPT_STRING, NULL, IK_OPT_SECRET,
-     "API key; when unset it is read from the variable named by api_key_env."},
-    {"api_key_env", IK_OPT_STRING, "OPENAI_API_KEY", 0,
-     "Environment variable holding the API key when api_key is unset."},
-    {"azure_deployment", IK_OPT_STRING, "", 0, "Azure deployment name (sent as the model)."},
-    {"azure_api_version", IK_OPT_STRING, "", 0,
-     "Azure dated api-version (e.g. 2025-04-01-preview); empty: the /openai/v1/ URL form."},
-    {"azure_auth", IK_OPT_STRING, "api-key", 0,
-     "Azure: \"api-key\" header or \"bearer\" (Entra ID token as the key)."},
-    {"reasoning_effort", IK_OPT_STRING, "low", 0,
-     "Reasoning effort; must be one the catalog lists for the model."},
-    {"verbosity", IK_OPT_STRING, "low", 0, "low, medium or high."},
-    {"max_output_tokens", IK_OPT_INT, "0", 0,
-     "Cap on output tokens (reasoning included) per request; 0: the model's maximum.", .min = "0"},
-    {"max_input_tokens", IK_OPT_INT, "0", 0, "Cap on input tokens per request; 0: the model's.",
-     .min = "0"},
-    {"input_margin", IK_OPT_DOUBLE, "0.03", 0,
-     "Share of the input limit kept free for tokens the client cannot count exactly.", .min = "0",
-     .max = "0.5"},
-    {"output_tokens_per_email", IK_OPT_INT, "200", 0,
-     "Starting estimate of visible output tokens per email; learned from usage.", .min = "1"},
-    {"reasoning_reserve", IK_OPT_INT, "2048", 0,
-     "Output tokens reserved for reasoning per request (at least); learned from usage.",
-     .min = "0"},
-    {"learn_estimates", IK_OPT_BOOL, "true", 0, "Learn the two estimates above from usage."},
-    {"rpm", IK_OPT_INT, "0", 0,
-     "Requests per minute to stay under; 0: learned from x-ratelimit-limit-requests.", .min = "0"},
-    {"tpm", IK_OPT_INT, "0", 0,
-     "Tokens per minute to stay under; 0: learned from x-ratelimit-limit-tokens.", .min = "0"},
-    {"target_utilization", IK_OPT_DOUBLE, "0.97", 0, "Share of the per-minute limits to use.",
-     .min = "0.01", .max = "1"},
-    {"concurrency_min", IK_OPT_INT, "1", 0, "Lower bound of adaptive requests in flight.",
-     .min = "1"},
-    {"concurrency_max", IK_OPT_INT, "64", 0,
-     "Upper bound of adaptive requests in flight (also bounded by the stage's concurrency).",
-     .min = "1"},
-    {"latency_target", IK_OPT_DURATION, "0", 0,
-     "A request slower than this halves the adaptive concurrency like a 429 (0: off)."},
-    {"latency_factor", IK_OPT_DOUBLE, "3", 0,
-     "A request whose time per output token is this many times the fastest recent one halves "
-     "the adaptive concurrency like a 429: the server is queueing (0: off).",
-     .min = "0"},
-    {"grounded_fields", IK_OPT_STRING, "email,phone,linkedin_url,candidate_name", 0,
-     "Extracted fields checked against the email's own text: found only in another email of "
-     "the request, the answer is sent again alone; found nowhere, it is kept and named in the "
-     "gpt_ungrounded metadata. Empty: no check."},
-    {"mode", IK_OPT_STRING, "sync", 0,
-     "\"sync\": requests answered at once; \"batch\": the OpenAI Batch API (half price, "
-     "results within 24 h; give the stage a large batch.max_items and max_wait)."},
-    {"emails_per_request", IK_OPT_INT, "0", 0,
-     "Most emails packed into one request; 0: as many as fit (sync: the stage's "
-     "batch.max_items decides), 50 in batch mode.",
-     .min = "0"},
-    {"batch_poll_interval", IK_OPT_DURATION, "30s", 0, "Batch mode: how often to ask for status.",
-     .min = "1ms"},
-    {"batch_max_wait", IK_OPT_DURATION, "25h", 0,
-     "Batch mode: cancel a batch not finished after this long and retry its emails later."},
-    {"batch_max_requests", IK_OPT_INT, "50000", 0,
-     "Batch mode: packed requests per batch file (the API takes at most 50,000).", .min = "1",
-     .max = "50000"},
-    {"batch_keep_files", IK_OPT_BOOL, "false", 0,
-     "Batch mode: keep the uploaded input and the result files on the server (default: "
-     "deleted once read)."},
-    {"timeout", IK_OPT_DURATION, "600s", 0, "Whole-request timeout."},
-    {"connect_timeout", IK_OPT_DURATION, "10s", 0, "Connection timeout."},
-    {"rate_limit_retries", IK_OPT_INT, "8", 0,
-     "429 rate_limit_exceeded waits within one call before handing back IK_RETRY.", .min = "0"},
-    {"quota_recheck", IK_OPT_DURATION, "60s", 0,
-     "After insufficient_quota/401: release records for this long, then try one request."},
-    {"prompt_cache_key", IK_OPT_STRING, "intake-extraction-v1", 0,
-     "prompt_cache_key sent with every request (empty: none)."},
-    {"service_tier", IK_OPT_STRING, "", 0, "service_tier to send (e.g. flex); empty: none."},
-    {"tokenizer_file", IK_OPT_STRING, "", 0,
-     "o200k_base.tiktoken rank file; empty: $INTAKE_O200K_FILE; none: estimates (bytes/3), "
-     "logged once."},
-    {"tokenizer_sha256", IK_OPT_STRING, IK_TOK_O200K_SHA256, 0, "Expected SHA-256 of the file."},
-    {"result_field", IK_OPT_STRING, "extraction", 0, "Payload field that receives the extraction."},
-    {"model_confidence", IK_OPT_BOOL, "false", 0,
-     "Ask the model for its per-field confidence (output tokens). false: `confidence` is filled "
-     "from grounding: 0.9 found verbatim in the email, 0.6 found after normalisation, 0.2 not "
-     "found, 0 null."},
-    {"compact_keys", IK_OPT_BOOL, "false", 0,
-     "Short property names on the wire (each description names the field), mapped back before "
-     "delivery: fewer tokens, same record. Off until measured with your model."},
-    {"fallback", IK_OPT_STRING, "rules", 0,
-     "Without an API key: \"rules\" extracts with the offline rules extractor (said once in "
-     "the log, metadata extracted_by=rules); \"none\" refuses to start."},
-    {0},
-};
-#pragma GCC diagnostic pop
 
 /* ---- helpers ---- */
 
@@ -189,37 +80,6 @@ void gpt_metric_add(gb_state *st, int which, double v)
 {
     if (st->m[which])
         st->host->metric_add(st->m[which], v);
-}
-
-/* The comma-separated grounded_fields; each must be a property of the
- * extraction schema (only string values are checked). Needs item_schema. */
-static int parse_grounded(gb_state *st, const char *list, char *err, size_t errlen)
-{
-    for (const char *p = list; p && *p;) {
-        while (*p == ',' || *p == ' ')
-            p++;
-        size_t n = strcspn(p, ", ");
-        if (n == 0)
-            break;
-        char **g = realloc(st->grounded, (st->ngrounded + 1) * sizeof *g);
-        if (!g)
-            return IK_E_NOMEM;
-        st->grounded = g;
-        if (!(g[st->ngrounded] = strndup(p, n)))
-            return IK_E_NOMEM;
-        st->ngrounded++;
-        json_object *props, *f;
-        if (!json_object_object_get_ex(st->item_schema, "properties", &props) ||
-            !json_object_object_get_ex(props, g[st->ngrounded - 1], &f)) {
-            snprintf(err, errlen,
-                     "option grounded_fields: \"%s\" is not a property of the extraction "
-                     "schema",
-                     g[st->ngrounded - 1]);
-            return IK_E_CONFIG;
-        }
-        p += n;
-    }
-    return 0;
 }
 
 /* ---- create / destroy ---- */
@@ -258,11 +118,11 @@ static int gb_fail(gb_state *st, int rc, const char *msg)
 }
 
 /* The model URL, the files/batches base and the auth header, in the
- * OpenAI, Azure /openai/v1/ or Azure dated (api-version) form. */
-static int build_url_and_auth(gb_state *st, const char *key, char *err, size_t errlen)
+ * OpenAI, Azure /openai/v1/ or Azure dated (api-version) form. The
+ * endpoint options were checked by gpt_conf_endpoint. */
+static int build_url_and_auth(gb_state *st, const gb_conf *c, const char *key)
 {
-    const ik_host *h = st->host;
-    const char *base = h->opt_string(st->self, "base_url");
+    const char *base = c->base_url;
     size_t bl = strlen(base);
     while (bl && base[bl - 1] == '/')
         bl--;
@@ -270,12 +130,8 @@ static int build_url_and_auth(gb_state *st, const char *key, char *err, size_t e
     char url[2048], api[2048], bep[64];
     st->api_qs = "";
     if (st->azure) {
-        const char *dep = h->opt_string(st->self, "azure_deployment");
-        const char *ver = h->opt_string(st->self, "azure_api_version");
-        if (!dep || !dep[0]) {
-            snprintf(err, errlen, "provider \"azure\" needs azure_deployment");
-            return IK_E_CONFIG;
-        }
+        const char *dep = c->azure_deployment;
+        const char *ver = c->azure_api_version;
         free(st->model_name);
         st->model_name = strdup(dep);
         /* Azure's batch files name the endpoint without /v1 */
@@ -310,8 +166,7 @@ static int build_url_and_auth(gb_state *st, const char *key, char *err, size_t e
         snprintf(auth, al, "api-key: %s", key);
     else
         snprintf(auth, al, "Authorization: Bearer %s", key);
-    int rc = gpt_http_new(&st->http, auth, (long)h->opt_duration_ms(st->self, "timeout"),
-                          (long)h->opt_duration_ms(st->self, "connect_timeout"));
+    int rc = gpt_http_new(&st->http, auth, (long)c->timeout_ms, (long)c->connect_timeout_ms);
     memset(auth, 0, al);
     free(auth);
     return rc;
@@ -341,209 +196,191 @@ static const char *metric_names[M_COUNT][2] = {
      "Answers kept with a grounded field not found in the email (metadata gpt_ungrounded)"},
 };
 
-static int gb_create(const ik_host *host, ik_instance *self, const void *config, void **state)
+/* Step 1 of create: the state with the options it keeps as they are, its
+ * lock and rate limiter. NULL on OOM (nothing to free then). */
+static gb_state *gb_state_new(const ik_host *host, ik_instance *self, const gb_conf *c)
 {
-    (void)config; /* still read with the deprecated getters (config_size 0) */
     gb_state *st = calloc(1, sizeof *st);
     if (!st)
-        return IK_E_NOMEM;
+        return NULL;
     st->host = host;
     st->self = self;
     if (pthread_mutex_init(&st->mu, NULL) != 0) {
         free(st);
-        return IK_E_NOMEM;
+        return NULL;
     }
-    if (gpt_limiter_init(&st->lim, (double)host->opt_int(self, "rpm"),
-                         (double)host->opt_int(self, "tpm"),
-                         (double)host->opt_int(self, "concurrency_min"),
-                         (double)host->opt_int(self, "concurrency_max"),
-                         host->opt_double(self, "target_utilization")) != 0) {
+    if (gpt_limiter_init(&st->lim, (double)c->rpm, (double)c->tpm, (double)c->concurrency_min,
+                         (double)c->concurrency_max, c->target_utilization) != 0) {
         pthread_mutex_destroy(&st->mu);
         free(st);
-        return IK_E_NOMEM;
+        return NULL;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    char err[1024];
-    const char *api = host->opt_string(self, "api");
-    if (strcmp(api, "responses") == 0)
-        st->chat = 0;
-    else if (strcmp(api, "chat") == 0)
-        st->chat = 1;
-    else
-        return gb_fail(st, IK_E_CONFIG, "option api: expected \"responses\" or \"chat\"");
-    const char *prov = host->opt_string(self, "provider");
-    if (strcmp(prov, "azure") == 0)
-        st->azure = 1;
-    else if (strcmp(prov, "openai") != 0)
-        return gb_fail(st, IK_E_CONFIG, "option provider: expected \"openai\" or \"azure\"");
-    const char *aauth = host->opt_string(self, "azure_auth");
-    if (strcmp(aauth, "bearer") == 0)
-        st->azure_bearer = 1;
-    else if (strcmp(aauth, "api-key") != 0)
-        return gb_fail(st, IK_E_CONFIG, "option azure_auth: expected \"api-key\" or \"bearer\"");
+    st->chat = c->api == GB_API_CHAT;
+    st->azure = c->provider == GB_PROVIDER_AZURE;
+    st->azure_bearer = c->azure_auth == GB_AZURE_AUTH_BEARER;
+    st->batch_mode = c->mode == GB_MODE_BATCH;
+    st->effort = c->reasoning_effort;
+    st->verbosity = gb_verbosities[c->verbosity];
+    st->cache_key = c->prompt_cache_key;
+    st->service_tier = c->service_tier;
+    st->result_field = c->result_field;
+    st->input_margin = c->input_margin;
+    st->out_per_email = (double)c->output_tokens_per_email;
+    st->reasoning_min = (double)c->reasoning_reserve;
+    st->reasoning = st->reasoning_min;
+    st->learn = c->learn_estimates;
+    st->rate_limit_retries = (long)c->rate_limit_retries;
+    st->latency_target_ms = c->latency_target_ms;
+    st->latency_factor = c->latency_factor;
+    st->batch_poll_ms = c->batch_poll_ms;
+    st->batch_max_wait_ms = c->batch_max_wait_ms;
+    st->batch_max_requests = (long)c->batch_max_requests;
+    st->batch_keep_files = c->batch_keep_files;
+    st->per_request = (long)c->emails_per_request;
+    st->quota_recheck_ms = c->quota_recheck_ms;
+    st->model_confidence = c->model_confidence;
+    return st;
+}
 
-    int rc = gpt_catalog_load(host->opt_string(self, "catalog"), host->opt_string(self, "model"),
-                              &st->model, err, sizeof err);
+/* Step 2: the catalog entry and the token limits of a request. */
+static int gb_setup_model(gb_state *st, const gb_conf *c, char *err, size_t errlen)
+{
+    int rc = gpt_conf_model(c, &st->model, err, errlen);
     if (rc)
-        return gb_fail(st, rc, err);
-    st->model_name = strdup(st->model.id);
-    st->effort = host->opt_string(self, "reasoning_effort");
-    if (!gpt_model_allows_effort(&st->model, st->effort)) {
-        snprintf(err, sizeof err,
-                 "option reasoning_effort: \"%s\" is not accepted by model %s (see the catalog's "
-                 "reasoning_efforts)",
-                 st->effort, st->model.id);
-        return gb_fail(st, IK_E_CONFIG, err);
-    }
-    st->verbosity = host->opt_string(self, "verbosity");
-    if (strcmp(st->verbosity, "low") && strcmp(st->verbosity, "medium") &&
-        strcmp(st->verbosity, "high"))
-        return gb_fail(st, IK_E_CONFIG, "option verbosity: expected low, medium or high");
-    st->cache_key = host->opt_string(self, "prompt_cache_key");
-    st->service_tier = host->opt_string(self, "service_tier");
-    st->result_field = host->opt_string(self, "result_field");
-    rc = gpt_check_request_options(st->cache_key, (long)host->opt_int(self, "max_output_tokens"),
-                                   st->chat, err, sizeof err);
-    if (rc)
-        return gb_fail(st, rc, err);
-    st->max_output_cap = (long)host->opt_int(self, "max_output_tokens");
+        return rc;
+    if (!(st->model_name = strdup(st->model.id)))
+        return IK_E_NOMEM;
+    st->max_output_cap = (long)c->max_output_tokens;
     if (st->max_output_cap <= 0 || st->max_output_cap > st->model.max_output)
         st->max_output_cap = st->model.max_output;
-    st->max_input = (long)host->opt_int(self, "max_input_tokens");
+    st->max_input = (long)c->max_input_tokens;
     if (st->max_input <= 0 || st->max_input > st->model.max_input)
         st->max_input = st->model.max_input;
     if (st->max_input + st->max_output_cap > st->model.context_window)
         st->max_output_cap = st->model.context_window - st->max_input;
-    st->input_margin = host->opt_double(self, "input_margin");
-    st->out_per_email = (double)host->opt_int(self, "output_tokens_per_email");
-    st->reasoning_min = (double)host->opt_int(self, "reasoning_reserve");
-    st->reasoning = st->reasoning_min;
-    st->learn = host->opt_bool(self, "learn_estimates");
-    st->rate_limit_retries = (long)host->opt_int(self, "rate_limit_retries");
-    st->latency_target_ms = host->opt_duration_ms(self, "latency_target");
-    st->latency_factor = host->opt_double(self, "latency_factor");
-    const char *mode = host->opt_string(self, "mode");
-    if (strcmp(mode, "batch") == 0)
-        st->batch_mode = 1;
-    else if (strcmp(mode, "sync") != 0)
-        return gb_fail(st, IK_E_CONFIG, "option mode: expected \"sync\" or \"batch\"");
-    st->batch_poll_ms = host->opt_duration_ms(self, "batch_poll_interval");
-    st->batch_max_wait_ms = host->opt_duration_ms(self, "batch_max_wait");
-    st->batch_max_requests = (long)host->opt_int(self, "batch_max_requests");
-    st->batch_keep_files = host->opt_bool(self, "batch_keep_files");
-    st->per_request = (long)host->opt_int(self, "emails_per_request");
-    st->quota_recheck_ms = host->opt_duration_ms(self, "quota_recheck");
+    return 0;
+}
 
-    /* key */
-    const char *fallback = host->opt_string(self, "fallback");
-    if (!fallback || (strcmp(fallback, "rules") != 0 && strcmp(fallback, "none") != 0))
-        return gb_fail(st, IK_E_CONFIG, "option fallback: expected \"rules\" or \"none\"");
-    const char *key = host->opt_string(self, "api_key");
-    if (!key || !key[0]) {
-        const char *env = host->opt_string(self, "api_key_env");
-        key = env && env[0] ? getenv(env) : NULL;
-        if ((!key || !key[0]) && strcmp(fallback, "rules") == 0) {
-            /* No key is not an error on a laptop: extract offline, and say so. */
-            host->log(self, IK_LOG_WARN,
+/* Step 3: the API key and the endpoint, or without a key (fallback
+ * "rules") the offline rules extractor, said once in the log. */
+static int gb_setup_api(gb_state *st, const gb_conf *c, char *err, size_t errlen)
+{
+    const char *key;
+    int rc = gpt_conf_key(c, &key, err, errlen);
+    if (rc)
+        return rc;
+    if (!key) {
+        /* No key is not an error on a laptop: extract offline, and say so. */
+        const char *env = c->api_key_env;
+        st->host->log(st->self, IK_LOG_WARN,
                       "no API key (api_key, or the variable %s): extracting with the offline "
                       "rules extractor instead of %s",
                       env && env[0] ? env : "(api_key_env is empty)", st->model.id);
-            st->rules_fallback = 1;
-            st->dopts.quotes = 1;
-            st->dopts.disclaimers = 1;
-            st->dopts.max_chars = 6000;
-            em_init();
-        } else if (!key || !key[0]) {
-            snprintf(err, sizeof err, "no API key: set api_key or the variable %s",
-                     env && env[0] ? env : "(api_key_env is empty)");
-            return gb_fail(st, IK_E_CONFIG, err);
-        }
+        st->rules_fallback = 1;
+        st->dopts.quotes = 1;
+        st->dopts.disclaimers = 1;
+        st->dopts.max_chars = 6000;
+        em_init();
+        return 0;
     }
-    if (!st->rules_fallback) {
-        rc = build_url_and_auth(st, key, err, sizeof err);
-        if (rc)
-            return gb_fail(st, rc, rc == IK_E_NOMEM ? "out of memory" : err);
-    }
+    if ((rc = gpt_conf_endpoint(c, err, errlen)) != 0)
+        return rc;
+    return build_url_and_auth(st, c, key);
+}
 
-    /* tokenizer */
-    const char *tf = host->opt_string(self, "tokenizer_file");
+/* Step 4: the o200k_base ranks (tokenizer_file, else $INTAKE_O200K_FILE),
+ * or estimates when the model counts otherwise or there is no file. */
+static int gb_setup_tokenizer(gb_state *st, const gb_conf *c, char *err, size_t errlen)
+{
+    const char *tf = c->tokenizer_file;
     if (!tf || !tf[0])
         tf = getenv("INTAKE_O200K_FILE");
     if (strcmp(st->model.tokenizer, "o200k_base") != 0) {
-        host->log(self, IK_LOG_WARN,
-                  "model %s uses tokenizer %s, which this build lacks: token counts are "
-                  "estimates (bytes/3)",
-                  st->model.id, st->model.tokenizer);
-    } else if (tf && tf[0]) {
-        rc = ik_tok_load_file(tf, host->opt_string(self, "tokenizer_sha256"), &st->tok, err,
-                              sizeof err);
-        if (rc)
-            return gb_fail(st, rc, err);
-    } else {
-        host->log(self, IK_LOG_WARN,
+        st->host->log(st->self, IK_LOG_WARN,
+                      "model %s uses tokenizer %s, which this build lacks: token counts are "
+                      "estimates (bytes/3)",
+                      st->model.id, st->model.tokenizer);
+        return 0;
+    }
+    if (tf && tf[0])
+        return ik_tok_load_file(tf, c->tokenizer_sha256, &st->tok, err, errlen);
+    st->host->log(st->self, IK_LOG_WARN,
                   "no o200k_base rank file (tokenizer_file, $INTAKE_O200K_FILE): token counts "
                   "are estimates (bytes/3, over-counting English by ~40%%); run tools/deps to "
                   "fetch it");
-    }
+    return 0;
+}
 
-    /* instructions and schema */
-    if (ik_read_file(host->opt_string(self, "instructions_file"), &st->instructions, NULL, err,
-                     sizeof err) != 0)
-        return gb_fail(st, IK_E_CONFIG, err);
-    const char *sf = host->opt_string(self, "schema_file");
-    char *schema_text = NULL;
-    if (ik_read_file(sf, &schema_text, NULL, err, sizeof err) != 0)
-        return gb_fail(st, IK_E_CONFIG, err);
-    enum json_tokener_error jerr = json_tokener_success;
-    st->item_schema = json_tokener_parse_verbose(schema_text, &jerr);
-    free(schema_text);
-    if (!st->item_schema) {
-        snprintf(err, sizeof err, "%s: cannot parse the extraction schema: %s", sf,
-                 jerr == json_tokener_success ? "not a JSON object"
-                                              : json_tokener_error_desc(jerr));
-        return gb_fail(st, IK_E_CONFIG, err);
-    }
-    json_object *strict = gpt_strict_schema(st->item_schema, err, sizeof err);
-    if (!strict)
-        return gb_fail(st, IK_E_CONFIG, err);
-    st->model_confidence = host->opt_bool(self, "model_confidence");
-    st->strict_schema =
-        gpt_wire_schema(strict, st->item_schema, st->model_confidence,
-                        host->opt_bool(self, "compact_keys"), &st->wire_back, err, sizeof err);
-    json_object_put(strict);
-    if (!st->strict_schema)
-        return gb_fail(st, IK_E_CONFIG, err);
+/* Step 5: the stable prompt prefix: instructions (with the confidence
+ * request when the model gives it), the schemas, the grounded fields, and
+ * what the prefix costs in tokens. */
+static int gb_setup_prompt(gb_state *st, const gb_conf *c, char *err, size_t errlen)
+{
+    if (ik_read_file(c->instructions_file, &st->instructions, NULL, err, errlen) != 0)
+        return IK_E_CONFIG;
+    int rc = gpt_conf_schema(c, &st->item_schema, &st->strict_schema, &st->wire_back, err, errlen);
+    if (rc)
+        return rc;
     if (st->model_confidence) {
         char *ins = malloc(strlen(st->instructions) + strlen(GPT_CONFIDENCE_INSTRUCTIONS) + 1);
         if (!ins)
-            return gb_fail(st, IK_E_NOMEM, "out of memory");
+            return IK_E_NOMEM;
         strcpy(ins, st->instructions);
         strcat(ins, GPT_CONFIDENCE_INSTRUCTIONS);
         free(st->instructions);
         st->instructions = ins;
     }
-    rc = parse_grounded(st, host->opt_string(self, "grounded_fields"), err, sizeof err);
+    rc = gpt_conf_grounded(st->item_schema, c->grounded_fields, &st->grounded, &st->ngrounded, err,
+                           errlen);
     if (rc)
-        return gb_fail(st, rc, rc == IK_E_NOMEM ? "out of memory" : err);
+        return rc;
     st->schema_json =
         strdup(json_object_to_json_string_ext(st->strict_schema, JSON_C_TO_STRING_PLAIN));
     if (!st->schema_json)
-        return gb_fail(st, IK_E_NOMEM, "out of memory");
+        return IK_E_NOMEM;
     st->fixed_tokens = (long)(count_tokens(st, st->instructions, strlen(st->instructions)) +
                               count_tokens(st, st->schema_json, strlen(st->schema_json)) +
                               count_tokens(st, GPT_USER_HEADER, strlen(GPT_USER_HEADER)) + 16);
+    return 0;
+}
+
+/* Step 6: the metrics (handles owned by the engine). */
+static void gb_setup_metrics(gb_state *st)
+{
+    const ik_host *host = st->host;
     for (int i = 0; i < M_COUNT; i++) {
         if (i == M_CONCURRENCY)
-            st->m[i] = host->gauge(self, metric_names[i][0], metric_names[i][1]);
+            st->m[i] = host->gauge(st->self, metric_names[i][0], metric_names[i][1]);
         else if (i == M_LATENCY) {
             static const double b[] = {0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600};
-            st->m[i] = host->histogram(self, metric_names[i][0], metric_names[i][1], b,
+            st->m[i] = host->histogram(st->self, metric_names[i][0], metric_names[i][1], b,
                                        sizeof b / sizeof *b);
         } else
-            st->m[i] = host->counter(self, metric_names[i][0], metric_names[i][1]);
+            st->m[i] = host->counter(st->self, metric_names[i][0], metric_names[i][1]);
     }
     if (st->m[M_CONCURRENCY])
         host->metric_set(st->m[M_CONCURRENCY], gpt_limiter_concurrency(&st->lim));
+}
+
+/* create(): the steps above in order; on failure logs why and frees all. */
+static int gb_create(const ik_host *host, ik_instance *self, const void *config, void **state)
+{
+    const gb_conf *c = config;
+    gb_state *st = gb_state_new(host, self, c);
+    if (!st)
+        return IK_E_NOMEM;
+    char err[1024] = "";
+    int rc = gb_setup_model(st, c, err, sizeof err);
+    if (rc == 0)
+        rc = gb_setup_api(st, c, err, sizeof err);
+    if (rc == 0)
+        rc = gb_setup_tokenizer(st, c, err, sizeof err);
+    if (rc == 0)
+        rc = gb_setup_prompt(st, c, err, sizeof err);
+    if (rc)
+        return gb_fail(st, rc, rc == IK_E_NOMEM ? "out of memory" : err);
+    gb_setup_metrics(st);
     host->log(self, IK_LOG_INFO,
               "model %s via %s %s; max input %ld, max output %ld tokens; prompt prefix %ld "
               "tokens (%s)",
@@ -695,6 +532,8 @@ static const ik_plugin gb_plugin = {
                    "output), mapping results back by email_id; usage and cost per email.",
     .kind = IK_KIND_PROCESSOR,
     .options = gb_options,
+    .config_size = sizeof(gb_conf),
+    .check = gb_check,
     .create = gb_create,
     .destroy = gb_destroy,
     .health = gb_health,

@@ -138,7 +138,8 @@ typedef enum ik_opt_type {
  *
  * The engine refuses to load a plugin whose table names an option twice,
  * uses one of the engine's stage keys (plugin, name, concurrency, batch),
- * has an offset whose member does not fit in config_size (or is misaligned),
+ * has options but no config struct (config_size 0), has an offset whose
+ * member does not fit in config_size (or is misaligned),
  * has bounds on a non-numeric option, bounds that do not parse or min > max,
  * a default (without ${VAR}) outside its bounds or not among its choices,
  * a CHOICE without choices, or a required option with a default.
@@ -248,19 +249,6 @@ typedef struct ik_host {
     /* Human-readable text for an IK_E_* code; static storage. */
     const char *(*strerror)(int code);
 
-    /* DEPRECATED, TO BE REMOVED: option getters by name, kept only until
-     * gpt_batch (its ~50 options) is converted to bound options; new code
-     * reads its config struct. The value is validated against the option
-     * table, with the default applied; a getter for a name not in the table,
-     * or of another type, returns the zero value and logs an error. Strings
-     * are owned by the engine and live until destroy(). */
-    const char *(*opt_string)(ik_instance *self, const char *name);
-    int64_t (*opt_int)(ik_instance *self, const char *name);
-    int (*opt_bool)(ik_instance *self, const char *name);
-    double (*opt_double)(ik_instance *self, const char *name);
-    uint64_t (*opt_duration_ms)(ik_instance *self, const char *name);
-    uint64_t (*opt_size)(ik_instance *self, const char *name);
-    /* END OF DEPRECATED GETTERS. */
     /* 1 when the config set option `name` (0 when it took its default). */
     int (*opt_is_set)(ik_instance *self, const char *name);
 
@@ -376,8 +364,9 @@ typedef struct ik_plugin {
     const ik_option *options; /* ends with a zeroed entry; may be NULL */
     /* sizeof the plugin's config struct; the engine allocates it zeroed per
      * instance, fills it and passes it to check() and create(); it lives
-     * until destroy() returns. 0 only for a plugin that still reads its
-     * options with the deprecated getters (its offsets are then ignored). */
+     * until destroy() returns. Options reach a plugin only through it: the
+     * engine refuses to load a plugin with options and config_size 0. A
+     * plugin without options may leave it 0 (config is then NULL). */
     size_t config_size;
 
     /* Optional: checks what the option table cannot say (a file that must
