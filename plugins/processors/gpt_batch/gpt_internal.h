@@ -147,6 +147,12 @@ int gpt_parse_results(const char *text, json_object **results, char *err, size_t
 int gpt_parse_results_wire(const char *text, json_object *back, json_object **results, char *err,
                            size_t errlen);
 
+/* Which email of a request of k (0..k-1) the answer `it` (one element of
+ * `results`) is for, by its email_id: the block's short id, its position in
+ * the request in decimal ("1" .. "k", see gpt_put_block); k when it names
+ * none (not a string, "0", "01", "+1", " 1", "1x", beyond k). */
+size_t gpt_answer_position(json_object *it, size_t k);
+
 /* Batch API answers (reply.c). */
 
 typedef struct gpt_batch_line {

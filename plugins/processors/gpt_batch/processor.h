@@ -146,10 +146,6 @@ long gpt_truncated_at(gb_state *st, const ik_record *rec);
  * the learned estimates without the safety reserve. */
 double gpt_expected_output(gb_state *st, size_t k);
 
-/* Which email of a request of k (0..k-1) the answer `it` names by its
- * email_id, the block's short id ("1" .. "k"); k when it names none. */
-size_t gpt_answer_position(json_object *it, size_t k);
-
 /* Sends the emails idx[0..k) again in a smaller request: at once in the
  * synchronous mode, in the next round in the Batch API mode. */
 void gpt_job_submit(job *j, const size_t *idx, size_t k, int depth);

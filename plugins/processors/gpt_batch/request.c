@@ -298,29 +298,6 @@ static int check_grounding(job *j, const size_t *idx, size_t k, size_t x, json_o
     return crossed;
 }
 
-/* Which email of a request of k (0..k-1) the answer `it` is for, by its
- * email_id: the short id of the block, its position in the request written
- * in decimal ("1" .. "k"); k when it names none ("0", "01", "+1", " 1",
- * "1x" and any other text name none). */
-size_t gpt_answer_position(json_object *it, size_t k)
-{
-    json_object *idv;
-    if (!json_object_is_type(it, json_type_object) ||
-        !json_object_object_get_ex(it, "email_id", &idv) ||
-        !json_object_is_type(idv, json_type_string))
-        return k;
-    const char *s = json_object_get_string(idv);
-    if (s[0] < '1' || s[0] > '9')
-        return k;
-    size_t n = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || n > k)
-            return k;
-        n = n * 10 + (size_t)(*s - '0');
-    }
-    return n <= k ? n - 1 : k;
-}
-
 /* The loop over the answers of a request of k emails: got[x] gets the
  * answer for email x (borrowed from results), ans_len[x] its size in bytes
  * (its share of the output); answers for no email of the request, and a
