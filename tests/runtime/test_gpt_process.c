@@ -1190,6 +1190,43 @@ static void test_short_ids(void)
     mock_stop(&m);
 }
 
+/* An allocation failing anywhere while building a request gives no request
+ * (the caller hands the emails back), never a crash, a leak or a request
+ * with a part missing. */
+static void test_oom_while_building(void)
+{
+    mock m = {0};
+    snprintf(m.url, sizeof m.url, "http://127.0.0.1:9/v1"); /* nothing is sent */
+    run r;
+    const char *const chat[] = {"api", "chat", NULL};
+    for (int api = 0; api < 2; api++) {
+        CU_ASSERT_EQUAL_FATAL(run_setup(&r, &m, api ? chat : NULL), 0);
+        for (size_t i = 0; i < 2; i++)
+            r.recs[i] = email((int)i, NULL);
+        r.n = 2;
+        job j;
+        job_init(&j, &r);
+        size_t idx[2] = {0, 1};
+        g_calls = 0;
+        char *clean = gpt_build_request(j.st, &j, idx, 2, 500);
+        long total = g_calls;
+        CU_ASSERT_PTR_NOT_NULL_FATAL(clean);
+        CU_ASSERT(total > 5);
+        for (long f = 1; f <= total; f++) {
+            g_calls = 0;
+            g_fail_at = f;
+            char *body = gpt_build_request(j.st, &j, idx, 2, 500);
+            g_fail_at = 0;
+            if (body)
+                CU_ASSERT_STRING_EQUAL(body, clean);
+            free(body);
+        }
+        free(clean);
+        job_free(&j, r.n);
+        run_free(&r);
+    }
+}
+
 /* A Responses body answering emails idx[0..k) of email(i) correctly, under
  * their short ids. Caller frees. */
 static char *answer_body(const size_t *idx, size_t k)
@@ -1310,6 +1347,7 @@ int main(void)
     CU_add_test(s, "confidence filled from grounding", test_fill_confidence);
     CU_add_test(s, "short email ids within a request", test_short_ids);
     CU_add_test(s, "an allocation failing while mapping an answer", test_oom_while_mapping);
+    CU_add_test(s, "an allocation failing while building a request", test_oom_while_building);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

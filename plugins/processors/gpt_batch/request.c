@@ -43,60 +43,104 @@ static char *user_message(job *j, const size_t *idx, size_t k)
     return ik_buf_take(&b);
 }
 
-/* Request body for the emails idx[0..k); caller frees. */
+/* Adds v under key to o; a NULL o or v (a failed constructor) or a failed
+ * add drops v and sets *bad, so a request is built in one go and checked
+ * once. */
+static void put(json_object *o, const char *key, json_object *v, int *bad)
+{
+    if (!o || !v || json_object_object_add(o, key, v) != 0) {
+        json_object_put(v);
+        *bad = 1;
+    }
+}
+
+/* As put, for an array. */
+static void push(json_object *a, json_object *v, int *bad)
+{
+    if (!a || !v || json_object_array_add(a, v) != 0) {
+        json_object_put(v);
+        *bad = 1;
+    }
+}
+
+/* {"role": role, "content": content}; NULL on OOM. */
+static json_object *message(const char *role, const char *content)
+{
+    int bad = 0;
+    json_object *m = json_object_new_object();
+    put(m, "role", json_object_new_string(role), &bad);
+    put(m, "content", json_object_new_string(content), &bad);
+    if (bad) {
+        json_object_put(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* The Chat Completions fields of request r: messages, response_format,
+ * reasoning_effort, verbosity, max_completion_tokens. */
+static void chat_fields(gb_state *st, json_object *r, const char *user, long max_out, int *bad)
+{
+    json_object *msgs = json_object_new_array();
+    push(msgs, message("developer", st->instructions), bad);
+    push(msgs, message("user", user), bad);
+    put(r, "messages", msgs, bad);
+    json_object *fmt = json_object_new_object(), *js = json_object_new_object();
+    put(fmt, "type", json_object_new_string("json_schema"), bad);
+    put(js, "name", json_object_new_string("email_extractions"), bad);
+    put(js, "strict", json_object_new_boolean(1), bad);
+    put(js, "schema", json_object_get(st->strict_schema), bad);
+    put(fmt, "json_schema", js, bad);
+    put(r, "response_format", fmt, bad);
+    put(r, "reasoning_effort", json_object_new_string(st->effort), bad);
+    put(r, "verbosity", json_object_new_string(st->verbosity), bad);
+    put(r, "max_completion_tokens", json_object_new_int64(max_out), bad);
+}
+
+/* The Responses fields of request r: instructions, input, text (format,
+ * verbosity), reasoning, max_output_tokens. */
+static void responses_fields(gb_state *st, json_object *r, const char *user, long max_out, int *bad)
+{
+    put(r, "instructions", json_object_new_string(st->instructions), bad);
+    json_object *in = json_object_new_array();
+    push(in, message("user", user), bad);
+    put(r, "input", in, bad);
+    json_object *fmt = json_object_new_object(), *text = json_object_new_object();
+    put(fmt, "type", json_object_new_string("json_schema"), bad);
+    put(fmt, "name", json_object_new_string("email_extractions"), bad);
+    put(fmt, "strict", json_object_new_boolean(1), bad);
+    put(fmt, "schema", json_object_get(st->strict_schema), bad);
+    put(text, "format", fmt, bad);
+    put(text, "verbosity", json_object_new_string(st->verbosity), bad);
+    put(r, "text", text, bad);
+    json_object *rs = json_object_new_object();
+    put(rs, "effort", json_object_new_string(st->effort), bad);
+    put(r, "reasoning", rs, bad);
+    put(r, "max_output_tokens", json_object_new_int64(max_out), bad);
+}
+
+/* Request body for the emails idx[0..k): the stable prefix (model,
+ * instructions, schema) first for prompt caching. Caller frees; NULL on
+ * OOM. */
 char *gpt_build_request(gb_state *st, job *j, const size_t *idx, size_t k, long max_out)
 {
     char *user = user_message(j, idx, k);
     if (!user)
         return NULL;
+    int bad = 0;
     json_object *r = json_object_new_object();
-    json_object_object_add(r, "model", json_object_new_string(st->model_name));
-    json_object *fmt = json_object_new_object();
-    json_object_object_add(fmt, "type", json_object_new_string("json_schema"));
-    if (st->chat) {
-        json_object *msgs = json_object_new_array();
-        json_object *dev = json_object_new_object(), *u = json_object_new_object();
-        json_object_object_add(dev, "role", json_object_new_string("developer"));
-        json_object_object_add(dev, "content", json_object_new_string(st->instructions));
-        json_object_object_add(u, "role", json_object_new_string("user"));
-        json_object_object_add(u, "content", json_object_new_string(user));
-        json_object_array_add(msgs, dev);
-        json_object_array_add(msgs, u);
-        json_object_object_add(r, "messages", msgs);
-        json_object *js = json_object_new_object();
-        json_object_object_add(js, "name", json_object_new_string("email_extractions"));
-        json_object_object_add(js, "strict", json_object_new_boolean(1));
-        json_object_object_add(js, "schema", json_object_get(st->strict_schema));
-        json_object_object_add(fmt, "json_schema", js);
-        json_object_object_add(r, "response_format", fmt);
-        json_object_object_add(r, "reasoning_effort", json_object_new_string(st->effort));
-        json_object_object_add(r, "verbosity", json_object_new_string(st->verbosity));
-        json_object_object_add(r, "max_completion_tokens", json_object_new_int64(max_out));
-    } else {
-        json_object_object_add(r, "instructions", json_object_new_string(st->instructions));
-        json_object *in = json_object_new_array(), *u = json_object_new_object();
-        json_object_object_add(u, "role", json_object_new_string("user"));
-        json_object_object_add(u, "content", json_object_new_string(user));
-        json_object_array_add(in, u);
-        json_object_object_add(r, "input", in);
-        json_object_object_add(fmt, "name", json_object_new_string("email_extractions"));
-        json_object_object_add(fmt, "strict", json_object_new_boolean(1));
-        json_object_object_add(fmt, "schema", json_object_get(st->strict_schema));
-        json_object *text = json_object_new_object();
-        json_object_object_add(text, "format", fmt);
-        json_object_object_add(text, "verbosity", json_object_new_string(st->verbosity));
-        json_object_object_add(r, "text", text);
-        json_object *rs = json_object_new_object();
-        json_object_object_add(rs, "effort", json_object_new_string(st->effort));
-        json_object_object_add(r, "reasoning", rs);
-        json_object_object_add(r, "max_output_tokens", json_object_new_int64(max_out));
-    }
-    json_object_object_add(r, "store", json_object_new_boolean(0));
+    put(r, "model", json_object_new_string(st->model_name), &bad);
+    if (st->chat)
+        chat_fields(st, r, user, max_out, &bad);
+    else
+        responses_fields(st, r, user, max_out, &bad);
+    put(r, "store", json_object_new_boolean(0), &bad);
     if (st->cache_key && st->cache_key[0])
-        json_object_object_add(r, "prompt_cache_key", json_object_new_string(st->cache_key));
+        put(r, "prompt_cache_key", json_object_new_string(st->cache_key), &bad);
     if (st->service_tier && st->service_tier[0])
-        json_object_object_add(r, "service_tier", json_object_new_string(st->service_tier));
-    char *out = strdup(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+        put(r, "service_tier", json_object_new_string(st->service_tier), &bad);
+    const char *js = bad ? NULL : json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN);
+    char *out = js ? strdup(js) : NULL;
     json_object_put(r);
     free(user);
     return out;
