@@ -271,6 +271,8 @@ class GptBatchTest(MockOpenAIMixin, IntakeTest):
         self.check_delivered(out)
         self.assertEqual(self.mock_call("/mock/stats")["pending_faults"], 0)
         self.assertEqual(r.stderr.count("of another email of request"), 4, r.stderr[-3000:])
+        # the log names the record, not the short id the request gave it
+        self.assertRegex(r.stderr, r"the answer for m\d{5} carries ")
         # a value found nowhere is kept and flagged, not retried
         by_id = {rec["id"]: rec for rec in out}
         self.assertEqual(by_id["m00007"]["payload"]["extraction"]["phone"], "(999) 555-0199")

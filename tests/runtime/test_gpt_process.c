@@ -6,10 +6,16 @@
  * filter / refusal, 429 waits, quota and auth blocks with release, 5xx and
  * timeouts, Chat Completions and the Azure URL forms, concurrent calls; a
  * lone email's truncated answer handed back for the engine's retry (with a
- * higher output cap next time), and timeouts answered by smaller requests.
+ * higher output cap next time), and timeouts answered by smaller requests;
+ * short per-request email ids, and an allocation failing at each point of
+ * mapping an answer back (json-c's constructors are interposed below).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* RTLD_NEXT */
+#endif
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,6 +35,70 @@
 const ik_plugin *ik_plugin_entry(void);
 
 static char g_src[1024], g_build[1024], g_ranks[1200]; /* test-only paths */
+
+/* ---- allocation failure injection ----
+ * The plugin's object files are linked into this test, so these
+ * definitions stand in for json-c's: with g_fail_at = N > 0 the Nth call
+ * (counted in g_calls) fails as json-c fails on out of memory; otherwise
+ * each passes through to json-c (dlsym RTLD_NEXT). Test-only state. */
+static long g_calls, g_fail_at;
+
+static int inject_failure(void)
+{
+    return ++g_calls == g_fail_at;
+}
+
+/* The json-c function `name` this file stands in for. */
+static void *real(const char *name)
+{
+    return dlsym(RTLD_NEXT, name);
+}
+
+typedef json_object *(*new_object_fn)(void);
+typedef json_object *(*new_double_s_fn)(double, const char *);
+typedef int (*object_add_fn)(json_object *, const char *, json_object *);
+typedef int (*deep_copy_fn)(json_object *, json_object **, json_c_shallow_copy_fn *);
+typedef const char *(*to_string_fn)(json_object *, int);
+
+json_object *json_object_new_object(void)
+{
+    static new_object_fn f;
+    if (!f)
+        f = (new_object_fn)real("json_object_new_object");
+    return inject_failure() ? NULL : f();
+}
+
+json_object *json_object_new_double_s(double d, const char *ds)
+{
+    static new_double_s_fn f;
+    if (!f)
+        f = (new_double_s_fn)real("json_object_new_double_s");
+    return inject_failure() ? NULL : f(d, ds);
+}
+
+int json_object_object_add(json_object *o, const char *key, json_object *val)
+{
+    static object_add_fn f;
+    if (!f)
+        f = (object_add_fn)real("json_object_object_add");
+    return inject_failure() ? -1 : f(o, key, val); /* val is not taken on failure */
+}
+
+int json_object_deep_copy(json_object *src, json_object **dst, json_c_shallow_copy_fn *fn)
+{
+    static deep_copy_fn f;
+    if (!f)
+        f = (deep_copy_fn)real("json_object_deep_copy");
+    return inject_failure() ? -1 : f(src, dst, fn);
+}
+
+const char *json_object_to_json_string_ext(json_object *o, int flags)
+{
+    static to_string_fn f;
+    if (!f)
+        f = (to_string_fn)real("json_object_to_json_string_ext");
+    return inject_failure() ? NULL : f(o, flags);
+}
 
 typedef struct mock {
     pid_t pid;
@@ -164,7 +234,8 @@ static const char *const *opts_for(optset *o, mock *m, const char *const *extra)
     return o->v;
 }
 
-static ik_record *email(int i, const char *marker)
+/* The payload of email(i, marker). */
+static json_object *email_payload(int i, const char *marker)
 {
     char body[512], buf[1024];
     snprintf(
@@ -177,8 +248,15 @@ static ik_record *email(int i, const char *marker)
     json_object_object_add(p, "sender_name", json_object_new_string("Recruiter"));
     json_object_object_add(p, "sender_email", json_object_new_string("rec@agency.com"));
     json_object_object_add(p, "body", json_object_new_string(body));
+    return p;
+}
+
+/* Record "mail-i": candidate "Person i Jones", marker in the body. */
+static ik_record *email(int i, const char *marker)
+{
+    char buf[64];
     snprintf(buf, sizeof buf, "mail-%d", i);
-    return fh_record(buf, p);
+    return fh_record(buf, email_payload(i, marker));
 }
 
 /* 1 when rec got its own extraction (candidate "Person i Jones"). */
@@ -1020,6 +1098,219 @@ static void test_fill_confidence(void)
     json_object_put(schema);
 }
 
+/* Message-IDs as the file source gives .eml input (angle brackets gone),
+ * and one with every character the id attribute escapes. */
+static const char *const long_ids[] = {
+    "CAF=k3jd8Qx0vNn2Lr7Ys4Wt1Ze6Ub9Hc5Mg+pA@mail.gmail.com",
+    "SN6PR04MB4925D1C2A6F1B3E8F4A7C9D2B8E0A@SN6PR04MB4925.namprd04.prod.outlook.com",
+    "\"quoted\" & <odd>@example.org"};
+
+/* process() of n records with the given ids and the payloads of email(i). */
+static void run_process_ids(run *r, size_t n, const char *const *ids)
+{
+    for (size_t i = 0; i < r->n; i++)
+        fh_record_free(r->recs[i]);
+    r->n = n;
+    for (size_t i = 0; i < n; i++)
+        r->recs[i] = fh_record(ids[i], email_payload((int)i, NULL));
+    memset(r->res, 0, sizeof r->res);
+    CU_ASSERT_EQUAL(r->fh.plugin->process(r->fh.state, r->recs, n, r->res), 0);
+}
+
+/* A job over the records of r, blocks rendered as process() renders them;
+ * free with job_free. */
+static void job_init(job *j, run *r)
+{
+    memset(j, 0, sizeof *j);
+    j->st = r->fh.state;
+    j->recs = r->recs;
+    j->res = r->res;
+    j->text = calloc(r->n, sizeof *j->text);
+    j->tok = calloc(r->n, sizeof *j->tok);
+    j->done = calloc(r->n, sizeof *j->done);
+    for (size_t i = 0; i < r->n; i++) {
+        j->text[i] = gpt_render_email(GPT_BLOCK_ID, r->recs[i]->payload, NULL);
+        j->tok[i] = 50;
+    }
+    memset(r->res, 0, sizeof r->res);
+}
+
+static void job_free(job *j, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(j->text[i]);
+    free(j->text);
+    free(j->tok);
+    free(j->done);
+}
+
+/* Each email of a request carries its position there as its id, whatever
+ * its record id: long Message-IDs cost no more tokens than short ids, in
+ * and out, and answers still come back to their records. */
+static void test_short_ids(void)
+{
+    mock m;
+    CU_ASSERT_EQUAL_FATAL(mock_start(&m, NULL), 0);
+    run r;
+    CU_ASSERT_EQUAL_FATAL(run_setup(&r, &m, NULL), 0);
+    const char *const short_ids[] = {"a", "b", "c"};
+    long in0 = mock_stat(&m, "tokens_in"), out0 = mock_stat(&m, "tokens_out");
+    run_process_ids(&r, 3, short_ids);
+    long in1 = mock_stat(&m, "tokens_in"), out1 = mock_stat(&m, "tokens_out");
+    run_process_ids(&r, 3, long_ids);
+    long in2 = mock_stat(&m, "tokens_in"), out2 = mock_stat(&m, "tokens_out");
+    for (size_t i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(r.res[i].status, IK_OK);
+        CU_ASSERT(own_answer(r.recs[i], (int)i));
+    }
+    CU_ASSERT(in1 > in0 && out1 > out0);
+    CU_ASSERT_EQUAL(in2 - in1, in1 - in0);
+    CU_ASSERT_EQUAL(out2 - out1, out1 - out0);
+    /* the blocks of a request, as a split orders them: numbered anew */
+    job j;
+    job_init(&j, &r);
+    size_t idx[2] = {2, 0};
+    char *body = gpt_build_request(j.st, &j, idx, 2, 500);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+    json_object *req = json_tokener_parse(body);
+    const char *user = json_object_get_string(json_object_object_get(
+        json_object_array_get_idx(json_object_object_get(req, "input"), 0), "content"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(user);
+    CU_ASSERT_PTR_NOT_NULL(strstr(user, "<email id=\"1\">\nFrom: Recruiter <rec@agency.com>\n"
+                                        "Subject: Candidate 2\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(user, "<email id=\"2\">\nFrom: Recruiter <rec@agency.com>\n"
+                                        "Subject: Candidate 0\n"));
+    CU_ASSERT_PTR_NULL(strstr(user, "<email id=\"3\""));
+    CU_ASSERT_PTR_NULL(strstr(body, "gmail"));
+    CU_ASSERT_PTR_NULL(strstr(body, "example.org"));
+    json_object_put(req);
+    free(body);
+    job_free(&j, r.n);
+    run_free(&r);
+    mock_stop(&m);
+}
+
+/* An allocation failing anywhere while building a request gives no request
+ * (the caller hands the emails back), never a crash, a leak or a request
+ * with a part missing. */
+static void test_oom_while_building(void)
+{
+    mock m = {0};
+    snprintf(m.url, sizeof m.url, "http://127.0.0.1:9/v1"); /* nothing is sent */
+    run r;
+    const char *const chat[] = {"api", "chat", NULL};
+    for (int api = 0; api < 2; api++) {
+        CU_ASSERT_EQUAL_FATAL(run_setup(&r, &m, api ? chat : NULL), 0);
+        for (size_t i = 0; i < 2; i++)
+            r.recs[i] = email((int)i, NULL);
+        r.n = 2;
+        job j;
+        job_init(&j, &r);
+        size_t idx[2] = {0, 1};
+        g_calls = 0;
+        char *clean = gpt_build_request(j.st, &j, idx, 2, 500);
+        long total = g_calls;
+        CU_ASSERT_PTR_NOT_NULL_FATAL(clean);
+        CU_ASSERT(total > 5);
+        for (long f = 1; f <= total; f++) {
+            g_calls = 0;
+            g_fail_at = f;
+            char *body = gpt_build_request(j.st, &j, idx, 2, 500);
+            g_fail_at = 0;
+            if (body)
+                CU_ASSERT_STRING_EQUAL(body, clean);
+            free(body);
+        }
+        free(clean);
+        job_free(&j, r.n);
+        run_free(&r);
+    }
+}
+
+/* A Responses body answering emails idx[0..k) of email(i) correctly, under
+ * their short ids. Caller frees. */
+static char *answer_body(const size_t *idx, size_t k)
+{
+    char text[4096] = "{\"results\":[";
+    for (size_t x = 0; x < k; x++) {
+        size_t o = strlen(text);
+        int i = (int)idx[x];
+        snprintf(text + o, sizeof text - o,
+                 "%s{\"email_id\":\"%zu\",\"candidate_name\":\"Person %d Jones\","
+                 "\"job_title\":\"Planner %d\",\"location\":null,\"company_name\":null,"
+                 "\"referrer_name\":null,\"phone\":null,\"email\":\"p%d@example.com\","
+                 "\"website\":null,\"linkedin_url\":null,\"industry\":null}",
+                 x ? "," : "", x + 1, i, i, i);
+    }
+    strcat(text, "]}");
+    json_object *part = json_object_new_object(), *msg = json_object_new_object(),
+                *resp = json_object_new_object(), *content = json_object_new_array(),
+                *output = json_object_new_array();
+    json_object_object_add(part, "type", json_object_new_string("output_text"));
+    json_object_object_add(part, "text", json_object_new_string(text));
+    json_object_array_add(content, part);
+    json_object_object_add(msg, "type", json_object_new_string("message"));
+    json_object_object_add(msg, "content", content);
+    json_object_array_add(output, msg);
+    json_object_object_add(resp, "id", json_object_new_string("resp_oom"));
+    json_object_object_add(resp, "status", json_object_new_string("completed"));
+    json_object_object_add(resp, "output", output);
+    char *s = strdup(json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PLAIN));
+    json_object_put(resp);
+    return s;
+}
+
+/* An allocation failing at any point of mapping an answer back leaves
+ * every email of the request settled: its own extraction, or IK_RETRY with
+ * a reason; never a crash, a leak (ASan) or an email left unsettled. The
+ * answers come for a split's order (records 2, 0, 1) under ids 1, 2, 3. */
+static void test_oom_while_mapping(void)
+{
+    mock m;
+    CU_ASSERT_EQUAL_FATAL(mock_start(&m, NULL), 0); /* answers what a failure splits */
+    run r;
+    CU_ASSERT_EQUAL_FATAL(run_setup(&r, &m, NULL), 0);
+    size_t idx[3] = {2, 0, 1};
+    char *body = answer_body(idx, 3);
+    gpt_hints h;
+    gpt_hints_init(&h);
+    long total = -1, oom_seen = 0;
+    for (long f = 0; f <= total || total < 0; f++) {
+        run_process(&r, 3, NULL); /* fresh records (their ids and payloads) */
+        job j;
+        job_init(&j, &r);
+        gpt_usage u;
+        g_calls = 0;
+        g_fail_at = f;
+        gpt_job_answer(&j, idx, 3, 0, 200, body, strlen(body), &h, 0, 2000, &u);
+        g_fail_at = 0;
+        if (f == 0)
+            total = g_calls; /* a clean run: how many calls there are to fail */
+        for (size_t i = 0; i < 3; i++) {
+            CU_ASSERT_EQUAL(j.done[i], 1);
+            if (r.res[i].status == IK_OK) {
+                CU_ASSERT(own_answer(r.recs[i], (int)i));
+            } else {
+                CU_ASSERT_EQUAL(r.res[i].status, IK_RETRY);
+                CU_ASSERT(r.res[i].reason[0] != 0);
+                if (r.res[i].status != IK_RETRY)
+                    fprintf(stderr, "call %ld failing: record %zu: %d %s\n", f, i, r.res[i].status,
+                            r.res[i].reason);
+                oom_seen += strstr(r.res[i].reason, "out of memory") != NULL;
+            }
+            if (f == 0)
+                CU_ASSERT_EQUAL(r.res[i].status, IK_OK);
+        }
+        job_free(&j, r.n);
+    }
+    fprintf(stderr, "oom sweep: %ld calls, %ld out-of-memory results\n", total, oom_seen);
+    CU_ASSERT(total > 5);
+    CU_ASSERT(oom_seen >= 3);
+    free(body);
+    run_free(&r);
+    mock_stop(&m);
+}
+
 int main(void)
 {
     const char *src = getenv("INTAKE_TEST_SRC"), *build = getenv("INTAKE_TEST_BUILD");
@@ -1054,6 +1345,9 @@ int main(void)
                 test_same_extraction_every_setting);
     CU_add_test(s, "the wire schema and answers mapped back", test_wire_schema);
     CU_add_test(s, "confidence filled from grounding", test_fill_confidence);
+    CU_add_test(s, "short email ids within a request", test_short_ids);
+    CU_add_test(s, "an allocation failing while mapping an answer", test_oom_while_mapping);
+    CU_add_test(s, "an allocation failing while building a request", test_oom_while_building);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

@@ -465,8 +465,51 @@ static void test_render(void)
     p = json_tokener_parse("{\"from\":{\"name\":\"A\",\"address\":\"a@x.io\"},\"text\":\"hello\"}");
     t = gpt_render_email("m", p, NULL);
     CU_ASSERT_STRING_EQUAL(t, "<email id=\"m\">\nFrom: A <a@x.io>\n\nhello\n</email>\n");
+    /* in a request the block carries its position there as its id */
+    CU_ASSERT_STRING_EQUAL(gpt_block_body(t), "From: A <a@x.io>\n\nhello\n</email>\n");
+    ik_buf b = {0};
+    gpt_put_block(&b, t, 1);
+    gpt_put_block(&b, t, 12);
+    char *two = ik_buf_take(&b);
+    CU_ASSERT_STRING_EQUAL(two, "<email id=\"1\">\nFrom: A <a@x.io>\n\nhello\n</email>\n"
+                                "<email id=\"12\">\nFrom: A <a@x.io>\n\nhello\n</email>\n");
+    free(two);
     free(t);
     json_object_put(p);
+}
+
+/* The short id of an answer names an email of the request by its position,
+ * in plain decimal; anything else names none. */
+static void test_answer_position(void)
+{
+    static const struct {
+        const char *answer;
+        size_t want; /* for k = 12; 12: none */
+    } cases[] = {
+        {"{\"email_id\":\"1\"}", 0},
+        {"{\"email_id\":\"12\"}", 11},
+        {"{\"email_id\":\"7\"}", 6},
+        {"{\"email_id\":\"13\"}", 12},
+        {"{\"email_id\":\"0\"}", 12},
+        {"{\"email_id\":\"01\"}", 12},
+        {"{\"email_id\":\"+1\"}", 12},
+        {"{\"email_id\":\" 1\"}", 12},
+        {"{\"email_id\":\"1x\"}", 12},
+        {"{\"email_id\":\"\"}", 12},
+        {"{\"email_id\":1}", 12},
+        {"{\"email_id\":\"99999999999999999999999\"}", 12},
+        {"{\"id\":\"1\"}", 12},
+        {"[\"1\"]", 12},
+        {"{\"email_id\":\"mail-1\"}", 12},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_object *o = json_tokener_parse(cases[i].answer);
+        size_t got = gpt_answer_position(o, 12);
+        if (got != cases[i].want)
+            fprintf(stderr, "%s: %zu, want %zu\n", cases[i].answer, got, cases[i].want);
+        CU_ASSERT_EQUAL(got, cases[i].want);
+        json_object_put(o);
+    }
 }
 
 /* ---- replies ---- */
@@ -821,6 +864,7 @@ int main(void)
     CU_add_test(s, "strict schema generation", test_strict_schema);
     CU_add_test(s, "result validation", test_validate);
     CU_add_test(s, "prompt rendering", test_render);
+    CU_add_test(s, "answers named by their short id", test_answer_position);
     CU_add_test(s, "Responses API bodies", test_reply_responses);
     CU_add_test(s, "Chat Completions bodies", test_reply_chat);
     CU_add_test(s, "error bodies and model output", test_errors_and_results);

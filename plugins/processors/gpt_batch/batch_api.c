@@ -190,164 +190,231 @@ static int download(gb_state *st, const char *fid, gpt_resp *r, char *err, size_
     return rc;
 }
 
-/* One batch: the groups g[0..ng) of round `round`. Every email of them is
- * settled or submitted for the next round when this returns. */
-static void run_batch(job *j, gpt_group *g, size_t ng, int round)
+/* One batch of round `round` while it runs: the groups g[0..ng) it carries,
+ * each group's line (custom_id prefix + index) and output cap, which groups
+ * a result line settled, and the server-side ids to delete at the end. */
+typedef struct batch_run {
+    job *j;
+    gpt_group *g;
+    size_t ng;
+    int round;
+    char prefix[32];
+    long *max_out;
+    int *answered;
+    char file_id[128], batch_id[128], out_id[128], err_id[128];
+} batch_run;
+
+/* Settles every group of the batch not answered yet with s and reason. */
+static void settle_rest(batch_run *b, ik_status s, const char *reason)
 {
-    gb_state *st = j->st;
-    char reason[IK_REASON_MAX], err[600], url[2300], prefix[32];
-    snprintf(prefix, sizeof prefix, "r%d-", round);
-    long *max_out = calloc(ng, sizeof *max_out);
-    int *answered = calloc(ng, sizeof *answered);
-    ik_buf file = {0};
-    char file_id[128] = "", batch_id[128] = "", out_id[128] = "", err_id[128] = "";
-    if (!max_out || !answered) {
-        settle_groups(j, g, ng, NULL, IK_RETRY, "out of memory building the batch");
-        goto out;
-    }
-    for (size_t i = 0; i < ng; i++) {
-        max_out[i] = gpt_max_out_group(st, j, g[i].idx, g[i].k);
-        char *body = gpt_build_request(st, j, g[i].idx, g[i].k, max_out[i]);
+    settle_groups(b->j, b->g, b->ng, b->answered, s, reason);
+}
+
+/* The JSONL input file: one line per group, custom_id prefix + index. 0, or
+ * IK_E_NOMEM with every email settled IK_RETRY. */
+static int write_file(batch_run *b, ik_buf *file)
+{
+    gb_state *st = b->j->st;
+    for (size_t i = 0; i < b->ng; i++) {
+        b->max_out[i] = gpt_max_out_group(st, b->j, b->g[i].idx, b->g[i].k);
+        char *body = gpt_build_request(st, b->j, b->g[i].idx, b->g[i].k, b->max_out[i]);
         char head[256];
         int hl = snprintf(head, sizeof head,
                           "{\"custom_id\":\"%s%zu\",\"method\":\"POST\",\"url\":\"%s\",\"body\":",
-                          prefix, i, st->batch_endpoint);
+                          b->prefix, i, st->batch_endpoint);
         if (body) {
-            ik_buf_add(&file, head, (size_t)hl);
-            ik_buf_adds(&file, body);
-            ik_buf_add(&file, "}\n", 2);
-        }
-        if (!body || file.oom) {
-            free(body);
-            settle_groups(j, g, ng, NULL, IK_RETRY, "out of memory building the batch file");
-            goto out;
+            ik_buf_add(file, head, (size_t)hl);
+            ik_buf_adds(file, body);
+            ik_buf_add(file, "}\n", 2);
         }
         free(body);
+        if (!body || file->oom) {
+            settle_rest(b, IK_RETRY, "out of memory building the batch file");
+            return IK_E_NOMEM;
+        }
     }
+    return 0;
+}
 
-    /* upload */
-    gpt_resp r;
-    char fname[64];
-    snprintf(fname, sizeof fname, "intake-%ld-r%d.jsonl", (long)time(NULL), round);
-    gpt_upload up = {"batch", fname, file.p, file.len};
+/* Uploads the input file (file_id set). 0, or -1 with every email settled
+ * as control_failure says. */
+static int upload(batch_run *b, const ik_buf *file)
+{
+    gb_state *st = b->j->st;
+    char reason[IK_REASON_MAX], err[600], url[2300], fname[64];
+    snprintf(fname, sizeof fname, "intake-%ld-r%d.jsonl", (long)time(NULL), b->round);
+    gpt_upload up = {"batch", fname, file->p, file->len};
     api_url(st, url, sizeof url, "files");
+    gpt_resp r;
     int rc = gpt_http_send(st->http, "POST", url, NULL, &up, &r, err, sizeof err);
     if (rc != 0 || r.status != 200 ||
-        gpt_parse_file_object(r.body, r.len, file_id, sizeof file_id, err, sizeof err) != 0) {
+        gpt_parse_file_object(r.body, r.len, b->file_id, sizeof b->file_id, err, sizeof err) != 0) {
         ik_status s = control_failure(st, "upload", rc, &r, err, reason, sizeof reason);
         gpt_resp_free(&r);
-        settle_groups(j, g, ng, NULL, s, reason);
-        goto out;
+        b->file_id[0] = 0;
+        settle_rest(b, s, reason);
+        return -1;
     }
     gpt_resp_free(&r);
     gpt_unblock(st); /* the key and the account work again */
-    ik_buf_free(&file);
+    return 0;
+}
 
-    /* create */
-    char req[1024];
+/* Creates the batch from the uploaded file (batch_id and *bi set). 0, or
+ * -1 with every email settled as control_failure says. */
+static int create_batch(batch_run *b, gpt_batch_info *bi)
+{
+    gb_state *st = b->j->st;
+    char reason[IK_REASON_MAX], err[600], url[2300], req[1024];
     snprintf(req, sizeof req,
              "{\"input_file_id\":\"%s\",\"endpoint\":\"%s\",\"completion_window\":\"24h\","
              "\"metadata\":{\"created_by\":\"intake\"}}",
-             file_id, st->batch_endpoint);
+             b->file_id, st->batch_endpoint);
     api_url(st, url, sizeof url, "batches");
-    gpt_batch_info bi;
-    rc = gpt_http_send(st->http, "POST", url, req, NULL, &r, err, sizeof err);
+    gpt_resp r;
+    int rc = gpt_http_send(st->http, "POST", url, req, NULL, &r, err, sizeof err);
     if (rc != 0 || r.status != 200 ||
-        gpt_parse_batch_object(r.body, r.len, &bi, err, sizeof err) != 0) {
+        gpt_parse_batch_object(r.body, r.len, bi, err, sizeof err) != 0) {
         ik_status s = control_failure(st, "create", rc, &r, err, reason, sizeof reason);
         gpt_resp_free(&r);
-        settle_groups(j, g, ng, NULL, s, reason);
-        goto out;
+        settle_rest(b, s, reason);
+        return -1;
     }
     gpt_resp_free(&r);
-    snprintf(batch_id, sizeof batch_id, "%s", bi.id);
+    snprintf(b->batch_id, sizeof b->batch_id, "%s", bi->id);
     gpt_metric_add(st, M_BATCHES, 1);
     size_t nemails = 0;
-    for (size_t i = 0; i < ng; i++)
-        nemails += g[i].k;
+    for (size_t i = 0; i < b->ng; i++)
+        nemails += b->g[i].k;
     st->host->log(st->self, IK_LOG_INFO, "batch %s created: %zu requests, %zu emails (round %d)",
-                  batch_id, ng, nemails, round);
+                  b->batch_id, b->ng, nemails, b->round);
+    return 0;
+}
 
-    /* poll */
+/* Cancels the batch (shutting down, or batch_max_wait passed) and settles
+ * its emails: released when stopping (sent again on the next run), else
+ * IK_RETRY. */
+static void cancel_batch(batch_run *b, int stopping)
+{
+    gb_state *st = b->j->st;
+    char reason[IK_REASON_MAX], err[600], url[2300], path[320];
+    snprintf(path, sizeof path, "batches/%s/cancel", b->batch_id);
+    api_url(st, url, sizeof url, path);
+    gpt_resp r;
+    gpt_http_send(st->http, "POST", url, NULL, NULL, &r, err, sizeof err);
+    gpt_resp_free(&r);
+    st->host->log(st->self, IK_LOG_WARN, "batch %s cancelled: %s", b->batch_id,
+                  stopping ? "shutting down" : "not finished within batch_max_wait");
+    snprintf(reason, sizeof reason, "batch %s cancelled: %s", b->batch_id,
+             stopping ? "shutting down; sent again on the next run"
+                      : "not finished within batch_max_wait");
+    settle_rest(b, stopping ? IK_RELEASE : IK_RETRY, reason);
+}
+
+/* Polls the batch every batch_poll_interval until it ends (*bi updated). 0,
+ * or -1 with every email settled: cancelled (stopping, too late) or the
+ * key, account or batch gone (401, 403, 404). A passing failure to read
+ * the status is logged once and asked again. */
+static int poll_batch(batch_run *b, gpt_batch_info *bi)
+{
+    gb_state *st = b->j->st;
+    char reason[IK_REASON_MAX], err[600], url[2300], path[300];
     double t0 = gpt_now_s();
-    char path[300];
-    snprintf(path, sizeof path, "batches/%s", batch_id);
+    snprintf(path, sizeof path, "batches/%s", b->batch_id);
     int warned = 0;
-    while (!bi.terminal) {
+    while (!bi->terminal) {
         int stop = nap(st, st->batch_poll_ms);
-        int late = (gpt_now_s() - t0) * 1000 > (double)st->batch_max_wait_ms;
-        if (stop || late) {
-            char cpath[320];
-            snprintf(cpath, sizeof cpath, "batches/%s/cancel", batch_id);
-            api_url(st, url, sizeof url, cpath);
-            rc = gpt_http_send(st->http, "POST", url, NULL, NULL, &r, err, sizeof err);
-            gpt_resp_free(&r);
-            st->host->log(st->self, IK_LOG_WARN, "batch %s cancelled: %s", batch_id,
-                          stop ? "shutting down" : "not finished within batch_max_wait");
-            snprintf(reason, sizeof reason, "batch %s cancelled: %s", batch_id,
-                     stop ? "shutting down; sent again on the next run"
-                          : "not finished within batch_max_wait");
-            settle_groups(j, g, ng, NULL, stop ? IK_RELEASE : IK_RETRY, reason);
-            goto out;
+        if (stop || (gpt_now_s() - t0) * 1000 > (double)st->batch_max_wait_ms) {
+            cancel_batch(b, stop);
+            return -1;
         }
         if (IK_HOST_HAS(st->host, progress))
             st->host->progress(st->self); /* waiting is not a stall */
         api_url(st, url, sizeof url, path);
-        rc = gpt_http_send(st->http, "GET", url, NULL, NULL, &r, err, sizeof err);
+        gpt_resp r;
+        int rc = gpt_http_send(st->http, "GET", url, NULL, NULL, &r, err, sizeof err);
         gpt_batch_info now;
         if (rc == 0 && r.status == 200 &&
             gpt_parse_batch_object(r.body, r.len, &now, err, sizeof err) == 0) {
-            bi = now;
+            *bi = now;
         } else if (rc == 0 && (r.status == 401 || r.status == 403 || r.status == 404)) {
             ik_status s = control_failure(st, "status", rc, &r, err, reason, sizeof reason);
             gpt_resp_free(&r);
-            settle_groups(j, g, ng, NULL, s, reason);
-            goto out;
+            settle_rest(b, s, reason);
+            return -1;
         } else if (!warned++) {
             /* a passing failure: the batch runs on; ask again next time */
-            st->host->log(st->self, IK_LOG_WARN, "batch %s: status unavailable: %s", batch_id,
+            st->host->log(st->self, IK_LOG_WARN, "batch %s: status unavailable: %s", b->batch_id,
                           rc                ? err
                           : r.status == 200 ? err
                                             : "HTTP error");
         }
         gpt_resp_free(&r);
     }
-    st->host->log(st->self, IK_LOG_INFO, "batch %s %s: %ld completed, %ld failed of %ld", batch_id,
-                  bi.status, bi.completed, bi.failed, bi.total);
-    if (strcmp(bi.status, "failed") == 0) {
-        snprintf(reason, sizeof reason, "batch %s failed: %.60s: %.300s%s", batch_id,
-                 bi.err_code[0] ? bi.err_code : "no code", bi.err_message,
-                 bi.err_line ? " (in a line of the batch file)" : "");
+    return 0;
+}
+
+/* The batch ended: a failed batch hands its emails back; otherwise its
+ * output and error files are mapped back and whatever they did not answer
+ * is handed back with the reason. */
+static void collect(batch_run *b, const gpt_batch_info *bi)
+{
+    gb_state *st = b->j->st;
+    char reason[IK_REASON_MAX], err[600];
+    st->host->log(st->self, IK_LOG_INFO, "batch %s %s: %ld completed, %ld failed of %ld",
+                  b->batch_id, bi->status, bi->completed, bi->failed, bi->total);
+    if (strcmp(bi->status, "failed") == 0) {
+        snprintf(reason, sizeof reason, "batch %.100s failed: %.60s: %.300s%s", b->batch_id,
+                 bi->err_code[0] ? bi->err_code : "no code", bi->err_message,
+                 bi->err_line ? " (in a line of the batch file)" : "");
         st->host->log(st->self, IK_LOG_WARN, "%s; its emails will be retried", reason);
-        settle_groups(j, g, ng, NULL, IK_RETRY, reason);
-        goto out;
+        settle_rest(b, IK_RETRY, reason);
+        return;
     }
-    snprintf(out_id, sizeof out_id, "%s", bi.output_file_id);
-    snprintf(err_id, sizeof err_id, "%s", bi.error_file_id);
-    const char *ids[2] = {out_id, err_id};
+    snprintf(b->out_id, sizeof b->out_id, "%s", bi->output_file_id);
+    snprintf(b->err_id, sizeof b->err_id, "%s", bi->error_file_id);
+    const char *ids[2] = {b->out_id, b->err_id};
     for (int f = 0; f < 2; f++) {
         if (!ids[f][0])
             continue;
+        gpt_resp r;
         if (download(st, ids[f], &r, err, sizeof err) != 0)
             st->host->log(st->self, IK_LOG_WARN, "batch %s: cannot download %s file %s: %s",
-                          batch_id, f ? "error" : "output", ids[f], err);
+                          b->batch_id, f ? "error" : "output", ids[f], err);
         else
-            map_file(j, r.body, r.len, prefix, g, ng, max_out, answered);
+            map_file(b->j, r.body, r.len, b->prefix, b->g, b->ng, b->max_out, b->answered);
         gpt_resp_free(&r);
     }
-    snprintf(reason, sizeof reason, "batch %s (%s) returned no result for this request", batch_id,
-             bi.status);
-    settle_groups(j, g, ng, answered, IK_RETRY, reason);
-out:
-    if (file_id[0])
-        delete_file(st, file_id);
-    if (out_id[0])
-        delete_file(st, out_id);
-    if (err_id[0])
-        delete_file(st, err_id);
+    snprintf(reason, sizeof reason, "batch %s (%s) returned no result for this request",
+             b->batch_id, bi->status);
+    settle_rest(b, IK_RETRY, reason);
+}
+
+/* One batch: the groups g[0..ng) of round `round`, written, uploaded,
+ * created, polled and collected. Every email of them is settled or
+ * submitted for the next round when this returns; the server's files are
+ * deleted (unless batch_keep_files). */
+static void run_batch(job *j, gpt_group *g, size_t ng, int round)
+{
+    batch_run b = {.j = j, .g = g, .ng = ng, .round = round};
+    snprintf(b.prefix, sizeof b.prefix, "r%d-", round);
+    b.max_out = calloc(ng, sizeof *b.max_out);
+    b.answered = calloc(ng, sizeof *b.answered);
+    ik_buf file = {0};
+    gpt_batch_info bi;
+    if (!b.max_out || !b.answered)
+        settle_groups(j, g, ng, NULL, IK_RETRY, "out of memory building the batch");
+    else if (write_file(&b, &file) == 0 && upload(&b, &file) == 0) {
+        ik_buf_free(&file); /* the server has it */
+        if (create_batch(&b, &bi) == 0 && poll_batch(&b, &bi) == 0)
+            collect(&b, &bi);
+    }
+    delete_file(j->st, b.file_id);
+    delete_file(j->st, b.out_id);
+    delete_file(j->st, b.err_id);
     ik_buf_free(&file);
-    free(max_out);
-    free(answered);
+    free(b.max_out);
+    free(b.answered);
 }
 
 int gpt_batch_run(job *j, gpt_group *groups, size_t ngroups)

@@ -397,7 +397,7 @@ static uint64_t gb_cost(void *state, const ik_record *rec)
 {
     gb_state *st = state;
     size_t len;
-    char *txt = gpt_render_email(st->host->record_id(rec), st->host->record_payload(rec), &len);
+    char *txt = gpt_render_email(GPT_BLOCK_ID, st->host->record_payload(rec), &len);
     if (!txt)
         return 1;
     uint64_t n = count_tokens(st, txt, len);
@@ -450,8 +450,7 @@ static int gb_process(void *state, void *worker_state, ik_record *const *recs, s
     size_t nidx = 0;
     for (size_t i = 0; i < n; i++) {
         size_t len;
-        j.text[i] =
-            gpt_render_email(st->host->record_id(recs[i]), st->host->record_payload(recs[i]), &len);
+        j.text[i] = gpt_render_email(GPT_BLOCK_ID, st->host->record_payload(recs[i]), &len);
         if (!j.text[i]) {
             gpt_set_result(&j, i, IK_RETRY, "out of memory rendering the email");
             continue;

@@ -80,6 +80,18 @@ int gpt_validate(json_object *schema, json_object *value, char *why, size_t whyl
  * other payload is rendered as its JSON text. Caller frees; NULL on OOM. */
 char *gpt_render_email(const char *id, json_object *payload, size_t *len);
 
+/* Within a request an email's block carries a short id, its position there
+ * written in decimal ("1", "2", ...: one o200k token up to 999), and the
+ * model copies that into each answer's email_id instead of a record id of
+ * often 20 to 50 tokens. Blocks are rendered once with GPT_BLOCK_ID ("1",
+ * as many tokens as any id up to 999, so token counts hold) and put into a
+ * request by gpt_put_block. */
+extern const char GPT_BLOCK_ID[];
+/* The text of a rendered block after its opening line. */
+const char *gpt_block_body(const char *block);
+/* Appends block (from gpt_render_email) to b with the id pos (1-based). */
+void gpt_put_block(ik_buf *b, const char *block, size_t pos);
+
 /* The user message for a packed request: a fixed header line then the blocks. */
 extern const char GPT_USER_HEADER[];
 /* Appended to the instructions when the model gives its own confidence
@@ -134,6 +146,12 @@ int gpt_parse_results(const char *text, json_object **results, char *err, size_t
  * property under two names makes the whole output IK_E_INVAL. */
 int gpt_parse_results_wire(const char *text, json_object *back, json_object **results, char *err,
                            size_t errlen);
+
+/* Which email of a request of k (0..k-1) the answer `it` (one element of
+ * `results`) is for, by its email_id: the block's short id, its position in
+ * the request in decimal ("1" .. "k", see gpt_put_block); k when it names
+ * none (not a string, "0", "01", "+1", " 1", "1x", beyond k). */
+size_t gpt_answer_position(json_object *it, size_t k);
 
 /* Batch API answers (reply.c). */
 

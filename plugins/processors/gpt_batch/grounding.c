@@ -186,12 +186,15 @@ int gpt_fill_confidence(json_object *extraction_schema, json_object *ext, const 
         (void)fs;
         int l = value_level(f, json_object_object_get(ext, f), text, tlen, 0);
         json_object *n = l < 0 ? NULL : level_number(l);
-        if (!n) {
+        if (!n || json_object_object_add(conf, f, n) != 0) {
+            json_object_put(n); /* a failed add does not take it */
             json_object_put(conf);
             return IK_E_NOMEM;
         }
-        json_object_object_add(conf, f, n);
     }
-    json_object_object_add(ext, "confidence", conf);
+    if (json_object_object_add(ext, "confidence", conf) != 0) {
+        json_object_put(conf);
+        return IK_E_NOMEM;
+    }
     return 0;
 }

@@ -2,7 +2,8 @@
  * processor.h: the gpt_batch processor's instance state and the calls
  * between its three parts: gpt_batch.c (the plugin: options, create,
  * process), request.c (one packed request: build it, send it, classify the
- * answer, map results back by email_id, split, account usage and cost) and
+ * answer, map results back by email_id, the block's short id: its position
+ * in the request; split, account usage and cost) and
  * batch_api.c (the OpenAI Batch API mode: many packed requests in one JSONL
  * file, uploaded, polled and mapped back by custom_id).
  *
@@ -104,7 +105,7 @@ typedef struct job {
     gb_state *st;
     ik_record *const *recs;
     ik_result *res;
-    char **text; /* rendered blocks */
+    char **text; /* rendered blocks, id GPT_BLOCK_ID (gpt_put_block gives each its own) */
     size_t *tok; /* their token counts */
     int *done;
     /* Batch API mode (st->batch_mode): requests that must be sent again

@@ -1,7 +1,8 @@
 /*
  * prompt.c: renders an email record as the <email id="..."> block the model
- * reads. The same text is what cost() counts, so the batcher's token budget
- * is the email's real share of the prompt.
+ * reads, and puts blocks into a request under their short ids (the block's
+ * position in the request). The same text is what cost() counts, so the
+ * batcher's token budget is the email's real share of the prompt.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,4 +148,21 @@ char *gpt_render_email(const char *id, json_object *payload, size_t *len)
     if (len)
         *len = b.len;
     return ik_buf_take(&b);
+}
+
+const char GPT_BLOCK_ID[] = "1";
+
+const char *gpt_block_body(const char *block)
+{
+    /* the opening line never holds a newline: the id's are made spaces */
+    const char *nl = strchr(block, '\n');
+    return nl ? nl + 1 : block;
+}
+
+void gpt_put_block(ik_buf *b, const char *block, size_t pos)
+{
+    char open[48];
+    int n = snprintf(open, sizeof open, "<email id=\"%zu\">\n", pos);
+    ik_buf_add(b, open, (size_t)n);
+    ik_buf_adds(b, gpt_block_body(block));
 }

@@ -117,64 +117,98 @@ static int set_str(char **dst, const char *s)
     return s && !*dst ? IK_E_NOMEM : 0;
 }
 
-int gpt_parse_reply(int chat, const char *body, size_t len, gpt_reply *out, char *err,
-                    size_t errlen)
+/* The chat completion o (an object) into out: finish reason, refusal or
+ * content of choices[0]. 0, or IK_E_PARSE / IK_E_NOMEM with err set. */
+static int parse_chat(json_object *o, gpt_reply *out, char *err, size_t errlen)
 {
-    memset(out, 0, sizeof *out);
-    json_object *o = parse_json(chat ? "chat completion" : "response", body, len, err, errlen);
-    if (!o)
+    json_object *choices = get(o, "choices");
+    if (!choices || !json_object_is_type(choices, json_type_array) ||
+        json_object_array_length(choices) == 0) {
+        snprintf(err, errlen, "chat completion: `choices` missing or empty");
         return IK_E_PARSE;
+    }
+    json_object *c0 = json_object_array_get_idx(choices, 0);
+    const char *fr = gets_(c0, "finish_reason");
+    json_object *msg = get(c0, "message");
+    if (!msg || !json_object_is_type(msg, json_type_object)) {
+        snprintf(err, errlen, "chat completion: choices[0].message missing");
+        return IK_E_PARSE;
+    }
     int rc = 0;
-    if (!json_object_is_type(o, json_type_object)) {
-        snprintf(err, errlen, "%s: top level is not an object",
-                 chat ? "chat completion" : "response");
-        rc = IK_E_PARSE;
-        goto out;
+    if (fr && strcmp(fr, "length") == 0)
+        out->finish = GPT_FIN_LENGTH;
+    else if (fr && strcmp(fr, "content_filter") == 0)
+        out->finish = GPT_FIN_FILTER;
+    else if (gets_(msg, "refusal")) {
+        out->finish = GPT_FIN_REFUSAL;
+        rc = set_str(&out->refusal, gets_(msg, "refusal"));
+    } else if (!gets_(msg, "content")) {
+        out->finish = GPT_FIN_FAILED;
+        snprintf(err, errlen,
+                 "chat completion: choices[0].message.content is empty "
+                 "(finish_reason %s)",
+                 fr ? fr : "missing");
     }
-    const char *id = gets_(o, "id");
-    snprintf(out->id, sizeof out->id, "%s", id ? id : "");
-    rc = parse_usage(chat, get(o, "usage"), &out->usage, err, errlen);
+    if (!rc)
+        rc = set_str(&out->text, gets_(msg, "content"));
     if (rc)
-        goto out;
-    if (chat) {
-        json_object *choices = get(o, "choices");
-        if (!choices || !json_object_is_type(choices, json_type_array) ||
-            json_object_array_length(choices) == 0) {
-            snprintf(err, errlen, "chat completion: `choices` missing or empty");
-            rc = IK_E_PARSE;
-            goto out;
-        }
-        json_object *c0 = json_object_array_get_idx(choices, 0);
-        const char *fr = gets_(c0, "finish_reason");
-        json_object *msg = get(c0, "message");
-        if (!msg || !json_object_is_type(msg, json_type_object)) {
-            snprintf(err, errlen, "chat completion: choices[0].message missing");
-            rc = IK_E_PARSE;
-            goto out;
-        }
-        if (fr && strcmp(fr, "length") == 0)
-            out->finish = GPT_FIN_LENGTH;
-        else if (fr && strcmp(fr, "content_filter") == 0)
-            out->finish = GPT_FIN_FILTER;
-        else if (gets_(msg, "refusal")) {
-            out->finish = GPT_FIN_REFUSAL;
-            rc = set_str(&out->refusal, gets_(msg, "refusal"));
-        } else if (!gets_(msg, "content")) {
-            out->finish = GPT_FIN_FAILED;
-            snprintf(err, errlen,
-                     "chat completion: choices[0].message.content is empty "
-                     "(finish_reason %s)",
-                     fr ? fr : "missing");
-        }
-        if (!rc)
-            rc = set_str(&out->text, gets_(msg, "content"));
-        goto out;
+        snprintf(err, errlen, "chat completion: out of memory");
+    return rc;
+}
+
+/* Appends more to out->text (several output_text parts are one answer).
+ * 0 or IK_E_NOMEM. */
+static int append_text(gpt_reply *out, const char *more)
+{
+    if (!out->text)
+        return set_str(&out->text, more);
+    char *g = realloc(out->text, strlen(out->text) + strlen(more) + 1);
+    if (!g)
+        return IK_E_NOMEM;
+    strcat(g, more);
+    out->text = g;
+    return 0;
+}
+
+/* The content parts of output item i (a message): output_text parts
+ * appended to out->text, a refusal part noted. 0, or IK_E_PARSE /
+ * IK_E_NOMEM with err set. */
+static int parse_message_item(json_object *it, size_t i, gpt_reply *out, char *err, size_t errlen)
+{
+    json_object *content = get(it, "content");
+    if (!content || !json_object_is_type(content, json_type_array)) {
+        snprintf(err, errlen, "response: output[%zu].content is not an array", i);
+        return IK_E_PARSE;
     }
+    for (size_t k = 0; k < json_object_array_length(content); k++) {
+        json_object *part = json_object_array_get_idx(content, k);
+        const char *pt = gets_(part, "type");
+        int rc = 0;
+        if (pt && strcmp(pt, "output_text") == 0 && gets_(part, "text")) {
+            rc = append_text(out, gets_(part, "text"));
+        } else if (pt && strcmp(pt, "refusal") == 0) {
+            rc = set_str(&out->refusal,
+                         gets_(part, "refusal") ? gets_(part, "refusal") : "(no refusal text)");
+            if (out->finish == GPT_FIN_OK)
+                out->finish = GPT_FIN_REFUSAL;
+        }
+        if (rc) {
+            snprintf(err, errlen, "response: output[%zu].content[%zu]: out of memory", i, k);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* The Responses object o (an object) into out: status (incomplete, failed)
+ * and the message items' text. 0, or IK_E_PARSE / IK_E_NOMEM with err
+ * set. */
+static int parse_response(json_object *o, gpt_reply *out, char *err, size_t errlen)
+{
     const char *status = gets_(o, "status");
     if (!status) {
         snprintf(err, errlen, "response: `status` missing");
-        rc = IK_E_PARSE;
-        goto out;
+        return IK_E_PARSE;
     }
     if (strcmp(status, "incomplete") == 0) {
         const char *reason = gets_(get(o, "incomplete_details"), "reason");
@@ -188,51 +222,43 @@ int gpt_parse_reply(int chat, const char *body, size_t len, gpt_reply *out, char
     json_object *output = get(o, "output");
     if (output && !json_object_is_type(output, json_type_array)) {
         snprintf(err, errlen, "response: `output` is not an array");
-        rc = IK_E_PARSE;
-        goto out;
+        return IK_E_PARSE;
     }
     for (size_t i = 0; output && i < json_object_array_length(output); i++) {
         json_object *it = json_object_array_get_idx(output, i);
         const char *type = gets_(it, "type");
         if (!type || strcmp(type, "message") != 0)
             continue;
-        json_object *content = get(it, "content");
-        if (!content || !json_object_is_type(content, json_type_array)) {
-            snprintf(err, errlen, "response: output[%zu].content is not an array", i);
-            rc = IK_E_PARSE;
-            goto out;
-        }
-        for (size_t k = 0; k < json_object_array_length(content); k++) {
-            json_object *part = json_object_array_get_idx(content, k);
-            const char *pt = gets_(part, "type");
-            if (pt && strcmp(pt, "output_text") == 0 && gets_(part, "text")) {
-                if (!out->text) {
-                    rc = set_str(&out->text, gets_(part, "text"));
-                } else { /* several parts: concatenate */
-                    const char *more = gets_(part, "text");
-                    char *g = realloc(out->text, strlen(out->text) + strlen(more) + 1);
-                    if (!g) {
-                        rc = IK_E_NOMEM;
-                    } else {
-                        strcat(g, more);
-                        out->text = g;
-                    }
-                }
-            } else if (pt && strcmp(pt, "refusal") == 0) {
-                rc = set_str(&out->refusal,
-                             gets_(part, "refusal") ? gets_(part, "refusal") : "(no refusal text)");
-                if (out->finish == GPT_FIN_OK)
-                    out->finish = GPT_FIN_REFUSAL;
-            }
-            if (rc)
-                goto out;
-        }
+        int rc = parse_message_item(it, i, out, err, errlen);
+        if (rc)
+            return rc;
     }
     if (out->finish == GPT_FIN_OK && !out->text) {
         out->finish = GPT_FIN_FAILED;
         snprintf(err, errlen, "response: completed without an output_text part");
     }
-out:
+    return 0;
+}
+
+int gpt_parse_reply(int chat, const char *body, size_t len, gpt_reply *out, char *err,
+                    size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    const char *what = chat ? "chat completion" : "response";
+    json_object *o = parse_json(what, body, len, err, errlen);
+    if (!o)
+        return IK_E_PARSE;
+    int rc = 0;
+    if (!json_object_is_type(o, json_type_object)) {
+        snprintf(err, errlen, "%s: top level is not an object", what);
+        rc = IK_E_PARSE;
+    } else {
+        const char *id = gets_(o, "id");
+        snprintf(out->id, sizeof out->id, "%s", id ? id : "");
+        rc = parse_usage(chat, get(o, "usage"), &out->usage, err, errlen);
+        if (!rc)
+            rc = chat ? parse_chat(o, out, err, errlen) : parse_response(o, out, err, errlen);
+    }
     if (rc)
         gpt_reply_free(out);
     json_object_put(o);
@@ -342,6 +368,29 @@ int gpt_parse_results_wire(const char *text, json_object *back, json_object **re
     *results = unwire(r, back, "results", err, errlen);
     json_object_put(o);
     return *results ? 0 : IK_E_INVAL;
+}
+
+/* Which email of a request of k (0..k-1) the answer `it` is for, by its
+ * email_id: the short id of the block, its position in the request written
+ * in decimal ("1" .. "k"); k when it names none ("0", "01", "+1", " 1",
+ * "1x" and any other text name none). */
+size_t gpt_answer_position(json_object *it, size_t k)
+{
+    json_object *idv;
+    if (!json_object_is_type(it, json_type_object) ||
+        !json_object_object_get_ex(it, "email_id", &idv) ||
+        !json_object_is_type(idv, json_type_string))
+        return k;
+    const char *s = json_object_get_string(idv);
+    if (s[0] < '1' || s[0] > '9')
+        return k;
+    size_t n = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || n > k)
+            return k;
+        n = n * 10 + (size_t)(*s - '0');
+    }
+    return n <= k ? n - 1 : k;
 }
 
 /* ---- Batch API ---- */

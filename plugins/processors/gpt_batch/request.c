@@ -31,71 +31,116 @@ void gpt_set_all(job *j, const size_t *idx, size_t k, ik_status s, const char *r
         gpt_set_result(j, idx[x], s, "%s", reason);
 }
 
-/* Request body for the emails idx[0..k); caller frees. */
+/* The user message for the emails idx[0..k): the header, then each block
+ * under its short id, its position in the request. Caller frees; NULL on
+ * OOM. */
+static char *user_message(job *j, const size_t *idx, size_t k)
+{
+    ik_buf b = {0};
+    ik_buf_adds(&b, GPT_USER_HEADER);
+    for (size_t x = 0; x < k; x++)
+        gpt_put_block(&b, j->text[idx[x]], x + 1);
+    return ik_buf_take(&b);
+}
+
+/* Adds v under key to o; a NULL o or v (a failed constructor) or a failed
+ * add drops v and sets *bad, so a request is built in one go and checked
+ * once. */
+static void put(json_object *o, const char *key, json_object *v, int *bad)
+{
+    if (!o || !v || json_object_object_add(o, key, v) != 0) {
+        json_object_put(v);
+        *bad = 1;
+    }
+}
+
+/* As put, for an array. */
+static void push(json_object *a, json_object *v, int *bad)
+{
+    if (!a || !v || json_object_array_add(a, v) != 0) {
+        json_object_put(v);
+        *bad = 1;
+    }
+}
+
+/* {"role": role, "content": content}; NULL on OOM. */
+static json_object *message(const char *role, const char *content)
+{
+    int bad = 0;
+    json_object *m = json_object_new_object();
+    put(m, "role", json_object_new_string(role), &bad);
+    put(m, "content", json_object_new_string(content), &bad);
+    if (bad) {
+        json_object_put(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* The Chat Completions fields of request r: messages, response_format,
+ * reasoning_effort, verbosity, max_completion_tokens. */
+static void chat_fields(gb_state *st, json_object *r, const char *user, long max_out, int *bad)
+{
+    json_object *msgs = json_object_new_array();
+    push(msgs, message("developer", st->instructions), bad);
+    push(msgs, message("user", user), bad);
+    put(r, "messages", msgs, bad);
+    json_object *fmt = json_object_new_object(), *js = json_object_new_object();
+    put(fmt, "type", json_object_new_string("json_schema"), bad);
+    put(js, "name", json_object_new_string("email_extractions"), bad);
+    put(js, "strict", json_object_new_boolean(1), bad);
+    put(js, "schema", json_object_get(st->strict_schema), bad);
+    put(fmt, "json_schema", js, bad);
+    put(r, "response_format", fmt, bad);
+    put(r, "reasoning_effort", json_object_new_string(st->effort), bad);
+    put(r, "verbosity", json_object_new_string(st->verbosity), bad);
+    put(r, "max_completion_tokens", json_object_new_int64(max_out), bad);
+}
+
+/* The Responses fields of request r: instructions, input, text (format,
+ * verbosity), reasoning, max_output_tokens. */
+static void responses_fields(gb_state *st, json_object *r, const char *user, long max_out, int *bad)
+{
+    put(r, "instructions", json_object_new_string(st->instructions), bad);
+    json_object *in = json_object_new_array();
+    push(in, message("user", user), bad);
+    put(r, "input", in, bad);
+    json_object *fmt = json_object_new_object(), *text = json_object_new_object();
+    put(fmt, "type", json_object_new_string("json_schema"), bad);
+    put(fmt, "name", json_object_new_string("email_extractions"), bad);
+    put(fmt, "strict", json_object_new_boolean(1), bad);
+    put(fmt, "schema", json_object_get(st->strict_schema), bad);
+    put(text, "format", fmt, bad);
+    put(text, "verbosity", json_object_new_string(st->verbosity), bad);
+    put(r, "text", text, bad);
+    json_object *rs = json_object_new_object();
+    put(rs, "effort", json_object_new_string(st->effort), bad);
+    put(r, "reasoning", rs, bad);
+    put(r, "max_output_tokens", json_object_new_int64(max_out), bad);
+}
+
+/* Request body for the emails idx[0..k): the stable prefix (model,
+ * instructions, schema) first for prompt caching. Caller frees; NULL on
+ * OOM. */
 char *gpt_build_request(gb_state *st, job *j, const size_t *idx, size_t k, long max_out)
 {
-    size_t ul = strlen(GPT_USER_HEADER);
-    for (size_t x = 0; x < k; x++)
-        ul += strlen(j->text[idx[x]]);
-    char *user = malloc(ul + 1);
+    char *user = user_message(j, idx, k);
     if (!user)
         return NULL;
-    size_t o = strlen(GPT_USER_HEADER);
-    memcpy(user, GPT_USER_HEADER, o);
-    for (size_t x = 0; x < k; x++) {
-        size_t l = strlen(j->text[idx[x]]);
-        memcpy(user + o, j->text[idx[x]], l);
-        o += l;
-    }
-    user[o] = 0;
+    int bad = 0;
     json_object *r = json_object_new_object();
-    json_object_object_add(r, "model", json_object_new_string(st->model_name));
-    json_object *fmt = json_object_new_object();
-    json_object_object_add(fmt, "type", json_object_new_string("json_schema"));
-    if (st->chat) {
-        json_object *msgs = json_object_new_array();
-        json_object *dev = json_object_new_object(), *u = json_object_new_object();
-        json_object_object_add(dev, "role", json_object_new_string("developer"));
-        json_object_object_add(dev, "content", json_object_new_string(st->instructions));
-        json_object_object_add(u, "role", json_object_new_string("user"));
-        json_object_object_add(u, "content", json_object_new_string(user));
-        json_object_array_add(msgs, dev);
-        json_object_array_add(msgs, u);
-        json_object_object_add(r, "messages", msgs);
-        json_object *js = json_object_new_object();
-        json_object_object_add(js, "name", json_object_new_string("email_extractions"));
-        json_object_object_add(js, "strict", json_object_new_boolean(1));
-        json_object_object_add(js, "schema", json_object_get(st->strict_schema));
-        json_object_object_add(fmt, "json_schema", js);
-        json_object_object_add(r, "response_format", fmt);
-        json_object_object_add(r, "reasoning_effort", json_object_new_string(st->effort));
-        json_object_object_add(r, "verbosity", json_object_new_string(st->verbosity));
-        json_object_object_add(r, "max_completion_tokens", json_object_new_int64(max_out));
-    } else {
-        json_object_object_add(r, "instructions", json_object_new_string(st->instructions));
-        json_object *in = json_object_new_array(), *u = json_object_new_object();
-        json_object_object_add(u, "role", json_object_new_string("user"));
-        json_object_object_add(u, "content", json_object_new_string(user));
-        json_object_array_add(in, u);
-        json_object_object_add(r, "input", in);
-        json_object_object_add(fmt, "name", json_object_new_string("email_extractions"));
-        json_object_object_add(fmt, "strict", json_object_new_boolean(1));
-        json_object_object_add(fmt, "schema", json_object_get(st->strict_schema));
-        json_object *text = json_object_new_object();
-        json_object_object_add(text, "format", fmt);
-        json_object_object_add(text, "verbosity", json_object_new_string(st->verbosity));
-        json_object_object_add(r, "text", text);
-        json_object *rs = json_object_new_object();
-        json_object_object_add(rs, "effort", json_object_new_string(st->effort));
-        json_object_object_add(r, "reasoning", rs);
-        json_object_object_add(r, "max_output_tokens", json_object_new_int64(max_out));
-    }
-    json_object_object_add(r, "store", json_object_new_boolean(0));
+    put(r, "model", json_object_new_string(st->model_name), &bad);
+    if (st->chat)
+        chat_fields(st, r, user, max_out, &bad);
+    else
+        responses_fields(st, r, user, max_out, &bad);
+    put(r, "store", json_object_new_boolean(0), &bad);
     if (st->cache_key && st->cache_key[0])
-        json_object_object_add(r, "prompt_cache_key", json_object_new_string(st->cache_key));
+        put(r, "prompt_cache_key", json_object_new_string(st->cache_key), &bad);
     if (st->service_tier && st->service_tier[0])
-        json_object_object_add(r, "service_tier", json_object_new_string(st->service_tier));
-    char *out = strdup(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+        put(r, "service_tier", json_object_new_string(st->service_tier), &bad);
+    const char *js = bad ? NULL : json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN);
+    char *out = js ? strdup(js) : NULL;
     json_object_put(r);
     free(user);
     return out;
@@ -260,72 +305,63 @@ static void timed_out(job *j, const size_t *idx, size_t k, int depth, const char
 
 /* Checks the grounded fields of the answer ext for email idx[x] against its
  * own text; names the fields that are not there in out (comma-separated).
- * Returns 1 when one of them occurs in another email of the request: the
- * answers were crossed. */
+ * Returns 1 when one of them occurs in another email of the request (the
+ * answers were crossed), 0 when not, IK_E_NOMEM when a check could not be
+ * made. */
 static int check_grounding(job *j, const size_t *idx, size_t k, size_t x, json_object *ext,
                            char *out, size_t outlen)
 {
     gb_state *st = j->st;
     int crossed = 0;
     size_t o = 0;
-    const char *own = j->text[idx[x]];
+    const char *own = gpt_block_body(j->text[idx[x]]);
     for (size_t f = 0; f < st->ngrounded; f++) {
         json_object *v;
         if (!json_object_object_get_ex(ext, st->grounded[f], &v) ||
             !json_object_is_type(v, json_type_string))
             continue;
         const char *val = json_object_get_string(v);
-        if (gpt_grounded(st->grounded[f], val, own, strlen(own)) != 0)
-            continue; /* found, or out of memory: no verdict */
+        int g = gpt_grounded(st->grounded[f], val, own, strlen(own));
+        if (g < 0)
+            return g;
+        if (g == 1)
+            continue;
         int n = snprintf(out + o, outlen - o, "%s%s", o ? "," : "", st->grounded[f]);
         if (n > 0 && (size_t)n < outlen - o)
             o += (size_t)n;
-        for (size_t y = 0; y < k && !crossed; y++)
-            if (y != x &&
-                gpt_grounded(st->grounded[f], val, j->text[idx[y]], strlen(j->text[idx[y]])) == 1)
-                crossed = 1;
+        for (size_t y = 0; y < k && !crossed; y++) {
+            if (y == x)
+                continue;
+            const char *other = gpt_block_body(j->text[idx[y]]);
+            g = gpt_grounded(st->grounded[f], val, other, strlen(other));
+            if (g < 0)
+                return g;
+            crossed = g == 1;
+        }
     }
     return crossed;
 }
 
-/* Maps a complete answer back to the emails idx[0..k). */
-static void map_results(job *j, const size_t *idx, size_t k, int depth, json_object *results,
-                        const gpt_usage *u, const char *reqid)
+/* The loop over the answers of a request of k emails: got[x] gets the
+ * answer for email x (borrowed from results), ans_len[x] its size in bytes
+ * (its share of the output); answers for no email of the request, and a
+ * second answer for one, are dropped, counted and logged. */
+static void match_answers(gb_state *st, size_t k, json_object *results, json_object **got,
+                          size_t *ans_len, const char *reqid)
 {
-    gb_state *st = j->st;
-    json_object **got = calloc(k, sizeof *got);
-    size_t *ans_len = calloc(k, sizeof *ans_len);
-    size_t *retry = calloc(k, sizeof *retry);
-    if (!got || !ans_len || !retry) {
-        gpt_set_all(j, idx, k, IK_RETRY, "out of memory mapping results");
-        free(got);
-        free(ans_len);
-        free(retry);
-        return;
-    }
     size_t unknown = 0, dup = 0;
     for (size_t i = 0; i < json_object_array_length(results); i++) {
-        json_object *it = json_object_array_get_idx(results, i), *idv;
-        if (!json_object_is_type(it, json_type_object) ||
-            !json_object_object_get_ex(it, "email_id", &idv) ||
-            !json_object_is_type(idv, json_type_string)) {
-            unknown++;
-            continue;
-        }
-        const char *id = json_object_get_string(idv);
-        size_t x = k;
-        for (size_t y = 0; y < k; y++)
-            if (strcmp(st->host->record_id(j->recs[idx[y]]), id) == 0) {
-                x = y;
-                break;
-            }
+        json_object *it = json_object_array_get_idx(results, i);
+        size_t x = gpt_answer_position(it, k);
         if (x == k) {
             unknown++;
         } else if (got[x]) {
             dup++;
         } else {
             got[x] = it;
-            ans_len[x] = strlen(json_object_to_json_string_ext(it, JSON_C_TO_STRING_PLAIN));
+            /* out of memory measuring it: still answered, a token's share */
+            const char *js = json_object_to_json_string_ext(it, JSON_C_TO_STRING_PLAIN);
+            ans_len[x] = js ? strlen(js) : 1;
         }
     }
     if (unknown) {
@@ -338,86 +374,134 @@ static void map_results(job *j, const size_t *idx, size_t k, int depth, json_obj
         st->host->log(st->self, IK_LOG_WARN, "dropped %zu duplicate result(s) in request %s", dup,
                       reqid);
     }
-    size_t nmiss = 0, ninv = 0, answered = 0;
-    size_t *miss = retry, *inv = retry + 0; /* filled from both ends */
-    size_t inv_from = k;
-    for (size_t x = 0; x < k; x++) {
-        if (!got[x]) {
-            miss[nmiss++] = idx[x];
+}
+
+/* A new object with every property of the answer but email_id: the
+ * extraction. NULL on OOM. */
+static json_object *extraction_of(json_object *answer)
+{
+    json_object *ext = json_object_new_object();
+    if (!ext)
+        return NULL;
+    json_object_object_foreach(answer, key, val)
+    {
+        if (strcmp(key, "email_id") == 0)
             continue;
-        }
-        answered++;
-        json_object *ext = json_object_new_object();
-        json_object_object_foreach(got[x], key, val)
-        {
-            if (strcmp(key, "email_id") != 0)
-                json_object_object_add(ext, key, json_object_get(val));
-        }
-        char why[300];
-        if (!st->model_confidence &&
-            gpt_fill_confidence(st->item_schema, ext, j->text[idx[x]], strlen(j->text[idx[x]]))) {
+        if (json_object_object_add(ext, key, json_object_get(val)) != 0) {
+            json_object_put(val);
             json_object_put(ext);
-            gpt_set_result(j, idx[x], IK_RETRY, "out of memory filling the confidence");
-            ans_len[x] = 0;
-            continue;
+            return NULL;
         }
-        if (gpt_validate(st->item_schema, ext, why, sizeof why) != 0) {
-            json_object_put(ext);
-            gpt_metric_add(st, M_INVALID, 1);
-            ans_len[x] = 0;
-            if (k == 1) {
-                gpt_set_result(j, idx[x], IK_FAIL, "invalid result from the model: %s", why);
-            } else {
-                retry[--inv_from] = idx[x];
-                ninv++;
-            }
-            continue;
-        }
-        char ungrounded[200] = "";
-        if (check_grounding(j, idx, k, x, ext, ungrounded, sizeof ungrounded) && k > 1) {
-            json_object_put(ext);
-            gpt_metric_add(st, M_CROSSED, 1);
-            st->host->log(st->self, IK_LOG_WARN,
-                          "the answer for %s carries %s of another email of request %s: sent "
-                          "again alone",
-                          st->host->record_id(j->recs[idx[x]]), ungrounded, reqid);
-            ans_len[x] = 0;
-            retry[--inv_from] = idx[x];
-            ninv++;
-            continue;
-        }
-        ik_record *r = j->recs[idx[x]];
-        if (ungrounded[0]) {
-            /* kept, but flagged for whoever reads it: the value is not in
-             * the email (a model's rewrite, or an invention) */
-            gpt_metric_add(st, M_UNGROUNDED, 1);
-            st->host->record_set_meta(r, "gpt_ungrounded", ungrounded);
-        }
-        json_object *p = st->host->record_payload(r);
-        json_object *np = NULL;
-        if (json_object_is_type(p, json_type_object)) {
-            if (json_object_deep_copy(p, &np, NULL) != 0)
-                np = NULL;
-        } else {
-            np = json_object_new_object();
-            if (np)
-                json_object_object_add(np, "email", json_object_get(p));
-        }
-        if (!np) {
-            json_object_put(ext);
-            gpt_set_result(j, idx[x], IK_RETRY, "out of memory storing the extraction");
-            continue;
-        }
-        json_object_object_add(np, st->result_field, ext);
-        st->host->record_set_payload(r, np);
-        gpt_set_result(j, idx[x], IK_OK, "%s", "");
-        gpt_metric_add(st, M_EMAILS_OK, 1);
     }
-    inv = retry + inv_from;
-    learn(st, u, answered);
-    account(st, j, idx, k, u, ans_len, reqid);
+    return ext;
+}
+
+/* What one answer comes to for its email. */
+typedef enum gpt_verdict {
+    GPT_V_STORE,   /* a valid extraction, to be stored */
+    GPT_V_ALONE,   /* invalid or crossed in a request of several: sent again alone */
+    GPT_V_SETTLED, /* the email's result is set (failed, or IK_RETRY after OOM) */
+} gpt_verdict;
+
+/* The decision for the answer `answer` to email idx[x] of a request of k:
+ * its extraction (confidence filled from grounding unless the model gives
+ * it) valid against the schema, its grounded fields found in its own email
+ * and not only in another of the request. On GPT_V_STORE *ext gets the
+ * extraction (the caller owns it) and ungrounded names the fields found
+ * nowhere; on GPT_V_SETTLED the email's result is set. */
+static gpt_verdict judge_answer(job *j, const size_t *idx, size_t k, size_t x, json_object *answer,
+                                const char *reqid, json_object **ext, char *ungrounded, size_t ulen)
+{
+    gb_state *st = j->st;
+    size_t i = idx[x];
+    const char *body = gpt_block_body(j->text[i]);
+    *ext = NULL;
+    json_object *e = extraction_of(answer);
+    if (!e) {
+        gpt_set_result(j, i, IK_RETRY, "out of memory reading the model's answer");
+        return GPT_V_SETTLED;
+    }
+    if (!st->model_confidence && gpt_fill_confidence(st->item_schema, e, body, strlen(body))) {
+        json_object_put(e);
+        gpt_set_result(j, i, IK_RETRY, "out of memory filling the confidence");
+        return GPT_V_SETTLED;
+    }
+    char why[300];
+    if (gpt_validate(st->item_schema, e, why, sizeof why) != 0) {
+        json_object_put(e);
+        gpt_metric_add(st, M_INVALID, 1);
+        if (k > 1)
+            return GPT_V_ALONE;
+        gpt_set_result(j, i, IK_FAIL, "invalid result from the model: %s", why);
+        return GPT_V_SETTLED;
+    }
+    int crossed = check_grounding(j, idx, k, x, e, ungrounded, ulen);
+    if (crossed < 0) {
+        json_object_put(e);
+        gpt_set_result(j, i, IK_RETRY, "out of memory checking the answer against the email");
+        return GPT_V_SETTLED;
+    }
+    if (crossed && k > 1) {
+        json_object_put(e);
+        gpt_metric_add(st, M_CROSSED, 1);
+        st->host->log(st->self, IK_LOG_WARN,
+                      "the answer for %s carries %s of another email of request %s: sent "
+                      "again alone",
+                      st->host->record_id(j->recs[i]), ungrounded, reqid);
+        return GPT_V_ALONE;
+    }
+    *ext = e;
+    return GPT_V_STORE;
+}
+
+/* Stores the extraction ext (consumed) in record i's payload under
+ * result_field and settles it IK_OK; a payload that is not an object is
+ * kept under "email". Out of memory: IK_RETRY, the payload untouched. */
+static void store_extraction(job *j, size_t i, json_object *ext, const char *ungrounded)
+{
+    gb_state *st = j->st;
+    ik_record *r = j->recs[i];
+    json_object *p = st->host->record_payload(r);
+    json_object *np = NULL;
+    if (json_object_is_type(p, json_type_object)) {
+        if (json_object_deep_copy(p, &np, NULL) != 0)
+            np = NULL;
+    } else if ((np = json_object_new_object()) != NULL &&
+               json_object_object_add(np, "email", json_object_get(p)) != 0) {
+        json_object_put(p);
+        json_object_put(np);
+        np = NULL;
+    }
+    if (np && json_object_object_add(np, st->result_field, ext) != 0) {
+        json_object_put(np);
+        np = NULL;
+    } else if (np) {
+        ext = NULL; /* np owns it */
+    }
+    json_object_put(ext);
+    if (!np) {
+        gpt_set_result(j, i, IK_RETRY, "out of memory storing the extraction");
+        return;
+    }
+    if (ungrounded[0]) {
+        /* kept, but flagged for whoever reads it: the value is not in the
+         * email (a model's rewrite, or an invention) */
+        gpt_metric_add(st, M_UNGROUNDED, 1);
+        st->host->record_set_meta(r, "gpt_ungrounded", ungrounded);
+    }
+    st->host->record_set_payload(r, np);
+    gpt_set_result(j, i, IK_OK, "%s", "");
+    gpt_metric_add(st, M_EMAILS_OK, 1);
+}
+
+/* Sends again what a request's answer left open: the emails it omitted
+ * (miss[0..nmiss)) in a smaller request, each email whose answer was
+ * invalid or crossed (alone[0..nalone)) by itself. */
+static void follow_up(job *j, size_t k, int depth, const size_t *miss, size_t nmiss,
+                      const size_t *alone, size_t nalone)
+{
     if (nmiss) {
-        gpt_metric_add(st, M_OMITTED, (double)nmiss);
+        gpt_metric_add(j->st, M_OMITTED, (double)nmiss);
         if (k == 1)
             gpt_set_all(j, miss, nmiss, IK_FAIL, "model omitted this email");
         else if (nmiss < k)
@@ -425,11 +509,52 @@ static void map_results(job *j, const size_t *idx, size_t k, int depth, json_obj
         else
             split_or_fail(j, miss, nmiss, depth, "model omitted this email");
     }
-    for (size_t x = 0; x < ninv; x++)
-        gpt_job_submit(j, &inv[x], 1, depth + 1);
+    for (size_t x = 0; x < nalone; x++)
+        gpt_job_submit(j, &alone[x], 1, depth + 1);
+}
+
+/* Maps a complete answer back to the emails idx[0..k): each answer to its
+ * email (match_answers), each email's answer judged (judge_answer) and
+ * stored, then usage accounted and what is left open sent again. */
+static void map_results(job *j, const size_t *idx, size_t k, int depth, json_object *results,
+                        const gpt_usage *u, const char *reqid)
+{
+    gb_state *st = j->st;
+    json_object **got = calloc(k, sizeof *got);
+    size_t *ans_len = calloc(k, sizeof *ans_len);
+    size_t *open = calloc(k, sizeof *open); /* omitted from the front, alone from the back */
+    if (!got || !ans_len || !open) {
+        gpt_set_all(j, idx, k, IK_RETRY, "out of memory mapping results");
+        free(got);
+        free(ans_len);
+        free(open);
+        return;
+    }
+    match_answers(st, k, results, got, ans_len, reqid);
+    size_t nmiss = 0, alone_from = k, answered = 0;
+    for (size_t x = 0; x < k; x++) {
+        if (!got[x]) {
+            open[nmiss++] = idx[x];
+            continue;
+        }
+        answered++;
+        json_object *ext;
+        char ungrounded[200] = "";
+        gpt_verdict v =
+            judge_answer(j, idx, k, x, got[x], reqid, &ext, ungrounded, sizeof ungrounded);
+        if (v == GPT_V_STORE)
+            store_extraction(j, idx[x], ext, ungrounded);
+        else
+            ans_len[x] = 0; /* no usage on an email whose answer was not used */
+        if (v == GPT_V_ALONE)
+            open[--alone_from] = idx[x];
+    }
+    learn(st, u, answered);
+    account(st, j, idx, k, u, ans_len, reqid);
+    follow_up(j, k, depth, open, nmiss, open + alone_from, k - alone_from);
     free(got);
     free(ans_len);
-    free(retry);
+    free(open);
 }
 
 void gpt_job_submit(job *j, const size_t *idx, size_t k, int depth)
