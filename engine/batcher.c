@@ -113,6 +113,21 @@ int ik_batcher_push(ik_batcher *b, ik_record *rec, uint64_t cost, uint64_t now_m
     return 0;
 }
 
+int ik_batcher_push_front(ik_batcher *b, ik_record *rec, uint64_t cost)
+{
+    bucket *bk = bucket_for(b, rec->priority);
+    if (!bk)
+        return IK_E_NOMEM;
+    if (bk->count == bk->cap && ring_grow(bk) != 0)
+        return IK_E_NOMEM;
+    bk->head = (bk->head + bk->cap - 1) % bk->cap;
+    bk->ring[bk->head] = (item){rec, cost, 0}; /* it has waited already */
+    bk->count++;
+    b->count++;
+    b->total_cost += cost;
+    return 0;
+}
+
 static uint64_t oldest_enqueue(const ik_batcher *b)
 {
     uint64_t oldest = UINT64_MAX;

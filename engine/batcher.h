@@ -28,6 +28,11 @@ void ik_batcher_free(ik_batcher *b);
 /* Queues a record with its cost at time now_ms. 0 or IK_E_NOMEM. */
 int ik_batcher_push(ik_batcher *b, ik_record *rec, uint64_t cost, uint64_t now_ms);
 
+/* Puts rec back at the head of its priority's queue, ready to leave at once:
+ * a record a call handed back unhandled (IK_DOWN) goes first again. To put
+ * back several in their order, push the last first. 0 or IK_E_NOMEM. */
+int ik_batcher_push_front(ik_batcher *b, ik_record *rec, uint64_t cost);
+
 size_t ik_batcher_count(const ik_batcher *b);
 
 /* 1 when a whole batch waits: max_items records, or max_cost total cost. A

@@ -188,7 +188,7 @@ static int create_instance(ik_pipeline *p, ik_instance *inst, ik_err *err)
 
 static const double batch_bounds[] = {1, 2, 5, 10, 20, 50, 100, 200, 500};
 static const double latency_bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60};
-static const char *status_label[] = {"ok", "retry", "fail", "release"};
+static const char *status_label[] = {"ok", "retry", "fail", "release", "down"};
 
 static void stage_metrics(ik_pipeline *p, ik_stage *st)
 {
@@ -199,12 +199,19 @@ static void stage_metrics(ik_pipeline *p, ik_stage *st)
     st->m_latency = ik_metrics_histogram(
         p->metrics, "intake_stage_latency_seconds", "Duration of one plugin call, by stage.",
         labels, latency_bounds, sizeof latency_bounds / sizeof *latency_bounds);
-    for (int s = 0; s < 4; s++) {
+    for (int s = 0; s < 5; s++) {
         const char *sl[] = {"pipeline", p->spec->name,   "instance", st->inst.spec->name,
                             "status",   status_label[s], NULL};
         st->m_status[s] = ik_metrics_counter(p->metrics, "intake_stage_records_total",
                                              "Per-record statuses returned, by stage.", sl);
     }
+    st->m_down = ik_metrics_gauge(p->metrics, "intake_stage_down",
+                                  "1 while the stage is paused because its destination is down "
+                                  "(a call answered IK_DOWN), else 0.",
+                                  labels);
+    st->m_probes =
+        ik_metrics_counter(p->metrics, "intake_stage_probes_total",
+                           "Probes of a down stage (probe() calls, or probe batches).", labels);
 }
 
 int ik_pipeline_create(ik_pipeline *p, ik_metrics *metrics, ik_timers *timers, ik_err *err)

@@ -3,6 +3,7 @@
  * /health (the pipeline's rules and each plugin's own health callback).
  */
 #include <stdio.h>
+#include <time.h>
 
 #include "log.h"
 #include "pipeline_internal.h"
@@ -13,6 +14,46 @@ void ik_pipeline_stats_get(ik_pipeline *p, ik_pipeline_stats *out)
     *out = p->stats;
     out->inflight = p->inflight;
     pthread_mutex_unlock(&p->mu);
+}
+
+/* One down stage for /health (p->mu held): adds its reason to `reasons` and
+ * an object to `down` (stage, since, seconds, reason, waiting, probes). */
+static void stage_down_health(ik_stage *st, uint64_t now, json_object *reasons, json_object *down)
+{
+    if (!st->down)
+        return;
+    char since[32] = "?", clean[IK_REASON_MAX], msg[2 * IK_REASON_MAX];
+    struct tm tm;
+    if (gmtime_r(&st->down_since_wall, &tm))
+        strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    ik_log_redact(st->down_reason, clean, sizeof clean);
+    double secs = (double)(now - st->down_since_ms) / 1000.0;
+    size_t waiting = ik_batcher_count(st->batcher);
+    snprintf(msg, sizeof msg,
+             "stage '%s' down since %s (%.0f s): %s; %zu record(s) waiting, none released",
+             st->inst.spec->name, since, secs, clean, waiting);
+    json_object_array_add(reasons, json_object_new_string(msg));
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "stage", json_object_new_string(st->inst.spec->name));
+    json_object_object_add(o, "since", json_object_new_string(since));
+    json_object_object_add(o, "seconds", json_object_new_double(secs));
+    json_object_object_add(o, "reason", json_object_new_string(clean));
+    json_object_object_add(o, "waiting", json_object_new_int64((int64_t)waiting));
+    json_object_object_add(o, "probes", json_object_new_int64((int64_t)st->probes));
+    json_object_array_add(down, o);
+}
+
+/* Every down stage of p (p->mu held); the number found. */
+static size_t pipeline_down_health(ik_pipeline *p, uint64_t now, json_object *reasons,
+                                   json_object *down)
+{
+    for (size_t i = 0; i < p->nprocs; i++)
+        stage_down_health(p->procs[i], now, reasons, down);
+    for (size_t i = 0; i < p->nsinks; i++)
+        stage_down_health(p->sinks[i], now, reasons, down);
+    if (p->dlq)
+        stage_down_health(p->dlq, now, reasons, down);
+    return json_object_array_length(down);
 }
 
 static json_object *plugin_health(ik_instance *inst, int *all_ok, json_object *reasons)
@@ -48,6 +89,7 @@ json_object *ik_pipeline_health(ik_pipeline *p, int *healthy)
     json_object *o = json_object_new_object();
     json_object *reasons = json_object_new_array();
     json_object *plugins = json_object_new_array();
+    json_object *down = json_object_new_array();
     int ok = 1;
     uint64_t now = ik_now_ms(), window = p->spec->health_window_ms;
 
@@ -64,7 +106,12 @@ json_object *ik_pipeline_health(ik_pipeline *p, int *healthy)
     int finished = p->source_done && p->inflight == 0;
     char settle_failure[IK_REASON_MAX];
     snprintf(settle_failure, sizeof settle_failure, "%s", p->last_settle_failure);
+    /* A down stage explains records that do not move: it is reported
+     * instead of "stalled". */
+    size_t ndown = pipeline_down_health(p, now, reasons, down);
     pthread_mutex_unlock(&p->mu);
+    if (ndown)
+        ok = 0;
 
     char msg[2 * IK_REASON_MAX];
     if (source_failed) {
@@ -92,7 +139,7 @@ json_object *ik_pipeline_health(ik_pipeline *p, int *healthy)
                  (unsigned long long)(window / 1000), clean);
         json_object_array_add(reasons, json_object_new_string(msg));
     }
-    if (s.inflight > 0 && now - last_progress >= window) {
+    if (s.inflight > 0 && now - last_progress >= window && ndown == 0) {
         ok = 0;
         snprintf(msg, sizeof msg,
                  "stalled: %llu record(s) in flight and no stage finished a call in %llu s",
@@ -111,6 +158,7 @@ json_object *ik_pipeline_health(ik_pipeline *p, int *healthy)
     json_object_object_add(o, "status", json_object_new_string(ok ? "ok" : "unhealthy"));
     json_object_object_add(o, "finished", json_object_new_boolean(finished));
     json_object_object_add(o, "reasons", reasons);
+    json_object_object_add(o, "down", down);
     json_object_object_add(o, "in", json_object_new_int64((int64_t)s.in));
     json_object_object_add(o, "delivered", json_object_new_int64((int64_t)s.delivered));
     json_object_object_add(o, "dead_lettered", json_object_new_int64((int64_t)s.dead_lettered));

@@ -54,7 +54,17 @@ typedef struct ik_stage {
     ik_record ***active; /* per worker: the batch inside a plugin call */
     size_t *nactive;
     ik_metric *m_batch, *m_latency;
-    ik_metric *m_status[4]; /* by ik_status */
+    ik_metric *m_status[5]; /* by ik_status */
+    /* Destination down (a call answered IK_DOWN; pipeline_down.c): while
+     * `down`, workers take no batch; one of them probes when probe_due_ms
+     * has come. */
+    int down;
+    int probing; /* a worker is probing now */
+    uint64_t down_since_ms, probe_due_ms, probe_backoff_ms;
+    time_t down_since_wall; /* for /health */
+    uint64_t probes;        /* probes of the current down spell */
+    char down_reason[IK_REASON_MAX];
+    ik_metric *m_down, *m_probes;
 } ik_stage;
 
 typedef struct settle_item {
@@ -166,6 +176,24 @@ void pl_route_result(ik_pipeline *p, ik_stage *st, ik_record *rec, const ik_resu
 ik_stage *pl_target_stage(ik_pipeline *p, int target);
 /* Attempts made so far at st (the counter st keeps in the record). */
 unsigned pl_stage_attempts(const ik_stage *st, const ik_record *rec);
+
+/* ------------------------------------ destination down (pipeline_down.c) */
+/* All with p->mu held; none calls a plugin. */
+
+/* Puts rec, answered IK_DOWN at st, back at the head of st's queue with no
+ * attempt counted (the caller pushes a batch's records last first, so they
+ * keep their order). Dead-letters it when out of memory. */
+void pl_route_down(ik_pipeline *p, ik_stage *st, ik_record *rec, uint64_t cost, settle_list *out);
+/* A call at st answered IK_DOWN with `reason` (a probe call or not): marks
+ * the stage down (logged once) or, after a failed probe, schedules the next
+ * one with a doubled backoff. */
+void pl_stage_down(ik_stage *st, int was_probe, const char *reason);
+/* A probe of st succeeded: the stage resumes (logged with how long it was
+ * down) and its workers wake. */
+void pl_stage_up(ik_stage *st);
+/* 1 when the calling worker is to probe st now (it then owns the probe until
+ * pl_stage_up or pl_stage_down); 0 with *wake_ms set to when to look again. */
+int pl_stage_probe_take(ik_stage *st, uint64_t now_ms, uint64_t *wake_ms);
 
 /* ---------------------------------------- settlement (pipeline_settle.c) */
 

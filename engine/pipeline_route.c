@@ -163,9 +163,13 @@ void pl_route_result(ik_pipeline *p, ik_stage *st, ik_record *rec, const ik_resu
 {
     unsigned attempts = pl_stage_attempts(st, rec);
     ik_status status = res->status;
-    if (status < IK_OK || status > IK_RELEASE)
+    if (status < IK_OK || status > IK_DOWN)
         status = IK_FAIL;
     ik_metric_add(st->m_status[status], 1);
+    /* IK_DOWN reaches here only while stopping (else pl_route_down keeps
+     * the record): nothing will be tried again, so it goes back. */
+    if (status == IK_DOWN)
+        status = IK_RELEASE;
 
     if (p->releasing && !(st->kind != STAGE_PROC && status == IK_OK))
         status = IK_RELEASE; /* past the shutdown timeout: nothing moves on */

@@ -1,8 +1,9 @@
 /*
  * pipeline_worker.c: the threads in the middle of a record's path: stage
- * workers (wait for a batch, call process() or write(), route the results)
- * and the retry thread that hands records whose backoff ended back to their
- * stage.
+ * workers (wait for a batch, call process() or write(), route the results;
+ * while their stage is down, wait and let one of them probe it, see
+ * pipeline_down.c) and the retry thread that hands records whose backoff
+ * ended back to their stage.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,34 +41,105 @@ typedef struct worker {
     size_t n;            /* records in the current batch */
     settle_list out;     /* records to settle once the lock is dropped */
     ik_worker_call call; /* the plugin's per-worker state and results layout */
+    int probe;           /* this batch's call probes the down stage */
+    int release;         /* stopping while the stage is down: release the batch, no call */
 } worker;
+
+/* What a waiting worker does next. */
+enum worker_next { W_EXIT = 0, W_BATCH, W_PROBE };
+
+/*
+ * One look at st while it is down (p->mu held). Returns W_PROBE when this
+ * worker is to call the plugin's probe(); W_BATCH with w->n set when it
+ * takes a batch: the probe call of a plugin without probe(), or, once the
+ * pipeline is stopping, records to release without a call (w->release);
+ * else 0: nothing to do before *wake_ms (the caller waits, or exits on quit).
+ */
+static int worker_wait_down(worker *w, uint64_t now, uint64_t *wake_ms)
+{
+    ik_stage *st = w->st;
+    ik_pipeline *p = w->p;
+    *wake_ms = UINT64_MAX;
+    if (p->stopping && ik_batcher_count(st->batcher) > 0) {
+        w->n = ik_batcher_take(st->batcher, w->batch);
+        w->release = 1;
+        return W_BATCH;
+    }
+    if (p->stopping)
+        return 0; /* nothing to probe for any more */
+    int has_probe = st->inst.plugin->desc.probe != NULL;
+    if (!has_probe && ik_batcher_count(st->batcher) == 0) {
+        if (!st->probing)
+            *wake_ms = st->probe_due_ms; /* wait for a record to probe with */
+        return 0;
+    }
+    if (!pl_stage_probe_take(st, now, wake_ms))
+        return 0;
+    if (has_probe)
+        return W_PROBE;
+    w->n = ik_batcher_take(st->batcher, w->batch);
+    w->probe = 1;
+    return W_BATCH;
+}
 
 /*
  * Waits (p->mu held) until st's batcher has a batch to leave, then takes it
- * into w->batch. Returns 1 with w->n set, or 0 when the worker must exit
- * (quit with nothing ready, or abandoned).
+ * into w->batch: W_BATCH with w->n set (and w->probe or w->release as
+ * worker_wait_down says while the stage is down), W_PROBE to call probe(),
+ * or W_EXIT when the worker must exit (quit with nothing ready, or
+ * abandoned).
  */
 static int worker_wait_batch(worker *w)
 {
     ik_stage *st = w->st;
     ik_pipeline *p = w->p;
+    w->probe = w->release = 0;
     for (;;) {
         if (p->abandoned)
-            return 0;
+            return W_EXIT;
         uint64_t wake;
-        if (ik_batcher_ready(st->batcher, ik_now_ms(), flush_hint(p), &wake))
+        if (st->down) {
+            int next = worker_wait_down(w, ik_now_ms(), &wake);
+            if (next == W_PROBE)
+                return W_PROBE;
+            if (next == W_BATCH)
+                break;
+        } else if (ik_batcher_ready(st->batcher, ik_now_ms(), flush_hint(p), &wake)) {
+            w->n = ik_batcher_take(st->batcher, w->batch);
             break;
+        }
         if (p->quit)
-            return 0;
+            return W_EXIT;
         st->idle++;
         pl_cond_wait_until(&st->cv, &p->mu, wake);
         st->idle--;
     }
-    w->n = ik_batcher_take(st->batcher, w->batch);
     /* Pushes wake one worker per batch: pass on what is left to another. */
-    if (st->idle > 0 && ik_batcher_count(st->batcher) > 0)
+    if (st->idle > 0 && ik_batcher_count(st->batcher) > 0 && !st->down)
         pthread_cond_signal(&st->cv);
-    return 1;
+    return W_BATCH;
+}
+
+/* Calls the plugin's probe() for the down stage, without p->mu (entered and
+ * left with it held), and resumes the stage or schedules the next probe. */
+static void worker_probe(worker *w)
+{
+    char reason[IK_REASON_MAX];
+    pthread_mutex_unlock(&w->p->mu);
+    int rc = ik_worker_probe(&w->call, reason, sizeof reason);
+    pthread_mutex_lock(&w->p->mu);
+    if (rc == 0)
+        pl_stage_up(w->st);
+    else
+        pl_stage_down(w->st, 1, reason);
+}
+
+/* The pipeline is stopping while the stage is down: the batch goes back to
+ * its source at once, without a call (p->mu held). */
+static void worker_release_batch(worker *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        pl_route_release(w->p, w->st, w->batch[i], &w->out);
 }
 
 /* Counts the attempt and marks the batch active (p->mu held), so shutdown
@@ -108,13 +180,41 @@ static void worker_call(worker *w)
     }
     ik_metric_observe(st->m_latency, (double)(ik_now_ms() - t0) / 1000.0);
     ik_metric_observe(st->m_batch, (double)n);
-    if (st->kind == STAGE_PROC && (size_t)st->index + 1 < p->nprocs) {
-        ik_stage *next = p->procs[st->index + 1];
-        for (size_t i = 0; i < n; i++)
-            w->costs[i] = (w->results[i].status == IK_OK && next->inst.plugin->desc.cost)
-                              ? next->inst.plugin->desc.cost(next->inst.state, w->batch[i])
-                              : 1;
+    if (st->kind != STAGE_PROC)
+        return;
+    /* A record answered IK_DOWN goes back to this stage: its cost here. */
+    ik_stage *next = (size_t)st->index + 1 < p->nprocs ? p->procs[st->index + 1] : NULL;
+    for (size_t i = 0; i < n; i++) {
+        ik_stage *to = w->results[i].status == IK_DOWN ? st
+                       : w->results[i].status == IK_OK ? next
+                                                       : NULL;
+        w->costs[i] = to && to->inst.plugin->desc.cost
+                          ? to->inst.plugin->desc.cost(to->inst.state, w->batch[i])
+                          : 1;
     }
+}
+
+/* Puts the records answered IK_DOWN back at the head of the stage's queue,
+ * last first so they keep their order, and marks the stage down or, after a
+ * probe, up (p->mu held). While stopping, IK_DOWN records are released by
+ * pl_route_result instead. */
+static void worker_route_down(worker *w)
+{
+    ik_stage *st = w->st;
+    const char *reason = NULL;
+    for (size_t i = w->n; i-- > 0;) {
+        if (w->results[i].status != IK_DOWN)
+            continue;
+        reason = w->results[i].reason;
+        if (!w->p->stopping) {
+            ik_metric_add(st->m_status[IK_DOWN], 1);
+            pl_route_down(w->p, st, w->batch[i], w->costs[i], &w->out);
+        }
+    }
+    if (reason)
+        pl_stage_down(st, w->probe, reason);
+    else if (w->probe)
+        pl_stage_up(st);
 }
 
 /* Back under p->mu after the call: the batch is no longer active and each
@@ -130,8 +230,10 @@ static int worker_end_call(worker *w)
     if (p->abandoned)
         return 0;
     p->last_progress_ms = ik_now_ms();
+    worker_route_down(w);
     for (size_t i = 0; i < w->n; i++)
-        pl_route_result(p, st, w->batch[i], &w->results[i], w->costs[i], &w->out);
+        if (w->results[i].status != IK_DOWN || p->stopping)
+            pl_route_result(p, st, w->batch[i], &w->results[i], w->costs[i], &w->out);
     /* The last call ended while the source waits for a slot: partial
      * batches cannot fill up any more, so let them leave. */
     if (p->busy == 0 && p->emit_blocked)
@@ -170,7 +272,16 @@ void *pl_worker_main(void *arg)
     }
 
     pthread_mutex_lock(&w.p->mu);
-    while (worker_wait_batch(&w)) {
+    for (int next; (next = worker_wait_batch(&w)) != W_EXIT;) {
+        if (next == W_PROBE) {
+            worker_probe(&w);
+            continue;
+        }
+        if (w.release) {
+            worker_release_batch(&w);
+            worker_settle(&w);
+            continue;
+        }
         worker_begin_call(&w);
         pthread_mutex_unlock(&w.p->mu);
         worker_call(&w);

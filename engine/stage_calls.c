@@ -121,7 +121,7 @@ static void read_result(ik_worker_call *wc, size_t i, const ik_record *rec, ik_r
     out->reason[len] = '\0';
     int status;
     memcpy(&status, &pr->status, sizeof status);
-    if (status < IK_OK || status > IK_RELEASE) {
+    if (status < IK_OK || status > IK_DOWN) {
         ik_logf(IK_LOG_ERROR, ik_instance_pipeline_name(wc->inst), wc->inst->spec->name,
                 "plugin '%s' returned status %d for record %s, which is not an ik_status; "
                 "treating it as IK_FAIL",
@@ -147,6 +147,21 @@ int ik_worker_call_batch(ik_worker_call *wc, ik_record *const *batch, size_t n, 
     for (size_t i = 0; i < n; i++)
         read_result(wc, i, batch[i], &results[i]);
     return rc;
+}
+
+int ik_worker_probe(ik_worker_call *wc, char *reason, size_t len)
+{
+    const ik_plugin *d = &wc->inst->plugin->desc;
+    if (!d->probe || len == 0)
+        return 0;
+    memset(reason, 0, len);
+    int rc = d->probe(wc->inst->state, wc->worker_state, reason, len);
+    reason[len - 1] = '\0'; /* the plugin may have filled it all */
+    if (rc == 0)
+        return 0;
+    if (!reason[0])
+        snprintf(reason, len, "probe: %s", ik_strerror(rc));
+    return rc < 0 ? rc : IK_E_IO;
 }
 
 void ik_worker_end(ik_worker_call *wc)

@@ -54,6 +54,12 @@ int ik_worker_begin(ik_worker_call *wc, ik_instance *inst, unsigned index, size_
  * header says. Returns the plugin's return code.
  */
 int ik_worker_call_batch(ik_worker_call *wc, ik_record *const *batch, size_t n, ik_result *results);
+/*
+ * Calls the plugin's probe() (see plugin.h) with the worker's state: 0 when
+ * the destination answers again (or the plugin has no probe()), else a
+ * negative code with reason (len bytes, len > 0) filled and terminated.
+ */
+int ik_worker_probe(ik_worker_call *wc, char *reason, size_t len);
 /* On the worker thread when it ends: worker_exit (if owed), frees wc. */
 void ik_worker_end(ik_worker_call *wc);
 

@@ -109,6 +109,41 @@ class AdminTest(AdminServerTest):
         self.assertIn("retrying", reasons)
         self.stop(p)
 
+    def test_down_stage_in_health_and_metrics(self):
+        # the destination is down for the first 3 s: /health names the
+        # stage, since when and why, /metrics says intake_stage_down 1;
+        # then the stage resumes and the pipeline is healthy again
+        p, port = self.start("test_fault", 'mode = "down"; down_for = "3s";', window="60s")
+        reasons = self.wait_unhealthy(port, "stage 'test_fault' down since")
+        self.assertRegex(reasons, r"mode=down|probe \d+: still down")  # the last word on it
+        self.assertIn("none released", reasons)
+        pl = json.loads(self.http_get(port, "/health")[2])["pipelines"][0]
+        down = pl["down"]
+        self.assertEqual(len(down), 1, pl)
+        self.assertEqual(down[0]["stage"], "test_fault")
+        self.assertRegex(down[0]["since"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        metrics = self.http_get(port, "/metrics")[2]
+        self.assertRegex(metrics, r'intake_stage_down\{pipeline="h",instance="test_fault"\} 1\b')
+
+        def healthy():
+            r = self.http_get(port, "/health")
+            pl = json.loads(r[2])["pipelines"][0]
+            return r if r[0] == 200 and pl["delivered"] > 0 else None
+        status, _, body = self.wait_for(healthy, what="the stage back up and delivering")
+        pl = json.loads(body)["pipelines"][0]
+        self.assertEqual(pl["down"], [])
+        self.assertEqual(pl["dead_lettered"], 0)
+        self.assertEqual(pl["released"], 0)
+        metrics = self.http_get(port, "/metrics")[2]
+        self.assertRegex(metrics, r'intake_stage_down\{pipeline="h",instance="test_fault"\} 0\b')
+        m = re.search(r'intake_stage_probes_total\{pipeline="h",instance="test_fault"\} (\d+)',
+                      metrics)
+        self.assertTrue(m, metrics[:3000])
+        self.assertGreater(int(m.group(1)), 0)
+        err = self.stop(p)
+        self.assertIn("destination down: test_fault mode=down", err)
+        self.assertIn("destination up again after", err)
+
 
 class SlowClients:
     """`n` connections to 127.0.0.1:port, each sending one more byte of a

@@ -4,8 +4,11 @@ on a free port and stopped afterwards.
 
 - 5,000 emails with every injected failure: each email ends delivered with
   its own extraction or dead-lettered with the expected reason; none lost.
-- insufficient_quota: records released (kept by the source), /health 503 with
-  the reason.
+- insufficient_quota: the stage is paused (nothing released, nothing sent
+  while blocked), /health 503 with the reason; SIGTERM releases the emails.
+- a rejected key (401) or insufficient_quota for 1.5 s in a finite run of
+  1,000 emails: the stage pauses and resumes, the run ends with all 1,000
+  delivered and none released.
 - per-minute limits learned from the x-ratelimit headers: no 429 storm.
 - Chat Completions and the Azure URL form; the key never printed.
 - A lone email whose answer was truncated is retried by the engine, not
@@ -50,7 +53,7 @@ pipelines = ( {
       schema_file = "%(schema)s";
       instructions_file = "%(src)s/etc/prompts/extraction.txt";
       base_url = "%(base)s"; api_key = "%(key)s"; tokenizer_file = "%(ranks)s";
-      timeout = "%(timeout)s"; quota_recheck = "1h"; %(extra)s } );
+      timeout = "%(timeout)s"; quota_recheck = "%(recheck)s"; %(extra)s } );
   sinks = ( { plugin = "stdout"; path = "%(dir)s/out.jsonl"; format = "record";
               meta_keys = "gpt_cost_usd,gpt_input_tokens,gpt_output_tokens,gpt_batch_emails,gpt_ungrounded"; } );
 } );
@@ -110,13 +113,13 @@ class MockOpenAIMixin:
                 f.write(json.dumps(email(i, markers.get(i, ""))) + "\n")
 
     def conf(self, max_items=50, concurrency=4, extra="", follow="false", base=None, admin=None,
-             timeout="1s", schema=None):
+             timeout="1s", schema=None, recheck="1h"):
         schema = schema or os.path.join(SRC, "etc", "extraction.schema.json")
         body = PIPELINE % dict(dir=self.dir, src=SRC, ranks=RANKS, key=KEY, extra=extra,
                                schema=schema,
                                base=base or "http://127.0.0.1:%d/v1" % self.mport,
                                max_items=max_items, concurrency=concurrency, follow=follow,
-                               timeout=timeout)
+                               timeout=timeout, recheck=recheck)
         head = ""
         if admin:
             head = 'admin = { enabled = true; listen = "127.0.0.1:%d"; };\n' % admin
@@ -215,7 +218,7 @@ class GptBatchTest(MockOpenAIMixin, IntakeTest):
         self.assertLess(stats["requests"], n / 10)
         self.assertNotIn(KEY, r.stderr + r.stdout)
 
-    def test_insufficient_quota_releases_and_reports(self):
+    def test_insufficient_quota_pauses_and_reports(self):
         self.write_emails(30, {})
         self.start_mock()
         # Every request meets the quota: on a loaded machine the 50 ms max_wait
@@ -227,6 +230,7 @@ class GptBatchTest(MockOpenAIMixin, IntakeTest):
                                      what="/health to report the quota")
         self.assertEqual(status, 503)
         self.assertIn("insufficient_quota", body)
+        self.assertIn("stage 'gpt_batch' down since", body)
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=60)
         s = self.summary(err)["gpt"]
@@ -237,6 +241,34 @@ class GptBatchTest(MockOpenAIMixin, IntakeTest):
         # already in flight when the block began, never a retry
         self.assertLessEqual(self.mock_call("/mock/stats")["requests"], 4)
         self.assertNotIn(KEY, err)
+
+    def outage_finishes(self, fault):
+        # the case: the API refuses every request for 1.5 s in a
+        # finite run of 1,000 emails; the stage pauses instead of releasing
+        # (formerly 980 released and exit 0 with them undone)
+        n = 1000
+        self.write_emails(n, {})
+        self.start_mock()
+        self.mock_call("/mock/faults", {"fault": fault, "for_ms": 1500})
+        r = self.run_intake("run", self.conf(recheck="300ms"), timeout=240, check=0)
+        s = self.summary(r.stderr)["gpt"]
+        self.assertEqual(s["in"], n)
+        self.assertEqual(s["delivered"], n, r.stderr[-3000:])
+        self.assertEqual(s["released"], 0)
+        self.assertEqual(s["dead_lettered"], 0)
+        out = self.jsonl(self.path("out.jsonl"))
+        self.assertEqual({rec["id"] for rec in out}, {"m%05d" % i for i in range(n)})
+        self.check_delivered(out)
+        self.assertIn("destination down: HTTP", r.stderr)
+        self.assertIn("destination up again after", r.stderr)
+        self.assertGreater(self.mock_call("/mock/stats")["errors"], 0, "the outage was met")
+        self.assertNotIn(KEY, r.stderr + r.stdout)
+
+    def test_rejected_key_for_a_while_pauses_and_finishes(self):
+        self.outage_finishes("unauthorized")
+
+    def test_insufficient_quota_for_a_while_pauses_and_finishes(self):
+        self.outage_finishes("insufficient_quota")
 
     def test_limits_from_headers_avoid_429_storm(self):
         n = 160

@@ -7,7 +7,8 @@
   go out as new batches, never as synchronous requests;
 - a failed batch and an expired one: their emails are retried, none lost;
 - shutdown while a batch runs: the batch is cancelled, every email released;
-- a rejected key: released, /health says why; the Azure dated URL form.
+- a rejected key: the stage pauses (no batch created), /health says why,
+  SIGTERM releases the emails; the Azure dated URL form.
 """
 import json
 import os
@@ -153,7 +154,7 @@ class GptBatchApiTest(MockOpenAIMixin, IntakeTest):
         self.assertEqual(statuses, [200] * 24, err[-2000:])
         self.assertEqual(self.summary(err)["gpt"]["released"], 20)
 
-    def test_rejected_key_releases_and_reports(self):
+    def test_rejected_key_pauses_and_reports(self):
         self.write_emails(30, {})
         self.start_mock("--batch-delay-ms", "100")
         admin = free_port()
@@ -166,6 +167,7 @@ class GptBatchApiTest(MockOpenAIMixin, IntakeTest):
         status, body = self.wait_for(lambda: self.unhealthy(admin, "rejected"), timeout=30,
                                      what="/health to report the key")
         self.assertEqual(status, 503)
+        self.assertIn("stage 'gpt_batch' down since", body)
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=60)
         s = self.summary(err)["gpt"]

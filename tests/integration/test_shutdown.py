@@ -103,6 +103,37 @@ pipelines = ( {
         self.assertTrue(all(o.outcome == "released" for o in outcomes))
         self.assertEqual(len({o.id for o in outcomes}), 40)
 
+    def test_finite_run_waits_for_a_down_stage_and_sigterm_releases(self):
+        # the destination never comes back: the finite run does not exit by
+        # itself with its records undone; SIGTERM releases them at once
+        # (shutdown_timeout is not waited out for a stage that cannot work)
+        conf = self.config("""
+shutdown_timeout = "60s";
+pipelines = ( {
+  name = "down";
+  retry = { initial_backoff = "20ms"; max_backoff = "100ms"; };
+  batch = { max_items = 5; max_wait = "10ms"; };
+  source = { plugin = "test_gen"; count = 50; outcomes_path = "%(d)s/outcomes"; };
+  processors = ( { plugin = "test_fault"; name = "api"; mode = "down"; down_times = 1000000000;
+                   probe_fails = 1000000000; concurrency = 2; } );
+  sinks = ( { plugin = "stdout"; path = "%(d)s/out.jsonl"; } );
+} );
+""" % dict(d=self.dir))
+        p = self.start_intake("run", conf)
+        time.sleep(1.5)
+        self.assertIsNone(p.poll(), "a finite run waits while its stage is down")
+        self.assertEqual(self.outcomes(self.path("outcomes")), [], "nothing settled while down")
+        t0 = time.time()
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+        self.assertLess(time.time() - t0, 30, "released without waiting out shutdown_timeout")
+        self.assertEqual(p.returncode, 0, err[-3000:])
+        outcomes = self.outcomes(self.path("outcomes"))
+        self.assert_exactly_once(outcomes, {"rec-%d" % i for i in range(1, 51)})
+        self.assertTrue(all(o.outcome == "released" for o in outcomes), outcomes)
+        self.assertEqual(self.summary(err)["down"]["released"], 50)
+        self.assertIn("destination down: test_fault mode=down", err)
+
 
 if __name__ == "__main__":
     unittest.main()

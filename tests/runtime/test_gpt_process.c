@@ -3,7 +3,7 @@
  * health() against the fake host and the mock OpenAI server (started here on
  * 127.0.0.1 on a free port and stopped after each test): mapping by email_id
  * (missing, duplicate, unknown, invalid), split on overflow / truncation /
- * filter / refusal, 429 waits, quota and auth blocks with release, 5xx and
+ * filter / refusal, 429 waits, quota and auth blocks answering IK_DOWN, 5xx and
  * timeouts, Chat Completions and the Azure URL forms, concurrent calls; a
  * lone email's truncated answer handed back for the engine's retry (with a
  * higher output cap next time), and timeouts answered by smaller requests;
@@ -594,7 +594,7 @@ static void test_rate_limit_waits(void)
     mock_stop(&m);
 }
 
-static void test_quota_and_auth_release(void)
+static void test_quota_and_auth_down(void)
 {
     mock m;
     CU_ASSERT_EQUAL_FATAL(mock_start(&m, NULL), 0);
@@ -604,17 +604,18 @@ static void test_quota_and_auth_release(void)
     mock_fault(&m, "insufficient_quota", 1);
     run_process(&r, 3, NULL);
     for (size_t i = 0; i < 3; i++) {
-        CU_ASSERT_EQUAL(r.res[i].status, IK_RELEASE);
+        CU_ASSERT_EQUAL(r.res[i].status, IK_DOWN);
         CU_ASSERT(reason_has(&r, i, "insufficient_quota"));
     }
     ik_health h;
     r.fh.plugin->health(r.fh.state, &h);
     CU_ASSERT_EQUAL(h.ok, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(h.reason, "insufficient_quota"));
-    /* while blocked nothing is sent */
+    /* while blocked nothing is sent: the engine's probe calls answer down */
     long before = mock_stat(&m, "requests");
     run_process(&r, 2, NULL);
-    CU_ASSERT_EQUAL(r.res[0].status, IK_RELEASE);
+    CU_ASSERT_EQUAL(r.res[0].status, IK_DOWN);
+    CU_ASSERT_EQUAL(r.res[1].status, IK_DOWN);
     CU_ASSERT_EQUAL(mock_stat(&m, "requests"), before);
     /* after quota_recheck one request probes; it succeeds and sending resumes */
     usleep(300000);
@@ -624,11 +625,12 @@ static void test_quota_and_auth_release(void)
     r.fh.plugin->health(r.fh.state, &h);
     CU_ASSERT_EQUAL(h.ok, 1);
     run_free(&r);
-    /* a rejected key: released, unhealthy, and the key never logged */
+    /* a rejected key: down, unhealthy, and the key never logged */
     const char *wrong[] = {"api_key", "sk-wrong-secret", NULL};
     CU_ASSERT_EQUAL_FATAL(run_setup(&r, &m, wrong), 0);
     run_process(&r, 2, NULL);
-    CU_ASSERT_EQUAL(r.res[0].status, IK_RELEASE);
+    CU_ASSERT_EQUAL(r.res[0].status, IK_DOWN);
+    CU_ASSERT_EQUAL(r.res[1].status, IK_DOWN);
     CU_ASSERT(reason_has(&r, 0, "HTTP 401"));
     r.fh.plugin->health(r.fh.state, &h);
     CU_ASSERT_EQUAL(h.ok, 0);
@@ -1330,7 +1332,7 @@ int main(void)
     CU_add_test(s, "split on context overflow", test_split_on_overflow);
     CU_add_test(s, "truncation, content filter, refusal", test_truncation_filter_refusal);
     CU_add_test(s, "429 waits, too large", test_rate_limit_waits);
-    CU_add_test(s, "quota and auth: release, unhealthy, recheck", test_quota_and_auth_release);
+    CU_add_test(s, "quota and auth: IK_DOWN, unhealthy, recheck", test_quota_and_auth_down);
     CU_add_test(s, "5xx, timeouts, connection errors", test_server_errors_and_timeouts);
     CU_add_test(s, "a lone truncated email is retried, with a higher cap",
                 test_lone_truncation_is_retried);

@@ -305,6 +305,111 @@ static void test_batches_and_their_wake_ups(void)
     }
 }
 
+/* Reads a whole file into a NUL-terminated string (caller frees); NULL when
+ * it cannot be read. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *s = malloc(cap);
+    size_t got;
+    while (s && (got = fread(s + len, 1, cap - len - 1, f)) > 0) {
+        len += got;
+        if (cap - len < 2) {
+            char *grown = realloc(s, cap *= 2);
+            if (!grown) {
+                free(s);
+                s = NULL;
+                break;
+            }
+            s = grown;
+        }
+    }
+    fclose(f);
+    if (s)
+        s[len] = '\0';
+    return s;
+}
+
+/* Every one of the 12 records delivered exactly once. */
+static void assert_all_delivered(const outcome *o, size_t n)
+{
+    CU_ASSERT_EQUAL(n, 12);
+    for (int i = 1; i <= 12; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "rec-%d", i);
+        const outcome *r = find(o, n, id);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        CU_ASSERT_STRING_EQUAL(r->outcome, "delivered");
+    }
+}
+
+/* A processor answering IK_DOWN (with probe(), failing twice): the records
+ * go back to the head of the queue in order with no attempt counted, the
+ * stage's workers make no call while it is down (concurrency 3), and once
+ * the probe succeeds everything is delivered: nothing released or
+ * dead-lettered, although the down calls outnumber max_attempts. */
+static void test_down_processor_pauses_and_probes(void)
+{
+    char blog[512], body[1024];
+    snprintf(blog, sizeof blog, "%s/down-batches", tmpdir);
+    remove(blog);
+    snprintf(body, sizeof body,
+             "  processors = ( { plugin = \"test_fault\"; name = \"api\"; mode = \"down\"; "
+             "down_times = 4; probe_fails = 2; concurrency = 3; log_batches = \"%s\"; } );\n"
+             "  sinks = ( { plugin = \"test_fault_sink\"; } );\n",
+             blog);
+    outcome o[64];
+    CU_ASSERT_EQUAL(stderr_capture_begin(), 0);
+    ik_log_configure(IK_LOG_TEXT, IK_LOG_INFO);
+    size_t n = run_body(body, o, 64);
+    ik_log_configure(IK_LOG_TEXT, IK_LOG_ERROR);
+    char *log = stderr_capture_end();
+    assert_all_delivered(o, n);
+    char *calls = slurp(blog);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(calls);
+    CU_ASSERT_PTR_NULL(strstr(calls, "overlap ")); /* no call while paused */
+    CU_ASSERT_PTR_NULL(strstr(calls, "attempt ")); /* IK_DOWN counted no attempt */
+    CU_ASSERT_PTR_NOT_NULL(strstr(calls, "probe fail 1\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(calls, "probe fail 2\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(calls, "probe ok 3\n"));
+    CU_ASSERT_PTR_NOT_NULL(log && strstr(log, "destination down: test_fault mode=down: call "));
+    CU_ASSERT_PTR_NOT_NULL(log && strstr(log, "destination up again after "));
+    free(calls);
+    free(log);
+}
+
+/* Without probe() (test_fault_sink), the probe is the next call; records a
+ * down call handed back are the first of the next batch, in their order. */
+static void test_down_sink_probes_with_a_call(void)
+{
+    char blog[512], body[1024];
+    snprintf(blog, sizeof blog, "%s/down-sink", tmpdir);
+    remove(blog);
+    snprintf(body, sizeof body,
+             "  sinks = ( { plugin = \"test_fault_sink\"; mode = \"down\"; down_times = 3; "
+             "log_batches = \"%s\"; } );\n",
+             blog);
+    outcome o[64];
+    size_t n = run_body(body, o, 64);
+    assert_all_delivered(o, n);
+    char *calls = slurp(blog);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(calls);
+    CU_ASSERT_PTR_NULL(strstr(calls, "attempt "));
+    /* calls 1..3 answered down: each next call starts with the same ids */
+    char *line[4] = {0};
+    char *save = NULL, *tok = strtok_r(calls, "\n", &save);
+    for (int i = 0; i < 4 && tok; i++, tok = strtok_r(NULL, "\n", &save))
+        line[i] = strchr(tok, ' ') ? strchr(tok, ' ') + 1 : tok;
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_PTR_NOT_NULL_FATAL(line[i + 1]);
+        CU_ASSERT_EQUAL(strncmp(line[i + 1], line[i], strlen(line[i])), 0);
+    }
+    free(calls);
+}
+
 int main(void)
 {
     const char *b = getenv("INTAKE_TEST_BUILD");
@@ -327,6 +432,10 @@ int main(void)
     CU_add_test(s, "dead_letter sink stores, or hands back", test_dead_letter_sink_and_its_failure);
     CU_add_test(s, "sink retry then delivered", test_sink_retry_then_delivered);
     CU_add_test(s, "batches leave whatever wakes their workers", test_batches_and_their_wake_ups);
+    CU_add_test(s, "IK_DOWN pauses the stage, probe() resumes it, nothing released",
+                test_down_processor_pauses_and_probes);
+    CU_add_test(s, "IK_DOWN without probe(): the next call probes, order kept",
+                test_down_sink_probes_with_a_call);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failures = CU_get_number_of_failures();

@@ -23,6 +23,7 @@ typedef struct fault {
     char name[32];
     long count;
     size_t min_emails; /* only requests carrying at least this many emails */
+    double until_s;    /* > 0: every request until then (mock_now_s), count unused */
 } fault;
 
 typedef struct bucket {

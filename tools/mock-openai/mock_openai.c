@@ -36,6 +36,8 @@
  * server_error (500), overloaded (503), timeout (sleeps --timeout-sleep-ms),
  * duplicate (a result repeated), unknown (a result for an id not sent),
  * crossed (the first two results trade every field but email_id).
+ * "for_ms": T instead of a count fails every model request for the next T
+ * milliseconds (an outage that ends by the clock).
  * An optional "min_emails": K makes the fault wait for a request carrying at
  * least K emails: a split-inducing fault (context_length, incomplete, ...)
  * with K = 2 never lands on a lone email, which it would dead-letter, so a
@@ -200,10 +202,22 @@ static int is_batch_fault(const char *name)
 int take_fault(mock *m, char *name, size_t n, size_t nemails, int batch_level)
 {
     int got = 0;
+    double now = mock_now_s();
     pthread_mutex_lock(&m->mu);
     for (size_t i = 0; i < m->nfaults; i++) {
+        if (m->faults[i].until_s > 0 && now >= m->faults[i].until_s) {
+            memmove(&m->faults[i], &m->faults[i + 1], (m->nfaults - i - 1) * sizeof m->faults[0]);
+            m->nfaults--;
+            i--;
+            continue;
+        }
         if (is_batch_fault(m->faults[i].name) != (batch_level != 0))
             continue;
+        if (m->faults[i].until_s > 0 && (batch_level || nemails >= m->faults[i].min_emails)) {
+            snprintf(name, n, "%s", m->faults[i].name);
+            got = 1;
+            break;
+        }
         if (m->faults[i].count > 0 && (batch_level || nemails >= m->faults[i].min_emails)) {
             snprintf(name, n, "%s", m->faults[i].name);
             if (--m->faults[i].count == 0) {
@@ -1117,10 +1131,13 @@ static void control_request(mock *m, const char *method, const char *url, const 
         long count = j && json_object_object_get_ex(j, "count", &c) ? json_object_get_int64(c) : 1;
         long min_emails =
             j && json_object_object_get_ex(j, "min_emails", &c) ? json_object_get_int64(c) : 1;
-        if (!name || count <= 0 || min_emails < 1 || strlen(name) >= 32) {
+        long for_ms =
+            j && json_object_object_get_ex(j, "for_ms", &c) ? json_object_get_int64(c) : 0;
+        if (!name || count <= 0 || min_emails < 1 || for_ms < 0 || strlen(name) >= 32) {
             json_object_put(j);
             error_reply(r, 400,
-                        "expected {\"fault\": NAME, \"count\": N > 0, \"min_emails\": K >= 1}",
+                        "expected {\"fault\": NAME, \"count\": N > 0 or \"for_ms\": T > 0, "
+                        "\"min_emails\": K >= 1}",
                         "invalid_request_error", NULL, NULL);
             return;
         }
@@ -1130,6 +1147,7 @@ static void control_request(mock *m, const char *method, const char *url, const 
             snprintf(f->name, sizeof f->name, "%s", name);
             f->count = count;
             f->min_emails = (size_t)min_emails;
+            f->until_s = for_ms > 0 ? mock_now_s() + (double)for_ms / 1000.0 : 0;
         }
         pthread_mutex_unlock(&m->mu);
         json_object_put(j);

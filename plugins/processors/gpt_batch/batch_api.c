@@ -14,7 +14,7 @@
  * Failures: a failed batch (validation, enqueued-token limit) or one that
  * ended without an answer for a request hands those emails back as
  * IK_RETRY with the reason; expired requests likewise; quota/auth errors
- * block the processor and release the records, as in the synchronous mode.
+ * block the processor and answer IK_DOWN, as in the synchronous mode.
  * On shutdown a running batch is cancelled and its emails released: the
  * state of a batch is not kept across restarts, so the next run sends them
  * again (what the cancelled batch had finished is billed but unused).
@@ -58,7 +58,8 @@ static int nap(gb_state *st, uint64_t ms)
 }
 
 /* What a failed control call (upload, create, poll) means for the emails:
- * quota and auth problems block the processor and release them, anything
+ * quota and auth problems block the processor and answer IK_DOWN (the
+ * engine pauses the stage and keeps them), anything
  * else (including a 200 whose body could not be read: cerr says why) is
  * retried later. Fills reason. */
 static ik_status control_failure(gb_state *st, const char *what, int rc, const gpt_resp *r,
@@ -82,12 +83,12 @@ static ik_status control_failure(gb_state *st, const char *what, int rc, const g
         snprintf(b, sizeof b, "HTTP %ld: the API key was rejected (%s)", r->status,
                  ae.code[0] ? ae.code : "no code");
         gpt_block(st, b);
-        return IK_RELEASE;
+        return IK_DOWN;
     }
     if (r->status == 429 && (strcmp(ae.code, "insufficient_quota") == 0 ||
                              strcmp(ae.type, "insufficient_quota") == 0)) {
         gpt_block(st, "429 insufficient_quota: the account has no credit or hit its spend cap");
-        return IK_RELEASE;
+        return IK_DOWN;
     }
     return IK_RETRY;
 }
@@ -427,7 +428,7 @@ int gpt_batch_run(job *j, gpt_group *groups, size_t ngroups)
     for (; ncur > 0 && round < MAX_ROUNDS; round++) {
         char reason[IK_REASON_MAX];
         if (gpt_blocked(st, reason, sizeof reason)) {
-            settle_groups(j, cur, ncur, NULL, IK_RELEASE, reason);
+            settle_groups(j, cur, ncur, NULL, IK_DOWN, reason);
         } else if (gpt_stopping(st)) {
             settle_groups(j, cur, ncur, NULL, IK_RELEASE,
                           "shutting down before the batch was sent");

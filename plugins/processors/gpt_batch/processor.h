@@ -179,7 +179,9 @@ gpt_timeout_action gpt_after_timeout(size_t k, int lone_timed_out);
 void gpt_run_group(job *j, const size_t *idx, size_t k, int depth);
 
 /* Quota/auth block: no request is sent until quota_recheck has passed;
- * records are released meanwhile. */
+ * meanwhile the emails answer IK_DOWN, so the engine pauses the stage and
+ * keeps them, and its probes (the next calls) are answered IK_DOWN without
+ * a request until then. */
 void gpt_block(gb_state *st, const char *reason);
 /* A request got an answer that was not a quota or auth failure: lift the
  * block. */

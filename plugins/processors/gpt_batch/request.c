@@ -685,18 +685,18 @@ int gpt_job_answer(job *j, const size_t *idx, size_t k, int depth, long status, 
     if (status == 429 && (strcmp(ae.code, "insufficient_quota") == 0 ||
                           strcmp(ae.type, "insufficient_quota") == 0)) {
         gpt_block(st, "429 insufficient_quota: the account has no credit or hit its spend cap");
-        gpt_set_all(j, idx, k, IK_RELEASE, reason);
+        gpt_set_all(j, idx, k, IK_DOWN, reason);
     } else if (status == 401 || status == 403) {
         char b[IK_REASON_MAX];
         snprintf(b, sizeof b, "HTTP %ld: the API key was rejected (%s)", status,
                  ae.code[0] ? ae.code : "no code");
         gpt_block(st, b);
-        gpt_set_all(j, idx, k, IK_RELEASE, reason);
+        gpt_set_all(j, idx, k, IK_DOWN, reason);
     } else if (status == 404) {
         char b[IK_REASON_MAX];
         snprintf(b, sizeof b, "HTTP 404: model or deployment %s not found", st->model_name);
         gpt_block(st, b);
-        gpt_set_all(j, idx, k, IK_RELEASE, reason);
+        gpt_set_all(j, idx, k, IK_DOWN, reason);
     } else if (status == 429 && too_large) {
         split_or_fail(j, idx, k, depth, reason);
     } else if (status == 429) {
@@ -736,7 +736,9 @@ void gpt_block(gb_state *st, const char *reason)
     pthread_mutex_unlock(&st->mu);
     if (!was)
         st->host->log(st->self, IK_LOG_ERROR,
-                      "%s: stopped sending; records are released back to the source", reason);
+                      "%s: stopped sending; the emails wait in the engine (stage down) until "
+                      "the API answers again",
+                      reason);
 }
 
 void gpt_unblock(gb_state *st)
@@ -767,7 +769,7 @@ void gpt_run_group(job *j, const size_t *idx, size_t k, int depth)
     gb_state *st = j->st;
     char reason[IK_REASON_MAX];
     if (gpt_blocked(st, reason, sizeof reason)) {
-        gpt_set_all(j, idx, k, IK_RELEASE, reason);
+        gpt_set_all(j, idx, k, IK_DOWN, reason);
         return;
     }
     if (j->lone_timeout[0]) {

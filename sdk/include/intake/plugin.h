@@ -156,12 +156,25 @@ typedef struct ik_option {
     const char *const *choices; /* IK_OPT_CHOICE: allowed values, NULL-terminated */
 } ik_option;
 
-/* Per-record status returned by processors and sinks. */
+/*
+ * Per-record status returned by processors and sinks.
+ *
+ * IK_DOWN says the record was not handled because the destination (the API,
+ * the database) is unavailable, for every record, not for this one: the
+ * engine keeps the record (back at the head of the stage's queue, in order,
+ * no attempt counted), pauses the whole stage and probes it with backoff
+ * (see probe() in ik_plugin); the reason is the stage's down reason, shown
+ * in the log and /health (never put a secret in it). Use IK_RETRY for a
+ * failure of one record or one request, IK_DOWN when nothing can get
+ * through until the peer is back (credentials refused, quota exhausted,
+ * service gone). During shutdown an IK_DOWN record is released.
+ */
 typedef enum ik_status {
     IK_OK = 0,      /* done; the record moves on */
     IK_RETRY = 1,   /* transient (429, 5xx, timeout): retried with backoff */
     IK_FAIL = 2,    /* permanent (invalid input, 4xx): dead-lettered */
-    IK_RELEASE = 3, /* give it back to the source untouched (e.g. quota exhausted) */
+    IK_RELEASE = 3, /* give it back to the source untouched */
+    IK_DOWN = 4,    /* not handled: the destination is unavailable; keep it, pause the stage */
 } ik_status;
 
 /* One record's result; the engine zeroes the array before each call, so a
@@ -418,6 +431,18 @@ typedef struct ik_plugin {
      * with host->json_write, never json_object_to_json_string). */
     int (*write)(void *state, void *worker_state, ik_record *const *recs, size_t n,
                  ik_result *results);
+
+    /* Processors and sinks, optional: asks whether the destination answers
+     * again after a call answered IK_DOWN. The engine calls it on ONE worker
+     * thread of the stage (with that worker's worker_state) once the stage's
+     * probe backoff has passed (the pipeline's retry initial_backoff,
+     * doubling up to max_backoff), while no process()/write() of the stage
+     * runs. Returns 0 when the destination answers again (the stage
+     * resumes), or a negative IK_E_* code with `reason` (reason_len bytes,
+     * never a secret) filled while it is still down. It must be quick, or
+     * wait in slices polling host->stopping() as a long call does. Without
+     * probe() the engine's probe is the next normal call (one batch). */
+    int (*probe)(void *state, void *worker_state, char *reason, size_t reason_len);
 } ik_plugin;
 
 /* The one symbol a plugin exports. */

@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const mode_names[] = {"ok",    "transient", "permanent", "slow",
-                                         "crash", "release",   "garbage",   NULL};
+static const char *const mode_names[] = {"ok",      "transient", "permanent", "slow", "crash",
+                                         "release", "garbage",   "down",      NULL};
 
 const ik_option fault_options[] = {
     {"mode", IK_OPT_CHOICE, "ok", 0, "What to do with matching records.",
@@ -35,6 +35,13 @@ const ik_option fault_options[] = {
      IK_OPT_AT(fault_config, worker_log)},
     {"fail_worker", IK_OPT_INT, "-1", 0, "worker_init fails for this worker index (-1: none).",
      IK_OPT_AT(fault_config, fail_worker)},
+    {"down_times", IK_OPT_INT, "1", 0, "down: answer IK_DOWN in this many calls, then OK.",
+     IK_OPT_AT(fault_config, down_times)},
+    {"probe_fails", IK_OPT_INT, "0", 0, "down: probe() says still down this many times.",
+     IK_OPT_AT(fault_config, probe_fails)},
+    {"down_for", IK_OPT_DURATION, "0", 0,
+     "down: answer IK_DOWN (and fail probes) until this long after the first call; 0: off.",
+     IK_OPT_AT(fault_config, down_for_ms)},
     {0},
 };
 
@@ -65,6 +72,9 @@ int fault_create(const ik_host *host, ik_instance *self, const fault_config *cfg
     fc->cost_field = cfg->cost_field && cfg->cost_field[0] ? cfg->cost_field : NULL;
     fc->worker_log = cfg->worker_log && cfg->worker_log[0] ? cfg->worker_log : NULL;
     fc->fail_worker = cfg->fail_worker;
+    fc->down_times = cfg->down_times;
+    fc->probe_fails = cfg->probe_fails;
+    fc->down_for_ms = cfg->down_for_ms;
     const char *lb = cfg->log_batches;
     if (lb && lb[0]) {
         fc->log_fd = open(lb, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -178,6 +188,70 @@ void fault_worker_exit(void *state, void *worker_state)
     free(box);
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Appends one text line to log_batches with one write(2). */
+static void log_line(fault_core *fc, const char *fmt, const char *id, long long n)
+{
+    if (fc->log_fd < 0)
+        return;
+    char line[256];
+    int len = snprintf(line, sizeof line, fmt, id, n);
+    if (len > 0 && write(fc->log_fd, line, (size_t)len) < 0)
+        fc->host->log(fc->self, IK_LOG_WARN, "cannot write log_batches: %s", strerror(errno));
+}
+
+/* down_for: 1 while the destination is still "down" by the clock. */
+static int down_by_clock(fault_core *fc)
+{
+    if (fc->down_for_ms == 0)
+        return 0;
+    unsigned long long zero = 0, now = mono_ms();
+    atomic_compare_exchange_strong(&fc->first_call_ms, &zero, now);
+    return now - atomic_load(&fc->first_call_ms) < fc->down_for_ms;
+}
+
+int fault_probe(void *state, void *worker_state, char *reason, size_t len)
+{
+    (void)worker_state;
+    fault_core *fc = state;
+    atomic_store(&fc->probing, 1);
+    long long k = atomic_fetch_add(&fc->probes, 1) + 1;
+    if (k <= fc->probe_fails || down_by_clock(fc)) {
+        log_line(fc, "probe fail%s %lld\n", "", k);
+        snprintf(reason, len, "%s probe %lld: still down", fc->kind, k);
+        return IK_E_IO;
+    }
+    log_line(fc, "probe ok%s %lld\n", "", k);
+    atomic_store(&fc->probing, 0);
+    return 0;
+}
+
+/* Mode down: the matching records of this call answer IK_DOWN while the
+ * call is one of the first down_times (or down_for runs). */
+static void apply_down(fault_core *fc, ik_record *const *recs, size_t n, ik_result *results)
+{
+    long long call = atomic_fetch_add(&fc->calls, 1) + 1;
+    int down = fc->down_for_ms ? down_by_clock(fc) : call <= fc->down_times;
+    int probing = atomic_load(&fc->probing);
+    for (size_t i = 0; i < n; i++) {
+        const char *id = fc->host->record_id(recs[i]);
+        if (probing)
+            log_line(fc, "overlap %s %lld\n", id, call);
+        unsigned attempt = fc->host->record_attempts(recs[i]);
+        if (attempt != 1)
+            log_line(fc, "attempt %s %lld\n", id, attempt);
+        if (down && (!fc->match[0] || strstr(id, fc->match)))
+            ik_result_setf(&results[i], IK_DOWN, "%s mode=down: call %lld: destination down",
+                           fc->kind, call);
+    }
+}
+
 int fault_apply(void *state, void *worker_state, ik_record *const *recs, size_t n,
                 ik_result *results)
 {
@@ -186,6 +260,10 @@ int fault_apply(void *state, void *worker_state, ik_record *const *recs, size_t 
     const ik_host *host = fc->host;
     if (fc->log_fd >= 0)
         log_batch(fc, recs, n);
+    if (fc->mode == FAULT_DOWN) {
+        apply_down(fc, recs, n, results);
+        return 0;
+    }
     if (fc->mode == FAULT_SLOW)
         sleep_ms(fc->delay_ms);
     for (size_t i = 0; i < n; i++) {

@@ -5,13 +5,21 @@
  * (IK_FAIL), slow (sleeps `delay` per call), crash (raise(SIGKILL) at the
  * first matching record), release (IK_RELEASE), garbage (status 7, outside
  * ik_status, with a reason that fills all IK_REASON_MAX bytes and has no
- * NUL: the engine must read it with a bound).
+ * NUL: the engine must read it with a bound), down (IK_DOWN for the
+ * matching records of the first down_times calls, or of every call until
+ * down_for has passed since the first; test_fault's probe() fails the first
+ * probe_fails probes and, with down_for, until it has passed; test_fault_sink
+ * has no probe(), so its next call is the probe). In mode down, log_batches
+ * also gets a line "probe fail|ok", "overlap <id>" for a call that started
+ * while a probe spell ran (the engine must not call a paused stage), and
+ * "attempt <id> <n>" for a record seen with an attempt count other than 1.
  * Per-worker state (SDK 2.0): worker_init/worker_exit append "init <i>" /
  * "exit <i>" to `worker_log`; worker_init fails for worker `fail_worker`.
  */
 #ifndef INTAKE_TEST_FAULT_H
 #define INTAKE_TEST_FAULT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,7 +32,8 @@ enum fault_mode {
     FAULT_SLOW,
     FAULT_CRASH,
     FAULT_RELEASE,
-    FAULT_GARBAGE
+    FAULT_GARBAGE,
+    FAULT_DOWN
 };
 
 /* The options, bound by the engine (plugin.h). */
@@ -37,6 +46,9 @@ typedef struct fault_config {
     const char *log_batches;
     const char *worker_log;
     int64_t fail_worker;
+    int64_t down_times;
+    int64_t probe_fails;
+    uint64_t down_for_ms;
 } fault_config;
 
 typedef struct fault_core {
@@ -51,6 +63,12 @@ typedef struct fault_core {
     int log_fd;             /* log_batches, or -1 */
     const char *worker_log; /* engine-owned or NULL */
     int64_t fail_worker;
+    int64_t down_times, probe_fails;
+    uint64_t down_for_ms;
+    /* mode down, shared by the workers: */
+    atomic_llong calls, probes;
+    atomic_int probing;          /* from the first failing probe to a successful one */
+    atomic_ullong first_call_ms; /* monotonic; 0 until the first call */
 } fault_core;
 
 /* The option table both plugins use. */
@@ -67,5 +85,7 @@ int fault_apply(void *state, void *worker_state, ik_record *const *recs, size_t 
 /* worker_init/worker_exit: logged to worker_log (see above). */
 int fault_worker_init(void *state, unsigned index, void **worker_state);
 void fault_worker_exit(void *state, void *worker_state);
+/* test_fault's probe(): see mode down above. */
+int fault_probe(void *state, void *worker_state, char *reason, size_t len);
 
 #endif

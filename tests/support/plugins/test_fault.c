@@ -20,6 +20,7 @@ static const ik_plugin tf_plugin = {
     .destroy = fault_destroy,
     .cost = fault_cost,
     .process = fault_apply,
+    .probe = fault_probe,
 };
 
 IK_PLUGIN_EXPORT(tf_plugin)
