@@ -1116,7 +1116,7 @@ static void run_process_ids(run *r, size_t n, const char *const *ids)
     for (size_t i = 0; i < n; i++)
         r->recs[i] = fh_record(ids[i], email_payload((int)i, NULL));
     memset(r->res, 0, sizeof r->res);
-    CU_ASSERT_EQUAL(r->fh.plugin->process(r->fh.state, r->recs, n, r->res), 0);
+    CU_ASSERT_EQUAL(r->fh.plugin->process(r->fh.state, NULL, r->recs, n, r->res), 0);
 }
 
 /* A job over the records of r, blocks rendered as process() renders them;
