@@ -2,18 +2,15 @@
  * buf.h: a growable byte buffer (static library intake_common). Appends
  * never fail loudly: on out of memory the buffer sets `oom` and ignores
  * further appends, and the caller checks once at the end. ik_array_grow()
- * gives arrays of other types the same doubling growth.
+ * gives arrays of other types the same doubling growth. p is
+ * NUL-terminated when len > 0 or after ik_buf_take.
  */
 #ifndef INTAKE_COMMON_BUF_H
 #define INTAKE_COMMON_BUF_H
 
 #include <stddef.h>
 
-typedef struct ik_buf {
-    char *p; /* NUL-terminated when len > 0 or after ik_buf_take */
-    size_t len, cap;
-    int oom;
-} ik_buf;
+#include <intake/buf.h> /* the struct: one layout for the engine, plugins and the SDK */
 
 /* Makes room for n more bytes (and the NUL) without appending. Returns 0,
  * or -1 when out of memory (then oom is set). */

@@ -9,17 +9,14 @@
 
 #include "log.h"
 #include "pipeline_internal.h"
+#include "common/buf.h"
 
 int pl_settle_push(settle_list *l, ik_record *rec, ik_outcome outcome, int stored)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        settle_item *grown = realloc(l->items, cap * sizeof *grown);
-        if (!grown)
-            return IK_E_NOMEM;
-        l->items = grown;
-        l->cap = cap;
-    }
+    settle_item *grown = ik_array_grow(l->items, &l->cap, l->n + 1, sizeof *grown);
+    if (!grown)
+        return IK_E_NOMEM;
+    l->items = grown;
     l->items[l->n++] = (settle_item){rec, outcome, stored};
     return 0;
 }

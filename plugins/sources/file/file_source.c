@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "email/email.h"
 #include "input_open.h"
 #include "json_reader.h"
@@ -82,7 +83,7 @@ typedef struct fs_state {
     in_folder in; /* how input is opened (points at folder and real) */
     int single;   /* path is a file */
     char **patterns;
-    size_t npatterns;
+    size_t npatterns, cappatterns;
     int follow;
     uint64_t poll_ms;
     int move;
@@ -227,7 +228,7 @@ static void free_patterns(fs_state *st)
         free(st->patterns[i]);
     free(st->patterns);
     st->patterns = NULL;
-    st->npatterns = 0;
+    st->npatterns = st->cappatterns = 0;
 }
 
 /* Splits "a, b,c" into trimmed, non-empty globs. */
@@ -244,7 +245,8 @@ static int parse_patterns(fs_state *st, const char *spec)
         while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
             b--;
         if (b > a) {
-            char **grown = realloc(st->patterns, (st->npatterns + 1) * sizeof *grown);
+            char **grown =
+                ik_array_grow(st->patterns, &st->cappatterns, st->npatterns + 1, sizeof *grown);
             if (!grown)
                 return IK_E_NOMEM;
             st->patterns = grown;
@@ -307,14 +309,10 @@ static int is_maildir(const char *dir, const char *rel)
 
 static int push_name(char ***names, size_t *n, size_t *cap, const char *name)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 32;
-        char **grown = realloc(*names, c * sizeof *grown);
-        if (!grown)
-            return -ENOMEM;
-        *names = grown;
-        *cap = c;
-    }
+    char **grown = ik_array_grow(*names, cap, *n + 1, sizeof *grown);
+    if (!grown)
+        return -ENOMEM;
+    *names = grown;
     if (!((*names)[*n] = strdup(name)))
         return -ENOMEM;
     (*n)++;
@@ -1100,18 +1098,12 @@ static int read_mbox(fs_state *st, fs_file *f, FILE *in)
         }
         full += lfull + 1;
         if (full <= st->max_size) {
-            if (len + llen + 2 > cap) {
-                size_t c = cap ? cap : 4096;
-                while (c < len + llen + 2)
-                    c *= 2;
-                char *g = realloc(msg, c);
-                if (!g) {
-                    rc = IK_E_NOMEM;
-                    break;
-                }
-                msg = g;
-                cap = c;
+            char *g = ik_array_grow(msg, &cap, len + llen + 2, 1);
+            if (!g) {
+                rc = IK_E_NOMEM;
+                break;
             }
+            msg = g;
             memcpy(msg + len, line, llen);
             len += llen;
             msg[len++] = '\n';

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/utf8.h"
 
 #define JR_DEPTH      64
@@ -357,18 +358,12 @@ static int more(jr_doc *d)
         d->wlen -= drop;
         d->wbase = d->keep;
     }
-    if (d->wcap - d->wlen < d->chunk) {
-        size_t cap = d->wcap ? d->wcap : d->chunk;
-        while (cap - d->wlen < d->chunk)
-            cap *= 2;
-        char *grown = realloc(d->win, cap);
-        if (!grown) {
-            d->error = ENOMEM;
-            return -1;
-        }
-        d->win = grown;
-        d->wcap = cap;
+    char *grown = ik_array_grow(d->win, &d->wcap, d->wlen + d->chunk, 1);
+    if (!grown) {
+        d->error = ENOMEM;
+        return -1;
     }
+    d->win = grown;
     size_t n = fread(d->win + d->wlen, 1, d->chunk, d->f);
     if (n == 0) {
         if (ferror(d->f)) {
