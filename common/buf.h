@@ -19,7 +19,16 @@ int ik_buf_reserve(ik_buf *b, size_t n);
  * after b->len = 0 makes p the empty string (allocated if need be). */
 void ik_buf_add(ik_buf *b, const char *s, size_t n);
 void ik_buf_adds(ik_buf *b, const char *s);
-void ik_buf_addc(ik_buf *b, char c);
+/* One byte: inline, as serializers add punctuation a byte at a time. */
+static inline void ik_buf_addc(ik_buf *b, char c)
+{
+    if (!b->oom && b->cap - b->len >= 2) { /* the byte and the NUL fit */
+        b->p[b->len++] = c;
+        b->p[b->len] = '\0';
+        return;
+    }
+    ik_buf_add(b, &c, 1);
+}
 /* Hands the string over (never NULL unless oom: then frees and returns NULL). */
 char *ik_buf_take(ik_buf *b);
 void ik_buf_free(ik_buf *b);

@@ -17,6 +17,26 @@ static const unsigned char needs_escape[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
 };
 
+/* The end of the run of plain bytes (nothing json-c escapes) from s[i], at
+ * most n: 8 bytes at a time while a word holds no byte below 0x20, no '"'
+ * and no '\\' (the has-less-than and has-zero-byte word tricks), then byte
+ * by byte to the exact place. */
+static size_t plain_run_end(const unsigned char *s, size_t i, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (i + 8 <= n) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+        if ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs)
+            break;
+        i += 8;
+    }
+    while (i < n && !needs_escape[s[i]])
+        i++;
+    return i;
+}
+
 /* Escapes one chunk into reserved space (6 bytes per input byte at most):
  * runs of plain bytes are copied in bulk. */
 static char *escape_chunk(char *o, const unsigned char *s, size_t n)
@@ -24,9 +44,7 @@ static char *escape_chunk(char *o, const unsigned char *s, size_t n)
     static const char hex[] = "0123456789abcdef";
     size_t i = 0;
     while (i < n) {
-        size_t j = i;
-        while (j < n && !needs_escape[s[j]])
-            j++;
+        size_t j = plain_run_end(s, i, n);
         memcpy(o, s + i, j - i);
         o += j - i;
         if (j == n)
