@@ -178,9 +178,9 @@ int pl_settle_push(settle_list *l, ik_record *rec, ik_outcome outcome, int store
  * pipeline_settle.c); empties the list (keeps its storage). Called WITHOUT
  * p->mu. */
 void pl_settle_now(ik_pipeline *p, settle_list *list);
-/* Takes the chain of settled records waiting to be freed (p->mu held); free
- * it with pl_free_chain once the lock is dropped. */
-ik_record *pl_take_to_free(ik_pipeline *p);
+/* Takes up to max (SIZE_MAX: all) settled records waiting to be freed, as a
+ * chain (p->mu held); free it with pl_free_chain once the lock is dropped. */
+ik_record *pl_take_to_free(ik_pipeline *p, size_t max);
 void pl_free_chain(ik_record *chain);
 
 /* ---------------------------------- threads (pipeline_worker/_source.c) */

@@ -8,11 +8,15 @@
  * source thread's malloc arena under that arena's lock, the arenas contend
  * and the source's arena keeps consolidating and regrowing its heap. So
  * settled records are chained on p->to_free and the source thread frees them
- * at its next emit, reject, wait_ms, or when its run() returns. Once the
- * source is done nobody would take them: the settling thread frees them
- * itself. The chain holds only records whose in-flight slot is already given
- * back, and the source drains it before each record it admits, so at most
- * about inflight_limit records are alive in all.
+ * a few at each emit or reject (PL_FREE_PER_EMIT), all of them in wait_ms
+ * and when its run() returns. A few per record, not a whole batch at once,
+ * so frees and the next records' allocations interleave as in a plain
+ * parse-and-free loop: the thread's malloc cache takes the frees and the
+ * heap neither shrinks nor regrows. Once the source is done nobody would
+ * take them: the settling thread frees them itself. The chain holds only
+ * records whose in-flight slot is already given back, and each admitted
+ * record frees more than one, so at most about inflight_limit records are
+ * alive in all.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,10 +95,15 @@ static void settle_one(ik_pipeline *p, const settle_item *it, settle_counts *c)
     }
 }
 
-ik_record *pl_take_to_free(ik_pipeline *p)
+ik_record *pl_take_to_free(ik_pipeline *p, size_t max)
 {
-    ik_record *chain = p->to_free;
-    p->to_free = NULL;
+    ik_record *chain = p->to_free, *last = NULL;
+    for (ik_record *r = chain; r && max > 0; r = r->next_free, max--)
+        last = r;
+    if (!last)
+        return NULL;
+    p->to_free = last->next_free;
+    last->next_free = NULL;
     return chain;
 }
 
