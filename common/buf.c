@@ -62,11 +62,6 @@ void ik_buf_adds(ik_buf *b, const char *s)
     ik_buf_add(b, s, strlen(s));
 }
 
-void ik_buf_addc(ik_buf *b, char c)
-{
-    ik_buf_add(b, &c, 1);
-}
-
 char *ik_buf_take(ik_buf *b)
 {
     if (b->oom) {

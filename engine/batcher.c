@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+
 typedef struct item {
     ik_record *rec;
     uint64_t cost;
@@ -69,14 +71,10 @@ static bucket *bucket_for(ik_batcher *b, int priority)
         i++;
     if (i < b->nbuckets && b->buckets[i].priority == priority)
         return &b->buckets[i];
-    if (b->nbuckets == b->capbuckets) {
-        size_t cap = b->capbuckets ? b->capbuckets * 2 : 4;
-        bucket *grown = realloc(b->buckets, cap * sizeof *grown);
-        if (!grown)
-            return NULL;
-        b->buckets = grown;
-        b->capbuckets = cap;
-    }
+    bucket *grown = ik_array_grow(b->buckets, &b->capbuckets, b->nbuckets + 1, sizeof *grown);
+    if (!grown)
+        return NULL;
+    b->buckets = grown;
     memmove(&b->buckets[i + 1], &b->buckets[i], (b->nbuckets - i) * sizeof *b->buckets);
     memset(&b->buckets[i], 0, sizeof *b->buckets);
     b->buckets[i].priority = priority;
@@ -84,18 +82,19 @@ static bucket *bucket_for(ik_batcher *b, int priority)
     return &b->buckets[i];
 }
 
+/* Grows a full ring; the part that wrapped past the old end moves to the new end. */
 static int ring_grow(bucket *bk)
 {
-    size_t cap = bk->cap ? bk->cap * 2 : 64;
-    item *ring = malloc(cap * sizeof *ring);
+    size_t old = bk->cap;
+    item *ring = ik_array_grow(bk->ring, &bk->cap, old + 1, sizeof *ring);
     if (!ring)
         return IK_E_NOMEM;
-    for (size_t i = 0; i < bk->count; i++)
-        ring[i] = bk->ring[(bk->head + i) % bk->cap];
-    free(bk->ring);
+    size_t tail = old - bk->head; /* items from head to the old end */
+    if (bk->count && tail < bk->count) {
+        memmove(ring + bk->cap - tail, ring + bk->head, tail * sizeof *ring);
+        bk->head = bk->cap - tail;
+    }
     bk->ring = ring;
-    bk->cap = cap;
-    bk->head = 0;
     return 0;
 }
 

@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 
+#include "common/buf.h"
+
 typedef struct entry {
     uint64_t due;
     uint64_t seq; /* ties keep insertion order */
@@ -36,14 +38,10 @@ static int before(const entry *a, const entry *b)
 
 int ik_delayq_push(ik_delayq *q, ik_record *rec, int target, uint64_t due_ms)
 {
-    if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 64;
-        entry *grown = realloc(q->heap, cap * sizeof *grown);
-        if (!grown)
-            return IK_E_NOMEM;
-        q->heap = grown;
-        q->cap = cap;
-    }
+    entry *grown = ik_array_grow(q->heap, &q->cap, q->n + 1, sizeof *grown);
+    if (!grown)
+        return IK_E_NOMEM;
+    q->heap = grown;
     size_t i = q->n++;
     entry e = {due_ms, q->seq++, rec, target};
     while (i > 0) {

@@ -17,24 +17,17 @@
 #include <intake/plugin.h>
 #include <json-c/json.h>
 
-typedef struct jo_buf {
-    char *data; /* owned; not NUL-terminated */
-    size_t len, cap;
-    int oom; /* an append failed for lack of memory */
-} jo_buf;
+#include "common/buf.h"
 
-void jo_free(jo_buf *b);
-void jo_put(jo_buf *b, const char *s, size_t n);
-void jo_putc(jo_buf *b, char c);
 /* Appends s (n bytes) as a quoted, escaped JSON string. */
-void jo_string(jo_buf *b, const char *s, size_t n);
+void jo_string(ik_buf *b, const char *s, size_t n);
 /* Appends obj (NULL prints null). Nesting deeper than 1000 prints null there. */
-void jo_value(jo_buf *b, json_object *obj);
+void jo_value(ik_buf *b, json_object *obj);
 
 /* host->json_write and host->json_write_string: append to a plugin's buffer
  * (grown with realloc, owned by the plugin). 0, or IK_E_NOMEM with buf->len
- * back where it was. */
-int ik_json_write(const json_object *obj, ik_json_buf *buf);
-int ik_json_write_string(const char *s, size_t n, ik_json_buf *buf);
+ * back where it was and buf->oom set (refused at once when oom is set). */
+int ik_json_write(const json_object *obj, ik_buf *buf);
+int ik_json_write_string(const char *s, size_t n, ik_buf *buf);
 
 #endif

@@ -12,12 +12,13 @@
 
 #include "log.h"
 #include "optable.h"
+#include "common/buf.h"
 
 struct ik_loader {
     char **dirs;
-    size_t ndirs;
+    size_t ndirs, capdirs;
     ik_loaded_plugin **cache;
-    size_t ncache;
+    size_t ncache, capcache;
 };
 
 const char *ik_kind_name(ik_kind kind)
@@ -50,7 +51,7 @@ static int add_dir(ik_loader *l, const char *dir)
     for (size_t i = 0; i < l->ndirs; i++)
         if (same_dir(l->dirs[i], dir))
             return 0;
-    char **grown = realloc(l->dirs, (l->ndirs + 1) * sizeof *grown);
+    char **grown = ik_array_grow(l->dirs, &l->capdirs, l->ndirs + 1, sizeof *grown);
     if (!grown)
         return IK_E_NOMEM;
     l->dirs = grown;
@@ -328,7 +329,8 @@ int ik_loader_get(ik_loader *l, const char *name, const ik_loaded_plugin **out, 
         int rc = ik_loader_open_file(path, name, &p, err);
         if (rc != 0)
             return rc;
-        ik_loaded_plugin **grown = realloc(l->cache, (l->ncache + 1) * sizeof *grown);
+        ik_loaded_plugin **grown =
+            ik_array_grow(l->cache, &l->capcache, l->ncache + 1, sizeof *grown);
         if (!grown) {
             ik_loaded_plugin_free(p);
             return ik_err_set(err, IK_E_NOMEM, "out of memory");
@@ -365,20 +367,20 @@ static int cmp_str(const void *a, const void *b)
 void ik_loader_each(ik_loader *l, ik_loader_visit_fn fn, void *arg)
 {
     char **seen = NULL;
-    size_t nseen = 0;
+    size_t nseen = 0, capseen = 0;
     for (size_t i = 0; i < l->ndirs; i++) {
         DIR *d = opendir(l->dirs[i]);
         if (!d)
             continue;
         char **files = NULL;
-        size_t nfiles = 0;
+        size_t nfiles = 0, capfiles = 0;
         struct dirent *e;
         while ((e = readdir(d))) {
             size_t len = strlen(e->d_name);
             if (len < 11 || strncmp(e->d_name, "intake-", 7) != 0 ||
                 strcmp(e->d_name + len - 3, ".so") != 0)
                 continue;
-            char **grown = realloc(files, (nfiles + 1) * sizeof *grown);
+            char **grown = ik_array_grow(files, &capfiles, nfiles + 1, sizeof *grown);
             if (!grown)
                 break;
             files = grown;
@@ -401,7 +403,7 @@ void ik_loader_each(ik_loader *l, ik_loader_visit_fn fn, void *arg)
             ik_loader_open_file(path, files[f], &p, &err);
             fn(arg, path, p, p ? NULL : &err);
             ik_loaded_plugin_free(p);
-            char **grown = realloc(seen, (nseen + 1) * sizeof *grown);
+            char **grown = ik_array_grow(seen, &capseen, nseen + 1, sizeof *grown);
             if (grown) {
                 seen = grown;
                 seen[nseen++] = files[f];

@@ -329,6 +329,8 @@ void ik_pipeline_free(ik_pipeline *p)
             ik_record_free(rec);
         ik_delayq_free(p->delayq);
     }
+    pl_free_chain(
+        pl_take_to_free(p, SIZE_MAX)); /* settled when no source thread ran to free them */
     free(p->procs);
     free(p->sinks);
     pthread_cond_destroy(&p->emit_cv);

@@ -109,6 +109,8 @@ struct ik_pipeline {
     int emit_blocked;
     uint64_t busy; /* workers inside plugin calls */
 
+    ik_record *to_free; /* settled records the source thread frees (next_free chain) */
+
     ik_pipeline_stats stats;
     uint64_t started_ms, last_delivered_ms, last_failure_ms, last_progress_ms;
     char last_failure[IK_REASON_MAX];
@@ -199,10 +201,15 @@ int pl_stage_probe_take(ik_stage *st, uint64_t now_ms, uint64_t *wake_ms);
 
 /* Appends to the list (any thread, the list is the caller's). 0 or IK_E_NOMEM. */
 int pl_settle_push(settle_list *l, ik_record *rec, ik_outcome outcome, int stored);
-/* Tells sources the outcome of every record in the list, frees them and gives
- * back their in-flight slots; empties the list (keeps its storage). Called
- * WITHOUT p->mu. */
+/* Tells sources the outcome of every record in the list, gives back their
+ * in-flight slots and hands the records to the source thread to free (see
+ * pipeline_settle.c); empties the list (keeps its storage). Called WITHOUT
+ * p->mu. */
 void pl_settle_now(ik_pipeline *p, settle_list *list);
+/* Takes up to max (SIZE_MAX: all) settled records waiting to be freed, as a
+ * chain (p->mu held); free it with pl_free_chain once the lock is dropped. */
+ik_record *pl_take_to_free(ik_pipeline *p, size_t max);
+void pl_free_chain(ik_record *chain);
 
 /* ---------------------------------- threads (pipeline_worker/_source.c) */
 

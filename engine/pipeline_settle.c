@@ -1,7 +1,22 @@
 /*
  * pipeline_settle.c: the end of a record's path: telling its source the
- * outcome (settle()), counting it, freeing it and giving back its in-flight
- * slot. Plugin calls are made without the pipeline lock.
+ * outcome (settle()), counting it, giving back its in-flight slot and
+ * freeing it. Plugin calls are made without the pipeline lock.
+ *
+ * Who frees: a record's memory (payload, id, metadata) was allocated on the
+ * source thread. Freed on a sink worker, each free would go back to the
+ * source thread's malloc arena under that arena's lock, the arenas contend
+ * and the source's arena keeps consolidating and regrowing its heap. So
+ * settled records are chained on p->to_free and the source thread frees them
+ * a few at each emit or reject (PL_FREE_PER_EMIT), all of them in wait_ms
+ * and when its run() returns. A few per record, not a whole batch at once,
+ * so frees and the next records' allocations interleave as in a plain
+ * parse-and-free loop: the thread's malloc cache takes the frees and the
+ * heap neither shrinks nor regrows. Once the source is done nobody would
+ * take them: the settling thread frees them itself. The chain holds only
+ * records whose in-flight slot is already given back, and each admitted
+ * record frees more than one, so at most about inflight_limit records are
+ * alive in all.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,17 +24,14 @@
 
 #include "log.h"
 #include "pipeline_internal.h"
+#include "common/buf.h"
 
 int pl_settle_push(settle_list *l, ik_record *rec, ik_outcome outcome, int stored)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        settle_item *grown = realloc(l->items, cap * sizeof *grown);
-        if (!grown)
-            return IK_E_NOMEM;
-        l->items = grown;
-        l->cap = cap;
-    }
+    settle_item *grown = ik_array_grow(l->items, &l->cap, l->n + 1, sizeof *grown);
+    if (!grown)
+        return IK_E_NOMEM;
+    l->items = grown;
     l->items[l->n++] = (settle_item){rec, outcome, stored};
     return 0;
 }
@@ -83,20 +95,46 @@ static void settle_one(ik_pipeline *p, const settle_item *it, settle_counts *c)
     }
 }
 
-/* Tells sources the outcome of every record in the list, frees them, then
- * gives back their in-flight slots. Called without the lock. */
+ik_record *pl_take_to_free(ik_pipeline *p, size_t max)
+{
+    ik_record *chain = p->to_free, *last = NULL;
+    for (ik_record *r = chain; r && max > 0; r = r->next_free, max--)
+        last = r;
+    if (!last)
+        return NULL;
+    p->to_free = last->next_free;
+    last->next_free = NULL;
+    return chain;
+}
+
+void pl_free_chain(ik_record *chain)
+{
+    while (chain) {
+        ik_record *next = chain->next_free;
+        ik_record_free(chain);
+        chain = next;
+    }
+}
+
+/* Tells sources the outcome of every record in the list, gives back their
+ * in-flight slots, then hands the records over to be freed (see the top of
+ * this file). Called without the lock. */
 void pl_settle_now(ik_pipeline *p, settle_list *list)
 {
     if (list->n == 0)
         return;
     uint64_t now = ik_now_ms();
     settle_counts c = {0};
+    ik_record *chain = NULL, **tail = &chain;
     for (size_t i = 0; i < list->n; i++) {
         ik_record *rec = list->items[i].rec;
         settle_one(p, &list->items[i], &c);
         ik_metric_observe(p->m_latency, (double)(now - rec->emit_ms) / 1000.0);
-        if (!p->abandoned)
-            ik_record_free(rec);
+        if (!p->abandoned) { /* abandoned: workers may still hold records, free none */
+            rec->next_free = NULL;
+            *tail = rec;
+            tail = &rec->next_free;
+        }
     }
     ik_metric_add(p->m_delivered, (double)c.delivered);
     ik_metric_add(p->m_dead, (double)c.dead);
@@ -115,8 +153,14 @@ void pl_settle_now(ik_pipeline *p, settle_list *list)
         p->last_delivered_ms = now;
     p->last_progress_ms = now;
     ik_metric_set(p->m_inflight, (double)p->inflight);
+    if (chain && !p->source_done) {
+        *tail = p->to_free;
+        p->to_free = chain;
+        chain = NULL;
+    }
     pthread_cond_broadcast(&p->emit_cv);
     pthread_mutex_unlock(&p->mu);
+    pl_free_chain(chain); /* the source is done: nobody else will */
     list->n = 0;
 }
 

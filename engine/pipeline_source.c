@@ -3,6 +3,7 @@
  * source's run()) and the services the host table gives plugins: emit, reject
  * (host->settle), stopping, wait_ms, progress and the per-instance getters.
  */
+#include <stdint.h>
 #include <stdio.h>
 
 #include "instance.h"
@@ -17,7 +18,8 @@ void *pl_source_main(void *arg)
     const ik_plugin *d = &p->source.plugin->desc;
     int rc = d->run(p->source.state);
     pthread_mutex_lock(&p->mu);
-    p->source_done = 1;
+    p->source_done = 1; /* from now on settling threads free records themselves */
+    ik_record *to_free = pl_take_to_free(p, SIZE_MAX);
     if (rc < 0) {
         p->source_failed = 1;
         snprintf(p->source_error, sizeof p->source_error, "source '%s' failed: %s",
@@ -25,6 +27,7 @@ void *pl_source_main(void *arg)
     }
     pl_for_each_stage(p, pl_wake_stage);
     pthread_mutex_unlock(&p->mu);
+    pl_free_chain(to_free);
     if (rc < 0)
         ik_logf(IK_LOG_ERROR, p->spec->name, p->source.spec->name, "source stopped with error: %s",
                 ik_strerror(rc));
@@ -35,6 +38,19 @@ void *pl_source_main(void *arg)
 }
 
 /* ----------------------------------------------------------- emit (host) */
+
+/* Settled records the source thread frees per record it hands over: more
+ * than one, so the chain shrinks (pipeline_settle.c). */
+#define PL_FREE_PER_EMIT 4
+
+/* Drops p->mu, then frees up to max settled records (on the source thread,
+ * which allocated them: see pipeline_settle.c). */
+static void unlock_and_free(ik_pipeline *p, size_t max)
+{
+    ik_record *to_free = pl_take_to_free(p, max);
+    pthread_mutex_unlock(&p->mu);
+    pl_free_chain(to_free);
+}
 
 /* Admits a record from the source: waits for (or, with block = 0, reports
  * the lack of) an in-flight slot, then queues it at the first stage. */
@@ -49,7 +65,7 @@ int ik_pipeline_emit(ik_instance *self, ik_record *rec, int block)
     pthread_mutex_lock(&p->mu);
     while (!p->stopping && p->inflight >= p->spec->inflight_limit) {
         if (!block) {
-            pthread_mutex_unlock(&p->mu);
+            unlock_and_free(p, PL_FREE_PER_EMIT);
             return IK_E_BUSY;
         }
         if (!p->emit_blocked) {
@@ -61,7 +77,7 @@ int ik_pipeline_emit(ik_instance *self, ik_record *rec, int block)
     }
     p->emit_blocked = 0;
     if (p->stopping) {
-        pthread_mutex_unlock(&p->mu);
+        unlock_and_free(p, SIZE_MAX);
         return IK_E_STOPPING;
     }
     rec->source = self;
@@ -82,7 +98,7 @@ int ik_pipeline_emit(ik_instance *self, ik_record *rec, int block)
     } else {
         pl_route_to_sinks(p, rec, &out);
     }
-    pthread_mutex_unlock(&p->mu);
+    unlock_and_free(p, PL_FREE_PER_EMIT);
     if (out.n)
         pl_settle_now(p, &out);
     free(out.items);
@@ -106,7 +122,7 @@ int ik_pipeline_reject(ik_instance *self, ik_record *rec, const char *reason)
     p->stats.in++;
     ik_metric_add(p->m_in, 1);
     pl_route_dead_letter(p, rec, &out);
-    pthread_mutex_unlock(&p->mu);
+    unlock_and_free(p, PL_FREE_PER_EMIT);
     if (out.n)
         pl_settle_now(p, &out);
     free(out.items);
@@ -124,10 +140,23 @@ int ik_pipeline_wait_ms(ik_instance *self, uint64_t ms)
     ik_pipeline *p = self->pipeline;
     uint64_t due = ik_now_ms() + ms;
     pthread_mutex_lock(&p->mu);
-    while (!p->stopping && ik_now_ms() < due)
+    int source = self == &p->source; /* only the source thread frees settled records */
+    while (!p->stopping && ik_now_ms() < due) {
+        ik_record *to_free =
+            source ? pl_take_to_free(p, SIZE_MAX) : NULL; /* settled while it waits */
+        if (to_free) {
+            pthread_mutex_unlock(&p->mu);
+            pl_free_chain(to_free);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
         pl_cond_wait_until(&p->emit_cv, &p->mu, due);
+    }
     int s = p->stopping;
-    pthread_mutex_unlock(&p->mu);
+    if (source)
+        unlock_and_free(p, SIZE_MAX);
+    else
+        pthread_mutex_unlock(&p->mu);
     return s;
 }
 

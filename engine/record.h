@@ -51,6 +51,10 @@ struct ik_record {
     int settling;         /* inside its source's settle() */
     int settle_failed;    /* the source could not carry out the outcome */
     char *settle_failure; /* why (owned; NULL when out of memory) */
+
+    /* Settled, waiting for its source's thread to free it (pipeline_settle.c):
+     * the next in that chain, guarded by the pipeline lock. */
+    struct ik_record *next_free;
 };
 
 /* Makes a record; takes ownership of payload (freed on failure too). */

@@ -312,6 +312,9 @@ static void test_priority_mapping(void)
     /* Mirrored in metadata for sinks; absent when the payload had none that counts. */
     CU_ASSERT_STRING_EQUAL(fh_meta_get(fh.emitted[1], "priority"), "10");
     CU_ASSERT_STRING_EQUAL(fh_meta_get(fh.emitted[2], "priority"), "-10");
+    CU_ASSERT_STRING_EQUAL(fh_meta_get(fh.emitted[0], "priority"), "5");
+    CU_ASSERT_STRING_EQUAL(fh_meta_get(fh.emitted[7], "priority"), "-3");
+    CU_ASSERT_STRING_EQUAL(fh_meta_get(fh.emitted[8], "priority"), "2147483647");
     CU_ASSERT_PTR_NULL(fh_meta_get(fh.emitted[4], "priority"));
     CU_ASSERT_PTR_NULL(fh_meta_get(fh.emitted[6], "priority"));
     CU_ASSERT_PTR_NOT_NULL(strstr(fh_log(&fh), "debug: record 'p.jsonl:5': priority \"urgent\" "

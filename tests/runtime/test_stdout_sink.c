@@ -131,15 +131,15 @@ static void test_serializer_matches_json_c(void)
     for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++) {
         json_object *o = json_tokener_parse(inputs[i]);
         CU_ASSERT_PTR_NOT_NULL_FATAL(o);
-        jo_buf b = {0};
+        ik_buf b = {0};
         jo_value(&b, o);
         const char *want = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
                                                                  JSON_C_TO_STRING_NOSLASHESCAPE);
-        if (b.len != strlen(want) || memcmp(b.data, want, b.len) != 0)
-            fprintf(stderr, "input %zu: got %.*s want %s\n", i, (int)b.len, b.data, want);
+        if (b.len != strlen(want) || memcmp(b.p, want, b.len) != 0)
+            fprintf(stderr, "input %zu: got %.*s want %s\n", i, (int)b.len, b.p, want);
         CU_ASSERT_EQUAL(b.len, strlen(want));
-        CU_ASSERT_EQUAL(memcmp(b.data, want, b.len), 0);
-        jo_free(&b);
+        CU_ASSERT_EQUAL(memcmp(b.p, want, b.len), 0);
+        ik_buf_free(&b);
         json_object_put(o);
     }
     /* Values built in code (no original text): doubles as json-c formats them. */
@@ -150,15 +150,71 @@ static void test_serializer_matches_json_c(void)
     json_object_object_add(o, "i", json_object_new_int64(-42));
     json_object_object_add(o, "u", json_object_new_uint64(18446744073709551615ull));
     json_object_object_add(o, "null", NULL);
-    jo_buf b = {0};
+    ik_buf b = {0};
     jo_value(&b, o);
     const char *want =
         json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    if (b.len != strlen(want) || memcmp(b.data, want, b.len) != 0)
-        fprintf(stderr, "built: got %.*s want %s\n", (int)b.len, b.data, want);
+    if (b.len != strlen(want) || memcmp(b.p, want, b.len) != 0)
+        fprintf(stderr, "built: got %.*s want %s\n", (int)b.len, b.p, want);
     CU_ASSERT_EQUAL(b.len, strlen(want));
-    CU_ASSERT_EQUAL(memcmp(b.data, want, b.len), 0);
-    jo_free(&b);
+    CU_ASSERT_EQUAL(memcmp(b.p, want, b.len), 0);
+    ik_buf_free(&b);
+    json_object_put(o);
+}
+
+/* Strings escape as json-c escapes them wherever the special byte falls in
+ * the 8-byte words the serializer scans, and next to the bytes around the
+ * special ranges (0x1f/0x20, '!' '"' '#', '[' '\\' ']', 0x7f, 0x80). */
+static void test_serializer_escapes_anywhere(void)
+{
+    static const unsigned char specials[] = {'"', '\\', '\n', 0x01, 0x1f, 0x20, '!',  '#',
+                                             '[', ']',  0x7f, 0x80, 0xc3, 0xff, '\t', '\b'};
+    for (size_t k = 0; k < sizeof specials; k++) {
+        for (size_t pos = 0; pos < 19; pos++) {
+            char text[20];
+            memset(text, 'a', sizeof text);
+            text[pos] = (char)specials[k];
+            json_object *o = json_object_new_string_len(text, (int)sizeof text);
+            ik_buf b = {0};
+            jo_value(&b, o);
+            const char *want = json_object_to_json_string_ext(
+                o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(b.p);
+            if (strcmp(b.p, want) != 0)
+                fprintf(stderr, "byte 0x%02x at %zu: got %s want %s\n", specials[k], pos, b.p,
+                        want);
+            CU_ASSERT_STRING_EQUAL(b.p, want);
+            ik_buf_free(&b);
+            json_object_put(o);
+        }
+    }
+}
+
+/* host->json_write appends to an ik_buf: a string after each call, and a
+ * buffer marked out of memory is refused with its contents kept. */
+static void test_json_write_into_ik_buf(void)
+{
+    json_object *o = json_tokener_parse("{\"a\":[1,\"x\\ny\"]}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    ik_buf b = {0};
+    CU_ASSERT_EQUAL(ik_json_write(o, &b), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b.p);
+    CU_ASSERT_STRING_EQUAL(b.p, "{\"a\":[1,\"x\\ny\"]}");
+    CU_ASSERT_EQUAL(strlen(b.p), b.len);
+    CU_ASSERT_EQUAL(ik_json_write_string("q\"", 2, &b), 0);
+    CU_ASSERT_STRING_EQUAL(b.p, "{\"a\":[1,\"x\\ny\"]}\"q\\\"\"");
+    CU_ASSERT_EQUAL(strlen(b.p), b.len);
+    size_t len = b.len;
+    b.oom = 1;
+    CU_ASSERT_EQUAL(ik_json_write(o, &b), IK_E_NOMEM);
+    CU_ASSERT_EQUAL(ik_json_write_string("z", 1, &b), IK_E_NOMEM);
+    CU_ASSERT_EQUAL(b.len, len);
+    CU_ASSERT_EQUAL(strlen(b.p), len);
+    b.oom = 0;
+    b.len = 0;
+    CU_ASSERT_EQUAL(ik_json_write_string(NULL, 0, &b), 0);
+    CU_ASSERT_STRING_EQUAL(b.p, "\"\"");
+    ik_buf_free(&b);
     json_object_put(o);
 }
 
@@ -405,6 +461,8 @@ int main(void)
     CU_add_test(s, "record format with metadata", test_record_format);
     CU_add_test(s, "payload format, append", test_payload_format_appends);
     CU_add_test(s, "serializer matches json-c", test_serializer_matches_json_c);
+    CU_add_test(s, "serializer escapes wherever the byte falls", test_serializer_escapes_anywhere);
+    CU_add_test(s, "json_write appends to an ik_buf", test_json_write_into_ik_buf);
     CU_add_test(s, "write error is IK_RETRY", test_write_error_is_retry);
     CU_add_test(s, "bad options", test_bad_options);
     CU_add_test(s, "concurrent writers keep lines whole", test_concurrent_writers);

@@ -22,6 +22,45 @@ static jr_item line_item(const char *text, unsigned long lineno, int *rc)
     return it;
 }
 
+/* UTF-8: text that common/utf8 finds valid is parsed without json-c's own
+ * byte-by-byte check, the rest with it, so what json-c accepted and rejected
+ * stays the same: errors with their place, the overlong forms json-c lets
+ * through, and multibyte text after ASCII runs of any length. */
+static void test_line_utf8(void)
+{
+    static const struct {
+        const char *text, *error, *value; /* error NULL: value is field "a" */
+    } cases[] = {
+        {"{\"a\":\"0123456789abcdef\xff\"}",
+         "emails.jsonl:1:23: invalid utf-8 string, found (byte 0xff)", NULL},
+        {"{\"a\":\"x\xe2\x82\"}", "emails.jsonl:1:10: invalid utf-8 string, found '\"'", NULL},
+        {"{\"a\":\"\xc0\x80\"}", NULL, "\xc0\x80"},
+        {"{\"a\":\"\xed\xa0\x80\"}", NULL, "\xed\xa0\x80"},
+        {"{\"a\":1} \xff", "emails.jsonl:1:9: invalid utf-8 string, found (byte 0xff)", NULL},
+        {"{\"a\":\"\xe2\x82\xac"
+         "0123456789\xf0\x9f\x98\x80 1234567\xc3\xa9\"}",
+         NULL,
+         "\xe2\x82\xac"
+         "0123456789\xf0\x9f\x98\x80 1234567\xc3\xa9"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int rc;
+        jr_item it = line_item(cases[i].text, 1, &rc);
+        if (cases[i].error) {
+            CU_ASSERT_PTR_NULL(it.obj);
+            if (strcmp(it.error, cases[i].error) != 0)
+                fprintf(stderr, "case %zu: got \"%s\"\n", i, it.error);
+            CU_ASSERT_STRING_EQUAL(it.error, cases[i].error);
+        } else {
+            json_object *a = NULL;
+            CU_ASSERT_PTR_NOT_NULL_FATAL(it.obj);
+            CU_ASSERT_TRUE(json_object_object_get_ex(it.obj, "a", &a));
+            CU_ASSERT_STRING_EQUAL(json_object_get_string(a), cases[i].value);
+        }
+        jr_item_clear(&it);
+    }
+}
+
 static void test_line_object(void)
 {
     int rc;
@@ -644,6 +683,7 @@ int main(void)
     CU_add_test(s, "line object", test_line_object);
     CU_add_test(s, "blank lines, CRLF, BOM", test_line_blank_and_crlf);
     CU_add_test(s, "line errors say what and where", test_line_errors_say_where);
+    CU_add_test(s, "UTF-8 accepted and rejected as json-c does", test_line_utf8);
     CU_add_test(s, "NUL characters and bytes in a line", test_line_nul);
     CU_add_test(s, "oversize line", test_line_oversize);
     CU_add_test(s, "one tokener across lines", test_line_tokener_reused);

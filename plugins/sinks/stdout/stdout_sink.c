@@ -25,6 +25,7 @@
 #include <intake/plugin.h>
 
 #include "append.h"
+#include "common/buf.h"
 
 #define SO_FLUSH_AT (1024u * 1024u) /* write(2) when the buffer holds this much */
 
@@ -39,10 +40,9 @@ typedef struct so_state {
     char *path;
     int record_format; /* 1: {"id","meta","payload"}, 0: payload only */
     char **keys;       /* metadata keys to print (owned) */
-    size_t nkeys;
+    size_t nkeys, keys_cap;
     pthread_mutex_t mu;
-    ik_json_buf buf; /* guarded by mu */
-    int oom;         /* an append to buf failed (guarded by mu) */
+    ik_buf buf; /* guarded by mu; buf.oom: an append failed */
     ik_metric *lines;
 } so_state;
 
@@ -76,7 +76,7 @@ static int add_key(so_state *st, const char *k, size_t n)
     for (size_t i = 0; i < st->nkeys; i++)
         if (strlen(st->keys[i]) == n && memcmp(st->keys[i], k, n) == 0)
             return 0;
-    char **grown = realloc(st->keys, (st->nkeys + 1) * sizeof *grown);
+    char **grown = ik_array_grow(st->keys, &st->keys_cap, st->nkeys + 1, sizeof *grown);
     if (!grown)
         return IK_E_NOMEM;
     st->keys = grown;
@@ -96,7 +96,7 @@ static void so_destroy(void *state)
         free(st->keys[i]);
     free(st->keys);
     free(st->path);
-    free(st->buf.data);
+    ik_buf_free(&st->buf);
     pthread_mutex_destroy(&st->mu);
     free(st);
 }
@@ -194,44 +194,28 @@ fail:
 static int so_flush(so_state *st)
 {
     ap_torn torn;
-    int err = ap_append(&st->out, st->buf.data, st->buf.len, &torn);
+    int err = ap_append(&st->out, st->buf.p, st->buf.len, &torn);
     if (torn.found)
         warn_torn(st, &torn);
     st->buf.len = 0;
     return err;
 }
 
-/* Appends n raw bytes to the batch buffer; a failure is remembered in st->oom. */
+/* Appends n raw bytes to the batch buffer; a failure is remembered in buf.oom. */
 static void so_put(so_state *st, const char *s, size_t n)
 {
-    ik_json_buf *b = &st->buf;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *grown = realloc(b->data, cap);
-        if (!grown) {
-            st->oom = 1;
-            return;
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
+    ik_buf_add(&st->buf, s, n);
 }
 
 /* Appends s as a JSON string, or a payload as JSON, with the host's read-only serializer. */
 static void so_string(so_state *st, const char *s)
 {
-    if (st->host->json_write_string(s, strlen(s), &st->buf) != 0)
-        st->oom = 1;
+    st->host->json_write_string(s, strlen(s), &st->buf); /* failure: buf.oom */
 }
 
 static void so_value(so_state *st, const json_object *obj)
 {
-    if (st->host->json_write(obj, &st->buf) != 0)
-        st->oom = 1;
+    st->host->json_write(obj, &st->buf); /* failure: buf.oom */
 }
 
 static void so_record(so_state *st, const ik_record *rec)
@@ -273,8 +257,8 @@ static int so_write(void *state, void *worker_state, ik_record *const *recs, siz
     st->buf.len = 0;
     for (size_t i = 0; i < n && !err; i++) {
         so_record(st, recs[i]);
-        if (st->oom) {
-            st->oom = 0;
+        if (st->buf.oom) {
+            st->buf.oom = 0;
             err = ENOMEM;
             break;
         }

@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "email/email.h"
 #include "input_open.h"
 #include "json_reader.h"
@@ -82,7 +83,7 @@ typedef struct fs_state {
     in_folder in; /* how input is opened (points at folder and real) */
     int single;   /* path is a file */
     char **patterns;
-    size_t npatterns;
+    size_t npatterns, cappatterns;
     int follow;
     uint64_t poll_ms;
     int move;
@@ -227,7 +228,7 @@ static void free_patterns(fs_state *st)
         free(st->patterns[i]);
     free(st->patterns);
     st->patterns = NULL;
-    st->npatterns = 0;
+    st->npatterns = st->cappatterns = 0;
 }
 
 /* Splits "a, b,c" into trimmed, non-empty globs. */
@@ -244,7 +245,8 @@ static int parse_patterns(fs_state *st, const char *spec)
         while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
             b--;
         if (b > a) {
-            char **grown = realloc(st->patterns, (st->npatterns + 1) * sizeof *grown);
+            char **grown =
+                ik_array_grow(st->patterns, &st->cappatterns, st->npatterns + 1, sizeof *grown);
             if (!grown)
                 return IK_E_NOMEM;
             st->patterns = grown;
@@ -307,14 +309,10 @@ static int is_maildir(const char *dir, const char *rel)
 
 static int push_name(char ***names, size_t *n, size_t *cap, const char *name)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 32;
-        char **grown = realloc(*names, c * sizeof *grown);
-        if (!grown)
-            return -ENOMEM;
-        *names = grown;
-        *cap = c;
-    }
+    char **grown = ik_array_grow(*names, cap, *n + 1, sizeof *grown);
+    if (!grown)
+        return -ENOMEM;
+    *names = grown;
     if (!((*names)[*n] = strdup(name)))
         return -ENOMEM;
     (*n)++;
@@ -683,14 +681,30 @@ static void finish_file(fs_state *st, fs_file *f)
 
 /* ---- reading ---------------------------------------------------------- */
 
+/* Writes u in decimal, with a '-' when negative, ending at end (NUL there)
+ * in a buffer of at least 22 bytes; returns where the text starts. Numbers
+ * are set on every record, so not snprintf (a format parse per number). */
+static const char *num_text(char *end, unsigned long long u, int negative)
+{
+    char *p = end;
+    *p = '\0';
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (negative)
+        *--p = '-';
+    return p;
+}
+
 /* Sets the record's priority and mirrors it in metadata "priority" (sinks
  * only see metadata). */
 static void set_priority(fs_state *st, ik_record *rec, int priority)
 {
-    char buf[16];
-    snprintf(buf, sizeof buf, "%d", priority);
+    char buf[24];
     st->host->record_set_priority(rec, priority);
-    st->host->record_set_meta(rec, "priority", buf);
+    unsigned long long u = priority < 0 ? 0ull - (unsigned long long)(long long)priority
+                                        : (unsigned long long)priority;
+    st->host->record_set_meta(rec, "priority", num_text(buf + sizeof buf - 1, u, priority < 0));
 }
 
 /* Applies the payload's "priority": an integer, or high/normal/low. */
@@ -730,126 +744,176 @@ static void apply_priority(fs_state *st, ik_record *rec, json_object *payload, c
 
 static int set_meta_num(const ik_host *host, ik_record *rec, const char *key, unsigned long v)
 {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%lu", v);
-    return host->record_set_meta(rec, key, buf);
+    char buf[24];
+    return host->record_set_meta(rec, key, num_text(buf + sizeof buf - 1, v, 0));
+}
+
+/* Takes back what handle_item counted for a record it did not hand over. */
+static void uncount(fs_state *st, fs_file *f, int bad)
+{
+    pthread_mutex_lock(&st->mu);
+    f->outstanding--;
+    if (bad)
+        f->bad--;
+    else
+        f->emitted--;
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* The payload of a bad item: {"raw", "file", "line"}. NULL when out of memory. */
+static json_object *bad_payload(fs_file *f, jr_item *item)
+{
+    char *raw = jr_raw_text(item->text ? item->text : "", item->text_len, JR_RAW_MAX);
+    json_object *payload = json_object_new_object();
+    if (!raw || !payload) {
+        free(raw);
+        json_object_put(payload);
+        return NULL;
+    }
+    json_object_object_add(payload, "raw", json_object_new_string(raw));
+    json_object_object_add(payload, "file", json_object_new_string(f->path));
+    json_object_object_add(payload, "line", json_object_new_int64((int64_t)item->line));
+    free(raw);
+    return payload;
 }
 
 /*
- * Turns one item into a record and hands it over: emit() for an object,
- * host->settle(IK_DEAD_LETTERED) for bad input. Returns 0 to go on,
- * IK_E_STOPPING to stop reading, another negative code on a fatal error.
+ * Makes the record of one item (taking item->obj), with its priority and
+ * metadata; *replay_of is set (owned) for a replayed dead letter. The id is
+ * the id_field, else a replayed dead letter's id, else "<file>:<index>".
+ * NULL when out of memory.
  */
-static int handle_item(fs_state *st, fs_file *f, jr_item *item)
+static ik_record *make_record(fs_state *st, fs_file *f, jr_item *item, char **replay_of)
 {
     const ik_host *host = st->host;
-    pthread_mutex_lock(&st->mu);
-    int skip = pg_test(&f->done, item->index);
-    if (skip)
-        f->skipped++;
-    pthread_mutex_unlock(&st->mu);
-    if (skip)
-        return 0;
-    if (host->stopping(st->self))
-        return IK_E_STOPPING;
-
-    fs_rec *h = calloc(1, sizeof *h);
-    if (!h)
-        return IK_E_NOMEM;
-    h->file = f;
-    h->index = item->index;
-    h->line = item->line;
-    h->offset = item->offset;
-    h->size = item->size;
-
-    char fallback[64 + NAME_MAX];
-    snprintf(fallback, sizeof fallback, "%s:%lu", f->base, item->index);
-    char *replay_of = NULL;
-    ik_record *rec = NULL;
-    int bad = item->error[0] != '\0';
-    if (bad) {
-        h->raw = 1;
-        char *raw = jr_raw_text(item->text ? item->text : "", item->text_len, JR_RAW_MAX);
-        json_object *payload = json_object_new_object();
-        if (!raw || !payload) {
-            free(raw);
-            json_object_put(payload);
-            free(h);
-            return IK_E_NOMEM;
-        }
-        json_object_object_add(payload, "raw", json_object_new_string(raw));
-        json_object_object_add(payload, "file", json_object_new_string(f->path));
-        json_object_object_add(payload, "line", json_object_new_int64((int64_t)item->line));
-        free(raw);
-        rec = host->record_new(st->self, fallback, payload);
-    } else {
-        json_object *obj = item->obj;
-        item->obj = NULL;
-        json_object *dl, *v;
-        const char *id = fallback;
-        char *orig_id = NULL;
-        if (json_object_object_get_ex(obj, "intake_dead_letter", &dl) &&
-            json_object_is_type(dl, json_type_object)) {
-            /* A replayed dead letter: strip the envelope, remember why it failed. */
-            replay_of = strdup(json_object_object_get_ex(dl, "reason", &v) &&
-                                       json_object_is_type(v, json_type_string)
-                                   ? json_object_get_string(v)
-                                   : "unknown reason");
-            if (json_object_object_get_ex(dl, "id", &v) && json_object_is_type(v, json_type_string))
-                orig_id = strdup(json_object_get_string(v));
-            json_object_object_del(obj, "intake_dead_letter");
-        }
-        if (json_object_object_get_ex(obj, st->id_field, &v) &&
-            json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0)
-            id = json_object_get_string(v);
-        else if (orig_id && orig_id[0])
-            id = orig_id;
-        rec = host->record_new(st->self, id, obj);
-        if (rec)
-            apply_priority(st, rec, host->record_payload(rec), host->record_id(rec));
-        free(orig_id);
+    char fallback[64 + NAME_MAX]; /* written only when used */
+    if (item->error[0]) {
+        snprintf(fallback, sizeof fallback, "%s:%lu", f->base, item->index);
+        json_object *payload = bad_payload(f, item);
+        return payload ? host->record_new(st->self, fallback, payload) : NULL;
     }
-    if (!rec) {
-        host->log(st->self, IK_LOG_ERROR, "cannot create a record for %s:%lu: out of memory",
-                  f->path, item->line);
-        free(replay_of);
-        free(h);
-        return IK_E_NOMEM;
+    json_object *obj = item->obj;
+    item->obj = NULL;
+    json_object *dl, *v;
+    const char *id;
+    char *orig_id = NULL;
+    if (json_object_object_get_ex(obj, "intake_dead_letter", &dl) &&
+        json_object_is_type(dl, json_type_object)) {
+        /* A replayed dead letter: strip the envelope, remember why it failed. */
+        *replay_of = strdup(json_object_object_get_ex(dl, "reason", &v) &&
+                                    json_object_is_type(v, json_type_string)
+                                ? json_object_get_string(v)
+                                : "unknown reason");
+        if (json_object_object_get_ex(dl, "id", &v) && json_object_is_type(v, json_type_string))
+            orig_id = strdup(json_object_get_string(v));
+        json_object_object_del(obj, "intake_dead_letter");
     }
+    if (json_object_object_get_ex(obj, st->id_field, &v) &&
+        json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0)
+        id = json_object_get_string(v);
+    else if (orig_id && orig_id[0])
+        id = orig_id;
+    else {
+        snprintf(fallback, sizeof fallback, "%s:%lu", f->base, item->index);
+        id = fallback;
+    }
+    ik_record *rec = host->record_new(st->self, id, obj);
+    if (rec)
+        apply_priority(st, rec, host->record_payload(rec), host->record_id(rec));
+    free(orig_id);
+    return rec;
+}
+
+/* Sets the metadata every record of the file source carries. 0 or IK_E_NOMEM. */
+static int set_item_meta(fs_state *st, fs_file *f, jr_item *item, ik_record *rec,
+                         const char *replay_of)
+{
+    const ik_host *host = st->host;
     int rc = host->record_set_meta(rec, "source", "file");
     rc = rc ? rc : host->record_set_meta(rec, "file", f->path);
     rc = rc ? rc : set_meta_num(host, rec, "index", item->index);
     rc = rc ? rc : set_meta_num(host, rec, "line", item->line);
     if (!rc && replay_of)
         rc = host->record_set_meta(rec, "replay_of", replay_of);
+    return rc;
+}
+
+/* Hands a bad item's record over as dead-lettered, with a warning. */
+static void reject_item(fs_state *st, jr_item *item, ik_record *rec)
+{
+    const ik_host *host = st->host;
+    if (st->m_bad)
+        host->metric_add(st->m_bad, 1);
+    host->log(st->self, IK_LOG_WARN, "%s", item->error);
+    int rc = host->settle(st->self, rec, IK_DEAD_LETTERED, item->error);
+    if (rc != 0)
+        host->log(st->self, IK_LOG_ERROR, "cannot dead-letter %s: %s", item->error,
+                  host->strerror(rc));
+}
+
+/*
+ * Turns one item into a record and hands it over: emit() for an object,
+ * host->settle(IK_DEAD_LETTERED) for bad input. Returns 0 to go on,
+ * IK_E_STOPPING to stop reading, another negative code on a fatal error.
+ * The file's lock is taken once per record: the progress check and the
+ * counts go together, counted before the hand-over (settle() may run before
+ * emit returns) and taken back by uncount() when it does not happen.
+ */
+static int handle_item(fs_state *st, fs_file *f, jr_item *item)
+{
+    const ik_host *host = st->host;
+    int bad = item->error[0] != '\0';
+    pthread_mutex_lock(&st->mu);
+    int skip = pg_test(&f->done, item->index);
+    if (skip) {
+        f->skipped++;
+    } else {
+        f->outstanding++;
+        if (bad)
+            f->bad++;
+        else
+            f->emitted++;
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (skip)
+        return 0;
+    if (host->stopping(st->self)) {
+        uncount(st, f, bad);
+        return IK_E_STOPPING;
+    }
+    fs_rec *h = calloc(1, sizeof *h);
+    char *replay_of = NULL;
+    ik_record *rec = h ? make_record(st, f, item, &replay_of) : NULL;
+    if (!rec) {
+        host->log(st->self, IK_LOG_ERROR, "cannot create a record for %s:%lu: out of memory",
+                  f->path, item->line);
+        free(replay_of);
+        free(h);
+        uncount(st, f, bad);
+        return IK_E_NOMEM;
+    }
+    *h = (fs_rec){.file = f,
+                  .index = item->index,
+                  .line = item->line,
+                  .offset = item->offset,
+                  .size = item->size,
+                  .raw = bad};
+    int rc = set_item_meta(st, f, item, rec, replay_of);
     free(replay_of);
     if (rc != 0) {
         host->record_free(rec);
         free(h);
+        uncount(st, f, bad);
         return rc;
     }
     host->record_set_handle(rec, h);
-
-    pthread_mutex_lock(&st->mu);
-    f->outstanding++;
-    if (bad)
-        f->bad++;
-    pthread_mutex_unlock(&st->mu);
     if (bad) {
-        if (st->m_bad)
-            host->metric_add(st->m_bad, 1);
-        host->log(st->self, IK_LOG_WARN, "%s", item->error);
-        rc = host->settle(st->self, rec, IK_DEAD_LETTERED, item->error);
-        if (rc != 0)
-            host->log(st->self, IK_LOG_ERROR, "cannot dead-letter %s: %s", item->error,
-                      host->strerror(rc));
+        reject_item(st, item, rec);
         return 0;
     }
     rc = host->emit(st->self, rec);
     if (rc != 0) {
-        pthread_mutex_lock(&st->mu);
-        f->outstanding--;
-        pthread_mutex_unlock(&st->mu);
+        uncount(st, f, bad);
         host->record_free(rec);
         free(h);
         if (rc != IK_E_STOPPING)
@@ -857,9 +921,6 @@ static int handle_item(fs_state *st, fs_file *f, jr_item *item)
                       host->strerror(rc));
         return rc;
     }
-    pthread_mutex_lock(&st->mu);
-    f->emitted++;
-    pthread_mutex_unlock(&st->mu);
     if (st->m_records)
         host->metric_add(st->m_records, 1);
     return 0;
@@ -1100,18 +1161,12 @@ static int read_mbox(fs_state *st, fs_file *f, FILE *in)
         }
         full += lfull + 1;
         if (full <= st->max_size) {
-            if (len + llen + 2 > cap) {
-                size_t c = cap ? cap : 4096;
-                while (c < len + llen + 2)
-                    c *= 2;
-                char *g = realloc(msg, c);
-                if (!g) {
-                    rc = IK_E_NOMEM;
-                    break;
-                }
-                msg = g;
-                cap = c;
+            char *g = ik_array_grow(msg, &cap, len + llen + 2, 1);
+            if (!g) {
+                rc = IK_E_NOMEM;
+                break;
             }
+            msg = g;
             memcpy(msg + len, line, llen);
             len += llen;
             msg[len++] = '\n';

@@ -2,7 +2,8 @@
  * json_reader.c: splits .json documents and .jsonl streams into JSON objects
  * with their position and size, and says what and where when input is bad.
  * See json_reader.h. Parsing is json-c's tokener in strict mode with UTF-8
- * validation; positions are byte based (1-based lines and columns).
+ * validation (json-c's, or common/utf8's first: see text_is_utf8); positions
+ * are byte based (1-based lines and columns).
  */
 #include "json_reader.h"
 
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/utf8.h"
 
 #define JR_DEPTH      64
@@ -113,13 +115,42 @@ static void tokener_error(enum json_tokener_error e, const char *text, size_t le
         snprintf(what, what_size, "%s, found%s", desc, ch);
 }
 
+#define JR_TOKENER_FLAGS (JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS)
+
 json_tokener *jr_tokener_new(void)
 {
     json_tokener *tok = json_tokener_new_ex(JR_DEPTH);
     if (tok)
-        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
-                                        JSON_TOKENER_VALIDATE_UTF8);
+        json_tokener_set_flags(tok, JR_TOKENER_FLAGS | JSON_TOKENER_VALIDATE_UTF8);
     return tok;
+}
+
+/*
+ * 1 when the len bytes at s are valid UTF-8 (common/utf8's definition, which
+ * every sequence json-c's own check accepts passes too), skipping ASCII 8
+ * bytes at a time. json-c's check (JSON_TOKENER_VALIDATE_UTF8) is a call per
+ * byte, the largest cost of a parse after the tokenizer itself: text that
+ * passes here is parsed without it, anything else with it, so errors and
+ * their offsets are json-c's as before.
+ */
+static int text_is_utf8(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        uint64_t w;
+        while (i + 8 <= len && (memcpy(&w, p + i, 8), !(w & 0x8080808080808080ull)))
+            i += 8;
+        while (i < len && p[i] < 0x80)
+            i++;
+        if (i == len)
+            break;
+        size_t k = ik_utf8_seq(p + i, len - i);
+        if (k == 0)
+            return 0;
+        i += k;
+    }
+    return 1;
 }
 
 static int parse_with(json_tokener *tok, const char *text, size_t len, json_object **out,
@@ -144,6 +175,9 @@ static int parse_value(json_tokener *tok, const char *text, size_t len, json_obj
     }
     if (tok)
         json_tokener_reset(tok);
+    int utf8 = text_is_utf8(text, len);
+    json_tokener_set_flags(tok ? tok : own,
+                           JR_TOKENER_FLAGS | (utf8 ? 0 : JSON_TOKENER_VALIDATE_UTF8));
     int rc = parse_with(tok ? tok : own, text, len, out, err_off, what, what_size);
     if (own)
         json_tokener_free(own);
@@ -357,18 +391,12 @@ static int more(jr_doc *d)
         d->wlen -= drop;
         d->wbase = d->keep;
     }
-    if (d->wcap - d->wlen < d->chunk) {
-        size_t cap = d->wcap ? d->wcap : d->chunk;
-        while (cap - d->wlen < d->chunk)
-            cap *= 2;
-        char *grown = realloc(d->win, cap);
-        if (!grown) {
-            d->error = ENOMEM;
-            return -1;
-        }
-        d->win = grown;
-        d->wcap = cap;
+    char *grown = ik_array_grow(d->win, &d->wcap, d->wlen + d->chunk, 1);
+    if (!grown) {
+        d->error = ENOMEM;
+        return -1;
     }
+    d->win = grown;
     size_t n = fread(d->win + d->wlen, 1, d->chunk, d->f);
     if (n == 0) {
         if (ferror(d->f)) {

@@ -15,6 +15,7 @@
 
 #include <json-c/json.h>
 
+#include "common/buf.h"
 #include "common/file.h"
 
 int pg_set(pg_ledger *l, unsigned long index)
@@ -23,10 +24,8 @@ int pg_set(pg_ledger *l, unsigned long index)
         return -1;
     size_t w = (index - 1) / 64;
     if (w >= l->words) {
-        size_t words = l->words ? l->words : 16;
-        while (words <= w)
-            words *= 2;
-        uint64_t *grown = realloc(l->bits, words * sizeof *grown);
+        size_t words = l->words;
+        uint64_t *grown = ik_array_grow(l->bits, &words, w + 1, sizeof *grown);
         if (!grown)
             return -1;
         memset(grown + l->words, 0, (words - l->words) * sizeof *grown);
@@ -59,11 +58,8 @@ void pg_free(pg_ledger *l)
 
 char *pg_ranges(const pg_ledger *l)
 {
-    size_t cap = 64, len = 0;
-    char *s = malloc(cap);
-    if (!s)
-        return NULL;
-    s[0] = '\0';
+    ik_buf s = {0};
+    ik_buf_add(&s, "", 0); /* no ranges: the empty string */
     unsigned long max = (unsigned long)l->words * 64;
     unsigned long i = 1;
     while (i <= max) {
@@ -75,23 +71,12 @@ char *pg_ranges(const pg_ledger *l)
         while (j + 1 <= max && pg_test(l, j + 1))
             j++;
         char part[48];
-        int n = (i == j) ? snprintf(part, sizeof part, "%s%lu", len ? "," : "", i)
-                         : snprintf(part, sizeof part, "%s%lu-%lu", len ? "," : "", i, j);
-        if (len + (size_t)n + 1 > cap) {
-            while (len + (size_t)n + 1 > cap)
-                cap *= 2;
-            char *grown = realloc(s, cap);
-            if (!grown) {
-                free(s);
-                return NULL;
-            }
-            s = grown;
-        }
-        memcpy(s + len, part, (size_t)n + 1);
-        len += (size_t)n;
+        int n = (i == j) ? snprintf(part, sizeof part, "%s%lu", s.len ? "," : "", i)
+                         : snprintf(part, sizeof part, "%s%lu-%lu", s.len ? "," : "", i, j);
+        ik_buf_add(&s, part, (size_t)n);
         i = j + 1;
     }
-    return s;
+    return ik_buf_take(&s); /* NULL when out of memory */
 }
 
 static int parse_num(const char *s, size_t *p, unsigned long *v)

@@ -57,6 +57,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <intake/buf.h>
 #include <json-c/json.h>
 
 #ifdef __cplusplus
@@ -234,13 +235,6 @@ typedef enum ik_log_level {
     IK_LOG_TRACE = 4,
 } ik_log_level;
 
-/* A growable byte buffer for host->json_write(): start it zeroed; the caller
- * owns data (free() it) and may reset len to reuse it. */
-typedef struct ik_json_buf {
-    char *data;
-    size_t len, cap;
-} ik_json_buf;
-
 /* Opaque engine objects. */
 typedef struct ik_instance ik_instance; /* one configured plugin instance */
 typedef struct ik_record ik_record;     /* one unit of work (one email) */
@@ -343,12 +337,14 @@ typedef struct ik_host {
      * what json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
      * JSON_C_TO_STRING_NOSLASHESCAPE) prints, without writing to the object
      * (safe on a payload other threads read). Nesting deeper than 1000 prints
-     * null there. buf->data grows with realloc and belongs to the caller
-     * (free() it); it is not NUL-terminated. 0, or IK_E_NOMEM (buf keeps its
-     * earlier contents; what this call appended is undefined). */
-    int (*json_write)(const json_object *obj, ik_json_buf *buf);
+     * null there. buf is an ik_buf (intake/buf.h): start it zeroed; buf->p
+     * grows with realloc and belongs to the caller (free() it); it is
+     * NUL-terminated at buf->len after a successful call. 0, or IK_E_NOMEM
+     * with buf->len back where it was and buf->oom set (also when oom was
+     * already set: clear it to reuse the buffer). */
+    int (*json_write)(const json_object *obj, ik_buf *buf);
     /* Appends s (n bytes) as a quoted, escaped JSON string; as json_write. */
-    int (*json_write_string)(const char *s, size_t n, ik_json_buf *buf);
+    int (*json_write_string)(const char *s, size_t n, ik_buf *buf);
 } ik_host;
 
 /* 1 when the engine's host table has the member f. A plugin declared with
