@@ -505,6 +505,138 @@ const void *ik_optvals_config(const ik_optvals *vals)
     return vals ? vals->config : NULL;
 }
 
+/* The table's own sanity (types known, names unique): a plugin bug, said as
+ * such. */
+static int check_table(const ik_option *table, size_t n, const char *plugin, ik_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!valid_type(table[i].type))
+            return ik_err_set(err, IK_E_INVAL,
+                              "plugin '%s': option '%s' has an unknown type %d (a bug in the "
+                              "plugin; report it to its author)",
+                              plugin, table[i].name, (int)table[i].type);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(table[i].name, table[j].name) == 0)
+                return ik_err_set(err, IK_E_INVAL,
+                                  "plugin '%s': option '%s' is declared twice (a bug in the "
+                                  "plugin; report it to its author)",
+                                  plugin, table[i].name);
+    }
+    return 0;
+}
+
+/* Empty values for the n options of table. NULL with err set on OOM. */
+static ik_optvals *vals_new(const ik_option *table, size_t n, ik_err *err)
+{
+    ik_optvals *vals = calloc(1, sizeof *vals);
+    if (vals && n > 0 && !(vals->v = calloc(n, sizeof *vals->v))) {
+        free(vals);
+        vals = NULL;
+    }
+    if (!vals) {
+        ik_err_set(err, IK_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    vals->n = n;
+    for (size_t i = 0; i < n; i++) {
+        vals->v[i].type = table[i].type;
+        vals->v[i].flags = table[i].flags;
+        vals->v[i].choices = table[i].choices;
+        vals->v[i].offset = table[i].offset;
+        if (!(vals->v[i].name = strdup(table[i].name))) {
+            ik_optvals_free(vals);
+            ik_err_set(err, IK_E_NOMEM, "out of memory");
+            return NULL;
+        }
+    }
+    return vals;
+}
+
+/* The error for a setting m that names no option of the table. */
+static int unknown_option(const ctx *c, const ik_option *table, size_t n, const config_setting_t *m,
+                          const char *name)
+{
+    if (n == 0)
+        return ik_err_set(c->err, IK_E_CONFIG,
+                          "%s: unknown option '%s' for plugin '%s' (instance '%s'); the "
+                          "plugin takes no options",
+                          ik_config_where(m), name, c->plugin, c->instance);
+    char known[1024];
+    known_names(table, n, known, sizeof known);
+    return ik_err_set(c->err, IK_E_CONFIG,
+                      "%s: unknown option '%s' for plugin '%s' (instance '%s'); known "
+                      "options: %s",
+                      ik_config_where(m), name, c->plugin, c->instance, known);
+}
+
+/* Binds every setting of the stage's group (engine keys aside) to its
+ * option; a setting that names none is an error. */
+static int bind_settings(const ctx *c, const config_setting_t *group, const ik_option *table,
+                         ik_optvals *vals)
+{
+    int nm = group ? config_setting_length(group) : 0;
+    for (int k = 0; k < nm; k++) {
+        const config_setting_t *m = config_setting_get_elem(group, (unsigned)k);
+        const char *name = config_setting_name(m);
+        if (!name || ik_is_engine_key(name))
+            continue;
+        size_t i;
+        for (i = 0; i < vals->n; i++)
+            if (strcmp(table[i].name, name) == 0)
+                break;
+        if (i == vals->n)
+            return unknown_option(c, table, vals->n, m, name);
+        int rc = bind_setting(c, m, &vals->v[i]);
+        if (rc != 0)
+            return rc;
+        vals->v[i].set = 1;
+        vals->v[i].setting = m;
+    }
+    return 0;
+}
+
+/* Options the config left out: required ones are an error naming the stage;
+ * the others take their default. Every value is checked against its range. */
+static int complete_values(const ctx *c, const ik_option *table, ik_optvals *vals)
+{
+    for (size_t i = 0; i < vals->n; i++) {
+        optval *v = &vals->v[i];
+        if (!v->set && (table[i].flags & IK_OPT_REQUIRED)) {
+            char where[PATH_MAX + 32];
+            stage_where(c, where, sizeof where);
+            if (table[i].help)
+                return ik_err_set(c->err, IK_E_CONFIG,
+                                  "%s: plugin '%s' (instance '%s') requires option '%s': \"%s\" "
+                                  "(add %s = ...; to the stage)",
+                                  where, c->plugin, c->instance, table[i].name, table[i].help,
+                                  table[i].name);
+            return ik_err_set(c->err, IK_E_CONFIG,
+                              "%s: plugin '%s' (instance '%s') requires option '%s' (add %s = "
+                              "...; to the stage)",
+                              where, c->plugin, c->instance, table[i].name, table[i].name);
+        }
+        int rc = bind_default(c, &table[i], v);
+        if (rc == 0)
+            rc = check_limit(c, &table[i], v);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Writes every value into a new zeroed config struct of config_size bytes
+ * (none when 0). */
+static int fill_config(ik_optvals *vals, size_t config_size, ik_err *err)
+{
+    if (config_size > 0 && !(vals->config = calloc(1, config_size)))
+        return ik_err_set(err, IK_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < vals->n; i++) {
+        vals->v[i].choices = NULL; /* the table may be unloaded before vals is freed */
+        store_value(&vals->v[i], vals->config, config_size);
+    }
+    return 0;
+}
+
 int ik_options_bind(const ik_option *table, size_t config_size, const char *plugin_name,
                     const ik_stage_spec *stage, ik_optvals **out, ik_err *err)
 {
@@ -519,113 +651,24 @@ int ik_options_bind(const ik_option *table, size_t config_size, const char *plug
     size_t n = 0;
     while (table && table[n].name)
         n++;
-    for (size_t i = 0; i < n; i++) {
-        if (!valid_type(table[i].type))
-            return ik_err_set(err, IK_E_INVAL,
-                              "plugin '%s': option '%s' has an unknown type %d (a bug in the "
-                              "plugin; report it to its author)",
-                              plugin, table[i].name, (int)table[i].type);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(table[i].name, table[j].name) == 0)
-                return ik_err_set(err, IK_E_INVAL,
-                                  "plugin '%s': option '%s' is declared twice (a bug in the "
-                                  "plugin; report it to its author)",
-                                  plugin, table[i].name);
-    }
+    int rc = check_table(table, n, plugin, err);
+    if (rc != 0)
+        return rc;
     const config_setting_t *group = stage->setting;
     if (group && !config_setting_is_group(group))
         return ik_err_set(err, IK_E_INVAL, "%s: the stage of plugin '%s' is not a group",
                           ik_config_where(group), plugin);
-
-    ik_optvals *vals = calloc(1, sizeof *vals);
+    ik_optvals *vals = vals_new(table, n, err);
     if (!vals)
-        return ik_err_set(err, IK_E_NOMEM, "out of memory");
-    int rc = 0;
-    if (n > 0) {
-        vals->v = calloc(n, sizeof *vals->v);
-        if (!vals->v) {
-            free(vals);
-            return ik_err_set(err, IK_E_NOMEM, "out of memory");
-        }
-    }
-    vals->n = n;
-    for (size_t i = 0; i < n; i++) {
-        vals->v[i].type = table[i].type;
-        vals->v[i].flags = table[i].flags;
-        vals->v[i].choices = table[i].choices;
-        vals->v[i].offset = table[i].offset;
-        if (!(vals->v[i].name = strdup(table[i].name))) {
-            rc = ik_err_set(err, IK_E_NOMEM, "out of memory");
-            goto fail;
-        }
-    }
-
-    int nm = group ? config_setting_length(group) : 0;
-    for (int k = 0; k < nm; k++) {
-        const config_setting_t *m = config_setting_get_elem(group, (unsigned)k);
-        const char *name = config_setting_name(m);
-        if (!name || ik_is_engine_key(name))
-            continue;
-        size_t i;
-        for (i = 0; i < n; i++)
-            if (strcmp(table[i].name, name) == 0)
-                break;
-        if (i == n) {
-            if (n == 0) {
-                rc = ik_err_set(err, IK_E_CONFIG,
-                                "%s: unknown option '%s' for plugin '%s' (instance '%s'); the "
-                                "plugin takes no options",
-                                ik_config_where(m), name, plugin, c.instance);
-            } else {
-                char known[1024];
-                known_names(table, n, known, sizeof known);
-                rc = ik_err_set(err, IK_E_CONFIG,
-                                "%s: unknown option '%s' for plugin '%s' (instance '%s'); known "
-                                "options: %s",
-                                ik_config_where(m), name, plugin, c.instance, known);
-            }
-            goto fail;
-        }
-        if ((rc = bind_setting(&c, m, &vals->v[i])) != 0)
-            goto fail;
-        vals->v[i].set = 1;
-        vals->v[i].setting = m;
-    }
-
-    for (size_t i = 0; i < n; i++) {
-        optval *v = &vals->v[i];
-        if (!v->set && (table[i].flags & IK_OPT_REQUIRED)) {
-            char where[PATH_MAX + 32];
-            stage_where(&c, where, sizeof where);
-            if (table[i].help)
-                rc = ik_err_set(err, IK_E_CONFIG,
-                                "%s: plugin '%s' (instance '%s') requires option '%s': \"%s\" "
-                                "(add %s = ...; to the stage)",
-                                where, plugin, c.instance, table[i].name, table[i].help,
-                                table[i].name);
-            else
-                rc = ik_err_set(err, IK_E_CONFIG,
-                                "%s: plugin '%s' (instance '%s') requires option '%s' (add %s = "
-                                "...; to the stage)",
-                                where, plugin, c.instance, table[i].name, table[i].name);
-            goto fail;
-        }
-        if ((rc = bind_default(&c, &table[i], v)) != 0 || (rc = check_limit(&c, &table[i], v)) != 0)
-            goto fail;
-    }
-    if (config_size > 0 && !(vals->config = calloc(1, config_size))) {
-        rc = ik_err_set(err, IK_E_NOMEM, "out of memory");
-        goto fail;
-    }
-    for (size_t i = 0; i < n; i++) {
-        vals->v[i].choices = NULL; /* the table may be unloaded before vals is freed */
-        store_value(&vals->v[i], vals->config, config_size);
+        return IK_E_NOMEM;
+    if ((rc = bind_settings(&c, group, table, vals)) != 0 ||
+        (rc = complete_values(&c, table, vals)) != 0 ||
+        (rc = fill_config(vals, config_size, err)) != 0) {
+        ik_optvals_free(vals);
+        return rc;
     }
     *out = vals;
     return 0;
-fail:
-    ik_optvals_free(vals);
-    return rc;
 }
 
 void ik_optvals_free(ik_optvals *vals)
