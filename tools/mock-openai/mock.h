@@ -23,7 +23,8 @@ typedef struct fault {
     char name[32];
     long count;
     size_t min_emails; /* only requests carrying at least this many emails */
-    double until_s;    /* > 0: every request until then (mock_now_s), count unused */
+    double for_s;      /* > 0: an outage of this long, count unused: every request */
+    double until_s;    /* from the first one it meets until then (mock_now_s); 0 before */
 } fault;
 
 typedef struct bucket {

@@ -36,8 +36,9 @@
  * server_error (500), overloaded (503), timeout (sleeps --timeout-sleep-ms),
  * duplicate (a result repeated), unknown (a result for an id not sent),
  * crossed (the first two results trade every field but email_id).
- * "for_ms": T instead of a count fails every model request for the next T
- * milliseconds (an outage that ends by the clock).
+ * "for_ms": T instead of a count fails every model request for T
+ * milliseconds from the first request it meets (an outage that ends by the
+ * clock, met however long the client takes to start).
  * An optional "min_emails": K makes the fault wait for a request carrying at
  * least K emails: a split-inducing fault (context_length, incomplete, ...)
  * with K = 2 never lands on a lone email, which it would dead-letter, so a
@@ -213,7 +214,9 @@ int take_fault(mock *m, char *name, size_t n, size_t nemails, int batch_level)
         }
         if (is_batch_fault(m->faults[i].name) != (batch_level != 0))
             continue;
-        if (m->faults[i].until_s > 0 && (batch_level || nemails >= m->faults[i].min_emails)) {
+        if (m->faults[i].for_s > 0 && (batch_level || nemails >= m->faults[i].min_emails)) {
+            if (m->faults[i].until_s == 0) /* the outage starts with its first request */
+                m->faults[i].until_s = now + m->faults[i].for_s;
             snprintf(name, n, "%s", m->faults[i].name);
             got = 1;
             break;
@@ -1147,7 +1150,8 @@ static void control_request(mock *m, const char *method, const char *url, const 
             snprintf(f->name, sizeof f->name, "%s", name);
             f->count = count;
             f->min_emails = (size_t)min_emails;
-            f->until_s = for_ms > 0 ? mock_now_s() + (double)for_ms / 1000.0 : 0;
+            f->for_s = (double)for_ms / 1000.0;
+            f->until_s = 0;
         }
         pthread_mutex_unlock(&m->mu);
         json_object_put(j);
