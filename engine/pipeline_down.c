@@ -15,22 +15,11 @@
 
 #include "log.h"
 #include "pipeline_internal.h"
-
-/* Undoes the attempt worker_begin_call counted for rec at st: a record
- * answered IK_DOWN was not tried. */
-static void uncount_attempt(ik_stage *st, ik_record *rec)
-{
-    if (st->kind == STAGE_PROC && rec->proc_attempts > 0)
-        rec->proc_attempts--;
-    else if (st->kind == STAGE_SINK && rec->sink_attempts[st->index] > 0)
-        rec->sink_attempts[st->index]--;
-    else if (st->kind == STAGE_DLQ && rec->dlq_attempts > 0)
-        rec->dlq_attempts--;
-}
+#include "retry.h"
 
 void pl_route_down(ik_pipeline *p, ik_stage *st, ik_record *rec, uint64_t cost, settle_list *out)
 {
-    uncount_attempt(st, rec);
+    pl_stage_attempts_add(st, rec, -1); /* answered IK_DOWN: not tried */
     if (ik_batcher_push_front(st->batcher, rec, cost) == 0)
         return;
     ik_record_set_failure(rec, st->inst.spec->name, pl_stage_attempts(st, rec),
@@ -45,16 +34,14 @@ void pl_route_down(ik_pipeline *p, ik_stage *st, ik_record *rec, uint64_t cost, 
         pl_route_dead_letter(p, rec, out);
 }
 
-static uint64_t next_backoff(const ik_pipeline *p, uint64_t cur)
+/* The wait before the next probe, once `failed` probes have failed: the
+ * retry schedule's cap (initial_backoff doubling up to max_backoff), at
+ * least 1 ms. */
+static uint64_t probe_backoff(const ik_pipeline *p, uint64_t failed)
 {
-    uint64_t max = p->spec->retry.max_backoff_ms;
-    if (cur == 0)
-        cur = p->spec->retry.initial_backoff_ms;
-    else
-        cur = cur > max / 2 ? max : cur * 2;
-    if (cur == 0)
-        cur = 1;
-    return cur > max && max > 0 ? max : cur;
+    unsigned n = failed < 64 ? (unsigned)failed + 1 : 64;
+    uint64_t ms = ik_retry_cap_ms(&p->spec->retry, n);
+    return ms ? ms : 1;
 }
 
 void pl_stage_down(ik_stage *st, int was_probe, const char *reason)
@@ -68,7 +55,7 @@ void pl_stage_down(ik_stage *st, int was_probe, const char *reason)
         st->probes = 0;
         st->down_since_ms = now;
         st->down_since_wall = time(NULL);
-        st->probe_backoff_ms = next_backoff(p, 0);
+        st->probe_backoff_ms = probe_backoff(p, 0);
         st->probe_due_ms = now + st->probe_backoff_ms;
         snprintf(st->down_reason, sizeof st->down_reason, "%s", why);
         ik_metric_set(st->m_down, 1);
@@ -82,7 +69,7 @@ void pl_stage_down(ik_stage *st, int was_probe, const char *reason)
     if (!was_probe)
         return; /* a call that started before the stage went down */
     st->probing = 0;
-    st->probe_backoff_ms = next_backoff(p, st->probe_backoff_ms);
+    st->probe_backoff_ms = probe_backoff(p, st->probes);
     st->probe_due_ms = now + st->probe_backoff_ms;
     snprintf(st->down_reason, sizeof st->down_reason, "%s", why);
     ik_logf(IK_LOG_DEBUG, p->spec->name, st->inst.spec->name,

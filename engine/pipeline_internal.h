@@ -178,6 +178,9 @@ void pl_route_result(ik_pipeline *p, ik_stage *st, ik_record *rec, const ik_resu
 ik_stage *pl_target_stage(ik_pipeline *p, int target);
 /* Attempts made so far at st (the counter st keeps in the record). */
 unsigned pl_stage_attempts(const ik_stage *st, const ik_record *rec);
+/* Adds delta (+1 when a call starts, -1 when it answered IK_DOWN) to rec's
+ * attempts at st; never below 0. Lock held. */
+void pl_stage_attempts_add(const ik_stage *st, ik_record *rec, int delta);
 
 /* ------------------------------------ destination down (pipeline_down.c) */
 /* All with p->mu held; none calls a plugin. */

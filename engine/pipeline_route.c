@@ -143,6 +143,24 @@ static void route_retry(ik_pipeline *p, ik_stage *st, ik_record *rec, unsigned a
     route_failed(p, st, rec, out);
 }
 
+void pl_stage_attempts_add(const ik_stage *st, ik_record *rec, int delta)
+{
+    switch (st->kind) {
+    case STAGE_PROC:
+        if (delta > 0 || rec->proc_attempts > 0)
+            rec->proc_attempts += (unsigned)delta;
+        return;
+    case STAGE_SINK:
+        if (delta > 0 || rec->sink_attempts[st->index] > 0)
+            rec->sink_attempts[st->index] += (uint16_t)delta;
+        return;
+    case STAGE_DLQ:
+        if (delta > 0 || rec->dlq_attempts > 0)
+            rec->dlq_attempts += (unsigned)delta;
+        return;
+    }
+}
+
 unsigned pl_stage_attempts(const ik_stage *st, const ik_record *rec)
 {
     switch (st->kind) {

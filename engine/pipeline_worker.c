@@ -147,15 +147,8 @@ static void worker_release_batch(worker *w)
 static void worker_begin_call(worker *w)
 {
     ik_stage *st = w->st;
-    for (size_t i = 0; i < w->n; i++) {
-        ik_record *rec = w->batch[i];
-        if (st->kind == STAGE_PROC)
-            rec->proc_attempts++;
-        else if (st->kind == STAGE_SINK)
-            rec->sink_attempts[st->index]++;
-        else
-            rec->dlq_attempts++;
-    }
+    for (size_t i = 0; i < w->n; i++)
+        pl_stage_attempts_add(st, w->batch[i], 1);
     st->active[w->idx] = w->batch;
     st->nactive[w->idx] = w->n;
     w->p->busy++;
