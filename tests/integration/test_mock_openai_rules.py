@@ -12,6 +12,8 @@ is one the API accepts:
   required, no object or array in a type union, root an object, keywords,
   formats, nesting, property and enum counts): 400 invalid_json_schema;
 - a unique x-request-id on every answer;
+- the answer written as a model writes JSON: a URL's slashes are not
+  escaped ("\\/" would cost output tokens a real answer does not have);
 - 429 as OpenAI sends it (no retry-after headers, the limit hit named in the
   message and type) by default, and Azure's retry-after / retry-after-ms with
   --retry-header azure.
@@ -129,6 +131,25 @@ class MockRulesTest(MockOpenAIMixin, IntakeTest):
         self.assertEqual(len(ids), 3, ids)
         for i in ids:
             self.assertTrue(i.startswith("req_"), i)
+
+    def test_answer_does_not_escape_slashes(self):
+        self.start_mock()
+        item = {"type": "object", "additionalProperties": False,
+                "required": ["email_id", "linkedin_url"],
+                "properties": {"email_id": {"type": "string"},
+                               "linkedin_url": {"type": ["string", "null"]}}}
+        schema = {"type": "object", "additionalProperties": False, "required": ["results"],
+                  "properties": {"results": {"type": "array", "items": item}}}
+        user = ('<email id="m1">\nFrom: a@b.c\n\nCandidate: Ann Lee\n'
+                'LinkedIn: https://www.linkedin.com/in/ann-lee\n</email>\n')
+        body = responses_body(schema)
+        body["input"] = [{"role": "user", "content": user}]
+        status, _, ans = self.post("/v1/responses", body)
+        self.assertEqual(status, 200, ans)
+        text = [c["text"] for o in ans["output"] if o["type"] == "message"
+                for c in o["content"]][0]
+        self.assertIn('"https://www.linkedin.com/in/ann-lee"', text)
+        self.assertNotIn("\\/", text)
 
     def test_parameters(self):
         self.start_mock()

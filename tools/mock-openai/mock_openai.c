@@ -824,7 +824,9 @@ void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, rep
     }
     json_object *ans = json_object_new_object();
     json_object_object_add(ans, "results", results);
-    char *answer = strdup(json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN));
+    /* as a model writes JSON: "https://", not json-c's default "https:\/\/" (more tokens) */
+    char *answer = strdup(json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN |
+                                                                  JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(ans);
     size_t ans_tok = count_tokens(m, answer, strlen(answer));
     size_t reasoning = (size_t)m->reasoning_per_email * (ne ? ne : 1);
