@@ -324,6 +324,20 @@ class GptBatchTest(MockOpenAIMixin, IntakeTest):
         self.assertEqual(stats["chat"], stats["requests"])
         self.assertNotIn(KEY, r.stderr + r.stdout)
 
+    def test_long_azure_url_is_used_whole(self):
+        # base_url may have 1,024 bytes and the deployment name has no bound
+        # of its own: the request goes to the whole URL they make (cut at a
+        # fixed buffer, it would lose its endpoint and get a 404).
+        self.write_emails(5, {})
+        self.start_mock()
+        base = "http://127.0.0.1:%d/%s" % (self.mport, "proxy-segment/" * 70)
+        extra = ('api = "chat"; provider = "azure"; azure_api_version = "2024-10-21"; '
+                 'azure_deployment = "%s";' % ("d" * 1100))
+        r = self.run_intake("run", self.conf(base=base.rstrip("/"), extra=extra), timeout=60,
+                            check=0)
+        self.assertEqual(self.summary(r.stderr)["gpt"]["delivered"], 5, r.stderr[-2000:])
+        self.assertEqual(self.mock_call("/mock/stats")["chat"], 1)
+
     def test_lone_truncated_email_is_retried(self):
         self.write_emails(3, {})
         self.start_mock()
