@@ -123,51 +123,51 @@ static int gb_fail(gb_state *st, int rc, const char *msg)
 static int build_url_and_auth(gb_state *st, const gb_conf *c, const char *key)
 {
     const char *base = c->base_url;
-    size_t bl = strlen(base);
+    int bl = (int)strlen(base); /* at most 1,024 bytes: gpt_conf_endpoint */
     while (bl && base[bl - 1] == '/')
         bl--;
     const char *ep = st->chat ? "chat/completions" : "responses";
-    char url[2048], api[2048], bep[64];
+    const char *dep = c->azure_deployment, *ver = c->azure_api_version;
+    int n1, n2, n3; /* asprintf results: -1 when out of memory */
     st->api_qs = "";
+    if (!st->azure) {
+        n1 = asprintf(&st->url, "%.*s/%s", bl, base, ep);
+        n2 = asprintf(&st->api_base, "%.*s", bl, base);
+        n3 = asprintf(&st->batch_endpoint, "/v1/%s", ep);
+    } else if (!ver || !ver[0]) {
+        n1 = asprintf(&st->url, "%.*s/openai/v1/%s", bl, base, ep);
+        n2 = asprintf(&st->api_base, "%.*s/openai/v1", bl, base);
+        n3 = asprintf(&st->batch_endpoint, "/%s", ep); /* Azure's batch files: no /v1 */
+    } else {
+        n1 = st->chat ? asprintf(&st->url, "%.*s/openai/deployments/%s/%s?api-version=%s", bl, base,
+                                 dep, ep, ver)
+                      : asprintf(&st->url, "%.*s/openai/%s?api-version=%s", bl, base, ep, ver);
+        n2 = asprintf(&st->api_base, "%.*s/openai", bl, base);
+        n3 = asprintf(&st->batch_endpoint, "/%s", ep);
+        st->api_qs = ver; /* appended as ?api-version= by batch_api.c */
+    }
+    if (n1 < 0)
+        st->url = NULL; /* asprintf leaves the pointer undefined on failure */
+    if (n2 < 0)
+        st->api_base = NULL;
+    if (n3 < 0)
+        st->batch_endpoint = NULL;
     if (st->azure) {
-        const char *dep = c->azure_deployment;
-        const char *ver = c->azure_api_version;
         free(st->model_name);
         st->model_name = strdup(dep);
-        /* Azure's batch files name the endpoint without /v1 */
-        snprintf(bep, sizeof bep, "/%s", ep);
-        if (!ver || !ver[0]) {
-            snprintf(url, sizeof url, "%.*s/openai/v1/%s", (int)bl, base, ep);
-            snprintf(api, sizeof api, "%.*s/openai/v1", (int)bl, base);
-        } else {
-            if (st->chat)
-                snprintf(url, sizeof url, "%.*s/openai/deployments/%s/%s?api-version=%s", (int)bl,
-                         base, dep, ep, ver);
-            else
-                snprintf(url, sizeof url, "%.*s/openai/%s?api-version=%s", (int)bl, base, ep, ver);
-            snprintf(api, sizeof api, "%.*s/openai", (int)bl, base);
-            st->api_qs = ver; /* appended as ?api-version= by batch_api.c */
-        }
-    } else {
-        snprintf(url, sizeof url, "%.*s/%s", (int)bl, base, ep);
-        snprintf(api, sizeof api, "%.*s", (int)bl, base);
-        snprintf(bep, sizeof bep, "/v1/%s", ep);
     }
-    st->url = strdup(url);
-    st->api_base = strdup(api);
-    st->batch_endpoint = strdup(bep);
-    size_t al = strlen(key) + 32;
-    char *auth = malloc(al);
-    if (!st->url || !st->api_base || !st->batch_endpoint || !auth || !st->model_name) {
-        free(auth);
+    char *auth = NULL;
+    int na = st->azure && !st->azure_bearer ? asprintf(&auth, "api-key: %s", key)
+                                            : asprintf(&auth, "Authorization: Bearer %s", key);
+    if (na < 0 || !st->url || !st->api_base || !st->batch_endpoint || !st->model_name) {
+        if (na >= 0) {
+            memset(auth, 0, (size_t)na);
+            free(auth);
+        }
         return IK_E_NOMEM;
     }
-    if (st->azure && !st->azure_bearer)
-        snprintf(auth, al, "api-key: %s", key);
-    else
-        snprintf(auth, al, "Authorization: Bearer %s", key);
     int rc = gpt_http_new(&st->http, auth, (long)c->timeout_ms, (long)c->connect_timeout_ms);
-    memset(auth, 0, al);
+    memset(auth, 0, (size_t)na); /* the key does not outlive its use in freed memory */
     free(auth);
     return rc;
 }
