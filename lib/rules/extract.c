@@ -679,8 +679,8 @@ static void rule_other_email(ctx *c)
 
 static const char *const work_words[] = {"work", "works", "working", "worked", "employed", NULL};
 
-/* "<Title> at <Company>", "work at <Company>", "as a <title>". */
-static void rule_title_company(ctx *c)
+/* "Title: …" and "Company: …" lines: the surest form, tried first. */
+static void title_company_labels(ctx *c)
 {
     static const char *const title_labels[] = {"Title", "Current title", "Job title", "Position",
                                                "Role",  "Current role",  NULL};
@@ -692,8 +692,12 @@ static void rule_title_company(ctx *c)
     v = label_value(c, co_labels);
     if (v.n)
         set_field(c, F_COMPANY, v.p, v.n, 0.95);
+}
 
-    /* "<Title> at <Company>", then "<Title> with <Company>" */
+/* "<Title> at <Company>", then "<Title> with <Company>"; without a title
+ * before it, "I currently work at Northern Trust" still gives the company. */
+static void title_at_company(ctx *c)
+{
     static const char *const links[] = {" at ", " with ", NULL};
     for (const char *const *lk = links; *lk && !c->val[F_TITLE]; lk++) {
         size_t lkn = strlen(*lk);
@@ -722,7 +726,11 @@ static void rule_title_company(ctx *c)
                 set_field(c, F_COMPANY, co.p, co.n, 0.8);
         }
     }
-    /* "as a client service associate" in a sentence about current work */
+}
+
+/* "as a client service associate" in a sentence about current work. */
+static void title_as_a(ctx *c)
+{
     for (const char *p = c->text; !c->val[F_TITLE] && p < c->end;) {
         const char *as = ci_find(p, c->end, " as a");
         if (!as)
@@ -761,7 +769,11 @@ static void rule_title_company(ctx *c)
         if (words >= 1 && words <= 4 && (ci_find(sent, s, "currently") || ci_find(sent, s, "work")))
             set_field(c, F_TITLE, s, (size_t)(e - s), 0.75);
     }
-    /* "11 years with Edward Jones", "years at X" */
+}
+
+/* "11 years with Edward Jones", "years at X", "employed by X". */
+static void company_years_with(ctx *c)
+{
     static const char *const with[] = {"years with ", "years at ", "employed by ", NULL};
     for (const char *const *t = with; *t && !c->val[F_COMPANY]; t++) {
         const char *w = ci_find(c->text, c->end, *t);
@@ -771,17 +783,32 @@ static void rule_title_company(ctx *c)
                 set_field(c, F_COMPANY, co.p, co.n, 0.75);
         }
     }
-    /* "at a small RIA (Cascade Wealth Partners)" */
-    if (!c->val[F_COMPANY]) {
-        const char *at = ci_find(c->text, c->end, " at a ");
-        const char *le = at ? line_end(at, c->end) : NULL;
-        const char *par = at ? memchr(at, '(', (size_t)(le - at)) : NULL;
-        if (par && par - at < 60) {
-            span co = cap_right(par + 1, le, 5, 1);
-            if (co.n && co.p + co.n < le && co.p[co.n] == ')')
-                set_field(c, F_COMPANY, co.p, co.n, 0.6);
-        }
+}
+
+/* "at a small RIA (Cascade Wealth Partners)". */
+static void company_in_parens(ctx *c)
+{
+    if (c->val[F_COMPANY])
+        return;
+    const char *at = ci_find(c->text, c->end, " at a ");
+    const char *le = at ? line_end(at, c->end) : NULL;
+    const char *par = at ? memchr(at, '(', (size_t)(le - at)) : NULL;
+    if (par && par - at < 60) {
+        span co = cap_right(par + 1, le, 5, 1);
+        if (co.n && co.p + co.n < le && co.p[co.n] == ')')
+            set_field(c, F_COMPANY, co.p, co.n, 0.6);
     }
+}
+
+/* The candidate's title and employer, from the surest form to the loosest;
+ * each step fills only what the ones before left empty. */
+static void rule_title_company(ctx *c)
+{
+    title_company_labels(c);
+    title_at_company(c);
+    title_as_a(c);
+    company_years_with(c);
+    company_in_parens(c);
 }
 
 /* The role applied for: "for the X role", "the X position", "X opening". */
