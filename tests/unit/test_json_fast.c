@@ -16,85 +16,9 @@
 #include <CUnit/Basic.h>
 
 #include "json/json_fast.h"
+#include "json_fast_ref.h"
 
-#define DEPTH 64
-#define FLAGS (JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS)
-
-/*
- * json-c as plugins/sources/file/json_reader.c's parse_with runs it on
- * UTF-8 text: one call over the text, a NUL to end a bare top-level value
- * when the tokener wants more, then only whitespace may follow. Returns 1
- * with *out (owned; NULL for null) or 0.
- */
-static int jsonc_parse(const char *text, size_t len, int depth, json_object **out)
-{
-    *out = NULL;
-    json_tokener *tok = json_tokener_new_ex(depth);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
-    json_tokener_set_flags(tok, FLAGS);
-    json_object *obj = json_tokener_parse_ex(tok, text, (int)len);
-    enum json_tokener_error e = json_tokener_get_error(tok);
-    size_t end = json_tokener_get_parse_end(tok);
-    int ok = obj || e == json_tokener_success;
-    if (!ok && e == json_tokener_continue) {
-        obj = json_tokener_parse_ex(tok, "", 1);
-        ok = obj || json_tokener_get_error(tok) == json_tokener_success;
-        end = len;
-    }
-    json_tokener_free(tok);
-    while (ok && end < len && text[end] && strchr(" \t\r\n", text[end]))
-        end++;
-    if (!ok || end < len) {
-        json_object_put(obj);
-        return 0;
-    }
-    *out = obj;
-    return 1;
-}
-
-/* 1 when a and b are the same tree: types, int values, string bytes and
- * lengths, keys in the same order, array elements in order. */
-static int same_tree(json_object *a, json_object *b)
-{
-    if (!a || !b)
-        return a == b;
-    if (json_object_get_type(a) != json_object_get_type(b) || !json_object_equal(a, b))
-        return 0;
-    switch (json_object_get_type(a)) {
-    case json_type_string:
-        return json_object_get_string_len(a) == json_object_get_string_len(b) &&
-               memcmp(json_object_get_string(a), json_object_get_string(b),
-                      (size_t)json_object_get_string_len(a)) == 0;
-    case json_type_array:
-        if (json_object_array_length(a) != json_object_array_length(b))
-            return 0;
-        for (size_t i = 0; i < json_object_array_length(a); i++)
-            if (!same_tree(json_object_array_get_idx(a, i), json_object_array_get_idx(b, i)))
-                return 0;
-        return 1;
-    case json_type_object: {
-        struct json_object_iterator ia = json_object_iter_begin(a), ea = json_object_iter_end(a);
-        struct json_object_iterator ib = json_object_iter_begin(b), eb = json_object_iter_end(b);
-        for (; !json_object_iter_equal(&ia, &ea); json_object_iter_next(&ia)) {
-            if (json_object_iter_equal(&ib, &eb) ||
-                strcmp(json_object_iter_peek_name(&ia), json_object_iter_peek_name(&ib)) != 0 ||
-                !same_tree(json_object_iter_peek_value(&ia), json_object_iter_peek_value(&ib)))
-                return 0;
-            json_object_iter_next(&ib);
-        }
-        return json_object_iter_equal(&ib, &eb);
-    }
-    default:
-        return 1;
-    }
-}
-
-/* Serialized as the stdout sink and the bench baseline write it. */
-static const char *plain(json_object *o)
-{
-    return json_object_to_json_string_ext(o,
-                                          JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-}
+#define DEPTH 64 /* json_reader.c's JR_DEPTH */
 
 /*
  * Checks the contract on text[0..len) at depth `depth`: when the fast path
@@ -110,9 +34,9 @@ static int check_contract_depth(const char *text, size_t len, int depth)
         CU_ASSERT_PTR_NULL(fast);
         return 0;
     }
-    int r = jsonc_parse(text, len, depth, &ref);
+    int r = jf_ref_parse(text, len, depth, &ref);
     CU_ASSERT_EQUAL(r, 1);
-    int same = r == 1 && same_tree(fast, ref) && strcmp(plain(fast), plain(ref)) == 0;
+    int same = r == 1 && jf_same_tree(fast, ref) && strcmp(jf_plain(fast), jf_plain(ref)) == 0;
     CU_ASSERT_TRUE(same);
     if (!same)
         fprintf(stderr, "\ncontract broken on [%.*s] (%zu bytes)\n", (int)(len > 200 ? 200 : len),
@@ -216,7 +140,7 @@ static void test_types(void)
     json_object *o = NULL;
     const char *t = "{\"a\":1,\"b\":-0,\"c\":\"x\",\"a\":true}";
     CU_ASSERT_EQUAL_FATAL(ik_json_fast_parse(t, strlen(t), DEPTH, &o), 1);
-    CU_ASSERT_STRING_EQUAL(plain(o), "{\"a\":true,\"b\":0,\"c\":\"x\"}");
+    CU_ASSERT_STRING_EQUAL(jf_plain(o), "{\"a\":true,\"b\":0,\"c\":\"x\"}");
     json_object *b = json_object_object_get(o, "b");
     CU_ASSERT_TRUE(json_object_is_type(b, json_type_int));
     CU_ASSERT_EQUAL(json_object_get_int64(b), 0);
@@ -336,6 +260,35 @@ static void test_declines(void)
     CU_ASSERT_EQUAL(ik_json_fast_parse(NULL, 0, DEPTH, &o), 0);
 }
 
+/* A string with one special byte (a quote, a backslash starting an escape,
+ * a control character) at every offset among filler that has bytes on
+ * either side of the special ones (0x1f/0x20, 0x21/0x22/0x23, 0x5b/0x5c/0x5d,
+ * UTF-8 and 0x7f): the word-at-a-time scan must see each one exactly. */
+static void test_special_offsets(void)
+{
+    static const char *const filler[] = {
+        "a",    "\x20", "\x21",     "\x23",         "\x5b",
+        "\x5d", "\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    static const char *const special[] = {"\"", "\\n", "\\\"", "\x1f", "\x01", "\t", "\n"};
+    unsigned seed = 1;
+    for (size_t sp = 0; sp < sizeof special / sizeof *special; sp++) {
+        for (int at = 0; at < 40; at++) {
+            char s[512] = "\"";
+            for (int i = 0; i < 48; i++) {
+                if (i == at)
+                    strcat(s, special[sp]);
+                seed = seed * 1103515245u + 12345u;
+                strcat(s, filler[(seed >> 16) % (sizeof filler / sizeof *filler)]);
+            }
+            strcat(s, "\"");
+            int f = check_contract(s, strlen(s));
+            /* An escape is taken; a bare quote ends the string early and a
+             * control character is left to json-c: both declined. */
+            CU_ASSERT_EQUAL(f, special[sp][0] == '\\');
+        }
+    }
+}
+
 /* n nested arrays around `inner` (NULL: empty innermost array). Caller frees. */
 static char *nested(int n, const char *inner)
 {
@@ -370,7 +323,7 @@ static void test_depth(void)
         json_object *ref = NULL;
         /* Where the fast path declines here, json-c refuses too. */
         if (!cases[i].accepted)
-            CU_ASSERT_EQUAL(jsonc_parse(s, strlen(s), cases[i].depth, &ref), 0);
+            CU_ASSERT_EQUAL(jf_ref_parse(s, strlen(s), cases[i].depth, &ref), 0);
         json_object_put(ref);
         free(s);
     }
@@ -444,7 +397,7 @@ static void test_python_records(void)
 static int jsonc_accepts(const char *text, size_t len)
 {
     json_object *o = NULL;
-    int r = jsonc_parse(text, len, DEPTH, &o);
+    int r = jf_ref_parse(text, len, DEPTH, &o);
     json_object_put(o);
     return r;
 }
@@ -725,6 +678,7 @@ int main(void)
     CU_add_test(s, "escape bytes", test_escape_bytes);
     CU_add_test(s, "types", test_types);
     CU_add_test(s, "declines", test_declines);
+    CU_add_test(s, "special bytes at every offset", test_special_offsets);
     CU_add_test(s, "depth", test_depth);
     CU_add_test(s, "bench records", test_bench_records);
     CU_add_test(s, "python records", test_python_records);
