@@ -2,8 +2,9 @@
  * json_reader.c: splits .json documents and .jsonl streams into JSON objects
  * with their position and size, and says what and where when input is bad.
  * See json_reader.h. Parsing is json-c's tokener in strict mode with UTF-8
- * validation (json-c's, or common/utf8's first: see text_is_utf8); positions
- * are byte based (1-based lines and columns).
+ * validation (json-c's, or common/utf8's first: see text_is_utf8), after the
+ * fast path of lib/json for UTF-8 text (same trees, and what it declines goes
+ * to the tokener); positions are byte based (1-based lines and columns).
  */
 #include "json_reader.h"
 
@@ -15,6 +16,7 @@
 
 #include "common/buf.h"
 #include "common/utf8.h"
+#include "json/json_fast.h"
 
 #define JR_DEPTH      64
 #define JR_CHUNK      (1u << 30) /* json-c takes an int length: feed big input in chunks */
@@ -167,6 +169,11 @@ static int parse_value(json_tokener *tok, const char *text, size_t len, json_obj
                        size_t *err_off, char *what, size_t what_size)
 {
     *out = NULL;
+    /* The fast path accepts only what the tokener below would accept, with
+     * the same tree; whatever it declines goes to the tokener as before. */
+    int utf8 = text_is_utf8(text, len);
+    if (utf8 && ik_json_fast_parse(text, len, JR_DEPTH, out) == 1)
+        return 0;
     json_tokener *own = tok ? NULL : jr_tokener_new();
     if (!tok && !own) {
         *err_off = 0;
@@ -175,7 +182,6 @@ static int parse_value(json_tokener *tok, const char *text, size_t len, json_obj
     }
     if (tok)
         json_tokener_reset(tok);
-    int utf8 = text_is_utf8(text, len);
     json_tokener_set_flags(tok ? tok : own,
                            JR_TOKENER_FLAGS | (utf8 ? 0 : JSON_TOKENER_VALIDATE_UTF8));
     int rc = parse_with(tok ? tok : own, text, len, out, err_off, what, what_size);
