@@ -39,9 +39,9 @@ void *pl_source_main(void *arg)
 
 /* ----------------------------------------------------------- emit (host) */
 
-/* Settled records the source thread frees per record it hands over: more
- * than one, so the chain shrinks (pipeline_settle.c). */
-#define PL_FREE_PER_EMIT 4
+/* Settled records the source thread frees per record it hands over: one,
+ * so the next record's allocations reuse its memory (pipeline_settle.c). */
+#define PL_FREE_PER_EMIT 1
 
 /* Drops p->mu, then frees up to max settled records (on the source thread,
  * which allocated them: see pipeline_settle.c). */
