@@ -2,8 +2,9 @@
  * json_fast.c: the JSON fast path (see json_fast.h). json-c's tokener is a
  * state machine that handles input a character at a time (and switches the
  * locale on every call); records are mostly long strings, so here a string
- * is scanned eight bytes at a time for the bytes that end a plain run ('"',
- * '\\' and control characters) and its plain runs are copied whole.
+ * is scanned a 64-bit word at a time (two words a step) for the bytes that
+ * end a plain run ('"', '\\' and control characters) and its plain runs are
+ * copied whole.
  *
  * The contract, which tests/unit/test_json_fast.c and
  * tests/fuzz/fuzz_json_fast.c check against json-c: accepting a text implies
