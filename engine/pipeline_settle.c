@@ -23,7 +23,9 @@
  * Bound: a settle moves a record from in flight to the chain, an emit
  * moves one from the chain to memory's free lists and one new record in
  * flight; only an emit that finds the chain empty adds a record, and it
- * needs a free in-flight slot. So in flight + chained <= inflight_limit.
+ * needs a free in-flight slot. So in flight + chained <= inflight_limit,
+ * plus the rejected input (host->settle) on its way to the dead letters,
+ * which is admitted without a slot.
  */
 #include <stdio.h>
 #include <stdlib.h>
