@@ -94,43 +94,6 @@ static void add_hdr(reply *r, const char *k, const char *v)
     r->nhdr++;
 }
 
-/* The 429 rate_limit_exceeded of a request that does not fit the bucket
- * it names (requests when limited_req, else tokens), as OpenAI words it:
- * the limit, what was used and requested, "Please try again in D" and the
- * error type "requests" or "tokens". The retry headers follow
- * --retry-header: none (OpenAI: the x-ratelimit-* headers only), ms, s, or
- * azure (retry-after and retry-after-ms). */
-static void rate_limited_reply(mock *m, reply *r, const char *model, int limited_req,
-                               const char *lim_r, const char *lim_t, double used_r, double used_t,
-                               double charge, double wait_s)
-{
-    char msg[512], wait[32], w[32];
-    if (wait_s <= 0)
-        wait_s = 0.05;
-    go_duration(wait_s, wait, sizeof wait);
-    if (limited_req)
-        snprintf(msg, sizeof msg,
-                 "Rate limit reached for %s in organization org-mock on requests per min (RPM): "
-                 "Limit %s, Used %.0f, Requested 1. Please try again in %s. Visit "
-                 "https://platform.openai.com/account/rate-limits to learn more.",
-                 model, lim_r, used_r, wait);
-    else
-        snprintf(msg, sizeof msg,
-                 "Rate limit reached for %s in organization org-mock on tokens per min (TPM): "
-                 "Limit %s, Used %.0f, Requested %.0f. Please try again in %s. Visit "
-                 "https://platform.openai.com/account/rate-limits to learn more.",
-                 model, lim_t, used_t, charge, wait);
-    error_reply(r, 429, msg, limited_req ? "requests" : "tokens", NULL, "rate_limit_exceeded");
-    if (m->retry_header == RETRY_MS || m->retry_header == RETRY_AZURE) {
-        snprintf(w, sizeof w, "%.0f", ceil(wait_s * 1000));
-        add_hdr(r, "retry-after-ms", w);
-    }
-    if (m->retry_header == RETRY_S || m->retry_header == RETRY_AZURE) {
-        snprintf(w, sizeof w, "%.0f", ceil(wait_s));
-        add_hdr(r, "retry-after", w);
-    }
-}
-
 typedef struct email_in {
     char *id;
     const char *text; /* inside the block */
@@ -601,64 +564,85 @@ size_t mock_input_tokens(mock *m, int chat, const char *body, size_t blen)
     return n;
 }
 
-void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, reply *r)
-{
-    model_in in;
-    /* chat and responses count synchronous HTTP requests only (the handler
-     * does): a client test tells from them that nothing bypassed a batch */
-    if (model_parse(m, chat, body, blen, &in, r) != 0)
-        return;
-    json_object *req = in.req;
-    const char *model = in.model, *instr = in.instr, *schema_s = in.schema_s;
-    char *text = in.text;
-    size_t tlen = in.tlen, user_off = in.user_off, in_tok = in.in_tok;
-    long max_out = in.max_out;
-    if (!chat) {
-        json_object *st;
-        if (!json_object_object_get_ex(req, "store", &st) || json_object_get_boolean(st)) {
-            pthread_mutex_lock(&m->mu);
-            m->stored++;
-            pthread_mutex_unlock(&m->mu);
-        }
-    }
-    /* prompt caching: instructions + schema form the prefix */
-    size_t cached = 0;
-    {
-        const char *pre = instr;
-        if (!pre && chat) {
-            json_object *msgs = json_object_object_get(req, "messages");
-            json_object *m0 = msgs ? json_object_array_get_idx(msgs, 0) : NULL;
-            pre = getstr(m0, "content");
-        }
-        size_t pre_tok = (pre ? count_tokens(m, pre, strlen(pre)) : 0) +
-                         count_tokens(m, schema_s, strlen(schema_s));
-        uint64_t h = 1469598103934665603ull;
-        for (const char *q = pre ? pre : ""; *q; q++)
-            h = (h ^ (unsigned char)*q) * 1099511628211ull;
-        for (const char *q = schema_s; *q; q++)
-            h = (h ^ (unsigned char)*q) * 1099511628211ull;
-        const char *pck = getstr(req, "prompt_cache_key");
-        for (const char *q = pck ? pck : ""; *q; q++)
-            h = (h ^ (unsigned char)*q) * 1099511628211ull;
-        pthread_mutex_lock(&m->mu);
-        int seen = 0;
-        for (size_t i = 0; i < m->nprefixes; i++)
-            seen |= m->prefixes[i] == h;
-        if (!seen)
-            m->prefixes[m->nprefixes++ % MAX_PREFIXES] = h;
-        if (m->nprefixes > MAX_PREFIXES)
-            m->nprefixes = MAX_PREFIXES;
-        pthread_mutex_unlock(&m->mu);
-        if (seen && pre_tok >= 1024)
-            cached = pre_tok / 128 * 128;
-    }
-    email_in *emails = NULL;
-    size_t ne = parse_emails(text + user_off, tlen - user_off, &emails);
-    char fault_name[32] = "";
-    take_fault(m, fault_name, sizeof fault_name, ne, 0);
+/* What the steps of one model request share, from the parsed request to
+ * the answer; owned by mock_model(), freed by model_run_free(). */
+typedef struct model_run {
+    model_in in; /* the request (owned) */
+    int chat, batch;
+    email_in *emails; /* owned, ne of them; their text points into in.text */
+    size_t ne;
+    char fault[32];   /* the fault this request took, "" for none */
+    size_t cached;    /* input tokens read from the prompt cache */
+    char *answer;     /* owned: the full answer's JSON text */
+    size_t ans_tok;   /* tokens of answer */
+    size_t reasoning; /* reasoning tokens: --reasoning per email */
+    size_t out_tok;   /* ans_tok + reasoning */
+    double charge;    /* what the TPM bucket is charged: input + output */
+} model_run;
 
-    /* answer (computed first: its size is part of the token charge) */
-    json_object *item = item_schema(in.schema);
+static void model_run_free(model_run *run)
+{
+    for (size_t i = 0; i < run->ne; i++)
+        free(run->emails[i].id);
+    free(run->emails);
+    free(run->answer);
+    model_in_free(&run->in);
+}
+
+/* Counts a Responses request that asks to be stored (store absent or true). */
+static void count_stored(mock *m, json_object *req)
+{
+    json_object *st;
+    if (!json_object_object_get_ex(req, "store", &st) || json_object_get_boolean(st)) {
+        pthread_mutex_lock(&m->mu);
+        m->stored++;
+        pthread_mutex_unlock(&m->mu);
+    }
+}
+
+/* FNV-1a of the string s folded into h. */
+static uint64_t fnv_str(uint64_t h, const char *s)
+{
+    for (const char *q = s; *q; q++)
+        h = (h ^ (unsigned char)*q) * 1099511628211ull;
+    return h;
+}
+
+/* The prompt-cache lookup: the instructions (Chat: the first message) and the
+ * schema form the prefix, keyed with prompt_cache_key; a prefix seen before
+ * and at least 1024 tokens long is read from the cache in 128-token blocks.
+ * Records the prefix as seen. Returns the cached input tokens. */
+static size_t cached_tokens(mock *m, int chat, const model_in *in)
+{
+    const char *pre = in->instr;
+    if (!pre && chat) {
+        json_object *msgs = json_object_object_get(in->req, "messages");
+        json_object *m0 = msgs ? json_object_array_get_idx(msgs, 0) : NULL;
+        pre = getstr(m0, "content");
+    }
+    size_t pre_tok = (pre ? count_tokens(m, pre, strlen(pre)) : 0) +
+                     count_tokens(m, in->schema_s, strlen(in->schema_s));
+    uint64_t h = fnv_str(1469598103934665603ull, pre ? pre : "");
+    h = fnv_str(h, in->schema_s);
+    const char *pck = getstr(in->req, "prompt_cache_key");
+    h = fnv_str(h, pck ? pck : "");
+    pthread_mutex_lock(&m->mu);
+    int seen = 0;
+    for (size_t i = 0; i < m->nprefixes; i++)
+        seen |= m->prefixes[i] == h;
+    if (!seen)
+        m->prefixes[m->nprefixes++ % MAX_PREFIXES] = h;
+    if (m->nprefixes > MAX_PREFIXES)
+        m->nprefixes = MAX_PREFIXES;
+    pthread_mutex_unlock(&m->mu);
+    return seen && pre_tok >= 1024 ? pre_tok / 128 * 128 : 0;
+}
+
+/* One extraction per email, as its markers say (omitted, invalid,
+ * ungrounded). item is the request's item schema (NULL: none). A new
+ * array. */
+static json_object *email_results(const email_in *emails, size_t ne, json_object *item)
+{
     json_object *results = json_object_new_array();
     for (size_t i = 0; i < ne; i++) {
         if (one_has(&emails[i], "MOCK_OMIT"))
@@ -674,9 +658,16 @@ void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, rep
             json_object_object_add(ex, "phone", json_object_new_string("(999) 555-0199"));
         json_object_array_add(results, ex);
     }
-    if (strcmp(fault_name, "duplicate") == 0 && json_object_array_length(results) > 0)
+    return results;
+}
+
+/* The answer faults applied to results in place: duplicate, crossed,
+ * unknown; any other fault leaves them alone. */
+static void result_faults(json_object *results, const char *fname)
+{
+    if (strcmp(fname, "duplicate") == 0 && json_object_array_length(results) > 0)
         json_object_array_add(results, json_object_get(json_object_array_get_idx(results, 0)));
-    if (strcmp(fault_name, "crossed") == 0 && json_object_array_length(results) >= 2) {
+    if (strcmp(fname, "crossed") == 0 && json_object_array_length(results) >= 2) {
         /* the packing failure grounding exists for: two answers trade
          * their fields, each keeping its own email_id */
         json_object *a = json_object_array_get_idx(results, 0);
@@ -691,11 +682,21 @@ void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, rep
             json_object_object_add(b, key, va);
         }
     }
-    if (strcmp(fault_name, "unknown") == 0) {
+    if (strcmp(fname, "unknown") == 0) {
         email_in ghost = {"not-sent-by-you", "From: x\n\nCandidate: Ghost", 25};
         json_object_array_add(results, extract(&ghost, 0));
     }
-    if (item) { /* as the schema asks: names, order, what is left out */
+}
+
+/* The answer's text, {"results": [...]} with each result shaped as the
+ * request's schema asks (names, order, what is left out), written as a model
+ * writes JSON. The caller frees it. */
+static char *build_answer(const model_run *run)
+{
+    json_object *item = item_schema(run->in.schema);
+    json_object *results = email_results(run->emails, run->ne, item);
+    result_faults(results, run->fault);
+    if (item) {
         json_object *shaped = json_object_new_array();
         for (size_t i = 0; i < json_object_array_length(results); i++)
             json_object_array_add(shaped, shape(json_object_array_get_idx(results, i), item, 0));
@@ -708,37 +709,40 @@ void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, rep
     char *answer = strdup(json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN |
                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(ans);
-    size_t ans_tok = count_tokens(m, answer, strlen(answer));
-    size_t reasoning = (size_t)m->reasoning_per_email * (ne ? ne : 1);
-    size_t out_tok = ans_tok + reasoning;
+    return answer;
+}
 
-    const char *outcome = "ok"; /* ok, length, empty, filter, refusal, truncated */
-    double now = mock_now_s();
+/* The per-minute buckets' verdict on one request and the x-ratelimit-*
+ * figures after it. */
+typedef struct limits {
+    int limited;     /* 0: fits; 1: not now (retryable); 2: larger than the whole TPM */
+    int limited_req; /* 1: the request bucket is what ran out */
+    double wait_s;   /* until it would fit */
+    double used_r, used_t;
     char lim_r[32], lim_t[32], rem_r[32], rem_t[32], rs_r[32], rs_t[32];
-    double used_r = 0, used_t = 0;
-    int limited = 0, limited_req = 0;
-    double wait_s = 0;
-    pthread_mutex_lock(&m->mu);
-    m->requests++;
-    m->emails += (long)ne;
-    refill(&m->rpm, now);
-    refill(&m->tpm, now);
-    double charge = (double)(in_tok + out_tok);
-    if (batch) {
+} limits;
+
+/* The rate-limit decision, under m->mu: a batch line never meets the
+ * buckets; a request that fits takes one request and its charge from them
+ * unless a rate_limit fault rejects it. */
+static void bucket_decide(mock *m, const model_run *run, limits *l)
+{
+    double charge = run->charge;
+    if (run->batch) {
         /* batch has a pool of its own: the per-minute buckets never see it */
     } else if (m->tpm.limit > 0 && charge > m->tpm.limit) {
-        limited = 2;
+        l->limited = 2;
     } else if ((m->rpm.limit > 0 && m->rpm.level < 1) ||
                (m->tpm.limit > 0 && m->tpm.level < charge)) {
-        limited = 1;
+        l->limited = 1;
         double wr =
             m->rpm.limit > 0 && m->rpm.level < 1 ? (1 - m->rpm.level) * 60 / m->rpm.limit : 0;
         double wt = m->tpm.limit > 0 && m->tpm.level < charge
                         ? (charge - m->tpm.level) * 60 / m->tpm.limit
                         : 0;
-        wait_s = wr > wt ? wr : wt;
-        limited_req = wr > 0 && wr >= wt;
-    } else if (!fault_name[0] || strcmp(fault_name, "rate_limit") != 0) {
+        l->wait_s = wr > wt ? wr : wt;
+        l->limited_req = wr > 0 && wr >= wt;
+    } else if (!run->fault[0] || strcmp(run->fault, "rate_limit") != 0) {
         /* failed requests count too, but a rejected one takes nothing here */
         if (m->rpm.limit > 0)
             m->rpm.level -= 1;
@@ -746,245 +750,384 @@ void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, rep
             m->tpm.level -= charge;
         m->charged += (long long)charge;
     }
-    snprintf(lim_r, sizeof lim_r, "%.0f", m->rpm.limit > 0 ? m->rpm.limit : 1e9);
-    snprintf(lim_t, sizeof lim_t, "%.0f", m->tpm.limit > 0 ? m->tpm.limit : 1e12);
-    snprintf(rem_r, sizeof rem_r, "%.0f", m->rpm.limit > 0 ? floor(m->rpm.level) : 1e9);
-    snprintf(rem_t, sizeof rem_t, "%.0f", m->tpm.limit > 0 ? floor(m->tpm.level) : 1e12);
-    used_r = m->rpm.limit > 0 ? ceil(m->rpm.limit - m->rpm.level) : 0;
-    used_t = m->tpm.limit > 0 ? ceil(m->tpm.limit - m->tpm.level) : 0;
-    go_duration(m->rpm.limit > 0 ? (m->rpm.limit - m->rpm.level) * 60 / m->rpm.limit : 0, rs_r,
-                sizeof rs_r);
-    go_duration(m->tpm.limit > 0 ? (m->tpm.limit - m->tpm.level) * 60 / m->tpm.limit : 0, rs_t,
-                sizeof rs_t);
-    if (limited || strcmp(fault_name, "rate_limit") == 0)
+}
+
+/* The x-ratelimit-* figures of the buckets as they stand, under m->mu. */
+static void bucket_figures(mock *m, limits *l)
+{
+    snprintf(l->lim_r, sizeof l->lim_r, "%.0f", m->rpm.limit > 0 ? m->rpm.limit : 1e9);
+    snprintf(l->lim_t, sizeof l->lim_t, "%.0f", m->tpm.limit > 0 ? m->tpm.limit : 1e12);
+    snprintf(l->rem_r, sizeof l->rem_r, "%.0f", m->rpm.limit > 0 ? floor(m->rpm.level) : 1e9);
+    snprintf(l->rem_t, sizeof l->rem_t, "%.0f", m->tpm.limit > 0 ? floor(m->tpm.level) : 1e12);
+    l->used_r = m->rpm.limit > 0 ? ceil(m->rpm.limit - m->rpm.level) : 0;
+    l->used_t = m->tpm.limit > 0 ? ceil(m->tpm.limit - m->tpm.level) : 0;
+    go_duration(m->rpm.limit > 0 ? (m->rpm.limit - m->rpm.level) * 60 / m->rpm.limit : 0, l->rs_r,
+                sizeof l->rs_r);
+    go_duration(m->tpm.limit > 0 ? (m->tpm.limit - m->tpm.level) * 60 / m->tpm.limit : 0, l->rs_t,
+                sizeof l->rs_t);
+}
+
+/* Counts the request, refills the buckets and fills l with their verdict
+ * and figures; a synchronous request gets the x-ratelimit-* headers. */
+static void take_buckets(mock *m, const model_run *run, limits *l, reply *r)
+{
+    memset(l, 0, sizeof *l);
+    double now = mock_now_s();
+    pthread_mutex_lock(&m->mu);
+    m->requests++;
+    m->emails += (long)run->ne;
+    refill(&m->rpm, now);
+    refill(&m->tpm, now);
+    bucket_decide(m, run, l);
+    bucket_figures(m, l);
+    if (l->limited || strcmp(run->fault, "rate_limit") == 0)
         m->rate_limited++;
     pthread_mutex_unlock(&m->mu);
-    if (!batch) {
-        add_hdr(r, "x-ratelimit-limit-requests", lim_r);
-        add_hdr(r, "x-ratelimit-limit-tokens", lim_t);
-        add_hdr(r, "x-ratelimit-remaining-requests", rem_r);
-        add_hdr(r, "x-ratelimit-remaining-tokens", rem_t);
-        add_hdr(r, "x-ratelimit-reset-requests", rs_r);
-        add_hdr(r, "x-ratelimit-reset-tokens", rs_t);
+    if (!run->batch) {
+        add_hdr(r, "x-ratelimit-limit-requests", l->lim_r);
+        add_hdr(r, "x-ratelimit-limit-tokens", l->lim_t);
+        add_hdr(r, "x-ratelimit-remaining-requests", l->rem_r);
+        add_hdr(r, "x-ratelimit-remaining-tokens", l->rem_t);
+        add_hdr(r, "x-ratelimit-reset-requests", l->rs_r);
+        add_hdr(r, "x-ratelimit-reset-tokens", l->rs_t);
     }
+}
 
-    char msg[512];
-    if (limited == 2 || strcmp(fault_name, "too_large") == 0) {
+/* The 429 rate_limit_exceeded of a request that does not fit the bucket
+ * l names (requests when l->limited_req, else tokens), as OpenAI words it:
+ * the limit, what was used and requested, "Please try again in D" and the
+ * error type "requests" or "tokens". The retry headers follow
+ * --retry-header: none (OpenAI: the x-ratelimit-* headers only), ms, s, or
+ * azure (retry-after and retry-after-ms). */
+static void rate_limited_reply(mock *m, reply *r, const char *model, const limits *l, double charge)
+{
+    char msg[512], wait[32], w[32];
+    double wait_s = l->wait_s;
+    if (wait_s <= 0)
+        wait_s = 0.05;
+    go_duration(wait_s, wait, sizeof wait);
+    if (l->limited_req)
+        snprintf(msg, sizeof msg,
+                 "Rate limit reached for %s in organization org-mock on requests per min (RPM): "
+                 "Limit %s, Used %.0f, Requested 1. Please try again in %s. Visit "
+                 "https://platform.openai.com/account/rate-limits to learn more.",
+                 model, l->lim_r, l->used_r, wait);
+    else
+        snprintf(msg, sizeof msg,
+                 "Rate limit reached for %s in organization org-mock on tokens per min (TPM): "
+                 "Limit %s, Used %.0f, Requested %.0f. Please try again in %s. Visit "
+                 "https://platform.openai.com/account/rate-limits to learn more.",
+                 model, l->lim_t, l->used_t, charge, wait);
+    error_reply(r, 429, msg, l->limited_req ? "requests" : "tokens", NULL, "rate_limit_exceeded");
+    if (m->retry_header == RETRY_MS || m->retry_header == RETRY_AZURE) {
+        snprintf(w, sizeof w, "%.0f", ceil(wait_s * 1000));
+        add_hdr(r, "retry-after-ms", w);
+    }
+    if (m->retry_header == RETRY_S || m->retry_header == RETRY_AZURE) {
+        snprintf(w, sizeof w, "%.0f", ceil(wait_s));
+        add_hdr(r, "retry-after", w);
+    }
+}
+
+/* The error answer, if any, of a request the buckets, its fault or
+ * --max-input turn away (a timeout fault sleeps first, or marks a batch
+ * line timed out). Returns 1 with the error in r, 0 when the request is to
+ * be answered. */
+static int model_error(mock *m, const model_run *run, const limits *l, reply *r)
+{
+    const char *fname = run->fault;
+    if (l->limited == 2 || strcmp(fname, "too_large") == 0) {
+        char msg[512];
         snprintf(msg, sizeof msg,
                  "Request too large for %s in organization org-mock on tokens per min (TPM): "
                  "Limit %s, Requested %.0f. The input or output tokens must be reduced in order "
                  "to run successfully.",
-                 model, lim_t, charge);
+                 run->in.model, l->lim_t, run->charge);
         error_reply(r, 429, msg, "tokens", NULL, "rate_limit_exceeded");
-        goto done;
-    }
-    if (limited == 1 || strcmp(fault_name, "rate_limit") == 0) {
-        rate_limited_reply(m, r, model, limited_req, lim_r, lim_t, used_r, used_t, charge, wait_s);
-        goto done;
-    }
-    if (strcmp(fault_name, "insufficient_quota") == 0) {
+    } else if (l->limited == 1 || strcmp(fname, "rate_limit") == 0) {
+        rate_limited_reply(m, r, run->in.model, l, run->charge);
+    } else if (strcmp(fname, "insufficient_quota") == 0) {
         error_reply(r, 429,
                     "You exceeded your current quota, please check your plan and billing details.",
                     "insufficient_quota", NULL, "insufficient_quota");
-        goto done;
-    }
-    if (strcmp(fault_name, "unauthorized") == 0) {
+    } else if (strcmp(fname, "unauthorized") == 0) {
         error_reply(r, 401, "Incorrect API key provided.", "invalid_request_error", NULL,
                     "invalid_api_key");
-        goto done;
-    }
-    if (strcmp(fault_name, "context_length") == 0 || (long)in_tok > m->max_input) {
+    } else if (strcmp(fname, "context_length") == 0 || (long)run->in.in_tok > m->max_input) {
         error_reply(r, 400,
-                    chat ? "Input tokens exceed the configured limit of 272000 tokens."
-                         : "Your input exceeds the context window of this model. Please adjust "
-                           "your input and try again.",
-                    "invalid_request_error", chat ? "messages" : "input",
+                    run->chat ? "Input tokens exceed the configured limit of 272000 tokens."
+                              : "Your input exceeds the context window of this model. Please "
+                                "adjust your input and try again.",
+                    "invalid_request_error", run->chat ? "messages" : "input",
                     "context_length_exceeded");
-        goto done;
-    }
-    if (strcmp(fault_name, "server_error") == 0) {
+    } else if (strcmp(fname, "server_error") == 0) {
         error_reply(r, 500,
                     "The server had an error while processing your request. Sorry about that!",
                     "server_error", NULL, "server_error");
-        goto done;
-    }
-    if (strcmp(fault_name, "overloaded") == 0) {
+    } else if (strcmp(fname, "overloaded") == 0) {
         error_reply(r, 503, "The engine is currently overloaded, please try again later.",
                     "server_error", NULL, NULL);
-        goto done;
-    }
-    if (strcmp(fault_name, "timeout") == 0) {
+    } else if (strcmp(fname, "timeout") == 0) {
         /* a batch line that times out has no HTTP answer at all */
-        if (batch)
+        if (run->batch)
             r->timed_out = 1;
         else
             usleep((useconds_t)m->timeout_sleep_ms * 1000);
         error_reply(r, 504, "timeout", "server_error", NULL, NULL);
-        goto done;
+    } else {
+        return 0;
     }
-    if (strcmp(fault_name, "content_filter") == 0 || has_marker(emails, ne, "MOCK_CONTENT_FILTER"))
-        outcome = "filter";
-    else if (strcmp(fault_name, "refusal") == 0 || has_marker(emails, ne, "MOCK_REFUSE"))
-        outcome = "refusal";
-    else if (strcmp(fault_name, "incomplete") == 0)
-        outcome = "empty";
-    else if (strcmp(fault_name, "truncated") == 0)
-        outcome = "truncated";
-    else if ((long)out_tok > max_out)
-        outcome = "length";
+    return 1;
+}
 
-    /* build the success body */
-    const char *out_text = answer;
-    char *cut = NULL;
-    size_t usage_out = out_tok;
-    if (!strcmp(outcome, "length") || !strcmp(outcome, "truncated")) {
+/* How a 200 answer ends: whole (ok), cut at max_output_tokens (length),
+ * reasoning only (empty), stopped by the content filter (filter), refused
+ * (refusal), or cut JSON though complete (truncated). */
+typedef enum { OUT_OK, OUT_LENGTH, OUT_EMPTY, OUT_FILTER, OUT_REFUSAL, OUT_TRUNCATED } outcome;
+
+/* A 200 answer as the client sees it: its text and its usage. */
+typedef struct answer_out {
+    outcome how;
+    const char *text; /* the answer, cut, or NULL (none); not owned */
+    char *cut;        /* owned: the cut answer text points to, if any */
+    size_t in, cached, out, reason;
+} answer_out;
+
+/* The outcome a fault, a marker or max_output_tokens gives the answer. */
+static outcome decide_outcome(const model_run *run)
+{
+    const char *fname = run->fault;
+    if (strcmp(fname, "content_filter") == 0 ||
+        has_marker(run->emails, run->ne, "MOCK_CONTENT_FILTER"))
+        return OUT_FILTER;
+    if (strcmp(fname, "refusal") == 0 || has_marker(run->emails, run->ne, "MOCK_REFUSE"))
+        return OUT_REFUSAL;
+    if (strcmp(fname, "incomplete") == 0)
+        return OUT_EMPTY;
+    if (strcmp(fname, "truncated") == 0)
+        return OUT_TRUNCATED;
+    if ((long)run->out_tok > run->in.max_out)
+        return OUT_LENGTH;
+    return OUT_OK;
+}
+
+/* Fills a with the outcome, the text the client gets (a cut answer is
+ * owned by a->cut) and the usage: a cut answer is charged max_output_tokens
+ * (length) or half (truncated), an empty one max_output_tokens, a filtered
+ * one its reasoning, a refusal its reasoning and the refusal's words. */
+static void outcome_usage(const model_run *run, answer_out *a)
+{
+    const char *answer = run->answer;
+    long max_out = run->in.max_out;
+    memset(a, 0, sizeof *a);
+    a->how = decide_outcome(run);
+    a->in = run->in.in_tok;
+    a->cached = run->cached;
+    a->text = answer;
+    a->out = run->out_tok;
+    if (a->how == OUT_LENGTH || a->how == OUT_TRUNCATED) {
         size_t keep = strlen(answer) / 2;
-        if (!strcmp(outcome, "length") && ans_tok > 0 && max_out > (long)reasoning)
-            keep = (size_t)((double)strlen(answer) * (double)(max_out - (long)reasoning) /
-                            (double)ans_tok);
+        if (a->how == OUT_LENGTH && run->ans_tok > 0 && max_out > (long)run->reasoning)
+            keep = (size_t)((double)strlen(answer) * (double)(max_out - (long)run->reasoning) /
+                            (double)run->ans_tok);
         if (keep >= strlen(answer))
             keep = strlen(answer) / 2;
-        cut = strndup(answer, keep);
-        out_text = cut;
-        usage_out = !strcmp(outcome, "length") ? (size_t)max_out : out_tok / 2;
-    } else if (!strcmp(outcome, "empty")) {
-        out_text = NULL;
-        usage_out = (size_t)max_out;
-    } else if (!strcmp(outcome, "filter")) {
-        out_text = NULL;
-        usage_out = reasoning;
-    } else if (!strcmp(outcome, "refusal")) {
-        out_text = NULL;
-        usage_out = reasoning + 12;
+        a->cut = strndup(answer, keep);
+        a->text = a->cut;
+        a->out = a->how == OUT_LENGTH ? (size_t)max_out : run->out_tok / 2;
+    } else if (a->how == OUT_EMPTY) {
+        a->text = NULL;
+        a->out = (size_t)max_out;
+    } else if (a->how == OUT_FILTER) {
+        a->text = NULL;
+        a->out = run->reasoning;
+    } else if (a->how == OUT_REFUSAL) {
+        a->text = NULL;
+        a->out = run->reasoning + 12;
     }
-    size_t usage_reason = usage_out < reasoning ? usage_out : reasoning;
-    int incomplete =
-        !strcmp(outcome, "length") || !strcmp(outcome, "empty") || !strcmp(outcome, "filter");
-    json_object *o = json_object_new_object();
+    a->reason = a->out < run->reasoning ? a->out : run->reasoning;
+}
+
+/* The Chat Completions usage object of a. A new reference. */
+static json_object *chat_usage(const answer_out *a)
+{
     json_object *usage = json_object_new_object();
-    if (chat) {
-        json_object_object_add(o, "id", json_object_new_string("chatcmpl-mock"));
-        json_object_object_add(o, "object", json_object_new_string("chat.completion"));
-        json_object_object_add(o, "created", json_object_new_int64((int64_t)time(NULL)));
-        json_object_object_add(o, "model", json_object_new_string(model));
-        json_object *ch = json_object_new_object(), *msgo = json_object_new_object();
-        json_object_object_add(ch, "index", json_object_new_int(0));
-        json_object_object_add(msgo, "role", json_object_new_string("assistant"));
-        json_object_object_add(msgo, "content", out_text ? json_object_new_string(out_text) : NULL);
-        json_object_object_add(msgo, "refusal",
-                               !strcmp(outcome, "refusal")
-                                   ? json_object_new_string("I'm sorry, I can't help with that.")
-                                   : NULL);
-        json_object_object_add(ch, "message", msgo);
-        const char *fr = "stop";
-        if (!strcmp(outcome, "length") || !strcmp(outcome, "empty"))
-            fr = "length";
-        else if (!strcmp(outcome, "filter"))
-            fr = "content_filter";
-        json_object_object_add(ch, "finish_reason", json_object_new_string(fr));
-        json_object *chs = json_object_new_array();
-        json_object_array_add(chs, ch);
-        json_object_object_add(o, "choices", chs);
-        json_object_object_add(usage, "prompt_tokens", json_object_new_int64((int64_t)in_tok));
-        json_object_object_add(usage, "completion_tokens",
-                               json_object_new_int64((int64_t)usage_out));
-        json_object_object_add(usage, "total_tokens",
-                               json_object_new_int64((int64_t)(in_tok + usage_out)));
-        json_object *pd = json_object_new_object(), *cd = json_object_new_object();
-        json_object_object_add(pd, "cached_tokens", json_object_new_int64((int64_t)cached));
-        json_object_object_add(cd, "reasoning_tokens",
-                               json_object_new_int64((int64_t)usage_reason));
-        json_object_object_add(usage, "prompt_tokens_details", pd);
-        json_object_object_add(usage, "completion_tokens_details", cd);
+    json_object_object_add(usage, "prompt_tokens", json_object_new_int64((int64_t)a->in));
+    json_object_object_add(usage, "completion_tokens", json_object_new_int64((int64_t)a->out));
+    json_object_object_add(usage, "total_tokens", json_object_new_int64((int64_t)(a->in + a->out)));
+    json_object *pd = json_object_new_object(), *cd = json_object_new_object();
+    json_object_object_add(pd, "cached_tokens", json_object_new_int64((int64_t)a->cached));
+    json_object_object_add(cd, "reasoning_tokens", json_object_new_int64((int64_t)a->reason));
+    json_object_object_add(usage, "prompt_tokens_details", pd);
+    json_object_object_add(usage, "completion_tokens_details", cd);
+    return usage;
+}
+
+/* The Chat Completions reply body of a: one choice whose finish_reason
+ * says how it ended. A new reference. */
+static json_object *chat_body(const char *model, const answer_out *a)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string("chatcmpl-mock"));
+    json_object_object_add(o, "object", json_object_new_string("chat.completion"));
+    json_object_object_add(o, "created", json_object_new_int64((int64_t)time(NULL)));
+    json_object_object_add(o, "model", json_object_new_string(model));
+    json_object *ch = json_object_new_object(), *msgo = json_object_new_object();
+    json_object_object_add(ch, "index", json_object_new_int(0));
+    json_object_object_add(msgo, "role", json_object_new_string("assistant"));
+    json_object_object_add(msgo, "content", a->text ? json_object_new_string(a->text) : NULL);
+    json_object_object_add(msgo, "refusal",
+                           a->how == OUT_REFUSAL
+                               ? json_object_new_string("I'm sorry, I can't help with that.")
+                               : NULL);
+    json_object_object_add(ch, "message", msgo);
+    const char *fr = "stop";
+    if (a->how == OUT_LENGTH || a->how == OUT_EMPTY)
+        fr = "length";
+    else if (a->how == OUT_FILTER)
+        fr = "content_filter";
+    json_object_object_add(ch, "finish_reason", json_object_new_string(fr));
+    json_object *chs = json_object_new_array();
+    json_object_array_add(chs, ch);
+    json_object_object_add(o, "choices", chs);
+    json_object_object_add(o, "usage", chat_usage(a));
+    return o;
+}
+
+/* The Responses usage object of a. A new reference. */
+static json_object *responses_usage(const answer_out *a)
+{
+    json_object *usage = json_object_new_object();
+    json_object_object_add(usage, "input_tokens", json_object_new_int64((int64_t)a->in));
+    json_object *idt = json_object_new_object(), *odt = json_object_new_object();
+    json_object_object_add(idt, "cached_tokens", json_object_new_int64((int64_t)a->cached));
+    json_object_object_add(usage, "input_tokens_details", idt);
+    json_object_object_add(usage, "output_tokens", json_object_new_int64((int64_t)a->out));
+    json_object_object_add(odt, "reasoning_tokens", json_object_new_int64((int64_t)a->reason));
+    json_object_object_add(usage, "output_tokens_details", odt);
+    json_object_object_add(usage, "total_tokens", json_object_new_int64((int64_t)(a->in + a->out)));
+    return usage;
+}
+
+/* The Responses output array of a: a reasoning item, then the message (its
+ * text or its refusal) unless there is neither. A new reference. */
+static json_object *responses_output(const answer_out *a, int incomplete)
+{
+    json_object *out = json_object_new_array();
+    json_object *ri = json_object_new_object();
+    json_object_object_add(ri, "type", json_object_new_string("reasoning"));
+    json_object_object_add(ri, "id", json_object_new_string("rs_mock"));
+    json_object_object_add(ri, "summary", json_object_new_array());
+    json_object_array_add(out, ri);
+    if (!a->text && a->how != OUT_REFUSAL)
+        return out;
+    json_object *mi = json_object_new_object(), *parts = json_object_new_array(),
+                *part = json_object_new_object();
+    json_object_object_add(mi, "type", json_object_new_string("message"));
+    json_object_object_add(mi, "id", json_object_new_string("msg_mock"));
+    json_object_object_add(mi, "role", json_object_new_string("assistant"));
+    json_object_object_add(mi, "status",
+                           json_object_new_string(incomplete ? "incomplete" : "completed"));
+    if (a->text) {
+        json_object_object_add(part, "type", json_object_new_string("output_text"));
+        json_object_object_add(part, "text", json_object_new_string(a->text));
+        json_object_object_add(part, "annotations", json_object_new_array());
     } else {
-        json_object_object_add(o, "id", json_object_new_string("resp_mock"));
-        json_object_object_add(o, "object", json_object_new_string("response"));
-        json_object_object_add(o, "created_at", json_object_new_int64((int64_t)time(NULL)));
-        json_object_object_add(o, "model", json_object_new_string(model));
-        json_object_object_add(o, "status",
-                               json_object_new_string(incomplete ? "incomplete" : "completed"));
-        json_object_object_add(o, "error", NULL);
-        if (incomplete) {
-            json_object *id = json_object_new_object();
-            json_object_object_add(id, "reason",
-                                   json_object_new_string(!strcmp(outcome, "filter")
-                                                              ? "content_filter"
-                                                              : "max_output_tokens"));
-            json_object_object_add(o, "incomplete_details", id);
-        } else {
-            json_object_object_add(o, "incomplete_details", NULL);
-        }
-        json_object *out = json_object_new_array();
-        json_object *ri = json_object_new_object();
-        json_object_object_add(ri, "type", json_object_new_string("reasoning"));
-        json_object_object_add(ri, "id", json_object_new_string("rs_mock"));
-        json_object_object_add(ri, "summary", json_object_new_array());
-        json_object_array_add(out, ri);
-        if (out_text || !strcmp(outcome, "refusal")) {
-            json_object *mi = json_object_new_object(), *parts = json_object_new_array(),
-                        *part = json_object_new_object();
-            json_object_object_add(mi, "type", json_object_new_string("message"));
-            json_object_object_add(mi, "id", json_object_new_string("msg_mock"));
-            json_object_object_add(mi, "role", json_object_new_string("assistant"));
-            json_object_object_add(mi, "status",
-                                   json_object_new_string(incomplete ? "incomplete" : "completed"));
-            if (out_text) {
-                json_object_object_add(part, "type", json_object_new_string("output_text"));
-                json_object_object_add(part, "text", json_object_new_string(out_text));
-                json_object_object_add(part, "annotations", json_object_new_array());
-            } else {
-                json_object_object_add(part, "type", json_object_new_string("refusal"));
-                json_object_object_add(
-                    part, "refusal", json_object_new_string("I'm sorry, I can't help with that."));
-            }
-            json_object_array_add(parts, part);
-            json_object_object_add(mi, "content", parts);
-            json_object_array_add(out, mi);
-        }
-        json_object_object_add(o, "output", out);
-        json_object_object_add(usage, "input_tokens", json_object_new_int64((int64_t)in_tok));
-        json_object *idt = json_object_new_object(), *odt = json_object_new_object();
-        json_object_object_add(idt, "cached_tokens", json_object_new_int64((int64_t)cached));
-        json_object_object_add(usage, "input_tokens_details", idt);
-        json_object_object_add(usage, "output_tokens", json_object_new_int64((int64_t)usage_out));
-        json_object_object_add(odt, "reasoning_tokens",
-                               json_object_new_int64((int64_t)usage_reason));
-        json_object_object_add(usage, "output_tokens_details", odt);
-        json_object_object_add(usage, "total_tokens",
-                               json_object_new_int64((int64_t)(in_tok + usage_out)));
+        json_object_object_add(part, "type", json_object_new_string("refusal"));
+        json_object_object_add(part, "refusal",
+                               json_object_new_string("I'm sorry, I can't help with that."));
     }
-    json_object_object_add(o, "usage", usage);
+    json_object_array_add(parts, part);
+    json_object_object_add(mi, "content", parts);
+    json_object_array_add(out, mi);
+    return out;
+}
+
+/* The Responses reply body of a: status completed, or incomplete with the
+ * reason (max_output_tokens or content_filter). A new reference. */
+static json_object *responses_body(const char *model, const answer_out *a)
+{
+    int incomplete = a->how == OUT_LENGTH || a->how == OUT_EMPTY || a->how == OUT_FILTER;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string("resp_mock"));
+    json_object_object_add(o, "object", json_object_new_string("response"));
+    json_object_object_add(o, "created_at", json_object_new_int64((int64_t)time(NULL)));
+    json_object_object_add(o, "model", json_object_new_string(model));
+    json_object_object_add(o, "status",
+                           json_object_new_string(incomplete ? "incomplete" : "completed"));
+    json_object_object_add(o, "error", NULL);
+    if (incomplete) {
+        json_object *id = json_object_new_object();
+        json_object_object_add(
+            id, "reason",
+            json_object_new_string(a->how == OUT_FILTER ? "content_filter" : "max_output_tokens"));
+        json_object_object_add(o, "incomplete_details", id);
+    } else {
+        json_object_object_add(o, "incomplete_details", NULL);
+    }
+    json_object_object_add(o, "output", responses_output(a, incomplete));
+    json_object_object_add(o, "usage", responses_usage(a));
+    return o;
+}
+
+/* The 200 answer: its body in the endpoint's shape, its usage in r (for the
+ * batch runner) and the stats; a synchronous request then takes the
+ * latency its output tokens would. */
+static void answer_ok(mock *m, const model_run *run, reply *r)
+{
+    answer_out a;
+    outcome_usage(run, &a);
+    json_object *o = run->chat ? chat_body(run->in.model, &a) : responses_body(run->in.model, &a);
     r->status = 200;
     r->body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);
-    free(cut);
+    free(a.cut);
     r->has_usage = 1;
-    r->u_in = (long long)in_tok;
-    r->u_cached = (long long)cached;
-    r->u_out = (long long)usage_out;
-    r->u_reason = (long long)usage_reason;
+    r->u_in = (long long)a.in;
+    r->u_cached = (long long)a.cached;
+    r->u_out = (long long)a.out;
+    r->u_reason = (long long)a.reason;
     pthread_mutex_lock(&m->mu);
     m->ok++;
-    m->tokens_in += (long long)in_tok;
-    m->tokens_out += (long long)usage_out;
-    m->tokens_cached += (long long)cached;
+    m->tokens_in += (long long)a.in;
+    m->tokens_out += (long long)a.out;
+    m->tokens_cached += (long long)a.cached;
     pthread_mutex_unlock(&m->mu);
-    if (!batch) {
-        double ms = (m->ttft_ms + (m->tps > 0 ? (double)usage_out * 1000.0 / m->tps : 0)) *
-                    m->latency_scale;
+    if (!run->batch) {
+        double ms =
+            (m->ttft_ms + (m->tps > 0 ? (double)a.out * 1000.0 / m->tps : 0)) * m->latency_scale;
         if (ms > 0)
             usleep((useconds_t)(ms * 1000));
     }
-done:
+}
+
+void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, reply *r)
+{
+    model_run run = {.chat = chat, .batch = batch};
+    /* chat and responses count synchronous HTTP requests only (the handler
+     * does): a client test tells from them that nothing bypassed a batch */
+    if (model_parse(m, chat, body, blen, &run.in, r) != 0)
+        return;
+    if (!chat)
+        count_stored(m, run.in.req);
+    run.cached = cached_tokens(m, chat, &run.in);
+    run.ne =
+        parse_emails(run.in.text + run.in.user_off, run.in.tlen - run.in.user_off, &run.emails);
+    take_fault(m, run.fault, sizeof run.fault, run.ne, 0);
+    /* the answer is computed first: its size is part of the token charge */
+    run.answer = build_answer(&run);
+    run.ans_tok = count_tokens(m, run.answer, strlen(run.answer));
+    run.reasoning = (size_t)m->reasoning_per_email * (run.ne ? run.ne : 1);
+    run.out_tok = run.ans_tok + run.reasoning;
+    run.charge = (double)(run.in.in_tok + run.out_tok);
+    limits l;
+    take_buckets(m, &run, &l, r);
+    if (!model_error(m, &run, &l, r))
+        answer_ok(m, &run, r);
     if (r->status != 200) {
         pthread_mutex_lock(&m->mu);
         m->errors++;
         pthread_mutex_unlock(&m->mu);
     }
-    for (size_t i = 0; i < ne; i++)
-        free(emails[i].id);
-    free(emails);
-    free(answer);
-    free(text);
-    json_object_put(req);
+    model_run_free(&run);
 }
