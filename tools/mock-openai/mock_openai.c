@@ -341,103 +341,124 @@ static void usage(void)
         "       [--batch-delay-ms N] [--batch-queue-tokens N]\n");
 }
 
-int main(int argc, char **argv)
+/* What the command line sets beyond the mock's own fields. */
+typedef struct cli {
+    long port;
+    long batch_delay_ms;
+    long long batch_queue_tokens;
+    const char *rank; /* --rank-file; NULL: token counts are estimates */
+} cli;
+
+/* --retry-header's value into m->retry_header; -1 for an unknown one. */
+static int parse_retry_header(const char *v, mock *m)
 {
-    mock m = {0};
-    m.key = "sk-mock";
-    m.max_input = 272000;
-    m.reasoning_per_email = 32;
-    m.latency_scale = 1;
-    m.timeout_sleep_ms = 5000;
-    m.id_seed = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
-    pthread_mutex_init(&m.mu, NULL);
-    long port = -1;
-    long batch_delay_ms = 1000;
-    long long batch_queue_tokens = 0;
-    const char *rank = NULL;
+    if (!strcmp(v, "none"))
+        m->retry_header = RETRY_NONE;
+    else if (!strcmp(v, "ms"))
+        m->retry_header = RETRY_MS;
+    else if (!strcmp(v, "s"))
+        m->retry_header = RETRY_S;
+    else if (!strcmp(v, "azure"))
+        m->retry_header = RETRY_AZURE;
+    else
+        return -1;
+    return 0;
+}
+
+/* --fault NAME:COUNT queued as POST /mock/faults queues it; one without a
+ * colon, with a name of 32 characters or more, or past MAX_FAULTS is
+ * ignored. */
+static void add_cli_fault(mock *m, const char *v)
+{
+    const char *colon = strchr(v, ':');
+    if (m->nfaults < MAX_FAULTS && colon && (size_t)(colon - v) < 32) {
+        fault *f = &m->faults[m->nfaults++];
+        snprintf(f->name, sizeof f->name, "%.*s", (int)(colon - v), v);
+        f->count = atol(colon + 1);
+        f->min_emails = 1;
+    }
+}
+
+/* One option a and its value v into m or c; 0, or -1 for an unknown option
+ * or a bad --retry-header. v points into argv and must outlive m and c. */
+static int parse_option(const char *a, const char *v, mock *m, cli *c)
+{
+    if (!strcmp(a, "--port"))
+        c->port = atol(v);
+    else if (!strcmp(a, "--key"))
+        m->key = v;
+    else if (!strcmp(a, "--rank-file"))
+        c->rank = v;
+    else if (!strcmp(a, "--rpm"))
+        m->rpm.limit = atof(v);
+    else if (!strcmp(a, "--tpm"))
+        m->tpm.limit = atof(v);
+    else if (!strcmp(a, "--max-input"))
+        m->max_input = atol(v);
+    else if (!strcmp(a, "--reasoning"))
+        m->reasoning_per_email = atol(v);
+    else if (!strcmp(a, "--ttft-ms"))
+        m->ttft_ms = atof(v);
+    else if (!strcmp(a, "--tps"))
+        m->tps = atof(v);
+    else if (!strcmp(a, "--latency-scale"))
+        m->latency_scale = atof(v);
+    else if (!strcmp(a, "--timeout-sleep-ms"))
+        m->timeout_sleep_ms = atol(v);
+    else if (!strcmp(a, "--batch-delay-ms"))
+        c->batch_delay_ms = atol(v);
+    else if (!strcmp(a, "--batch-queue-tokens"))
+        c->batch_queue_tokens = atoll(v);
+    else if (!strcmp(a, "--retry-header"))
+        return parse_retry_header(v, m);
+    else if (!strcmp(a, "--fault"))
+        add_cli_fault(m, v);
+    else
+        return -1;
+    return 0;
+}
+
+/* The command line (every option takes a value) into m and c; 0, or 2 with
+ * the usage printed for a bad one or a port outside 0..65535. */
+static int parse_args(int argc, char **argv, mock *m, cli *c)
+{
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) {
+        if (!v || parse_option(a, v, m, c) != 0) {
             usage();
             return 2;
         }
         i++;
-        if (!strcmp(a, "--port"))
-            port = atol(v);
-        else if (!strcmp(a, "--key"))
-            m.key = v;
-        else if (!strcmp(a, "--rank-file"))
-            rank = v;
-        else if (!strcmp(a, "--rpm"))
-            m.rpm.limit = atof(v);
-        else if (!strcmp(a, "--tpm"))
-            m.tpm.limit = atof(v);
-        else if (!strcmp(a, "--max-input"))
-            m.max_input = atol(v);
-        else if (!strcmp(a, "--reasoning"))
-            m.reasoning_per_email = atol(v);
-        else if (!strcmp(a, "--ttft-ms"))
-            m.ttft_ms = atof(v);
-        else if (!strcmp(a, "--tps"))
-            m.tps = atof(v);
-        else if (!strcmp(a, "--latency-scale"))
-            m.latency_scale = atof(v);
-        else if (!strcmp(a, "--timeout-sleep-ms"))
-            m.timeout_sleep_ms = atol(v);
-        else if (!strcmp(a, "--batch-delay-ms"))
-            batch_delay_ms = atol(v);
-        else if (!strcmp(a, "--batch-queue-tokens"))
-            batch_queue_tokens = atoll(v);
-        else if (!strcmp(a, "--retry-header")) {
-            if (!strcmp(v, "none"))
-                m.retry_header = RETRY_NONE;
-            else if (!strcmp(v, "ms"))
-                m.retry_header = RETRY_MS;
-            else if (!strcmp(v, "s"))
-                m.retry_header = RETRY_S;
-            else if (!strcmp(v, "azure"))
-                m.retry_header = RETRY_AZURE;
-            else {
-                usage();
-                return 2;
-            }
-        } else if (!strcmp(a, "--fault")) {
-            const char *colon = strchr(v, ':');
-            if (m.nfaults < MAX_FAULTS && colon && (size_t)(colon - v) < 32) {
-                fault *f = &m.faults[m.nfaults++];
-                snprintf(f->name, sizeof f->name, "%.*s", (int)(colon - v), v);
-                f->count = atol(colon + 1);
-                f->min_emails = 1;
-            }
-        } else {
-            usage();
-            return 2;
-        }
     }
-    if (port < 0 || port > 65535) {
+    if (c->port < 0 || c->port > 65535) {
         usage();
         return 2;
     }
-    if (rank) {
-        char err[512];
-        if (ik_tok_load_file(rank, IK_TOK_O200K_SHA256, &m.tok, err, sizeof err) != 0) {
-            fprintf(stderr, "mock-openai: %s\n", err);
-            return 1;
-        }
-    } else {
+    return 0;
+}
+
+/* The tokenizer from rank into m->tok (NULL rank: none, counts are
+ * estimates); 0, or -1 with the reason on stderr. */
+static int load_tokenizer(mock *m, const char *rank)
+{
+    if (!rank) {
         fprintf(stderr, "mock-openai: no --rank-file: token counts are estimates (bytes/3)\n");
+        return 0;
     }
-    double t = mock_now_s();
-    m.rpm.level = m.rpm.limit;
-    m.tpm.level = m.tpm.limit;
-    m.rpm.t = m.tpm.t = t;
-    m.batches = batch_store_new(&m, batch_delay_ms, batch_queue_tokens);
-    if (!m.batches) {
-        fprintf(stderr, "mock-openai: cannot start the batch worker\n");
-        ik_tok_free(m.tok);
-        return 1;
+    char err[512];
+    if (ik_tok_load_file(rank, IK_TOK_O200K_SHA256, &m->tok, err, sizeof err) != 0) {
+        fprintf(stderr, "mock-openai: %s\n", err);
+        return -1;
     }
+    return 0;
+}
+
+/* Serves m on 127.0.0.1:port until SIGINT or SIGTERM, then stops HTTP (no
+ * request reaches the batch store after it). 0, or -1 with the reason on
+ * stderr when it cannot listen. */
+static int serve(mock *m, long port)
+{
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -448,23 +469,50 @@ int main(int argc, char **argv)
     addr.sin_addr.s_addr = htonl(0x7f000001);
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, (uint16_t)port, NULL, NULL,
-        handler, &m, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, completed, &m,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, &m, MHD_OPTION_CONNECTION_TIMEOUT,
+        handler, m, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, completed, m,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, m, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)120, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "mock-openai: cannot listen on 127.0.0.1:%ld: %s\n", port, strerror(errno));
-        batch_store_free(m.batches);
-        ik_tok_free(m.tok);
-        return 1;
+        return -1;
     }
     printf("listening on 127.0.0.1:%ld\n", port);
     fflush(stdout);
     while (!g_stop)
         usleep(50000);
-    /* HTTP first (no request reaches the store after this), then the worker */
     MHD_stop_daemon(d);
-    batch_store_free(m.batches);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    mock m = {0};
+    m.key = "sk-mock";
+    m.max_input = 272000;
+    m.reasoning_per_email = 32;
+    m.latency_scale = 1;
+    m.timeout_sleep_ms = 5000;
+    m.id_seed = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
+    cli c = {.port = -1, .batch_delay_ms = 1000};
+    int rc = parse_args(argc, argv, &m, &c);
+    if (rc != 0)
+        return rc;
+    if (load_tokenizer(&m, c.rank) != 0)
+        return 1;
+    pthread_mutex_init(&m.mu, NULL);
+    double t = mock_now_s();
+    m.rpm.level = m.rpm.limit;
+    m.tpm.level = m.tpm.limit;
+    m.rpm.t = m.tpm.t = t;
+    m.batches = batch_store_new(&m, c.batch_delay_ms, c.batch_queue_tokens);
+    if (!m.batches) {
+        fprintf(stderr, "mock-openai: cannot start the batch worker\n");
+        rc = 1;
+    } else {
+        rc = serve(&m, c.port) == 0 ? 0 : 1;
+        batch_store_free(m.batches); /* after HTTP: then the worker */
+    }
     ik_tok_free(m.tok);
     pthread_mutex_destroy(&m.mu);
-    return 0;
+    return rc;
 }
