@@ -455,6 +455,52 @@ static void model_in_free(model_in *in)
     json_object_put(in->req);
 }
 
+/* A Chat Completions request's text (every message, user_off where the
+ * user messages start), format, schema and max_completion_tokens into in;
+ * the pointers point into req. */
+static void gather_chat(json_object *req, model_in *in)
+{
+    json_object *v;
+    /* emails are read from user messages only (user_off: where they start) */
+    if (json_object_object_get_ex(req, "messages", &v) && json_object_is_type(v, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(v); i++) {
+            json_object *msg = json_object_array_get_idx(v, i);
+            append_content(json_object_object_get(msg, "content"), &in->text, &in->tlen, &in->nmsg);
+            const char *role = getstr(msg, "role");
+            if (!role || strcmp(role, "user") != 0)
+                in->user_off = in->tlen;
+        }
+    json_object *rf, *js;
+    if (json_object_object_get_ex(req, "response_format", &rf) &&
+        json_object_object_get_ex(rf, "json_schema", &js)) {
+        in->fmt = js;
+        json_object_object_get_ex(js, "schema", &in->schema);
+    }
+    if (json_object_object_get_ex(req, "max_completion_tokens", &v))
+        in->max_out = json_object_get_int64(v);
+}
+
+/* A Responses request's text (instructions, then the input from user_off
+ * on), format, schema and max_output_tokens into in; the pointers point
+ * into req. */
+static void gather_responses(json_object *req, model_in *in)
+{
+    json_object *v;
+    in->instr = getstr(req, "instructions");
+    if (in->instr)
+        append_content(json_object_object_get(req, "instructions"), &in->text, &in->tlen,
+                       &in->nmsg);
+    in->user_off = in->tlen;
+    if (json_object_object_get_ex(req, "input", &v))
+        append_content(v, &in->text, &in->tlen, &in->nmsg);
+    json_object *t;
+    if (json_object_object_get_ex(req, "text", &t) &&
+        json_object_object_get_ex(t, "format", &in->fmt))
+        json_object_object_get_ex(in->fmt, "schema", &in->schema);
+    if (json_object_object_get_ex(req, "max_output_tokens", &v))
+        in->max_out = json_object_get_int64(v);
+}
+
 /* Parses body and checks it as the API does; 0 and in filled, or -1 with the
  * 400 in r. Shared by the answer and the batch queue's token count. */
 static int model_parse(mock *m, int chat, const char *body, size_t blen, model_in *in, reply *r)
@@ -475,7 +521,6 @@ static int model_parse(mock *m, int chat, const char *body, size_t blen, model_i
         return -1;
     }
     in->req = req;
-    json_object *v;
     in->model = getstr(req, "model");
     if (!in->model && !json_object_object_get_ex(req, "model", NULL)) {
         error_reply(r, 400, "Missing required parameter: 'model'.", "invalid_request_error",
@@ -502,41 +547,10 @@ static int model_parse(mock *m, int chat, const char *body, size_t blen, model_i
         return -1;
     }
     in->max_out = 128000;
-    if (chat) {
-        /* emails are read from user messages only (user_off: where they start) */
-        if (json_object_object_get_ex(req, "messages", &v) &&
-            json_object_is_type(v, json_type_array))
-            for (size_t i = 0; i < json_object_array_length(v); i++) {
-                json_object *msg = json_object_array_get_idx(v, i);
-                append_content(json_object_object_get(msg, "content"), &in->text, &in->tlen,
-                               &in->nmsg);
-                const char *role = getstr(msg, "role");
-                if (!role || strcmp(role, "user") != 0)
-                    in->user_off = in->tlen;
-            }
-        json_object *rf, *js;
-        if (json_object_object_get_ex(req, "response_format", &rf) &&
-            json_object_object_get_ex(rf, "json_schema", &js)) {
-            in->fmt = js;
-            json_object_object_get_ex(js, "schema", &in->schema);
-        }
-        if (json_object_object_get_ex(req, "max_completion_tokens", &v))
-            in->max_out = json_object_get_int64(v);
-    } else {
-        in->instr = getstr(req, "instructions");
-        if (in->instr)
-            append_content(json_object_object_get(req, "instructions"), &in->text, &in->tlen,
-                           &in->nmsg);
-        in->user_off = in->tlen;
-        if (json_object_object_get_ex(req, "input", &v))
-            append_content(v, &in->text, &in->tlen, &in->nmsg);
-        json_object *t;
-        if (json_object_object_get_ex(req, "text", &t) &&
-            json_object_object_get_ex(t, "format", &in->fmt))
-            json_object_object_get_ex(in->fmt, "schema", &in->schema);
-        if (json_object_object_get_ex(req, "max_output_tokens", &v))
-            in->max_out = json_object_get_int64(v);
-    }
+    if (chat)
+        gather_chat(req, in);
+    else
+        gather_responses(req, in);
     json_object *strict = NULL;
     if (!in->fmt || !in->schema || !json_object_object_get_ex(in->fmt, "strict", &strict) ||
         !json_object_get_boolean(strict)) {
