@@ -969,7 +969,9 @@ static int metadata_ok(json_object *md)
     return 1;
 }
 
-static void batches_create(batch_store *s, const batch_http *h, reply *r)
+/* The JSON object body of a batch creation; a new reference, or NULL with
+ * the 400 in r. */
+static json_object *create_body(const batch_http *h, reply *r)
 {
     json_tokener *jt = json_tokener_new();
     json_object *req = jt ? json_tokener_parse_ex(jt, h->body ? h->body : "", (int)h->blen) : NULL;
@@ -979,10 +981,17 @@ static void batches_create(batch_store *s, const batch_http *h, reply *r)
         json_object_put(req);
         error_reply(r, 400, "We could not parse the JSON body of your request.",
                     "invalid_request_error", NULL, NULL);
-        return;
+        return NULL;
     }
+    return req;
+}
+
+/* The creation's parameters checked as the API checks them: val gets
+ * input_file_id, endpoint and completion_window, *md the metadata (NULL:
+ * none), all pointing into req. 0, or -1 with the 400 in r. */
+static int create_params(json_object *req, const char *val[3], json_object **md, reply *r)
+{
     static const char *const required[] = {"input_file_id", "endpoint", "completion_window"};
-    const char *val[3];
     char msg[400];
     for (int i = 0; i < 3; i++) {
         json_object *v;
@@ -991,13 +1000,12 @@ static void batches_create(batch_store *s, const batch_http *h, reply *r)
             snprintf(msg, sizeof msg, "Missing required parameter: '%s'.", required[i]);
             error_reply(r, 400, msg, "invalid_request_error", required[i],
                         "missing_required_parameter");
-            json_object_put(req);
-            return;
+            return -1;
         }
         val[i] = json_object_get_string(v);
     }
-    json_object *md = NULL;
-    json_object_object_get_ex(req, "metadata", &md);
+    *md = NULL;
+    json_object_object_get_ex(req, "metadata", md);
     if (!endpoint_ok(val[1])) {
         snprintf(msg, sizeof msg,
                  "Invalid value for 'endpoint': '%.80s'. This mock supports '/v1/responses' and "
@@ -1009,13 +1017,74 @@ static void batches_create(batch_store *s, const batch_http *h, reply *r)
                  "Invalid value for 'completion_window': '%.40s'. Supported values are: '24h'.",
                  val[2]);
         error_reply(r, 400, msg, "invalid_request_error", "completion_window", "invalid_value");
-    } else if (!metadata_ok(md)) {
+    } else if (!metadata_ok(*md)) {
         error_reply(r, 400,
                     "Invalid 'metadata': expected an object of at most 16 string values (keys up "
                     "to 64, values up to 512 characters).",
                     "invalid_request_error", "metadata", "invalid_value");
     }
-    if (r->status) {
+    return r->status ? -1 : 0;
+}
+
+/* The input file a batch reads, under s->mu: one of purpose batch, or NULL
+ * with the 400 in r (no such file, or a batch_output file). */
+static mfile *input_file_locked(batch_store *s, const char *id, reply *r)
+{
+    mfile *f = file_find(s, id);
+    if (!f)
+        no_such(r, 400, "File", id, "input_file_id");
+    else if (strcmp(f->purpose, "batch") != 0)
+        error_reply(r, 400,
+                    "Invalid 'input_file_id': the file's purpose is 'batch_output', not 'batch'.",
+                    "invalid_request_error", "input_file_id", "invalid_value");
+    else
+        return f;
+    return NULL;
+}
+
+/* A new batch b on file f, under s->mu: it takes the next batch-level fault,
+ * an id, a copy of md (b owns it) and a reference to f's content, and joins
+ * the store (validating). 0, or -1 when out of memory, b then not in the
+ * store and the caller's to free. */
+static int batch_start_locked(batch_store *s, batch *b, mfile *f, const char *endpoint,
+                              json_object *md)
+{
+    char fname[32] = "";
+    /* lock order: the store's mutex, then the mock's (inside take_fault) */
+    take_fault(s->m, fname, sizeof fname, 0, 1);
+    b->fault = !strcmp(fname, "batch_failed")    ? F_FAILED
+               : !strcmp(fname, "batch_expired") ? F_EXPIRED
+               : !strcmp(fname, "batch_never")   ? F_NEVER
+                                                 : F_NONE;
+    gen_id_locked(s, "batch_", b->id, sizeof b->id);
+    snprintf(b->endpoint, sizeof b->endpoint, "%s", endpoint);
+    snprintf(b->input_file_id, sizeof b->input_file_id, "%s", f->id);
+    /* a copy: json-c reference counts are not atomic, and req is freed
+     * by this thread while others may print the batch */
+    if (md && json_object_deep_copy(md, &b->metadata, NULL) != 0)
+        return -1;
+    b->status = B_VALIDATING;
+    b->created_at = (long long)time(NULL);
+    b->expires_at = b->created_at + 86400;
+    b->t_created = mock_now_s();
+    b->input = f->content;
+    f->content->refs++;
+    b->next = s->batches;
+    s->batches = b;
+    s->batches_created++;
+    return 0;
+}
+
+/* POST …/batches: a batch created on an uploaded file and handed to the
+ * worker, or the API's 400. */
+static void batches_create(batch_store *s, const batch_http *h, reply *r)
+{
+    json_object *req = create_body(h, r);
+    if (!req)
+        return;
+    const char *val[3];
+    json_object *md;
+    if (create_params(req, val, &md, r) != 0) {
         json_object_put(req);
         return;
     }
@@ -1026,48 +1095,15 @@ static void batches_create(batch_store *s, const batch_http *h, reply *r)
         return;
     }
     pthread_mutex_lock(&s->mu);
-    mfile *f = file_find(s, val[0]);
-    if (!f || strcmp(f->purpose, "batch") != 0) {
-        pthread_mutex_unlock(&s->mu);
-        if (!f)
-            no_such(r, 400, "File", val[0], "input_file_id");
-        else
-            error_reply(r, 400,
-                        "Invalid 'input_file_id': the file's purpose is 'batch_output', not "
-                        "'batch'.",
-                        "invalid_request_error", "input_file_id", "invalid_value");
-        free(b);
-        json_object_put(req);
-        return;
-    }
-    char fname[32] = "";
-    /* lock order: the store's mutex, then the mock's (inside take_fault) */
-    take_fault(s->m, fname, sizeof fname, 0, 1);
-    b->fault = !strcmp(fname, "batch_failed")    ? F_FAILED
-               : !strcmp(fname, "batch_expired") ? F_EXPIRED
-               : !strcmp(fname, "batch_never")   ? F_NEVER
-                                                 : F_NONE;
-    gen_id_locked(s, "batch_", b->id, sizeof b->id);
-    snprintf(b->endpoint, sizeof b->endpoint, "%s", val[1]);
-    snprintf(b->input_file_id, sizeof b->input_file_id, "%s", f->id);
-    /* a copy: json-c reference counts are not atomic, and req is freed
-     * by this thread while others may print the batch */
-    if (md && json_object_deep_copy(md, &b->metadata, NULL) != 0) {
+    mfile *f = input_file_locked(s, val[0], r);
+    if (!f || batch_start_locked(s, b, f, val[1], md) != 0) {
         pthread_mutex_unlock(&s->mu);
         free(b);
         json_object_put(req);
-        oom_reply(r);
+        if (f)
+            oom_reply(r);
         return;
     }
-    b->status = B_VALIDATING;
-    b->created_at = (long long)time(NULL);
-    b->expires_at = b->created_at + 86400;
-    b->t_created = mock_now_s();
-    b->input = f->content;
-    f->content->refs++;
-    b->next = s->batches;
-    s->batches = b;
-    s->batches_created++;
     json_reply(r, 200, batch_json(b));
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);

@@ -1,9 +1,10 @@
 /*
- * mock.h: what the two halves of mock-openai share. mock_openai.c holds the
- * HTTP routing and the fake model (the synchronous Responses and Chat
- * Completions endpoints); batch.c holds the Files and Batch APIs, which run
- * every batch line through the same fake model, so both need the server
- * state, the reply type and the model core declared here.
+ * mock.h: what the parts of mock-openai share. mock_openai.c holds the HTTP
+ * routing, the key check and the fault queue; model.c the fake model behind
+ * the synchronous Responses and Chat Completions endpoints; batch.c the Files
+ * and Batch APIs, which run every batch line through the same fake model, so
+ * all three need the server state, the reply type and the model core
+ * declared here.
  */
 #ifndef MOCK_H
 #define MOCK_H
@@ -11,6 +12,8 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <json-c/json.h>
 
 #include "tokenizer/tokenizer.h"
 
@@ -87,6 +90,9 @@ int mock_check_auth(mock *m, const char *auth, const char *apikey, reply *r);
  * for a request carrying nemails emails; 1: a batch_* fault, which only a
  * batch creation consumes. Returns 1 when one was taken. */
 int take_fault(mock *m, char *name, size_t n, size_t nemails, int batch_level);
+/* The string value of o's member k (owned by o); NULL when o is NULL or the
+ * member is missing or not a string. */
+const char *getstr(json_object *o, const char *k);
 /* Answers one model request body (no auth check). batch != 0 is a batch
  * line: no latency, no RPM/TPM buckets (batch has its own pool) and a timeout
  * fault sets r->timed_out instead of sleeping; faults, markers, usage,

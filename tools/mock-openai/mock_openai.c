@@ -1,41 +1,20 @@
 /*
  * mock_openai.c: a local stand-in for the OpenAI and Azure OpenAI APIs, for
- * tests and benchmarks: the HTTP server, its routing and the fake model (the
- * Files and Batch APIs are in batch.c). It speaks the Responses API and Chat
+ * tests and benchmarks: the HTTP server, its routing, the key check, the
+ * fault queue and the control endpoints (the fake model is in model.c, the
+ * Files and Batch APIs in batch.c). It speaks the Responses API and Chat
  * Completions as documented (any path ending in /responses or
  * /chat/completions, so the OpenAI, Azure dated and Azure /openai/v1/ URL
  * forms all work), checks the key (Authorization: Bearer or api-key),
  * refuses what the real API refuses (rules.c: unknown parameters, what
  * reasoning models reject, bounded fields; strict_schema.c: the strict
- * schema rules), gives every answer its own x-request-id, and answers a packed extraction request
- * with one deterministic extraction per <email id="..."> block found in the input, derived from
- * that email's text:
- *
- *   email         first address found in the body, else the From: address
- *   candidate_name/job_title/company_name/phone/website/industry
- *                 the rest of a body line "Candidate:"/"Title:"/"Company:"/
- *                 "Phone:"/"Website:"/"Industry:"
- *   location      "Location: City, ST"; linkedin_url: first linkedin.com URL
- *   referrer_name the From: name when the text says "refer"
- *
- * Usage comes from the o200k_base tokenizer (--rank-file) or its estimate;
- * output = the answer's tokens + --reasoning tokens per email. Per-minute
- * request and token limits (--rpm, --tpm) are token buckets reported with the
- * real x-ratelimit-* headers; a request that does not fit gets 429
- * rate_limit_exceeded as OpenAI sends it (the message names the limit hit and
- * says "Please try again in D"; no retry-after headers unless --retry-header
- * asks for them, azure: retry-after and retry-after-ms), one larger than the
- * whole TPM gets the non-retryable "Request too large".
- * The token charge is input + output tokens. Latency: --ttft-ms plus output
- * tokens / --tps, scaled by --latency-scale.
+ * schema rules), gives every answer its own x-request-id, and answers a
+ * packed extraction request through the fake model (model.c says what it
+ * extracts, how it counts usage, limits and latency, and what each fault
+ * and marker does).
  *
  * Faults: POST /mock/faults {"fault": NAME, "count": N} makes the next N model
- * requests fail with NAME: rate_limit, insufficient_quota, unauthorized,
- * context_length, too_large, incomplete (reasoning used the whole budget:
- * empty output), truncated (200 with cut JSON), content_filter, refusal,
- * server_error (500), overloaded (503), timeout (sleeps --timeout-sleep-ms),
- * duplicate (a result repeated), unknown (a result for an id not sent),
- * crossed (the first two results trade every field but email_id).
+ * requests fail with NAME (model.c lists them).
  * "for_ms": T instead of a count fails every model request for T
  * milliseconds from the first request it meets (an outage that ends by the
  * clock, met however long the client takes to start).
@@ -43,15 +22,6 @@
  * least K emails: a split-inducing fault (context_length, incomplete, ...)
  * with K = 2 never lands on a lone email, which it would dead-letter, so a
  * test's set of dead letters does not depend on scheduling.
- * Markers in an email's text act on every request that carries it:
- * MOCK_CONTENT_FILTER, MOCK_REFUSE, MOCK_OMIT (never answered),
- * MOCK_OMIT_IN_BATCH (not answered when batched with others), MOCK_INVALID
- * (a confidence of 1.5; without one in the schema, a number as
- * candidate_name), MOCK_INVALID_IN_BATCH, MOCK_UNGROUNDED (a phone number
- * that is not in the email). A request whose input exceeds
- * --max-input gets 400 context_length_exceeded, and an answer longer than
- * max_output_tokens comes back truncated (status incomplete / finish_reason
- * length), as the real API does.
  *
  * The Batch API (batch.c): …/files (multipart upload, get, content, delete)
  * and …/batches (create, get, list, cancel) under the same prefixes, files
@@ -68,7 +38,6 @@
  * first, then the batch worker).
  */
 #include <errno.h>
-#include <math.h>
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -78,7 +47,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,7 +54,6 @@
 
 #include "batch.h"
 #include "mock.h"
-#include "rules.h"
 #include "tokenizer/tokenizer.h"
 
 /* the largest request body; a file upload (POST …/files) may be larger */
@@ -99,82 +66,6 @@ double mock_now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static size_t count_tokens(mock *m, const char *s, size_t n)
-{
-    return m->tok ? ik_tok_count(m->tok, s, n) : ik_tok_estimate(s, n);
-}
-
-static void refill(bucket *b, double t)
-{
-    if (b->limit <= 0)
-        return;
-    b->level += (t - b->t) * b->limit / 60.0;
-    if (b->level > b->limit)
-        b->level = b->limit;
-    b->t = t;
-}
-
-/* Go-style duration as OpenAI writes it: "1s", "6m0s", "12ms". */
-static void go_duration(double secs, char *out, size_t n)
-{
-    if (secs < 0)
-        secs = 0;
-    if (secs < 1) {
-        snprintf(out, n, "%ldms", (long)ceil(secs * 1000));
-    } else if (secs < 60) {
-        snprintf(out, n, "%.3gs", secs);
-    } else {
-        long m = (long)(secs / 60);
-        snprintf(out, n, "%ldm%lds", m, (long)(secs - (double)m * 60));
-    }
-}
-
-static void add_hdr(reply *r, const char *k, const char *v)
-{
-    if (r->nhdr >= 8)
-        return;
-    snprintf(r->hdr[r->nhdr][0], 64, "%s", k);
-    snprintf(r->hdr[r->nhdr][1], 64, "%s", v);
-    r->nhdr++;
-}
-
-/* The 429 rate_limit_exceeded of a request that does not fit the bucket
- * it names (requests when limited_req, else tokens), as OpenAI words it:
- * the limit, what was used and requested, "Please try again in D" and the
- * error type "requests" or "tokens". The retry headers follow
- * --retry-header: none (OpenAI: the x-ratelimit-* headers only), ms, s, or
- * azure (retry-after and retry-after-ms). */
-static void rate_limited_reply(mock *m, reply *r, const char *model, int limited_req,
-                               const char *lim_r, const char *lim_t, double used_r, double used_t,
-                               double charge, double wait_s)
-{
-    char msg[512], wait[32], w[32];
-    if (wait_s <= 0)
-        wait_s = 0.05;
-    go_duration(wait_s, wait, sizeof wait);
-    if (limited_req)
-        snprintf(msg, sizeof msg,
-                 "Rate limit reached for %s in organization org-mock on requests per min (RPM): "
-                 "Limit %s, Used %.0f, Requested 1. Please try again in %s. Visit "
-                 "https://platform.openai.com/account/rate-limits to learn more.",
-                 model, lim_r, used_r, wait);
-    else
-        snprintf(msg, sizeof msg,
-                 "Rate limit reached for %s in organization org-mock on tokens per min (TPM): "
-                 "Limit %s, Used %.0f, Requested %.0f. Please try again in %s. Visit "
-                 "https://platform.openai.com/account/rate-limits to learn more.",
-                 model, lim_t, used_t, charge, wait);
-    error_reply(r, 429, msg, limited_req ? "requests" : "tokens", NULL, "rate_limit_exceeded");
-    if (m->retry_header == RETRY_MS || m->retry_header == RETRY_AZURE) {
-        snprintf(w, sizeof w, "%.0f", ceil(wait_s * 1000));
-        add_hdr(r, "retry-after-ms", w);
-    }
-    if (m->retry_header == RETRY_S || m->retry_header == RETRY_AZURE) {
-        snprintf(w, sizeof w, "%.0f", ceil(wait_s));
-        add_hdr(r, "retry-after", w);
-    }
 }
 
 void error_reply(reply *r, int status, const char *msg, const char *type, const char *param,
@@ -236,351 +127,6 @@ int take_fault(mock *m, char *name, size_t n, size_t nemails, int batch_level)
     return got;
 }
 
-/* ---- the fake model ---- */
-
-typedef struct email_in {
-    char *id;
-    const char *text; /* inside the block */
-    size_t len;
-} email_in;
-
-/* Value of a line "Key: value" in text, copied (caller frees); NULL if none. */
-static char *line_value(const char *text, size_t len, const char *key)
-{
-    size_t kl = strlen(key);
-    const char *p = text, *end = text + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        const char *q = p;
-        while (q < le && (*q == ' ' || *q == '\t'))
-            q++;
-        if ((size_t)(le - q) > kl && strncasecmp(q, key, kl) == 0) {
-            q += kl;
-            while (q < le && *q == ' ')
-                q++;
-            const char *e = le;
-            while (e > q && (e[-1] == ' ' || e[-1] == '\r'))
-                e--;
-            if (e > q)
-                return strndup(q, (size_t)(e - q));
-        }
-        p = nl ? nl + 1 : end;
-    }
-    return NULL;
-}
-
-static int is_addr_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-' || c == '+';
-}
-
-static char *find_address(const char *text, size_t len)
-{
-    for (size_t i = 1; i + 1 < len; i++) {
-        if (text[i] != '@')
-            continue;
-        size_t s = i, e = i + 1;
-        while (s > 0 && is_addr_char(text[s - 1]))
-            s--;
-        while (e < len && is_addr_char(text[e]))
-            e++;
-        while (e > i + 1 && text[e - 1] == '.')
-            e--;
-        if (s < i && memchr(text + i, '.', e - i))
-            return strndup(text + s, e - s);
-    }
-    return NULL;
-}
-
-static json_object *str_or_null(char *s)
-{
-    json_object *o = s ? json_object_new_string(s) : NULL;
-    free(s);
-    return o;
-}
-
-/* Body of an email block: after the first blank line (headers before). */
-static json_object *extract(const email_in *e, int invalid)
-{
-    const char *body = e->text;
-    size_t blen = e->len;
-    const char *blank = memmem(e->text, e->len, "\n\n", 2);
-    if (blank) {
-        body = blank + 2;
-        blen = e->len - (size_t)(body - e->text);
-    }
-    char *from = line_value(e->text, blank ? (size_t)(blank - e->text) : e->len, "From:");
-    char *from_name = NULL;
-    if (from) {
-        char *lt = strchr(from, '<');
-        if (lt && lt > from) {
-            size_t n = (size_t)(lt - from);
-            while (n > 0 && from[n - 1] == ' ')
-                n--;
-            from_name = n ? strndup(from, n) : NULL;
-        }
-    }
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "email_id", json_object_new_string(e->id));
-    json_object_object_add(o, "candidate_name", str_or_null(line_value(body, blen, "Candidate:")));
-    json_object_object_add(o, "job_title", str_or_null(line_value(body, blen, "Title:")));
-    char *loc = line_value(body, blen, "Location:");
-    if (loc) {
-        json_object *l = json_object_new_object();
-        char *comma = strchr(loc, ',');
-        if (comma) {
-            *comma = 0;
-            char *st = comma + 1;
-            while (*st == ' ')
-                st++;
-            json_object_object_add(l, "city", json_object_new_string(loc));
-            json_object_object_add(l, "state", *st ? json_object_new_string(st) : NULL);
-        } else {
-            json_object_object_add(l, "city", json_object_new_string(loc));
-            json_object_object_add(l, "state", NULL);
-        }
-        json_object_object_add(o, "location", l);
-        free(loc);
-    } else {
-        json_object_object_add(o, "location", NULL);
-    }
-    json_object_object_add(o, "company_name", str_or_null(line_value(body, blen, "Company:")));
-    int referral = memmem(e->text, e->len, "refer", 5) || memmem(e->text, e->len, "Refer", 5);
-    json_object_object_add(o, "referrer_name",
-                           referral && from_name ? json_object_new_string(from_name) : NULL);
-    json_object_object_add(o, "phone", str_or_null(line_value(body, blen, "Phone:")));
-    char *addr = find_address(body, blen);
-    if (!addr && from)
-        addr = find_address(from, strlen(from));
-    json_object_object_add(o, "email", str_or_null(addr));
-    json_object_object_add(o, "website", str_or_null(line_value(body, blen, "Website:")));
-    const char *li = memmem(body, blen, "https://www.linkedin.com/", 25);
-    char *lurl = NULL;
-    if (li) {
-        size_t n = 0;
-        while (li + n < body + blen && li[n] != ' ' && li[n] != '\n' && li[n] != '\r' &&
-               li[n] != '"')
-            n++;
-        lurl = strndup(li, n);
-    }
-    json_object_object_add(o, "linkedin_url", str_or_null(lurl));
-    json_object_object_add(o, "industry", str_or_null(line_value(body, blen, "Industry:")));
-    static const char *const fields[] = {"candidate_name", "job_title", "location", "company_name",
-                                         "referrer_name",  "phone",     "email",    "website",
-                                         "linkedin_url",   "industry"};
-    json_object *c = json_object_new_object();
-    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
-        json_object *v = NULL;
-        json_object_object_get_ex(o, fields[i], &v);
-        const char *conf = v ? "0.9" : "0";
-        if (invalid && i == 0)
-            conf = "1.5";
-        json_object_object_add(c, fields[i], json_object_new_double_s(atof(conf), conf));
-    }
-    json_object_object_add(o, "confidence", c);
-    free(from);
-    free(from_name);
-    return o;
-}
-
-static const char *getstr(json_object *o, const char *k)
-{
-    json_object *v;
-    if (o && json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string))
-        return json_object_get_string(v);
-    return NULL;
-}
-
-/* The property of the full answer a schema property `k` (sub-schema ps)
- * stands for: k itself, else the field its description names first
- * ("candidate_name: ..." or "candidate_name"), as compact keys have it;
- * NULL when neither is in full. */
-static const char *field_for(json_object *full, const char *k, json_object *ps)
-{
-    if (json_object_object_get_ex(full, k, NULL))
-        return k;
-    json_object *d;
-    if (!json_object_object_get_ex(ps, "description", &d) ||
-        !json_object_is_type(d, json_type_string))
-        return NULL;
-    const char *ds = json_object_get_string(d), *colon = strchr(ds, ':');
-    if (!colon) /* the name alone */
-        colon = ds + strlen(ds);
-    json_object_object_foreach(full, fk, fv)
-    {
-        (void)fv;
-        if (strlen(fk) == (size_t)(colon - ds) && strncmp(fk, ds, (size_t)(colon - ds)) == 0)
-            return fk;
-    }
-    return NULL;
-}
-
-/* The full answer (every field under its schema name, confidence
- * included) shaped as the request's schema s asks, as a model would: the
- * schema's properties in its order under its names, nested objects too; a
- * property the mock has nothing for is null, a field the schema does not
- * ask (confidence, when left out) is not written. A new reference. */
-static json_object *shape(json_object *full, json_object *s, int depth)
-{
-    json_object *props, *any;
-    /* a nullable object is {"anyOf": [{object}, {"type": "null"}]}: a
-     * value takes the shape of the branch with properties */
-    if (full && depth <= 8 && json_object_object_get_ex(s, "anyOf", &any) &&
-        json_object_is_type(any, json_type_array))
-        for (size_t i = 0; i < json_object_array_length(any); i++) {
-            json_object *b = json_object_array_get_idx(any, i);
-            if (json_object_object_get_ex(b, "properties", NULL))
-                return shape(full, b, depth + 1);
-        }
-    if (!full || depth > 8 || !json_object_is_type(full, json_type_object) ||
-        !json_object_object_get_ex(s, "properties", &props))
-        return json_object_get(full);
-    json_object *o = json_object_new_object();
-    json_object_object_foreach(props, k, ps)
-    {
-        const char *f = field_for(full, k, ps);
-        json_object *v = f ? json_object_object_get(full, f) : NULL;
-        json_object_object_add(o, k, shape(v, ps, depth + 1));
-    }
-    return o;
-}
-
-/* The item schema of a packed request: properties.results.items. */
-static json_object *item_schema(json_object *schema)
-{
-    json_object *p, *r, *it;
-    if (json_object_object_get_ex(schema, "properties", &p) &&
-        json_object_object_get_ex(p, "results", &r) && json_object_object_get_ex(r, "items", &it))
-        return it;
-    return NULL;
-}
-
-/* 1 when the item schema asks for a confidence object (under any name). */
-static int asks_confidence(json_object *item)
-{
-    json_object *props = json_object_object_get(item, "properties");
-    json_object_object_foreach(props, k, ps)
-    {
-        const char *d = getstr(ps, "description");
-        if (strcmp(k, "confidence") == 0 || (d && strncmp(d, "confidence:", 11) == 0))
-            return 1;
-    }
-    return 0;
-}
-
-/* Finds <email id="...">...</email> blocks in text. */
-static size_t parse_emails(const char *text, size_t len, email_in **out)
-{
-    size_t n = 0, cap = 0;
-    email_in *v = NULL;
-    const char *p = text, *end = text + len;
-    static const char open[] = "<email id=\"";
-    while (p < end) {
-        const char *o = memmem(p, (size_t)(end - p), open, sizeof open - 1);
-        if (!o)
-            break;
-        const char *ids = o + sizeof open - 1;
-        const char *ide = memmem(ids, (size_t)(end - ids), "\">", 2);
-        if (!ide)
-            break;
-        const char *body = ide + 2;
-        const char *close = memmem(body, (size_t)(end - body), "</email>", 8);
-        if (!close)
-            break;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            email_in *g = realloc(v, cap * sizeof *g);
-            if (!g)
-                break;
-            v = g;
-        }
-        /* unescape &quot; &lt; &gt; &amp; in the id */
-        char *id = malloc((size_t)(ide - ids) + 1);
-        if (!id)
-            break;
-        size_t k = 0;
-        for (const char *q = ids; q < ide;) {
-            if (strncmp(q, "&quot;", 6) == 0) {
-                id[k++] = '"';
-                q += 6;
-            } else if (strncmp(q, "&lt;", 4) == 0) {
-                id[k++] = '<';
-                q += 4;
-            } else if (strncmp(q, "&gt;", 4) == 0) {
-                id[k++] = '>';
-                q += 4;
-            } else if (strncmp(q, "&amp;", 5) == 0) {
-                id[k++] = '&';
-                q += 5;
-            } else {
-                id[k++] = *q++;
-            }
-        }
-        id[k] = 0;
-        v[n].id = id;
-        v[n].text = body;
-        v[n].len = (size_t)(close - body);
-        n++;
-        p = close + 8;
-    }
-    *out = v;
-    return n;
-}
-
-static int has_marker(const email_in *e, size_t n, const char *marker)
-{
-    size_t ml = strlen(marker);
-    for (size_t i = 0; i < n; i++) {
-        const char *h = memmem(e[i].text, e[i].len, marker, ml);
-        /* MOCK_OMIT must not match MOCK_OMIT_IN_BATCH */
-        while (h) {
-            const char *after = h + ml;
-            if (after >= e[i].text + e[i].len ||
-                !(*after == '_' || (*after >= 'A' && *after <= 'Z')))
-                return 1;
-            h = memmem(after, (size_t)(e[i].text + e[i].len - after), marker, ml);
-        }
-    }
-    return 0;
-}
-
-static int one_has(const email_in *e, const char *marker)
-{
-    return has_marker(e, 1, marker);
-}
-
-/* Appends the text of a Responses input or Chat message content to buf. */
-static void append_content(json_object *content, char **buf, size_t *len, size_t *nmsg)
-{
-    if (!content)
-        return;
-    if (json_object_is_type(content, json_type_string)) {
-        const char *s = json_object_get_string(content);
-        size_t sl = strlen(s);
-        char *g = realloc(*buf, *len + sl + 2);
-        if (!g)
-            return;
-        *buf = g;
-        memcpy(*buf + *len, s, sl);
-        *len += sl;
-        (*buf)[(*len)++] = '\n';
-        (*buf)[*len] = 0;
-        (*nmsg)++;
-    } else if (json_object_is_type(content, json_type_array)) {
-        for (size_t i = 0; i < json_object_array_length(content); i++) {
-            json_object *it = json_object_array_get_idx(content, i), *v;
-            if (json_object_is_type(it, json_type_string))
-                append_content(it, buf, len, nmsg);
-            else if (json_object_object_get_ex(it, "content", &v))
-                append_content(v, buf, len, nmsg);
-            else if (json_object_object_get_ex(it, "text", &v))
-                append_content(v, buf, len, nmsg);
-        }
-    }
-}
-
 int mock_check_auth(mock *m, const char *auth, const char *apikey, reply *r)
 {
     char keybuf[300];
@@ -592,521 +138,6 @@ int mock_check_auth(mock *m, const char *auth, const char *apikey, reply *r)
                 "https://platform.openai.com/account/api-keys.",
                 "invalid_request_error", NULL, "invalid_api_key");
     return -1;
-}
-
-/* A model request parsed and checked: its text gathered (the emails are read
- * from text + user_off on) and its input tokens counted. */
-typedef struct model_in {
-    json_object *req; /* owned; the pointers below point into it */
-    const char *model, *instr, *schema_s;
-    json_object *schema, *fmt;
-    char *text; /* owned */
-    size_t tlen, nmsg, user_off;
-    long max_out;
-    size_t in_tok;
-} model_in;
-
-static void model_in_free(model_in *in)
-{
-    free(in->text);
-    json_object_put(in->req);
-}
-
-/* Parses body and checks it as the API does; 0 and in filled, or -1 with the
- * 400 in r. Shared by the answer and the batch queue's token count. */
-static int model_parse(mock *m, int chat, const char *body, size_t blen, model_in *in, reply *r)
-{
-    memset(in, 0, sizeof *in);
-    json_tokener *jt = json_tokener_new();
-    if (!jt) {
-        error_reply(r, 500, "mock: out of memory", "server_error", NULL, NULL);
-        return -1;
-    }
-    json_object *req = json_tokener_parse_ex(jt, body, (int)blen);
-    enum json_tokener_error jerr = json_tokener_get_error(jt);
-    json_tokener_free(jt);
-    if (!req || jerr != json_tokener_success || !json_object_is_type(req, json_type_object)) {
-        json_object_put(req);
-        error_reply(r, 400, "We could not parse the JSON body of your request.",
-                    "invalid_request_error", NULL, NULL);
-        return -1;
-    }
-    in->req = req;
-    json_object *v;
-    in->model = getstr(req, "model");
-    if (!in->model && !json_object_object_get_ex(req, "model", NULL)) {
-        error_reply(r, 400, "Missing required parameter: 'model'.", "invalid_request_error",
-                    "model", "missing_required_parameter");
-        model_in_free(in);
-        return -1;
-    }
-    /* what the real API refuses (rules.c, strict_schema.c) */
-    if (mock_check_request(chat, req, r) != 0) {
-        model_in_free(in);
-        return -1;
-    }
-    if (!in->model) {
-        error_reply(r, 400, "Invalid type for 'model': expected a string.", "invalid_request_error",
-                    "model", "invalid_type");
-        model_in_free(in);
-        return -1;
-    }
-    /* gather text */
-    in->text = calloc(1, 1);
-    if (!in->text) {
-        error_reply(r, 500, "mock: out of memory", "server_error", NULL, NULL);
-        model_in_free(in);
-        return -1;
-    }
-    in->max_out = 128000;
-    if (chat) {
-        /* emails are read from user messages only (user_off: where they start) */
-        if (json_object_object_get_ex(req, "messages", &v) &&
-            json_object_is_type(v, json_type_array))
-            for (size_t i = 0; i < json_object_array_length(v); i++) {
-                json_object *msg = json_object_array_get_idx(v, i);
-                append_content(json_object_object_get(msg, "content"), &in->text, &in->tlen,
-                               &in->nmsg);
-                const char *role = getstr(msg, "role");
-                if (!role || strcmp(role, "user") != 0)
-                    in->user_off = in->tlen;
-            }
-        json_object *rf, *js;
-        if (json_object_object_get_ex(req, "response_format", &rf) &&
-            json_object_object_get_ex(rf, "json_schema", &js)) {
-            in->fmt = js;
-            json_object_object_get_ex(js, "schema", &in->schema);
-        }
-        if (json_object_object_get_ex(req, "max_completion_tokens", &v))
-            in->max_out = json_object_get_int64(v);
-    } else {
-        in->instr = getstr(req, "instructions");
-        if (in->instr)
-            append_content(json_object_object_get(req, "instructions"), &in->text, &in->tlen,
-                           &in->nmsg);
-        in->user_off = in->tlen;
-        if (json_object_object_get_ex(req, "input", &v))
-            append_content(v, &in->text, &in->tlen, &in->nmsg);
-        json_object *t;
-        if (json_object_object_get_ex(req, "text", &t) &&
-            json_object_object_get_ex(t, "format", &in->fmt))
-            json_object_object_get_ex(in->fmt, "schema", &in->schema);
-        if (json_object_object_get_ex(req, "max_output_tokens", &v))
-            in->max_out = json_object_get_int64(v);
-    }
-    json_object *strict = NULL;
-    if (!in->fmt || !in->schema || !json_object_object_get_ex(in->fmt, "strict", &strict) ||
-        !json_object_get_boolean(strict)) {
-        error_reply(r, 400, "This mock only answers strict json_schema structured output.",
-                    "invalid_request_error", chat ? "response_format" : "text.format", NULL);
-        model_in_free(in);
-        return -1;
-    }
-    in->schema_s = json_object_to_json_string_ext(in->schema, JSON_C_TO_STRING_PLAIN);
-    in->in_tok = count_tokens(m, in->text, in->tlen) +
-                 count_tokens(m, in->schema_s, strlen(in->schema_s)) + 3 * in->nmsg + 3;
-    return 0;
-}
-
-size_t mock_input_tokens(mock *m, int chat, const char *body, size_t blen)
-{
-    model_in in;
-    reply r = {0};
-    if (model_parse(m, chat, body, blen, &in, &r) != 0) {
-        free(r.body);
-        return 0;
-    }
-    size_t n = in.in_tok;
-    model_in_free(&in);
-    return n;
-}
-
-void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, reply *r)
-{
-    model_in in;
-    /* chat and responses count synchronous HTTP requests only (the handler
-     * does): a client test tells from them that nothing bypassed a batch */
-    if (model_parse(m, chat, body, blen, &in, r) != 0)
-        return;
-    json_object *req = in.req;
-    const char *model = in.model, *instr = in.instr, *schema_s = in.schema_s;
-    char *text = in.text;
-    size_t tlen = in.tlen, user_off = in.user_off, in_tok = in.in_tok;
-    long max_out = in.max_out;
-    if (!chat) {
-        json_object *st;
-        if (!json_object_object_get_ex(req, "store", &st) || json_object_get_boolean(st)) {
-            pthread_mutex_lock(&m->mu);
-            m->stored++;
-            pthread_mutex_unlock(&m->mu);
-        }
-    }
-    /* prompt caching: instructions + schema form the prefix */
-    size_t cached = 0;
-    {
-        const char *pre = instr;
-        if (!pre && chat) {
-            json_object *msgs = json_object_object_get(req, "messages");
-            json_object *m0 = msgs ? json_object_array_get_idx(msgs, 0) : NULL;
-            pre = getstr(m0, "content");
-        }
-        size_t pre_tok = (pre ? count_tokens(m, pre, strlen(pre)) : 0) +
-                         count_tokens(m, schema_s, strlen(schema_s));
-        uint64_t h = 1469598103934665603ull;
-        for (const char *q = pre ? pre : ""; *q; q++)
-            h = (h ^ (unsigned char)*q) * 1099511628211ull;
-        for (const char *q = schema_s; *q; q++)
-            h = (h ^ (unsigned char)*q) * 1099511628211ull;
-        const char *pck = getstr(req, "prompt_cache_key");
-        for (const char *q = pck ? pck : ""; *q; q++)
-            h = (h ^ (unsigned char)*q) * 1099511628211ull;
-        pthread_mutex_lock(&m->mu);
-        int seen = 0;
-        for (size_t i = 0; i < m->nprefixes; i++)
-            seen |= m->prefixes[i] == h;
-        if (!seen)
-            m->prefixes[m->nprefixes++ % MAX_PREFIXES] = h;
-        if (m->nprefixes > MAX_PREFIXES)
-            m->nprefixes = MAX_PREFIXES;
-        pthread_mutex_unlock(&m->mu);
-        if (seen && pre_tok >= 1024)
-            cached = pre_tok / 128 * 128;
-    }
-    email_in *emails = NULL;
-    size_t ne = parse_emails(text + user_off, tlen - user_off, &emails);
-    char fault_name[32] = "";
-    take_fault(m, fault_name, sizeof fault_name, ne, 0);
-
-    /* answer (computed first: its size is part of the token charge) */
-    json_object *item = item_schema(in.schema);
-    json_object *results = json_object_new_array();
-    for (size_t i = 0; i < ne; i++) {
-        if (one_has(&emails[i], "MOCK_OMIT"))
-            continue;
-        if (ne > 1 && one_has(&emails[i], "MOCK_OMIT_IN_BATCH"))
-            continue;
-        int inv = one_has(&emails[i], "MOCK_INVALID") ||
-                  (ne > 1 && one_has(&emails[i], "MOCK_INVALID_IN_BATCH"));
-        json_object *ex = extract(&emails[i], inv);
-        if (ex && inv && !asks_confidence(item)) /* no confidence to break: a wrong type */
-            json_object_object_add(ex, "candidate_name", json_object_new_double_s(1.5, "1.5"));
-        if (ex && one_has(&emails[i], "MOCK_UNGROUNDED")) /* a value from nowhere */
-            json_object_object_add(ex, "phone", json_object_new_string("(999) 555-0199"));
-        json_object_array_add(results, ex);
-    }
-    if (strcmp(fault_name, "duplicate") == 0 && json_object_array_length(results) > 0)
-        json_object_array_add(results, json_object_get(json_object_array_get_idx(results, 0)));
-    if (strcmp(fault_name, "crossed") == 0 && json_object_array_length(results) >= 2) {
-        /* the packing failure grounding exists for: two answers trade
-         * their fields, each keeping its own email_id */
-        json_object *a = json_object_array_get_idx(results, 0);
-        json_object *b = json_object_array_get_idx(results, 1);
-        json_object_object_foreach(a, key, va)
-        {
-            json_object *vb = NULL;
-            if (strcmp(key, "email_id") == 0 || !json_object_object_get_ex(b, key, &vb))
-                continue;
-            json_object_get(va);
-            json_object_object_add(a, key, json_object_get(vb));
-            json_object_object_add(b, key, va);
-        }
-    }
-    if (strcmp(fault_name, "unknown") == 0) {
-        email_in ghost = {"not-sent-by-you", "From: x\n\nCandidate: Ghost", 25};
-        json_object_array_add(results, extract(&ghost, 0));
-    }
-    if (item) { /* as the schema asks: names, order, what is left out */
-        json_object *shaped = json_object_new_array();
-        for (size_t i = 0; i < json_object_array_length(results); i++)
-            json_object_array_add(shaped, shape(json_object_array_get_idx(results, i), item, 0));
-        json_object_put(results);
-        results = shaped;
-    }
-    json_object *ans = json_object_new_object();
-    json_object_object_add(ans, "results", results);
-    /* as a model writes JSON: "https://", not json-c's default "https:\/\/" (more tokens) */
-    char *answer = strdup(json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN |
-                                                                  JSON_C_TO_STRING_NOSLASHESCAPE));
-    json_object_put(ans);
-    size_t ans_tok = count_tokens(m, answer, strlen(answer));
-    size_t reasoning = (size_t)m->reasoning_per_email * (ne ? ne : 1);
-    size_t out_tok = ans_tok + reasoning;
-
-    const char *outcome = "ok"; /* ok, length, empty, filter, refusal, truncated */
-    double now = mock_now_s();
-    char lim_r[32], lim_t[32], rem_r[32], rem_t[32], rs_r[32], rs_t[32];
-    double used_r = 0, used_t = 0;
-    int limited = 0, limited_req = 0;
-    double wait_s = 0;
-    pthread_mutex_lock(&m->mu);
-    m->requests++;
-    m->emails += (long)ne;
-    refill(&m->rpm, now);
-    refill(&m->tpm, now);
-    double charge = (double)(in_tok + out_tok);
-    if (batch) {
-        /* batch has a pool of its own: the per-minute buckets never see it */
-    } else if (m->tpm.limit > 0 && charge > m->tpm.limit) {
-        limited = 2;
-    } else if ((m->rpm.limit > 0 && m->rpm.level < 1) ||
-               (m->tpm.limit > 0 && m->tpm.level < charge)) {
-        limited = 1;
-        double wr =
-            m->rpm.limit > 0 && m->rpm.level < 1 ? (1 - m->rpm.level) * 60 / m->rpm.limit : 0;
-        double wt = m->tpm.limit > 0 && m->tpm.level < charge
-                        ? (charge - m->tpm.level) * 60 / m->tpm.limit
-                        : 0;
-        wait_s = wr > wt ? wr : wt;
-        limited_req = wr > 0 && wr >= wt;
-    } else if (!fault_name[0] || strcmp(fault_name, "rate_limit") != 0) {
-        /* failed requests count too, but a rejected one takes nothing here */
-        if (m->rpm.limit > 0)
-            m->rpm.level -= 1;
-        if (m->tpm.limit > 0)
-            m->tpm.level -= charge;
-        m->charged += (long long)charge;
-    }
-    snprintf(lim_r, sizeof lim_r, "%.0f", m->rpm.limit > 0 ? m->rpm.limit : 1e9);
-    snprintf(lim_t, sizeof lim_t, "%.0f", m->tpm.limit > 0 ? m->tpm.limit : 1e12);
-    snprintf(rem_r, sizeof rem_r, "%.0f", m->rpm.limit > 0 ? floor(m->rpm.level) : 1e9);
-    snprintf(rem_t, sizeof rem_t, "%.0f", m->tpm.limit > 0 ? floor(m->tpm.level) : 1e12);
-    used_r = m->rpm.limit > 0 ? ceil(m->rpm.limit - m->rpm.level) : 0;
-    used_t = m->tpm.limit > 0 ? ceil(m->tpm.limit - m->tpm.level) : 0;
-    go_duration(m->rpm.limit > 0 ? (m->rpm.limit - m->rpm.level) * 60 / m->rpm.limit : 0, rs_r,
-                sizeof rs_r);
-    go_duration(m->tpm.limit > 0 ? (m->tpm.limit - m->tpm.level) * 60 / m->tpm.limit : 0, rs_t,
-                sizeof rs_t);
-    if (limited || strcmp(fault_name, "rate_limit") == 0)
-        m->rate_limited++;
-    pthread_mutex_unlock(&m->mu);
-    if (!batch) {
-        add_hdr(r, "x-ratelimit-limit-requests", lim_r);
-        add_hdr(r, "x-ratelimit-limit-tokens", lim_t);
-        add_hdr(r, "x-ratelimit-remaining-requests", rem_r);
-        add_hdr(r, "x-ratelimit-remaining-tokens", rem_t);
-        add_hdr(r, "x-ratelimit-reset-requests", rs_r);
-        add_hdr(r, "x-ratelimit-reset-tokens", rs_t);
-    }
-
-    char msg[512];
-    if (limited == 2 || strcmp(fault_name, "too_large") == 0) {
-        snprintf(msg, sizeof msg,
-                 "Request too large for %s in organization org-mock on tokens per min (TPM): "
-                 "Limit %s, Requested %.0f. The input or output tokens must be reduced in order "
-                 "to run successfully.",
-                 model, lim_t, charge);
-        error_reply(r, 429, msg, "tokens", NULL, "rate_limit_exceeded");
-        goto done;
-    }
-    if (limited == 1 || strcmp(fault_name, "rate_limit") == 0) {
-        rate_limited_reply(m, r, model, limited_req, lim_r, lim_t, used_r, used_t, charge, wait_s);
-        goto done;
-    }
-    if (strcmp(fault_name, "insufficient_quota") == 0) {
-        error_reply(r, 429,
-                    "You exceeded your current quota, please check your plan and billing details.",
-                    "insufficient_quota", NULL, "insufficient_quota");
-        goto done;
-    }
-    if (strcmp(fault_name, "unauthorized") == 0) {
-        error_reply(r, 401, "Incorrect API key provided.", "invalid_request_error", NULL,
-                    "invalid_api_key");
-        goto done;
-    }
-    if (strcmp(fault_name, "context_length") == 0 || (long)in_tok > m->max_input) {
-        error_reply(r, 400,
-                    chat ? "Input tokens exceed the configured limit of 272000 tokens."
-                         : "Your input exceeds the context window of this model. Please adjust "
-                           "your input and try again.",
-                    "invalid_request_error", chat ? "messages" : "input",
-                    "context_length_exceeded");
-        goto done;
-    }
-    if (strcmp(fault_name, "server_error") == 0) {
-        error_reply(r, 500,
-                    "The server had an error while processing your request. Sorry about that!",
-                    "server_error", NULL, "server_error");
-        goto done;
-    }
-    if (strcmp(fault_name, "overloaded") == 0) {
-        error_reply(r, 503, "The engine is currently overloaded, please try again later.",
-                    "server_error", NULL, NULL);
-        goto done;
-    }
-    if (strcmp(fault_name, "timeout") == 0) {
-        /* a batch line that times out has no HTTP answer at all */
-        if (batch)
-            r->timed_out = 1;
-        else
-            usleep((useconds_t)m->timeout_sleep_ms * 1000);
-        error_reply(r, 504, "timeout", "server_error", NULL, NULL);
-        goto done;
-    }
-    if (strcmp(fault_name, "content_filter") == 0 || has_marker(emails, ne, "MOCK_CONTENT_FILTER"))
-        outcome = "filter";
-    else if (strcmp(fault_name, "refusal") == 0 || has_marker(emails, ne, "MOCK_REFUSE"))
-        outcome = "refusal";
-    else if (strcmp(fault_name, "incomplete") == 0)
-        outcome = "empty";
-    else if (strcmp(fault_name, "truncated") == 0)
-        outcome = "truncated";
-    else if ((long)out_tok > max_out)
-        outcome = "length";
-
-    /* build the success body */
-    const char *out_text = answer;
-    char *cut = NULL;
-    size_t usage_out = out_tok;
-    if (!strcmp(outcome, "length") || !strcmp(outcome, "truncated")) {
-        size_t keep = strlen(answer) / 2;
-        if (!strcmp(outcome, "length") && ans_tok > 0 && max_out > (long)reasoning)
-            keep = (size_t)((double)strlen(answer) * (double)(max_out - (long)reasoning) /
-                            (double)ans_tok);
-        if (keep >= strlen(answer))
-            keep = strlen(answer) / 2;
-        cut = strndup(answer, keep);
-        out_text = cut;
-        usage_out = !strcmp(outcome, "length") ? (size_t)max_out : out_tok / 2;
-    } else if (!strcmp(outcome, "empty")) {
-        out_text = NULL;
-        usage_out = (size_t)max_out;
-    } else if (!strcmp(outcome, "filter")) {
-        out_text = NULL;
-        usage_out = reasoning;
-    } else if (!strcmp(outcome, "refusal")) {
-        out_text = NULL;
-        usage_out = reasoning + 12;
-    }
-    size_t usage_reason = usage_out < reasoning ? usage_out : reasoning;
-    int incomplete =
-        !strcmp(outcome, "length") || !strcmp(outcome, "empty") || !strcmp(outcome, "filter");
-    json_object *o = json_object_new_object();
-    json_object *usage = json_object_new_object();
-    if (chat) {
-        json_object_object_add(o, "id", json_object_new_string("chatcmpl-mock"));
-        json_object_object_add(o, "object", json_object_new_string("chat.completion"));
-        json_object_object_add(o, "created", json_object_new_int64((int64_t)time(NULL)));
-        json_object_object_add(o, "model", json_object_new_string(model));
-        json_object *ch = json_object_new_object(), *msgo = json_object_new_object();
-        json_object_object_add(ch, "index", json_object_new_int(0));
-        json_object_object_add(msgo, "role", json_object_new_string("assistant"));
-        json_object_object_add(msgo, "content", out_text ? json_object_new_string(out_text) : NULL);
-        json_object_object_add(msgo, "refusal",
-                               !strcmp(outcome, "refusal")
-                                   ? json_object_new_string("I'm sorry, I can't help with that.")
-                                   : NULL);
-        json_object_object_add(ch, "message", msgo);
-        const char *fr = "stop";
-        if (!strcmp(outcome, "length") || !strcmp(outcome, "empty"))
-            fr = "length";
-        else if (!strcmp(outcome, "filter"))
-            fr = "content_filter";
-        json_object_object_add(ch, "finish_reason", json_object_new_string(fr));
-        json_object *chs = json_object_new_array();
-        json_object_array_add(chs, ch);
-        json_object_object_add(o, "choices", chs);
-        json_object_object_add(usage, "prompt_tokens", json_object_new_int64((int64_t)in_tok));
-        json_object_object_add(usage, "completion_tokens",
-                               json_object_new_int64((int64_t)usage_out));
-        json_object_object_add(usage, "total_tokens",
-                               json_object_new_int64((int64_t)(in_tok + usage_out)));
-        json_object *pd = json_object_new_object(), *cd = json_object_new_object();
-        json_object_object_add(pd, "cached_tokens", json_object_new_int64((int64_t)cached));
-        json_object_object_add(cd, "reasoning_tokens",
-                               json_object_new_int64((int64_t)usage_reason));
-        json_object_object_add(usage, "prompt_tokens_details", pd);
-        json_object_object_add(usage, "completion_tokens_details", cd);
-    } else {
-        json_object_object_add(o, "id", json_object_new_string("resp_mock"));
-        json_object_object_add(o, "object", json_object_new_string("response"));
-        json_object_object_add(o, "created_at", json_object_new_int64((int64_t)time(NULL)));
-        json_object_object_add(o, "model", json_object_new_string(model));
-        json_object_object_add(o, "status",
-                               json_object_new_string(incomplete ? "incomplete" : "completed"));
-        json_object_object_add(o, "error", NULL);
-        if (incomplete) {
-            json_object *id = json_object_new_object();
-            json_object_object_add(id, "reason",
-                                   json_object_new_string(!strcmp(outcome, "filter")
-                                                              ? "content_filter"
-                                                              : "max_output_tokens"));
-            json_object_object_add(o, "incomplete_details", id);
-        } else {
-            json_object_object_add(o, "incomplete_details", NULL);
-        }
-        json_object *out = json_object_new_array();
-        json_object *ri = json_object_new_object();
-        json_object_object_add(ri, "type", json_object_new_string("reasoning"));
-        json_object_object_add(ri, "id", json_object_new_string("rs_mock"));
-        json_object_object_add(ri, "summary", json_object_new_array());
-        json_object_array_add(out, ri);
-        if (out_text || !strcmp(outcome, "refusal")) {
-            json_object *mi = json_object_new_object(), *parts = json_object_new_array(),
-                        *part = json_object_new_object();
-            json_object_object_add(mi, "type", json_object_new_string("message"));
-            json_object_object_add(mi, "id", json_object_new_string("msg_mock"));
-            json_object_object_add(mi, "role", json_object_new_string("assistant"));
-            json_object_object_add(mi, "status",
-                                   json_object_new_string(incomplete ? "incomplete" : "completed"));
-            if (out_text) {
-                json_object_object_add(part, "type", json_object_new_string("output_text"));
-                json_object_object_add(part, "text", json_object_new_string(out_text));
-                json_object_object_add(part, "annotations", json_object_new_array());
-            } else {
-                json_object_object_add(part, "type", json_object_new_string("refusal"));
-                json_object_object_add(
-                    part, "refusal", json_object_new_string("I'm sorry, I can't help with that."));
-            }
-            json_object_array_add(parts, part);
-            json_object_object_add(mi, "content", parts);
-            json_object_array_add(out, mi);
-        }
-        json_object_object_add(o, "output", out);
-        json_object_object_add(usage, "input_tokens", json_object_new_int64((int64_t)in_tok));
-        json_object *idt = json_object_new_object(), *odt = json_object_new_object();
-        json_object_object_add(idt, "cached_tokens", json_object_new_int64((int64_t)cached));
-        json_object_object_add(usage, "input_tokens_details", idt);
-        json_object_object_add(usage, "output_tokens", json_object_new_int64((int64_t)usage_out));
-        json_object_object_add(odt, "reasoning_tokens",
-                               json_object_new_int64((int64_t)usage_reason));
-        json_object_object_add(usage, "output_tokens_details", odt);
-        json_object_object_add(usage, "total_tokens",
-                               json_object_new_int64((int64_t)(in_tok + usage_out)));
-    }
-    json_object_object_add(o, "usage", usage);
-    r->status = 200;
-    r->body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-    json_object_put(o);
-    free(cut);
-    r->has_usage = 1;
-    r->u_in = (long long)in_tok;
-    r->u_cached = (long long)cached;
-    r->u_out = (long long)usage_out;
-    r->u_reason = (long long)usage_reason;
-    pthread_mutex_lock(&m->mu);
-    m->ok++;
-    m->tokens_in += (long long)in_tok;
-    m->tokens_out += (long long)usage_out;
-    m->tokens_cached += (long long)cached;
-    pthread_mutex_unlock(&m->mu);
-    if (!batch) {
-        double ms = (m->ttft_ms + (m->tps > 0 ? (double)usage_out * 1000.0 / m->tps : 0)) *
-                    m->latency_scale;
-        if (ms > 0)
-            usleep((useconds_t)(ms * 1000));
-    }
-done:
-    if (r->status != 200) {
-        pthread_mutex_lock(&m->mu);
-        m->errors++;
-        pthread_mutex_unlock(&m->mu);
-    }
-    for (size_t i = 0; i < ne; i++)
-        free(emails[i].id);
-    free(emails);
-    free(answer);
-    free(text);
-    json_object_put(req);
 }
 
 static void control_request(mock *m, const char *method, const char *url, const char *body,
@@ -1310,103 +341,124 @@ static void usage(void)
         "       [--batch-delay-ms N] [--batch-queue-tokens N]\n");
 }
 
-int main(int argc, char **argv)
+/* What the command line sets beyond the mock's own fields. */
+typedef struct cli {
+    long port;
+    long batch_delay_ms;
+    long long batch_queue_tokens;
+    const char *rank; /* --rank-file; NULL: token counts are estimates */
+} cli;
+
+/* --retry-header's value into m->retry_header; -1 for an unknown one. */
+static int parse_retry_header(const char *v, mock *m)
 {
-    mock m = {0};
-    m.key = "sk-mock";
-    m.max_input = 272000;
-    m.reasoning_per_email = 32;
-    m.latency_scale = 1;
-    m.timeout_sleep_ms = 5000;
-    m.id_seed = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
-    pthread_mutex_init(&m.mu, NULL);
-    long port = -1;
-    long batch_delay_ms = 1000;
-    long long batch_queue_tokens = 0;
-    const char *rank = NULL;
+    if (!strcmp(v, "none"))
+        m->retry_header = RETRY_NONE;
+    else if (!strcmp(v, "ms"))
+        m->retry_header = RETRY_MS;
+    else if (!strcmp(v, "s"))
+        m->retry_header = RETRY_S;
+    else if (!strcmp(v, "azure"))
+        m->retry_header = RETRY_AZURE;
+    else
+        return -1;
+    return 0;
+}
+
+/* --fault NAME:COUNT queued as POST /mock/faults queues it; one without a
+ * colon, with a name of 32 characters or more, or past MAX_FAULTS is
+ * ignored. */
+static void add_cli_fault(mock *m, const char *v)
+{
+    const char *colon = strchr(v, ':');
+    if (m->nfaults < MAX_FAULTS && colon && (size_t)(colon - v) < 32) {
+        fault *f = &m->faults[m->nfaults++];
+        snprintf(f->name, sizeof f->name, "%.*s", (int)(colon - v), v);
+        f->count = atol(colon + 1);
+        f->min_emails = 1;
+    }
+}
+
+/* One option a and its value v into m or c; 0, or -1 for an unknown option
+ * or a bad --retry-header. v points into argv and must outlive m and c. */
+static int parse_option(const char *a, const char *v, mock *m, cli *c)
+{
+    if (!strcmp(a, "--port"))
+        c->port = atol(v);
+    else if (!strcmp(a, "--key"))
+        m->key = v;
+    else if (!strcmp(a, "--rank-file"))
+        c->rank = v;
+    else if (!strcmp(a, "--rpm"))
+        m->rpm.limit = atof(v);
+    else if (!strcmp(a, "--tpm"))
+        m->tpm.limit = atof(v);
+    else if (!strcmp(a, "--max-input"))
+        m->max_input = atol(v);
+    else if (!strcmp(a, "--reasoning"))
+        m->reasoning_per_email = atol(v);
+    else if (!strcmp(a, "--ttft-ms"))
+        m->ttft_ms = atof(v);
+    else if (!strcmp(a, "--tps"))
+        m->tps = atof(v);
+    else if (!strcmp(a, "--latency-scale"))
+        m->latency_scale = atof(v);
+    else if (!strcmp(a, "--timeout-sleep-ms"))
+        m->timeout_sleep_ms = atol(v);
+    else if (!strcmp(a, "--batch-delay-ms"))
+        c->batch_delay_ms = atol(v);
+    else if (!strcmp(a, "--batch-queue-tokens"))
+        c->batch_queue_tokens = atoll(v);
+    else if (!strcmp(a, "--retry-header"))
+        return parse_retry_header(v, m);
+    else if (!strcmp(a, "--fault"))
+        add_cli_fault(m, v);
+    else
+        return -1;
+    return 0;
+}
+
+/* The command line (every option takes a value) into m and c; 0, or 2 with
+ * the usage printed for a bad one or a port outside 0..65535. */
+static int parse_args(int argc, char **argv, mock *m, cli *c)
+{
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) {
+        if (!v || parse_option(a, v, m, c) != 0) {
             usage();
             return 2;
         }
         i++;
-        if (!strcmp(a, "--port"))
-            port = atol(v);
-        else if (!strcmp(a, "--key"))
-            m.key = v;
-        else if (!strcmp(a, "--rank-file"))
-            rank = v;
-        else if (!strcmp(a, "--rpm"))
-            m.rpm.limit = atof(v);
-        else if (!strcmp(a, "--tpm"))
-            m.tpm.limit = atof(v);
-        else if (!strcmp(a, "--max-input"))
-            m.max_input = atol(v);
-        else if (!strcmp(a, "--reasoning"))
-            m.reasoning_per_email = atol(v);
-        else if (!strcmp(a, "--ttft-ms"))
-            m.ttft_ms = atof(v);
-        else if (!strcmp(a, "--tps"))
-            m.tps = atof(v);
-        else if (!strcmp(a, "--latency-scale"))
-            m.latency_scale = atof(v);
-        else if (!strcmp(a, "--timeout-sleep-ms"))
-            m.timeout_sleep_ms = atol(v);
-        else if (!strcmp(a, "--batch-delay-ms"))
-            batch_delay_ms = atol(v);
-        else if (!strcmp(a, "--batch-queue-tokens"))
-            batch_queue_tokens = atoll(v);
-        else if (!strcmp(a, "--retry-header")) {
-            if (!strcmp(v, "none"))
-                m.retry_header = RETRY_NONE;
-            else if (!strcmp(v, "ms"))
-                m.retry_header = RETRY_MS;
-            else if (!strcmp(v, "s"))
-                m.retry_header = RETRY_S;
-            else if (!strcmp(v, "azure"))
-                m.retry_header = RETRY_AZURE;
-            else {
-                usage();
-                return 2;
-            }
-        } else if (!strcmp(a, "--fault")) {
-            const char *colon = strchr(v, ':');
-            if (m.nfaults < MAX_FAULTS && colon && (size_t)(colon - v) < 32) {
-                fault *f = &m.faults[m.nfaults++];
-                snprintf(f->name, sizeof f->name, "%.*s", (int)(colon - v), v);
-                f->count = atol(colon + 1);
-                f->min_emails = 1;
-            }
-        } else {
-            usage();
-            return 2;
-        }
     }
-    if (port < 0 || port > 65535) {
+    if (c->port < 0 || c->port > 65535) {
         usage();
         return 2;
     }
-    if (rank) {
-        char err[512];
-        if (ik_tok_load_file(rank, IK_TOK_O200K_SHA256, &m.tok, err, sizeof err) != 0) {
-            fprintf(stderr, "mock-openai: %s\n", err);
-            return 1;
-        }
-    } else {
+    return 0;
+}
+
+/* The tokenizer from rank into m->tok (NULL rank: none, counts are
+ * estimates); 0, or -1 with the reason on stderr. */
+static int load_tokenizer(mock *m, const char *rank)
+{
+    if (!rank) {
         fprintf(stderr, "mock-openai: no --rank-file: token counts are estimates (bytes/3)\n");
+        return 0;
     }
-    double t = mock_now_s();
-    m.rpm.level = m.rpm.limit;
-    m.tpm.level = m.tpm.limit;
-    m.rpm.t = m.tpm.t = t;
-    m.batches = batch_store_new(&m, batch_delay_ms, batch_queue_tokens);
-    if (!m.batches) {
-        fprintf(stderr, "mock-openai: cannot start the batch worker\n");
-        ik_tok_free(m.tok);
-        return 1;
+    char err[512];
+    if (ik_tok_load_file(rank, IK_TOK_O200K_SHA256, &m->tok, err, sizeof err) != 0) {
+        fprintf(stderr, "mock-openai: %s\n", err);
+        return -1;
     }
+    return 0;
+}
+
+/* Serves m on 127.0.0.1:port until SIGINT or SIGTERM, then stops HTTP (no
+ * request reaches the batch store after it). 0, or -1 with the reason on
+ * stderr when it cannot listen. */
+static int serve(mock *m, long port)
+{
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -1417,23 +469,50 @@ int main(int argc, char **argv)
     addr.sin_addr.s_addr = htonl(0x7f000001);
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, (uint16_t)port, NULL, NULL,
-        handler, &m, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, completed, &m,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, &m, MHD_OPTION_CONNECTION_TIMEOUT,
+        handler, m, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_NOTIFY_COMPLETED, completed, m,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, m, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)120, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "mock-openai: cannot listen on 127.0.0.1:%ld: %s\n", port, strerror(errno));
-        batch_store_free(m.batches);
-        ik_tok_free(m.tok);
-        return 1;
+        return -1;
     }
     printf("listening on 127.0.0.1:%ld\n", port);
     fflush(stdout);
     while (!g_stop)
         usleep(50000);
-    /* HTTP first (no request reaches the store after this), then the worker */
     MHD_stop_daemon(d);
-    batch_store_free(m.batches);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    mock m = {0};
+    m.key = "sk-mock";
+    m.max_input = 272000;
+    m.reasoning_per_email = 32;
+    m.latency_scale = 1;
+    m.timeout_sleep_ms = 5000;
+    m.id_seed = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
+    cli c = {.port = -1, .batch_delay_ms = 1000};
+    int rc = parse_args(argc, argv, &m, &c);
+    if (rc != 0)
+        return rc;
+    if (load_tokenizer(&m, c.rank) != 0)
+        return 1;
+    pthread_mutex_init(&m.mu, NULL);
+    double t = mock_now_s();
+    m.rpm.level = m.rpm.limit;
+    m.tpm.level = m.tpm.limit;
+    m.rpm.t = m.tpm.t = t;
+    m.batches = batch_store_new(&m, c.batch_delay_ms, c.batch_queue_tokens);
+    if (!m.batches) {
+        fprintf(stderr, "mock-openai: cannot start the batch worker\n");
+        rc = 1;
+    } else {
+        rc = serve(&m, c.port) == 0 ? 0 : 1;
+        batch_store_free(m.batches); /* after HTTP: then the worker */
+    }
     ik_tok_free(m.tok);
     pthread_mutex_destroy(&m.mu);
-    return 0;
+    return rc;
 }
