@@ -151,6 +151,19 @@ class MockRulesTest(MockOpenAIMixin, IntakeTest):
         self.assertIn('"https://www.linkedin.com/in/ann-lee"', text)
         self.assertNotIn("\\/", text)
 
+    def test_schema_without_items_does_not_crash_the_mock(self):
+        # results without an `items` schema and an email asking for an
+        # invalid answer: once a crash of the mock (a missing object read)
+        self.start_mock()
+        schema = {"type": "object", "additionalProperties": False, "required": ["results"],
+                  "properties": {"results": {"type": "array"}}}
+        body = responses_body(schema)
+        body["input"] = [{"role": "user",
+                          "content": '<email id="m1">\nFrom: a@b.c\n\nMOCK_INVALID\n</email>\n'}]
+        status, _, ans = self.post("/v1/responses", body)
+        self.assertIn(status, (200, 400), ans)
+        self.accepted(responses_body())  # still serving
+
     def test_parameters(self):
         self.start_mock()
         self.refused(responses_body(bogus=1), "unknown_parameter", "bogus",

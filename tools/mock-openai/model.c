@@ -317,6 +317,8 @@ static json_object *item_schema(json_object *schema)
 static int asks_confidence(json_object *item)
 {
     json_object *props = json_object_object_get(item, "properties");
+    if (!json_object_is_type(props, json_type_object))
+        return 0; /* a schema without per-email items: nothing to ask */
     json_object_object_foreach(props, k, ps)
     {
         const char *d = getstr(ps, "description");
@@ -1130,6 +1132,11 @@ void mock_model(mock *m, int chat, const char *body, size_t blen, int batch, rep
     take_fault(m, run.fault, sizeof run.fault, run.ne, 0);
     /* the answer is computed first: its size is part of the token charge */
     run.answer = build_answer(&run);
+    if (!run.answer) {
+        error_reply(r, 500, "out of memory", "server_error", NULL, NULL);
+        model_run_free(&run);
+        return;
+    }
     run.ans_tok = count_tokens(m, run.answer, strlen(run.answer));
     run.reasoning = (size_t)m->reasoning_per_email * (run.ne ? run.ne : 1);
     run.out_tok = run.ans_tok + run.reasoning;
