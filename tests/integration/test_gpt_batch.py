@@ -226,8 +226,12 @@ class GptBatchTest(MockOpenAIMixin, IntakeTest):
         self.fault("insufficient_quota", 1000)
         admin = free_port()
         p = self.start_intake("run", self.conf(follow="true", admin=admin))
-        status, body = self.wait_for(lambda: self.unhealthy(admin), timeout=30,
-                                     what="/health to report the quota")
+        # the plugin's health reports the quota as soon as the 429 comes
+        # back, the engine's "down since" once the call has returned: wait
+        # for both
+        status, body = self.wait_for(
+            lambda: (lambda h: h if h and "stage 'gpt_batch' down since" in h[1] else None)(
+                self.unhealthy(admin)), timeout=30, what="/health to report the quota")
         self.assertEqual(status, 503)
         self.assertIn("insufficient_quota", body)
         self.assertIn("stage 'gpt_batch' down since", body)
