@@ -171,11 +171,12 @@ int ik_state_health(ik_state *st, const char *pipeline, json_object *reasons)
 /* Files a write's result: store failures make the pipeline unhealthy, a
  * success makes it healthy again; the caller's own mistakes (a conflict, a
  * bad key) say nothing about the store. Returns rc. */
-static int after_write(ik_state *st, const char *ns, int rc, const ik_err *err)
+static int after_write(ik_state *st, const ik_state_txn *tx, const char *ns, int rc,
+                       const ik_err *err)
 {
     if (rc == IK_E_IO || rc == IK_E_TIMEOUT || rc == IK_E_NOMEM)
         mark_failing(st, ns, err->msg);
-    else if (rc == 0 && st->nfails)
+    else if (rc == 0 && !tx && st->nfails) /* inside a transaction only its commit counts */
         mark_ok(st, ns);
     return rc;
 }
@@ -382,7 +383,7 @@ int ik_state_write(ik_state *st, ik_state_txn *tx, const char *ns, const char *k
     if ((rc = ready(st, &err)) == 0)
         rc = st->be->write(st->b, tx ? tx->btx : NULL, ns, key, mode, expected, value, len, expires,
                            now, version, &err);
-    after_write(st, ns, rc, &err);
+    after_write(st, tx, ns, rc, &err);
     if (rc == 0 && !tx)
         maybe_purge(st, now);
     return rc ? note(&err) : 0;
@@ -397,7 +398,7 @@ int ik_state_delete(ik_state *st, ik_state_txn *tx, const char *ns, const char *
     ik_err err = {0};
     if ((rc = ready(st, &err)) == 0)
         rc = st->be->del(st->b, tx ? tx->btx : NULL, ns, key, expected, now_of(st), &err);
-    after_write(st, ns, rc, &err);
+    after_write(st, tx, ns, rc, &err);
     return rc ? note(&err) : 0;
 }
 
@@ -415,7 +416,7 @@ int ik_state_append(ik_state *st, ik_state_txn *tx, const char *ns, const char *
     if ((rc = ready(st, &err)) == 0)
         rc =
             st->be->append(st->b, tx ? tx->btx : NULL, ns, name, entry, len, now_of(st), seq, &err);
-    after_write(st, ns, rc, &err);
+    after_write(st, tx, ns, rc, &err);
     return rc ? note(&err) : 0;
 }
 
@@ -446,7 +447,7 @@ int ik_state_trim(ik_state *st, ik_state_txn *tx, const char *ns, const char *na
     ik_err err = {0};
     if ((rc = ready(st, &err)) == 0)
         rc = st->be->trim(st->b, tx ? tx->btx : NULL, ns, name, upto, &err);
-    after_write(st, ns, rc, &err);
+    after_write(st, tx, ns, rc, &err);
     return rc ? note(&err) : 0;
 }
 
@@ -464,7 +465,7 @@ int ik_state_txn_run(ik_state *st, const char *ns, ik_state_txn_fn fn, void *arg
     if (rc == 0)
         rc = st->be->begin(st->b, &tx.btx, &err);
     if (rc != 0) {
-        after_write(st, ns, rc, &err);
+        after_write(st, NULL, ns, rc, &err);
         return note(&err);
     }
     open_txn = &tx;
@@ -474,11 +475,13 @@ int ik_state_txn_run(ik_state *st, const char *ns, ik_state_txn_fn fn, void *arg
     char keep[IK_ERR_MAX];
     snprintf(keep, sizeof keep, "%s", last_error);
     rc = st->be->end(st->b, tx.btx, frc == 0, &err);
+    if (rc != 0)
+        ik_err_prefix(&err, "namespace '%s': ", ns);
     if (frc != 0) {
         snprintf(last_error, sizeof last_error, "%s", keep[0] ? keep : "transaction rolled back");
         return frc < 0 ? frc : IK_E_INVAL;
     }
-    after_write(st, ns, rc, &err);
+    after_write(st, NULL, ns, rc, &err);
     return rc ? note(&err) : 0;
 }
 

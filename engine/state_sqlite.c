@@ -132,9 +132,11 @@ static const char *hint_of(int rc)
 /* Fills err for a failed `what` on ns/key; returns the IK_E_* code. */
 static int fail(sq *s, int rc, ik_err *err, const char *what, const char *ns, const char *key)
 {
+    if (!ns)
+        return ik_err_set(err, code_of(rc), "state store %s: %s failed: %s (%s)", s->path, what,
+                          hint_of(rc), sqlite3_errmsg(s->db));
     return ik_err_set(err, code_of(rc), "state store %s: %s '%s' in namespace '%s' failed: %s (%s)",
-                      s->path, what, key ? key : "", ns ? ns : "", hint_of(rc),
-                      sqlite3_errmsg(s->db));
+                      s->path, what, key ? key : "", ns, hint_of(rc), sqlite3_errmsg(s->db));
 }
 
 /* ------------------------------------------------------------ statements */

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "state.h"
 #include "stderr_capture.h"
 
@@ -461,6 +462,44 @@ static void test_created_on_first_write(void)
     rmdir(base);
 }
 
+/* ---------------------------------------------------------- config */
+
+static ik_config *load(const char *state_group, ik_err *err)
+{
+    char text[512];
+    snprintf(text, sizeof text,
+             "%spipelines = ( { name = \"p\"; source = { plugin = \"x\"; }; sinks = ( { plugin = "
+             "\"y\"; } ); } );\n",
+             state_group);
+    ik_config *cfg = NULL;
+    ik_config_load_string(text, "/etc/intake/p.conf", &cfg, err);
+    return cfg;
+}
+
+static void test_config_group(void)
+{
+    ik_err err = {0};
+    ik_config *cfg = load("", &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->state_dir, "/etc/intake/state"); /* beside the config */
+    CU_ASSERT_EQUAL(cfg->state_durability, 0);
+    ik_config_free(cfg);
+    cfg = load("state = { dir = \"var/st\"; durability = \"full\"; };\n", &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->state_dir, "/etc/intake/var/st");
+    CU_ASSERT_EQUAL(cfg->state_durability, 1);
+    ik_config_free(cfg);
+    CU_ASSERT_PTR_NULL(load("state = { durability = \"off\"; };\n", &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/etc/intake/p.conf:1: state.durability must be normal "
+                                           "or full; got the string \"off\""));
+    CU_ASSERT_PTR_NULL(load("state = { dir = \"\"; };\n", &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "state.dir is empty"));
+    CU_ASSERT_PTR_NULL(load("state = \"/var/lib/intake\";\n", &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "state must be a group"));
+    CU_ASSERT_PTR_NULL(load("state = { dir = \"/dev/null\"; };\n", &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "state.dir /dev/null is not a folder"));
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -480,6 +519,7 @@ int main(void)
     CU_add_test(s, "store failure: message and health", test_store_failure_health);
     CU_add_test(s, "corrupt file refused at open", test_corrupt_refused);
     CU_add_test(s, "created on first write", test_created_on_first_write);
+    CU_add_test(s, "config: the state group", test_config_group);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
