@@ -46,7 +46,7 @@ static const char usage_text[] =
     "  1  a source failed while running\n"
     "  2  bad command line\n"
     "  3  invalid config, plugin or option (nothing was started)\n"
-    "  4  a plugin or the admin server failed to start\n"
+    "  4  a plugin, the admin server or the state store failed to start\n"
     "  5  forced exit by a second signal\n"
     "  6  finished, but some records were not stored: a source could not carry out\n"
     "     their outcome (say, write a dead letter) and keeps them for the next run\n";
