@@ -45,6 +45,7 @@ struct ik_state {
     pthread_mutex_t health_mu;
     failing *fails;
     size_t nfails, cap;
+    atomic_size_t nfailing; /* nfails, for a look without the lock */
 };
 
 struct ik_state_txn {
@@ -120,6 +121,7 @@ static void mark_failing(ik_state *st, const char *ns, const char *msg)
         }
         st->fails = g;
         f = &st->fails[st->nfails++];
+        atomic_store(&st->nfailing, st->nfails);
         *f = (failing){.pipeline = name, .since = time(NULL)};
     }
     f->count++;
@@ -142,6 +144,7 @@ static void mark_ok(ik_state *st, const char *ns)
         count = f->count;
         free(f->pipeline);
         *f = st->fails[--st->nfails];
+        atomic_store(&st->nfailing, st->nfails);
     }
     pthread_mutex_unlock(&st->health_mu);
     if (f)
@@ -176,7 +179,7 @@ static int after_write(ik_state *st, const ik_state_txn *tx, const char *ns, int
 {
     if (rc == IK_E_IO || rc == IK_E_TIMEOUT || rc == IK_E_NOMEM)
         mark_failing(st, ns, err->msg);
-    else if (rc == 0 && !tx && st->nfails) /* inside a transaction only its commit counts */
+    else if (rc == 0 && !tx && atomic_load(&st->nfailing)) /* in a transaction: only its commit */
         mark_ok(st, ns);
     return rc;
 }

@@ -370,7 +370,9 @@ static int sq_read(void *b, void *tx, const char *ns, const char *name, uint64_t
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
-        const void *p = sqlite3_column_blob(st, 1); /* NUL-terminated by SQLite for blobs too */
+        /* column_text, not _blob: only text is NUL-terminated by SQLite,
+         * and the SDK promises a NUL after each entry */
+        const void *p = sqlite3_column_text(st, 1);
         size_t len = (size_t)sqlite3_column_bytes(st, 1);
         *cursor = seq;
         n++;

@@ -214,11 +214,14 @@ typedef struct seen {
     char text[32][8];
     size_t n;
     size_t stop_after; /* 0: never */
+    int unterminated;  /* entries without the NUL the SDK promises after them */
 } seen;
 
 static int collect(uint64_t seq, const void *data, size_t len, void *arg)
 {
     seen *s = arg;
+    if (((const char *)data)[len] != '\0')
+        s->unterminated++;
     s->seqs[s->n] = seq;
     snprintf(s->text[s->n], sizeof s->text[0], "%.*s", (int)len, (const char *)data);
     s->n++;
@@ -242,6 +245,7 @@ static void test_ledger(void)
     CU_ASSERT_EQUAL(n, 3);
     CU_ASSERT_EQUAL(cursor, 3);
     CU_ASSERT_STRING_EQUAL(s.text[2], "e3");
+    CU_ASSERT_EQUAL(s.unterminated, 0);
     CU_ASSERT_EQUAL(ik_state_read(st, NULL, "p/a", "log", &cursor, 3, collect, &s, &n), 0);
     CU_ASSERT_EQUAL(cursor, 6);
     CU_ASSERT_EQUAL(s.seqs[3], 4);
