@@ -146,6 +146,32 @@ class StateStoreTest(IntakeTest):
             self.kill_during_writes("normal", after)
         self.kill_during_writes("full", 30)
 
+    # ------------------------------------------------------------ unwritable
+
+    def test_read_only_store_refused(self):
+        """A store on a file system that became read-only (a tmpfs this test
+        mounts and remounts read-only in namespaces of its own) is refused
+        by validate and run, naming the folder and why."""
+        sdir = self.path("ro")
+        os.makedirs(sdir)
+        conf = self.pipelines(("p", 'name = "w"; mode = "writer"; count = 3;'),
+                              state='state = { dir = "%s"; };\n' % sdir)
+        out = self.path("out")
+        script = ("mount -t tmpfs -o size=1m tmpfs {d} && {b} run {c} 2>/dev/null && "
+                  "mount -o remount,ro {d} && {b} validate {c} > {o}.validate 2>&1; "
+                  "echo $? >> {o}.validate; {b} run {c} > {o}.run 2>&1; echo $? >> {o}.run"
+                  ).format(d=sdir, b=BIN, c=conf, o=out)
+        r = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                            script], capture_output=True, text=True, timeout=120)
+        if not os.path.exists(out + ".validate"):
+            self.skipTest("cannot mount a tmpfs in a user namespace here: %s" % r.stderr)
+        for what in ("validate", "run"):
+            with open(out + "." + what) as f:
+                text = f.read()
+            self.assertIn("%s:3: state.dir %s is not writable: Read-only file system" % (conf, sdir),
+                          text)
+            self.assertEqual(text.split()[-1], "3", text)
+
     # ------------------------------------------------------------ disk full
 
     def test_disk_full_makes_pipeline_unhealthy(self):
