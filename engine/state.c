@@ -507,6 +507,16 @@ int ik_state_list_keys(ik_state *st, const char *ns,
     return rc ? note(&err) : 0;
 }
 
+int ik_state_list_ledgers(ik_state *st, const char *ns,
+                          void (*fn)(void *arg, const ik_state_ledger_info *l), void *arg)
+{
+    ik_err err = {0};
+    int rc = ready(st, &err);
+    if (rc == 0)
+        rc = st->be->list_ledgers(st->b, ns, fn, arg, &err);
+    return rc ? note(&err) : 0;
+}
+
 int ik_state_purge(ik_state *st)
 {
     ik_err err = {0};

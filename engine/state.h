@@ -42,6 +42,13 @@ typedef struct ik_state_key_info {
     uint64_t updated_at_ms;
 } ik_state_key_info;
 
+/* One ledger as the CLI lists it. */
+typedef struct ik_state_ledger_info {
+    const char *name;
+    uint64_t entries;
+    uint64_t first, last; /* sequence numbers kept (0 when none) */
+} ik_state_ledger_info;
+
 /* One namespace as the CLI lists it. */
 typedef struct ik_state_ns_info {
     const char *ns;
@@ -83,6 +90,9 @@ typedef struct ik_state_backend {
                    void *arg, ik_err *err);
     int (*list_keys)(void *b, const char *ns, uint64_t now,
                      void (*fn)(void *arg, const ik_state_key_info *k), void *arg, ik_err *err);
+    int (*list_ledgers)(void *b, const char *ns,
+                        void (*fn)(void *arg, const ik_state_ledger_info *l), void *arg,
+                        ik_err *err);
     void (*close)(void *b);
 } ik_state_backend;
 
@@ -139,6 +149,8 @@ int ik_state_txn_run(ik_state *st, const char *ns, ik_state_txn_fn fn, void *arg
 int ik_state_list_ns(ik_state *st, void (*fn)(void *arg, const ik_state_ns_info *ns), void *arg);
 int ik_state_list_keys(ik_state *st, const char *ns,
                        void (*fn)(void *arg, const ik_state_key_info *k), void *arg);
+int ik_state_list_ledgers(ik_state *st, const char *ns,
+                          void (*fn)(void *arg, const ik_state_ledger_info *l), void *arg);
 /* Deletes keys expired now, all of them (the service also does it on its
  * own, at most once a minute, on a write). */
 int ik_state_purge(ik_state *st);

@@ -2,6 +2,7 @@
  * state_cli.c: `intake state [--config FILE | --state-dir DIR] COMMAND`:
  *   list                 every namespace with its live keys and ledger entries
  *   list NAMESPACE       the live keys of one namespace (version, size, expiry)
+ *                        and its ledgers (entries, first and last number)
  *   get NAMESPACE KEY    the value, as stored, on stdout
  *   delete NAMESPACE KEY
  * It opens only a store that exists (never creates one) and works beside a
@@ -22,7 +23,8 @@ static const char state_usage[] =
     "usage: intake state [--config FILE | --state-dir DIR] COMMAND\n"
     "  list                    namespaces (<pipeline>/<instance>) with their keys and ledger "
     "entries\n"
-    "  list NAMESPACE          keys of one namespace: version, size, expiry, last write\n"
+    "  list NAMESPACE          keys of one namespace (version, size, expiry, last write)\n"
+    "                          and its ledgers (entries, first and last number)\n"
     "  get NAMESPACE KEY       the value on stdout, as stored\n"
     "  delete NAMESPACE KEY    deletes the key\n";
 
@@ -59,6 +61,14 @@ static void print_key(void *arg, const ik_state_key_info *k)
     (*n)++;
 }
 
+static void print_ledger(void *arg, const ik_state_ledger_info *l)
+{
+    int *n = arg;
+    printf("ledger %-33s %llu entries (%llu..%llu)\n", l->name, (unsigned long long)l->entries,
+           (unsigned long long)l->first, (unsigned long long)l->last);
+    (*n)++;
+}
+
 /* The state dir from the options: --state-dir as given, or the config's. */
 static int state_dir(const char *config, const char *dir, ik_config **cfg, const char **out)
 {
@@ -85,8 +95,10 @@ static int run_command(ik_state *st, int argc, char **argv)
     } else if (!strcmp(cmd, "list") && argc == 2) {
         int n = 0;
         rc = ik_state_list_keys(st, argv[1], print_key, &n);
+        if (rc == 0)
+            rc = ik_state_list_ledgers(st, argv[1], print_ledger, &n);
         if (rc == 0 && n == 0)
-            fprintf(stderr, "intake state: no keys in namespace '%s'\n", argv[1]);
+            fprintf(stderr, "intake state: nothing in namespace '%s'\n", argv[1]);
     } else if (!strcmp(cmd, "get") && argc == 3) {
         ik_buf v = {0};
         rc = ik_state_get(st, NULL, argv[1], argv[2], &v, NULL);

@@ -520,6 +520,32 @@ static int sq_list_keys(void *b, const char *ns, uint64_t now,
     return out;
 }
 
+static int sq_list_ledgers(void *b, const char *ns,
+                           void (*fn)(void *arg, const ik_state_ledger_info *l), void *arg,
+                           ik_err *err)
+{
+    sq *s = b;
+    static const char sql[] = "SELECT name, COUNT(*), MIN(seq), MAX(seq) FROM ledger WHERE ns=?1 "
+                              "GROUP BY name ORDER BY name";
+    sqlite3_stmt *st = NULL;
+    lock(s, NULL);
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            ik_state_ledger_info l = {.name = (const char *)sqlite3_column_text(st, 0),
+                                      .entries = (uint64_t)sqlite3_column_int64(st, 1),
+                                      .first = (uint64_t)sqlite3_column_int64(st, 2),
+                                      .last = (uint64_t)sqlite3_column_int64(st, 3)};
+            fn(arg, &l);
+        }
+    }
+    int out = rc == SQLITE_DONE ? 0 : fail(s, rc, err, "list ledgers", ns, NULL);
+    sqlite3_finalize(st);
+    unlock(s, NULL);
+    return out;
+}
+
 static void sq_close(void *b)
 {
     sq *s = b;
@@ -622,5 +648,6 @@ const ik_state_backend ik_state_sqlite_backend = {
     .purge = sq_purge,
     .list_ns = sq_list_ns,
     .list_keys = sq_list_keys,
+    .list_ledgers = sq_list_ledgers,
     .close = sq_close,
 };

@@ -57,7 +57,8 @@ class StateStoreTest(IntakeTest):
         self.run_intake("run", conf, check=0)
         self.assertRegex(self.cli(conf, "list").stdout, r"p/w\s+3 keys\s+3 ledger entries")
         keys = self.cli(conf, "list", "p/w").stdout.splitlines()
-        self.assertEqual([k.split()[0] for k in keys], ["k1", "k2", "k3"])
+        self.assertEqual([k.split()[0] for k in keys], ["k1", "k2", "k3", "ledger"])
+        self.assertRegex(keys[3], r"^ledger log\s+3 entries \(1\.\.3\)$")
         self.assertRegex(keys[0], r"^k1\s+version \d+\s+64 bytes\s+expires -\s+written \d{4}-")
         self.assertTrue(self.cli(conf, "get", "p/w", "k2").stdout.startswith("v2:xxx"))
         # --state-dir reads the same store
@@ -70,7 +71,7 @@ class StateStoreTest(IntakeTest):
         r = self.cli(conf, "delete", "p/w", "k2", check=1)
         self.assertIn("no key 'k2'", r.stderr)
         self.assertEqual(self.cli(conf, "list", "p/other", check=0).stderr.strip(),
-                         "intake state: no keys in namespace 'p/other'")
+                         "intake state: nothing in namespace 'p/other'")
         # bad command lines
         self.assertIn("exactly one of --config",
                       self.run_intake("state", "list", check=2).stderr)
