@@ -10,7 +10,9 @@
  * arbitrates between them (leases, "who refreshes the token").
  *
  * Keys and ledger names are non-empty C strings of at most
- * IK_STATE_KEY_MAX bytes. Values and ledger entries are bytes with a length
+ * IK_STATE_KEY_MAX bytes; they appear in error messages and in `intake state
+ * list`, so never put a secret in one (values are never shown but by
+ * `intake state get`). Values and ledger entries are bytes with a length
  * (strings need not carry their NUL; a value read back is always followed by
  * one), at most IK_STATE_VALUE_MAX bytes each: this is a store for tokens,
  * cursors, batch ids and leases, not for payloads.
@@ -23,8 +25,8 @@
  * value and its version first.
  *
  * TTL. A put or cas may give a time to live in ms (0: none). An expired key
- * behaves as absent for every call; the engine deletes expired keys in the
- * background. Expiry uses the wall clock, since it must hold across restarts.
+ * behaves as absent for every call; the engine deletes expired keys later
+ * on its own. Expiry uses the wall clock, since it must hold across restarts.
  *
  * Ledgers. An append-only log per name: each entry gets the next sequence
  * number of that ledger (1, 2, 3, ...; never reused, even after a trim).
