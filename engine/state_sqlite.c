@@ -4,13 +4,14 @@
  * processes on the same file (a second engine, `intake state`), and one
  * connection per store guarded by a mutex. One connection rather than one per
  * thread: SQLite lets one writer in at a time whatever the connections, the
- * store's records are small. tools/bench/state measured both (2 cores, 4
- * threads, WAL): one connection per thread read about twice as fast (172k
- * against 83k gets/s) and wrote a little faster with durability normal, but
- * with durability full its writers queued on SQLite's busy handler until
- * some gave up after the busy timeout, while the mutex queues them without
- * failing. A mutex also makes transactions (state_txn) simple: the thread
- * that began one holds the lock until it ends. Should reads become hot, a
+ * store's records are small. tools/bench/state measured both (2 shared
+ * cores, 4 threads, WAL): one connection per thread read 2 to 2.6 times as
+ * fast and, with durability normal, wrote up to 1.7 times as fast; with
+ * durability full its writers queued on SQLite's busy handler, wrote slower
+ * than the mutex and some gave up after the busy timeout (a failed write),
+ * while the mutex queues them without failing. A mutex also makes
+ * transactions (state_txn) simple: the thread that began one holds the lock
+ * until it ends. Should reads become hot, a
  * read-only connection per thread beside this one is the way on.
  *
  * Tables: kv (ns, key) -> value, version, expires_at, updated_at; ledger

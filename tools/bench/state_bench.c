@@ -197,9 +197,14 @@ static int run_case(bench *b)
     }
     b->failures = 0;
     double puts = phase(b, ws, 0);
+    int put_failures = b->failures;
     double gets = phase(b, ws, 1);
+    char failed[96] = "";
+    if (b->failures)
+        snprintf(failed, sizeof failed, "  (%d puts and %d gets failed)", put_failures,
+                 b->failures - put_failures);
     printf("  %-36s %2d thread(s)  %9.0f puts/s  %9.0f gets/s%s\n", variant_name[b->v], b->threads,
-           puts, gets, b->failures ? "  (some operations failed!)" : "");
+           puts, gets, failed);
     fflush(stdout);
     for (int i = 0; i < b->threads; i++)
         raw_close(&ws[i].own);
