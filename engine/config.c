@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "env.h"
@@ -38,9 +39,11 @@
 #define CONCURRENCY_MAX         256u
 
 static const char *const top_keys[] = {"env_file", "env_file_optional", "plugin_path", "log",
-                                       "admin",    "shutdown_timeout",  "pipelines",   NULL};
+                                       "admin",    "shutdown_timeout",  "pipelines",   "state",
+                                       NULL};
 static const char *const log_keys[] = {"level", "format", NULL};
 static const char *const admin_keys[] = {"enabled", "listen", "request_timeout", NULL};
+static const char *const state_keys[] = {"dir", "durability", NULL};
 static const char *const pipeline_keys[] = {
     "name",   "inflight_limit", "max_record_size", "retry",       "batch", "health_window",
     "source", "processors",     "sinks",           "dead_letter", NULL};
@@ -1009,6 +1012,76 @@ static int load_admin(loader *L, const config_setting_t *s)
     return 0;
 }
 
+/* ------------------------------------------------------------ state store */
+
+/* state.dir must be a folder the engine can write, or not exist yet (it is
+ * created on first use); a state.db in it must be a regular file. */
+static int check_state_dir(loader *L, const config_setting_t *m, const char *dir)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return errno == ENOENT
+                   ? 0
+                   : fail_at(L->err, m, IK_E_CONFIG, "state.dir %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return fail_at(L->err, m, IK_E_CONFIG, "state.dir %s is not a folder", dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return fail_at(L->err, m, IK_E_CONFIG, "state.dir %s is not writable: %s", dir,
+                       strerror(errno));
+    char *db;
+    if (asprintf(&db, "%s/state.db", dir) < 0)
+        return ik_err_set(L->err, IK_E_NOMEM, "out of memory");
+    int rc = 0;
+    if (lstat(db, &sb) == 0 && !S_ISREG(sb.st_mode))
+        rc = fail_at(L->err, m, IK_E_CONFIG, "state.dir: %s is not a regular file", db);
+    free(db);
+    return rc;
+}
+
+/* state = { dir = "state"; durability = "normal"; }: dir relative to the
+ * config's folder. */
+static int load_state(loader *L, const config_setting_t *s)
+{
+    int rc =
+        require_group(L, s, "state", "{ dir = \"/var/lib/intake\"; durability = \"normal\"; }");
+    if (rc == 0)
+        rc = check_keys(L, s, state_keys, "state");
+    if (rc != 0)
+        return rc;
+    const config_setting_t *m;
+    char *v = NULL;
+    if ((m = config_setting_get_member(s, "durability"))) {
+        if ((rc = read_string(L, m, "state.durability", &v)) != 0)
+            return rc;
+        if (strcasecmp(v, "normal") == 0 || strcasecmp(v, "full") == 0) {
+            L->cfg->state_durability = strcasecmp(v, "full") == 0;
+        } else {
+            char got[128];
+            rc = fail_at(L->err, m, IK_E_CONFIG, "state.durability must be normal or full; got %s",
+                         describe(m, v, got, sizeof got));
+        }
+        free(v);
+        v = NULL;
+        if (rc != 0)
+            return rc;
+    }
+    if ((m = config_setting_get_member(s, "dir"))) {
+        if ((rc = read_string(L, m, "state.dir", &v)) != 0)
+            return rc;
+        char *abs = *v ? resolve(L->cfg->dir, v) : NULL;
+        int empty = !*v;
+        free(v);
+        if (empty)
+            return fail_at(L->err, m, IK_E_CONFIG, "state.dir is empty (name a folder)");
+        if (!abs)
+            return ik_err_set(L->err, IK_E_NOMEM, "out of memory");
+        free(L->cfg->state_dir);
+        L->cfg->state_dir = abs;
+        return check_state_dir(L, m, abs);
+    }
+    return 0;
+}
+
 /* Everything after the libconfig parse. */
 static int load_tree(loader *L)
 {
@@ -1039,6 +1112,11 @@ static int load_tree(loader *L)
     if ((m = config_setting_get_member(root, "shutdown_timeout")))
         if ((rc = read_duration(L, m, "shutdown_timeout", &cfg->shutdown_timeout_ms)) != 0)
             return rc;
+    if ((m = config_setting_get_member(root, "state")))
+        if ((rc = load_state(L, m)) != 0)
+            return rc;
+    if (!cfg->state_dir && !(cfg->state_dir = resolve(cfg->dir, "state")))
+        return ik_err_set(L->err, IK_E_NOMEM, "out of memory");
 
     config_setting_t *ps = config_setting_get_member(root, "pipelines");
     if (!ps)
@@ -1191,6 +1269,7 @@ void ik_config_free(ik_config *cfg)
     free(cfg->plugin_path);
     free(cfg->env_file);
     free(cfg->admin_listen);
+    free(cfg->state_dir);
     config_destroy(&cfg->cfg);
     ik_config_text_free(&cfg->src); /* after libconfig: settings point at its file names */
     free(cfg->dir);

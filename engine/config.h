@@ -6,6 +6,7 @@
  *   log = { level = "info"; format = "text"; };
  *   admin = { enabled = true; listen = "127.0.0.1:2020"; request_timeout = "10s"; };
  *   shutdown_timeout = "30s";
+ *   state = { dir = "state"; durability = "normal"; };   # the state store
  *   pipelines = (
  *     { name = "emails";
  *       inflight_limit = 1000;
@@ -113,6 +114,10 @@ typedef struct ik_config {
     size_t npipelines;
     /* admin.request_timeout; 0: the admin server's default (10 s) */
     uint64_t admin_request_timeout_ms;
+    /* The state store: state.dir made absolute (default "state" beside the
+     * config file), state.durability (0 normal, 1 full). */
+    char *state_dir;
+    int state_durability;
 } ik_config;
 
 /*

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "state.h"
 #include "timer.h"
 
 struct ik_engine {
@@ -23,6 +24,7 @@ struct ik_engine {
     ik_metrics *metrics;
     ik_timers *timers;
     ik_admin *admin;
+    ik_state *state; /* the state store, opened by start() */
     uint64_t started_ms;
 };
 
@@ -58,6 +60,7 @@ void ik_engine_free(ik_engine *e)
     for (size_t i = 0; i < e->npipelines; i++)
         ik_pipeline_free(e->pipelines[i]);
     free(e->pipelines);
+    ik_state_close(e->state); /* after the pipelines: their plugins use it until destroy() */
     ik_timers_free(e->timers);
     ik_metrics_free(e->metrics);
     ik_loader_free(e->loader); /* last: plugin code lives until here */
@@ -156,6 +159,16 @@ static int start(ik_engine *e, const char *admin_override)
         ik_logf(IK_LOG_ERROR, NULL, NULL, "out of memory starting the engine");
         return IK_EXIT_START;
     }
+    /* The state store: an existing file is checked now (a corrupt one stops
+     * the start, named); a missing one is made by the first write. */
+    ik_state_opts so = {.dir = e->cfg->state_dir,
+                        .durability = e->cfg->state_durability ? IK_STATE_FULL : IK_STATE_NORMAL};
+    if (ik_state_open(&so, &e->state, &err) != 0) {
+        ik_logf(IK_LOG_ERROR, NULL, NULL, "%s", err.msg);
+        return IK_EXIT_START;
+    }
+    for (size_t i = 0; i < e->npipelines; i++)
+        ik_pipeline_set_state(e->pipelines[i], e->state);
     for (size_t i = 0; i < e->npipelines; i++) {
         if (ik_pipeline_create(e->pipelines[i], e->metrics, e->timers, &err) != 0) {
             ik_logf(IK_LOG_ERROR, NULL, NULL, "%s", err.msg);

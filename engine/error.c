@@ -81,6 +81,8 @@ const char *ik_strerror(int code)
         return "input larger than its limit";
     case IK_E_STATE:
         return "not allowed in the current state";
+    case IK_E_CONFLICT:
+        return "changed meanwhile (compare-and-set found another version)";
     default:
         return "unknown error";
     }

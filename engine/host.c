@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "options.h"
 #include "record.h"
+#include "state.h"
 #include "timer.h"
 
 static _Thread_local struct ik_stage *current_stage;
@@ -218,6 +219,82 @@ static const char *host_pipeline_name(ik_instance *self)
     return ik_instance_pipeline_name(self);
 }
 
+/* ------------------------------------------------ state store (2.1) */
+
+/* The instance's namespace "<pipeline>/<instance>" into buf (a config name
+ * is short; an overlong one is cut, which still names one instance). */
+static const char *state_ns(ik_instance *self, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", ik_instance_pipeline_name(self), self->spec->name);
+    return buf;
+}
+
+static int host_state_get(ik_instance *self, ik_state_txn *tx, const char *key, ik_buf *value,
+                          uint64_t *version)
+{
+    char ns[IK_STATE_KEY_MAX];
+    return ik_state_get(ik_pipeline_state(self), tx, state_ns(self, ns, sizeof ns), key, value,
+                        version);
+}
+
+static int host_state_put(ik_instance *self, ik_state_txn *tx, const char *key, const void *value,
+                          size_t len, uint64_t ttl_ms, uint64_t *version)
+{
+    char ns[IK_STATE_KEY_MAX];
+    return ik_state_write(ik_pipeline_state(self), tx, state_ns(self, ns, sizeof ns), key,
+                          IK_STATE_PUT, 0, value, len, ttl_ms, version);
+}
+
+static int host_state_cas(ik_instance *self, ik_state_txn *tx, const char *key, uint64_t expected,
+                          const void *value, size_t len, uint64_t ttl_ms, uint64_t *version)
+{
+    char ns[IK_STATE_KEY_MAX];
+    return ik_state_write(ik_pipeline_state(self), tx, state_ns(self, ns, sizeof ns), key,
+                          IK_STATE_CAS, expected, value, len, ttl_ms, version);
+}
+
+static int host_state_delete(ik_instance *self, ik_state_txn *tx, const char *key,
+                             uint64_t expected)
+{
+    char ns[IK_STATE_KEY_MAX];
+    return ik_state_delete(ik_pipeline_state(self), tx, state_ns(self, ns, sizeof ns), key,
+                           expected);
+}
+
+static int host_ledger_append(ik_instance *self, ik_state_txn *tx, const char *name,
+                              const void *entry, size_t len, uint64_t *seq)
+{
+    char ns[IK_STATE_KEY_MAX];
+    return ik_state_append(ik_pipeline_state(self), tx, state_ns(self, ns, sizeof ns), name, entry,
+                           len, seq);
+}
+
+static int host_ledger_read(ik_instance *self, ik_state_txn *tx, const char *name, uint64_t *cursor,
+                            size_t max, ik_state_ledger_fn fn, void *arg, size_t *nread)
+{
+    char ns[IK_STATE_KEY_MAX];
+    return ik_state_read(ik_pipeline_state(self), tx, state_ns(self, ns, sizeof ns), name, cursor,
+                         max, fn, arg, nread);
+}
+
+static int host_ledger_trim(ik_instance *self, ik_state_txn *tx, const char *name, uint64_t upto)
+{
+    char ns[IK_STATE_KEY_MAX];
+    return ik_state_trim(ik_pipeline_state(self), tx, state_ns(self, ns, sizeof ns), name, upto);
+}
+
+static int host_state_txn(ik_instance *self, ik_state_txn_fn fn, void *arg)
+{
+    char ns[IK_STATE_KEY_MAX];
+    return ik_state_txn_run(ik_pipeline_state(self), state_ns(self, ns, sizeof ns), fn, arg);
+}
+
+static const char *host_state_error(ik_instance *self)
+{
+    (void)self;
+    return ik_state_last_error();
+}
+
 static const ik_host host_table = {
     .struct_size = sizeof(ik_host),
     .abi_major = IK_ABI_MAJOR,
@@ -257,6 +334,16 @@ static const ik_host host_table = {
     .settle_failed = host_settle_failed,
     .json_write = ik_json_write,
     .json_write_string = ik_json_write_string,
+    /* State store (2.1) */
+    .state_get = host_state_get,
+    .state_put = host_state_put,
+    .state_cas = host_state_cas,
+    .state_delete = host_state_delete,
+    .ledger_append = host_ledger_append,
+    .ledger_read = host_ledger_read,
+    .ledger_trim = host_ledger_trim,
+    .state_txn = host_state_txn,
+    .state_error = host_state_error,
 };
 
 const ik_host *ik_host_table(void)

@@ -39,6 +39,8 @@ void ik_pipeline_settle_failed(ik_instance *self, ik_record *rec, const char *re
 struct ik_metrics *ik_pipeline_metrics(ik_instance *self);
 struct ik_timers *ik_pipeline_timers(ik_instance *self);
 const char *ik_instance_pipeline_name(ik_instance *self);
+/* The engine's state store (pipeline.c); NULL when none was opened. */
+struct ik_state *ik_pipeline_state(ik_instance *self);
 /* Attempts of rec at `stage` (the calling worker's), 0 outside a stage. */
 unsigned ik_stage_record_attempts(const struct ik_stage *stage, const ik_record *rec);
 

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "optlimits.h"
 #include "options.h"
+#include "state_cli.h"
 
 static const char usage_text[] =
     "usage: intake [--version] [--help] COMMAND [ARGS]\n"
@@ -25,6 +26,9 @@ static const char usage_text[] =
     "  validate FILE            check FILE, its plugins and their options; start nothing\n"
     "  plugins [--json] [--config FILE]\n"
     "                           list every plugin on the search path with its options\n"
+    "  state [--config FILE | --state-dir DIR] list [NAMESPACE] | get NAMESPACE KEY |\n"
+    "        delete NAMESPACE KEY\n"
+    "                           look into the state store (intake state --help)\n"
     "\n"
     "run options:\n"
     "  --log-level LEVEL        error, warn, info (default), debug, trace\n"
@@ -42,7 +46,7 @@ static const char usage_text[] =
     "  1  a source failed while running\n"
     "  2  bad command line\n"
     "  3  invalid config, plugin or option (nothing was started)\n"
-    "  4  a plugin or the admin server failed to start\n"
+    "  4  a plugin, the admin server or the state store failed to start\n"
     "  5  forced exit by a second signal\n"
     "  6  finished, but some records were not stored: a source could not carry out\n"
     "     their outcome (say, write a dead letter) and keeps them for the next run\n";
@@ -312,6 +316,8 @@ int main(int argc, char **argv)
         rc = cmd_validate(argc - 1, argv + 1);
     } else if (!strcmp(cmd, "plugins")) {
         rc = cmd_plugins(argc - 1, argv + 1);
+    } else if (!strcmp(cmd, "state")) {
+        rc = ik_state_cli(argc - 1, argv + 1);
     } else {
         rc = usage_error("unknown command '%s'", cmd);
     }

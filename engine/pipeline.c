@@ -348,3 +348,13 @@ const char *ik_pipeline_describe(const ik_pipeline *p)
 {
     return p->describe;
 }
+
+void ik_pipeline_set_state(ik_pipeline *p, struct ik_state *state)
+{
+    p->state = state;
+}
+
+struct ik_state *ik_pipeline_state(ik_instance *self)
+{
+    return self->pipeline ? self->pipeline->state : NULL;
+}

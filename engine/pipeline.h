@@ -70,6 +70,11 @@ const char *ik_pipeline_name(const ik_pipeline *p);
 /* "file -> passthrough -> stdout" (static per pipeline). */
 const char *ik_pipeline_describe(const ik_pipeline *p);
 
+/* The state store the pipeline's plugins use (not owned; set before
+ * ik_pipeline_create, outlives the pipeline). */
+struct ik_state;
+void ik_pipeline_set_state(ik_pipeline *p, struct ik_state *state);
+
 /* This pipeline's part of /health; sets *healthy. New object, caller owns. */
 json_object *ik_pipeline_health(ik_pipeline *p, int *healthy);
 

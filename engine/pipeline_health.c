@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "pipeline_internal.h"
+#include "state.h"
 
 void ik_pipeline_stats_get(ik_pipeline *p, ik_pipeline_stats *out)
 {
@@ -146,6 +147,9 @@ json_object *ik_pipeline_health(ik_pipeline *p, int *healthy)
                  (unsigned long long)s.inflight, (unsigned long long)(window / 1000));
         json_object_array_add(reasons, json_object_new_string(msg));
     }
+    /* State writes failing: the plugins cannot keep what they must. */
+    if (ik_state_health(p->state, p->spec->name, reasons))
+        ok = 0;
     json_object_array_add(plugins, plugin_health(&p->source, &ok, reasons));
     for (size_t i = 0; i < p->nprocs; i++)
         json_object_array_add(plugins, plugin_health(&p->procs[i]->inst, &ok, reasons));

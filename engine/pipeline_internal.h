@@ -118,6 +118,7 @@ struct ik_pipeline {
 
     ik_metrics *metrics;
     ik_timers *timers;
+    struct ik_state *state; /* the engine's state store, not owned; may be NULL */
     ik_metric *m_in, *m_delivered, *m_dead, *m_released, *m_retried, *m_inflight, *m_latency;
     ik_metric *m_settle_failed;
 };

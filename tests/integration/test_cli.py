@@ -106,15 +106,15 @@ class CliTest(IntakeTest):
         self.assertIn("%s:4:" % conf, r.stderr)
         self.assertRegex(r.stderr, r"built for Intake plugin ABI \d+\.\d+, this engine speaks ABI")
         self.assertIn("intake-bad_abi.so", r.stderr)
-        # an SDK 1.x plugin: rebuild it against SDK 2.0
+        # an SDK 1.x plugin: rebuild it against SDK 2.1
         conf = self.config('pipelines = ( { name = "p";\n'
                            'source = { plugin = "test_gen"; };\n'
                            'processors = ( { plugin = "test_abi10"; } );\n'
                            'sinks = ( { plugin = "stdout"; } ); } );\n')
         r = self.run_intake("validate", conf, check=3)
         self.assertIn("%s:5:" % conf, r.stderr)
-        self.assertIn("built for Intake plugin ABI 1.0, this engine speaks ABI 2.0; rebuild the "
-                      "plugin against SDK 2.0", r.stderr)
+        self.assertIn("built for Intake plugin ABI 1.0, this engine speaks ABI 2.1; rebuild the "
+                      "plugin against SDK 2.1", r.stderr)
 
     def test_env_substitution_and_env_file(self):
         self.write(".env.local", "GEN_COUNT=7\nexport OUT_NAME='from-env-file'\n")

@@ -58,6 +58,7 @@
 #include <stdio.h>
 
 #include <intake/buf.h>
+#include <intake/state.h>
 #include <json-c/json.h>
 
 #ifdef __cplusplus
@@ -66,7 +67,7 @@ extern "C" {
 
 #define IK_PLUGIN_MAGIC      0x494b504cu /* "IKPL" */
 #define IK_ABI_MAJOR         2
-#define IK_ABI_MINOR         0
+#define IK_ABI_MINOR         1
 #define IK_PLUGIN_ENTRY      ik_plugin_entry
 #define IK_PLUGIN_ENTRY_NAME "ik_plugin_entry"
 
@@ -91,6 +92,7 @@ enum ik_error {
     IK_E_TIMEOUT = -13,     /* an operation ran out of time */
     IK_E_TOOBIG = -14,      /* input larger than its limit */
     IK_E_STATE = -15,       /* call not allowed in the current state */
+    IK_E_CONFLICT = -16,    /* state store: compare-and-set found another version */
 };
 
 typedef enum ik_kind {
@@ -345,6 +347,43 @@ typedef struct ik_host {
     int (*json_write)(const json_object *obj, ik_buf *buf);
     /* Appends s (n bytes) as a quoted, escaped JSON string; as json_write. */
     int (*json_write_string)(const char *s, size_t n, ik_buf *buf);
+
+    /* State store (2.1): the calling instance's own namespace of small
+     * durable records; the contract (keys, versions, TTL, ledgers,
+     * transactions, errors, threads) is in <intake/state.h>. `tx` is the
+     * handle a state_txn callback got, or NULL outside one. */
+    /* Reads key into `value` (its len reset first: it then holds the value
+     * and a NUL after it; the caller frees value->p as with json_write) and
+     * its version into *version (may be NULL). IK_E_NOTFOUND when absent. */
+    int (*state_get)(ik_instance *self, ik_state_txn *tx, const char *key, ik_buf *value,
+                     uint64_t *version);
+    /* Writes key (len bytes of value) whatever it held; ttl_ms 0: no expiry.
+     * *version (may be NULL) gets the new version. */
+    int (*state_put)(ik_instance *self, ik_state_txn *tx, const char *key, const void *value,
+                     size_t len, uint64_t ttl_ms, uint64_t *version);
+    /* Writes key only when its version is `expected` (0: only when absent or
+     * expired), else IK_E_CONFLICT and nothing changes. */
+    int (*state_cas)(ik_instance *self, ik_state_txn *tx, const char *key, uint64_t expected,
+                     const void *value, size_t len, uint64_t ttl_ms, uint64_t *version);
+    /* Deletes key; expected 0 deletes whatever version it has, another
+     * value only that version (else IK_E_CONFLICT). IK_E_NOTFOUND when absent. */
+    int (*state_delete)(ik_instance *self, ik_state_txn *tx, const char *key, uint64_t expected);
+    /* Appends an entry to ledger `name`; *seq (may be NULL) gets its number. */
+    int (*ledger_append)(ik_instance *self, ik_state_txn *tx, const char *name, const void *entry,
+                         size_t len, uint64_t *seq);
+    /* Calls fn for up to max entries with a number above *cursor, in order,
+     * and sets *cursor to the last one handed out; *nread (may be NULL)
+     * gets how many. 0 with *nread 0 when there is nothing new. */
+    int (*ledger_read)(ik_instance *self, ik_state_txn *tx, const char *name, uint64_t *cursor,
+                       size_t max, ik_state_ledger_fn fn, void *arg, size_t *nread);
+    /* Drops the entries of ledger `name` numbered up to upto_seq. */
+    int (*ledger_trim)(ik_instance *self, ik_state_txn *tx, const char *name, uint64_t upto_seq);
+    /* Runs fn(tx, arg) in one transaction: committed when it returns 0,
+     * rolled back (and its code returned) otherwise. */
+    int (*state_txn)(ik_instance *self, ik_state_txn_fn fn, void *arg);
+    /* Why the calling thread's last failed state call failed; valid until
+     * its next state call ("" when none failed). */
+    const char *(*state_error)(ik_instance *self);
 } ik_host;
 
 /* 1 when the engine's host table has the member f. A plugin declared with
