@@ -16,7 +16,7 @@
  * Per-worker state (SDK 2.0): worker_init/worker_exit append "init <i>" /
  * "exit <i>" to `worker_log`; worker_init fails for worker `fail_worker`.
  * Crash safety (fault_fatal.c): at the first matching record, segv writes
- * through a NULL pointer, abort calls abort(), overflow recurses until the
+ * to a page mapped without access, abort calls abort(), overflow recurses until the
  * thread's stack overflows, hang never returns; free_payload drops the
  * record's reference to its payload (a payload it only borrowed) and reads
  * it again, then answers OK.

@@ -1,10 +1,11 @@
 /*
  * fault_fatal.c: the fault modes that a crash-safe engine must survive or
- * report (see fault.h): a NULL write, abort(), a stack overflow, a call that
+ * report (see fault.h): a write to a page without access, abort(), a stack overflow, a call that
  * never returns, and freeing a borrowed payload.
  */
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "fault.h"
@@ -33,10 +34,11 @@ void fault_fatal(fault_core *fc, ik_record *rec)
                                         [FAULT_FREE_PAYLOAD] = "free_payload"};
     host->log(fc->self, IK_LOG_WARN, "%s mode=%s at record %s", fc->kind, names[fc->mode], id);
     if (fc->mode == FAULT_SEGV) {
-        /* The pointer is read from a volatile: the compiler cannot see it is
-         * NULL and turn the write into a trap instruction. */
-        volatile int *volatile where = NULL;
-        *where = 1;
+        /* A write to a page without access: a real SIGSEGV (a NULL write would
+         * be caught by UBSan first, or turned into a trap by the compiler). */
+        volatile int *where = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (where != MAP_FAILED)
+            *where = 1;
     } else if (fc->mode == FAULT_ABORT) {
         abort();
     } else if (fc->mode == FAULT_OVERFLOW) {
