@@ -183,10 +183,11 @@ static void on_fatal(int sig)
     line[t.len++] = '\n';
     for (size_t off = 0; off < t.len;) {
         ssize_t w = write(STDERR_FILENO, line + off, t.len - off);
-        if (w <= 0 && errno != EINTR)
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
             break;
-        if (w > 0)
-            off += (size_t)w;
+        off += (size_t)w;
     }
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);

@@ -106,6 +106,22 @@ class CrashTest(IntakeTest):
         self.assertIn("process() with 50 record(s): m-1, m-2, ", line)
         self.assertTrue(line.endswith(", m-16 +34 more"), line)
 
+    def test_abort_in_source_settle_names_its_record(self):
+        conf = self.config("""
+pipelines = ( {
+  name = "gen";
+  source = { plugin = "test_gen"; name = "inbox"; count = 50; abort_on_settle = "rec-20"; };
+  processors = ( { plugin = "test_fault"; mode = "ok"; } );
+  sinks = ( { plugin = "stdout"; path = "%(d)s/out.jsonl"; } );
+} );
+""" % dict(d=self.dir))
+        r = self.run_intake("run", conf)
+        self.assertEqual(r.returncode, -signal.SIGABRT, r.stderr[-3000:])
+        self.assertEqual(self.crash_lines(r.stderr),
+                         ["intake: fatal signal SIGABRT (abort) in a plugin call: plugin "
+                          "'test_gen', pipeline 'gen', stage 'inbox', settle() with 1 record(s): "
+                          "rec-20"])
+
     def test_signal_outside_plugin_calls_says_the_engine_crashed(self):
         # a signal sent to the process goes to its main thread, which makes
         # no plugin calls while it waits for signals
