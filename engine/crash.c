@@ -178,7 +178,8 @@ static void on_fatal(int sig)
         put(&t, " in a plugin call: ");
         put_n(&t, note->text, note->len);
     } else {
-        put(&t, " outside any plugin call: the engine itself crashed");
+        put(&t, " outside any plugin call: the engine itself crashed (or a thread a plugin "
+                "started)");
     }
     line[t.len++] = '\n';
     for (size_t off = 0; off < t.len;) {
