@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "admin.h"
+#include "crash.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
@@ -219,17 +220,46 @@ static int forced_exit(ik_engine *e, int sig)
     return IK_EXIT_FORCED;
 }
 
+/* After shutdown_timeout (and the release of queued records), plugin calls
+ * still running get this long to return before the engine gives up on them. */
+#define STUCK_GRACE_MS 2000
+
+static void log_stuck(void *arg, const char *text, uint64_t running_ms)
+{
+    (void)arg;
+    ik_logf(IK_LOG_ERROR, NULL, NULL, "stuck plugin call: %s; running for %.1f s", text,
+            (double)running_ms / 1000.0);
+}
+
+/* Plugin calls did not return within shutdown_timeout + STUCK_GRACE_MS:
+ * names them, releases every record (those inside the calls too) and gives
+ * up on them. */
+static int stuck_exit(ik_engine *e)
+{
+    ik_logf(IK_LOG_ERROR, NULL, NULL,
+            "shutdown timeout (%llu ms) and %d ms of grace are over with plugin calls still "
+            "running; releasing every record and exiting with code %d",
+            (unsigned long long)e->cfg->shutdown_timeout_ms, STUCK_GRACE_MS, IK_EXIT_STUCK);
+    ik_crash_each_running(log_stuck, NULL);
+    each(e, ik_pipeline_abandon);
+    for (size_t i = 0; i < e->npipelines; i++)
+        ik_pipeline_close_source(e->pipelines[i], STUCK_GRACE_MS);
+    summary(e);
+    return IK_EXIT_STUCK;
+}
+
 /*
  * The run loop's phases: running until every source is drained or a signal
  * comes; then draining in-flight work until shutdown_timeout; then releasing
- * what is still queued and waiting for running plugin calls; then joining.
- * A signal during any shutdown phase forces the exit.
+ * what is still queued and waiting for running plugin calls, for at most
+ * STUCK_GRACE_MS (then stuck_exit); then joining. A signal during any
+ * shutdown phase forces the exit.
  */
 int ik_engine_run(ik_engine *e, const char *admin_listen_override)
 {
     int rc = start(e, admin_listen_override);
     int stopping = 0, releasing = 0;
-    uint64_t deadline = 0, next_note = 0;
+    uint64_t deadline = 0, next_note = 0, stuck_at = 0;
     if (rc != IK_EXIT_OK) {
         /* Threads of pipelines that did start must stop before freeing. */
         each(e, ik_pipeline_stop_input);
@@ -243,6 +273,7 @@ int ik_engine_run(ik_engine *e, const char *admin_listen_override)
         if (sig) {
             stopping = 1;
             deadline = ik_now_ms() + e->cfg->shutdown_timeout_ms;
+            stuck_at = deadline + STUCK_GRACE_MS;
             ik_logf(IK_LOG_INFO, NULL, NULL,
                     "%s: stopping input, finishing in-flight work (up to %llu ms; send it again "
                     "to exit at once)",
@@ -264,6 +295,8 @@ int ik_engine_run(ik_engine *e, const char *admin_listen_override)
                         (unsigned long long)busy);
             next_note = ik_now_ms() + 5000;
         }
+        if (stuck_at && ik_now_ms() >= stuck_at && !all(e, ik_pipeline_finished))
+            return stuck_exit(e);
     }
     each(e, ik_pipeline_quit);
     while (!all(e, ik_pipeline_threads_done)) {

@@ -18,6 +18,7 @@ enum ik_exit {
     IK_EXIT_START = 4,      /* a plugin or the admin server failed to start */
     IK_EXIT_FORCED = 5,     /* second signal: exited at once, releasing what it could */
     IK_EXIT_NOT_STORED = 6, /* finished, but a source could not carry out some outcomes */
+    IK_EXIT_STUCK = 7,      /* a plugin call outlived shutdown_timeout + grace: records released */
 };
 
 typedef struct ik_engine ik_engine;
@@ -30,8 +31,9 @@ int ik_engine_new(const ik_config *cfg, ik_engine **out, ik_err *err);
  * admin_listen_override is "off" or the config disables it) and the
  * pipelines, and runs until every source is drained or a signal stops it.
  * SIGINT and SIGTERM must already be blocked in every thread (main does it
- * before anything starts). Returns an ik_exit code; after IK_EXIT_FORCED the
- * engine must not be freed (threads may still be inside plugin calls). */
+ * before anything starts). Returns an ik_exit code; after IK_EXIT_FORCED or
+ * IK_EXIT_STUCK the engine must not be freed (threads may still be inside
+ * plugin calls). */
 int ik_engine_run(ik_engine *e, const char *admin_listen_override);
 
 void ik_engine_free(ik_engine *e);

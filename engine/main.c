@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "crash.h"
 #include "engine.h"
 #include "loader.h"
 #include "log.h"
@@ -49,7 +50,9 @@ static const char usage_text[] =
     "  4  a plugin, the admin server or the state store failed to start\n"
     "  5  forced exit by a second signal\n"
     "  6  finished, but some records were not stored: a source could not carry out\n"
-    "     their outcome (say, write a dead letter) and keeps them for the next run\n";
+    "     their outcome (say, write a dead letter) and keeps them for the next run\n"
+    "  7  stopped by a signal, but a plugin call did not return within shutdown_timeout\n"
+    "     plus 2 s: every record was released, the stuck call is named in the log\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -139,7 +142,7 @@ static int cmd_run(int argc, char **argv)
                                  : (cfg->log_json ? IK_LOG_JSON : IK_LOG_TEXT),
                      level >= 0 ? (ik_log_level)level : cfg->log_level);
     rc = ik_engine_run(engine, admin);
-    if (rc == IK_EXIT_FORCED)
+    if (rc == IK_EXIT_FORCED || rc == IK_EXIT_STUCK)
         return rc; /* threads may be inside plugin calls: do not free under them */
     ik_engine_free(engine);
     ik_config_free(cfg);
@@ -297,6 +300,8 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (ik_crash_install() != 0) /* a fatal signal names the plugin call (crash.h) */
+        fputs("intake: warning: the crash handler could not be installed\n", stderr);
 
     if (argc < 2) {
         fputs(usage_text, stderr);
@@ -321,7 +326,7 @@ int main(int argc, char **argv)
     } else {
         rc = usage_error("unknown command '%s'", cmd);
     }
-    if (rc == IK_EXIT_FORCED) {
+    if (rc == IK_EXIT_FORCED || rc == IK_EXIT_STUCK) {
         /* Threads may still be inside plugin calls: leave without running
          * exit handlers or freeing anything under them. */
         fflush(NULL);

@@ -61,6 +61,11 @@ int ik_pipeline_threads_done(ik_pipeline *p);
 uint64_t ik_pipeline_busy(ik_pipeline *p);
 /* Hard exit: releases every record it can reach; the pipeline is unusable after. */
 void ik_pipeline_abandon(ik_pipeline *p);
+/* After ik_pipeline_abandon, when plugin calls are stuck: waits up to wait_ms
+ * for every other thread of p to end, then calls the source's destroy() so it
+ * puts away what it keeps for the next run (the file source's progress).
+ * Skipped, with a warning, when the source's run() has not returned. */
+void ik_pipeline_close_source(ik_pipeline *p, uint64_t wait_ms);
 
 /* Destroys instances (destroy callbacks) and frees. Threads must be done. */
 void ik_pipeline_free(ik_pipeline *p);

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crash.h"
 #include "log.h"
 #include "pipeline_internal.h"
 #include "common/buf.h"
@@ -75,8 +76,11 @@ static void settle_one(ik_pipeline *p, const settle_item *it, settle_counts *c)
         failure.stored = it->stored;
     }
     rec->settling = 1;
+    ik_crash_note note; /* names settle() and its record in the crash line */
+    ik_crash_enter(&note, src, "settle", &rec, 1);
     src->plugin->desc.settle(src->state, rec, it->outcome,
                              it->outcome == IK_DEAD_LETTERED ? &failure : NULL);
+    ik_crash_leave(&note);
     rec->settling = 0;
     if (rec->settle_failed) {
         const char *why =

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "crash.h"
 #include "instance.h"
 #include "log.h"
 #include "pipeline_internal.h"
@@ -16,7 +17,10 @@ void *pl_source_main(void *arg)
 {
     ik_pipeline *p = arg;
     const ik_plugin *d = &p->source.plugin->desc;
+    ik_crash_note note; /* names run() in the crash line */
+    ik_crash_enter(&note, &p->source, "run", NULL, 0);
     int rc = d->run(p->source.state);
+    ik_crash_leave(&note);
     pthread_mutex_lock(&p->mu);
     p->source_done = 1; /* from now on settling threads free records themselves */
     ik_record *to_free = pl_take_to_free(p, SIZE_MAX);

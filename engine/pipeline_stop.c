@@ -4,6 +4,8 @@
  * tell threads to quit and join them. No record is dropped: each one ends
  * settled as released.
  */
+#include <time.h>
+
 #include "log.h"
 #include "pipeline_internal.h"
 
@@ -171,4 +173,34 @@ void ik_pipeline_abandon(ik_pipeline *p)
     pthread_mutex_unlock(&p->mu);
     pl_settle_now(p, &out);
     free(out.items);
+}
+
+/* 1 when no thread of p but those stuck inside plugin calls runs (lock held). */
+static int only_stuck_left(const ik_pipeline *p)
+{
+    return p->source_done && p->threads_running <= (int)p->busy;
+}
+
+void ik_pipeline_close_source(ik_pipeline *p, uint64_t wait_ms)
+{
+    uint64_t due = ik_now_ms() + wait_ms;
+    pthread_mutex_lock(&p->mu);
+    while (!only_stuck_left(p) && ik_now_ms() < due) {
+        pthread_mutex_unlock(&p->mu);
+        nanosleep(&(struct timespec){0, 5 * 1000000L}, NULL);
+        pthread_mutex_lock(&p->mu);
+    }
+    int alone = only_stuck_left(p);
+    pthread_mutex_unlock(&p->mu);
+    if (!p->source.created)
+        return;
+    if (!alone) {
+        ik_logf(IK_LOG_WARN, p->spec->name, p->source.spec->name,
+                "source still running: not closed; what it settled in this run may be read "
+                "again next run");
+        return;
+    }
+    if (p->source.plugin->desc.destroy)
+        p->source.plugin->desc.destroy(p->source.state);
+    p->source.created = 0;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "borrow.h"
 #include "host.h"
 #include "log.h"
 #include "options.h"
@@ -95,7 +96,9 @@ int ik_worker_begin(ik_worker_call *wc, ik_instance *inst, unsigned index, size_
                 "out of memory starting a worker");
         rc = IK_E_NOMEM;
     } else if (d->worker_init) {
+        ik_crash_enter(&wc->note, inst, "worker_init", NULL, 0);
         rc = d->worker_init(inst->state, index, &wc->worker_state);
+        ik_crash_leave(&wc->note);
         if (rc != 0)
             ik_logf(IK_LOG_ERROR, ik_instance_pipeline_name(inst), inst->spec->name,
                     "worker %u: worker_init failed: %s", index, ik_strerror(rc));
@@ -141,11 +144,17 @@ int ik_worker_call_batch(ik_worker_call *wc, ik_record *const *batch, size_t n, 
         n = wc->max; /* the batcher never hands more than max_items */
     memset(wc->raw, 0, n * wc->stride);
     ik_result *pres = (ik_result *)(void *)wc->raw;
+    ik_borrow borrow;
+    ik_borrow_begin(&borrow, wc->inst, batch, n);
+    ik_crash_enter(&wc->note, wc->inst, d->kind == IK_KIND_PROCESSOR ? "process" : "write", batch,
+                   n);
     int rc = d->kind == IK_KIND_PROCESSOR
                  ? d->process(wc->inst->state, wc->worker_state, batch, n, pres)
                  : d->write(wc->inst->state, wc->worker_state, batch, n, pres);
+    ik_crash_leave(&wc->note);
     for (size_t i = 0; i < n; i++)
         read_result(wc, i, batch[i], &results[i]);
+    ik_borrow_end(&borrow, wc->inst, batch, results);
     return rc;
 }
 
@@ -155,7 +164,9 @@ int ik_worker_probe(ik_worker_call *wc, char *reason, size_t len)
     if (!d->probe || len == 0)
         return 0;
     memset(reason, 0, len);
+    ik_crash_enter(&wc->note, wc->inst, "probe", NULL, 0);
     int rc = d->probe(wc->inst->state, wc->worker_state, reason, len);
+    ik_crash_leave(&wc->note);
     reason[len - 1] = '\0'; /* the plugin may have filled it all */
     if (rc == 0)
         return 0;

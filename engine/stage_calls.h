@@ -17,6 +17,7 @@
 
 #include <intake/plugin.h>
 
+#include "crash.h"
 #include "error.h"
 #include "instance.h"
 
@@ -28,6 +29,7 @@ typedef struct ik_worker_call {
     int inited;         /* worker_init succeeded: worker_exit is owed */
     unsigned char *raw; /* results in the plugin's layout: max entries of stride bytes */
     size_t stride, max;
+    ik_crash_note note; /* the call in progress, for the crash line */
 } ik_worker_call;
 
 /*

@@ -10,8 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const mode_names[] = {"ok",      "transient", "permanent", "slow", "crash",
-                                         "release", "garbage",   "down",      NULL};
+static const char *const mode_names[] = {"ok",       "transient", "permanent",    "slow", "crash",
+                                         "release",  "garbage",   "down",         "segv", "abort",
+                                         "overflow", "hang",      "free_payload", NULL};
 
 const ik_option fault_options[] = {
     {"mode", IK_OPT_CHOICE, "ok", 0, "What to do with matching records.",
@@ -293,6 +294,13 @@ int fault_apply(void *state, void *worker_state, ik_record *const *recs, size_t 
         case FAULT_GARBAGE:
             results[i].status = (ik_status)7;
             memset(results[i].reason, 'x', sizeof results[i].reason); /* no NUL */
+            break;
+        case FAULT_SEGV:
+        case FAULT_ABORT:
+        case FAULT_OVERFLOW:
+        case FAULT_HANG:
+        case FAULT_FREE_PAYLOAD:
+            fault_fatal(fc, recs[i]);
             break;
         case FAULT_RELEASE:
             results[i].status = IK_RELEASE;

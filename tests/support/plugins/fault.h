@@ -15,6 +15,11 @@
  * "attempt <id> <n>" for a record seen with an attempt count other than 1.
  * Per-worker state (SDK 2.0): worker_init/worker_exit append "init <i>" /
  * "exit <i>" to `worker_log`; worker_init fails for worker `fail_worker`.
+ * Crash safety (fault_fatal.c): at the first matching record, segv writes
+ * to a page mapped without access, abort calls abort(), overflow recurses until the
+ * thread's stack overflows, hang never returns; free_payload drops the
+ * record's reference to its payload (a payload it only borrowed) and reads
+ * it again, then answers OK.
  */
 #ifndef INTAKE_TEST_FAULT_H
 #define INTAKE_TEST_FAULT_H
@@ -33,7 +38,12 @@ enum fault_mode {
     FAULT_CRASH,
     FAULT_RELEASE,
     FAULT_GARBAGE,
-    FAULT_DOWN
+    FAULT_DOWN,
+    FAULT_SEGV,
+    FAULT_ABORT,
+    FAULT_OVERFLOW,
+    FAULT_HANG,
+    FAULT_FREE_PAYLOAD
 };
 
 /* The options, bound by the engine (plugin.h). */
@@ -87,5 +97,8 @@ int fault_worker_init(void *state, unsigned index, void **worker_state);
 void fault_worker_exit(void *state, void *worker_state);
 /* test_fault's probe(): see mode down above. */
 int fault_probe(void *state, void *worker_state, char *reason, size_t len);
+/* Modes segv, abort, overflow, hang, free_payload for a matching record
+ * (fault_fatal.c); only free_payload returns. */
+void fault_fatal(fault_core *fc, ik_record *rec);
 
 #endif

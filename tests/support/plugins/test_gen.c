@@ -5,6 +5,8 @@
  * check that each record was settled exactly once:
  *   "<id> <delivered|dead_lettered|released> <stage> <attempts> <stored> <reason>"
  * ("-" for an empty stage or reason; newlines in reasons become spaces).
+ * `abort_on_settle` names a record whose settle() calls abort(), for the
+ * crash line of a source call.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +31,7 @@ typedef struct tg_state {
     uint64_t delay_ms;
     int use_try;
     ik_metric *busy;
+    const char *abort_on_settle; /* engine-owned or NULL */
 } tg_state;
 
 /* The options, bound by the engine (plugin.h). */
@@ -41,6 +44,7 @@ typedef struct tg_config {
     uint64_t emit_delay_ms;
     int try_emit;
     const char *api_token;
+    const char *abort_on_settle;
 } tg_config;
 
 /* One range of each kind the engine checks (int, size, duration). */
@@ -66,6 +70,8 @@ static const ik_option tg_options[] = {
     {"api_token", IK_OPT_STRING, NULL, IK_OPT_SECRET,
      "A pretend credential that this plugin logs carelessly, to prove the engine redacts it.",
      IK_OPT_AT(tg_config, api_token)},
+    {"abort_on_settle", IK_OPT_STRING, NULL, 0, "Id of a record whose settle() calls abort().",
+     IK_OPT_AT(tg_config, abort_on_settle)},
     {0},
 };
 
@@ -95,6 +101,8 @@ static int tg_create(const ik_host *host, ik_instance *self, const void *config,
     st->body_len = (size_t)cfg->body_bytes;
     st->delay_ms = cfg->emit_delay_ms;
     st->use_try = cfg->try_emit;
+    st->abort_on_settle =
+        cfg->abort_on_settle && cfg->abort_on_settle[0] ? cfg->abort_on_settle : NULL;
     st->body = malloc(st->body_len + 1);
     if (!st->body)
         goto nomem;
@@ -195,6 +203,8 @@ static int tg_run(void *state)
 static void tg_settle(void *state, ik_record *rec, ik_outcome outcome, const ik_failure *failure)
 {
     tg_state *st = state;
+    if (st->abort_on_settle && !strcmp(st->host->record_id(rec), st->abort_on_settle))
+        abort();
     if (st->out_fd < 0)
         return;
     const char *what = outcome == IK_DELIVERED       ? "delivered"
