@@ -218,6 +218,12 @@ static const char *host_pipeline_name(ik_instance *self)
     return ik_instance_pipeline_name(self);
 }
 
+static int host_command_register(ik_instance *self, const char *name, const char *help,
+                                 ik_command_fn fn, void *arg)
+{
+    return ik_instance_command_register(self, name, help, fn, arg);
+}
+
 static const ik_host host_table = {
     .struct_size = sizeof(ik_host),
     .abi_major = IK_ABI_MAJOR,
@@ -257,6 +263,8 @@ static const ik_host host_table = {
     .settle_failed = host_settle_failed,
     .json_write = ik_json_write,
     .json_write_string = ik_json_write_string,
+    /* Control commands (2.1) */
+    .command_register = host_command_register,
 };
 
 const ik_host *ik_host_table(void)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ctl_cli.h"
 #include "engine.h"
 #include "loader.h"
 #include "log.h"
@@ -25,6 +26,9 @@ static const char usage_text[] =
     "  validate FILE            check FILE, its plugins and their options; start nothing\n"
     "  plugins [--json] [--config FILE]\n"
     "                           list every plugin on the search path with its options\n"
+    "  ctl [--admin HOST:PORT] PIPELINE INSTANCE COMMAND [JSON] | list\n"
+    "                           run a control command on a running engine, or list them\n"
+    "                           (token from $INTAKE_ADMIN_TOKEN; 'intake ctl --help')\n"
     "\n"
     "run options:\n"
     "  --log-level LEVEL        error, warn, info (default), debug, trace\n"
@@ -312,6 +316,8 @@ int main(int argc, char **argv)
         rc = cmd_validate(argc - 1, argv + 1);
     } else if (!strcmp(cmd, "plugins")) {
         rc = cmd_plugins(argc - 1, argv + 1);
+    } else if (!strcmp(cmd, "ctl")) {
+        rc = ik_ctl_main(argc - 1, argv + 1);
     } else {
         rc = usage_error("unknown command '%s'", cmd);
     }
