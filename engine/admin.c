@@ -14,9 +14,9 @@
  * access handler, so a body sent with one is never read. A control command
  * (POST /api/v1/control/P/I/C) is checked on that first call too (route,
  * method, token, Content-Length), then its body is read, at most
- * IK_CONTROL_BODY_MAX bytes (413 past it, answered at once), and answered
- * when complete. Reading a body does not extend the guard's deadline: a
- * client that trickles one is cut off like any slow request.
+ * IK_CONTROL_BODY_MAX bytes (413 past it: announced, at once; else once the
+ * rest is read and dropped), and answered when complete. Reading a body does not extend the guard's
+ * deadline: a client that trickles one is cut off like any slow request.
  *
  * Routes: GET|HEAD /health and /metrics; GET|HEAD /api/v1/control (the
  * commands) and POST /api/v1/control/P/I/C (one command); unknown path 404,
@@ -333,27 +333,29 @@ static enum MHD_Result control_begin(ik_admin *a, struct MHD_Connection *conn,
     return control_answer_head(a, conn, kind, get);
 }
 
-/* One piece of a command's body: kept up to the limit. Past it the answer
- * is 413 at once, and the rest is not read. */
-static enum MHD_Result control_body(control_req *r, struct MHD_Connection *conn, const char *data,
-                                    size_t *size)
+/* One piece of a command's body: kept up to the limit. Past it the rest is
+ * read and dropped, and the answer is 413 once it is complete (answering
+ * in the middle of an upload loses the answer to a connection reset); the
+ * guard's deadline still bounds how long that may take. */
+static enum MHD_Result control_body(control_req *r, const char *data, size_t *size)
 {
-    if (r->body.len + *size > IK_CONTROL_BODY_MAX)
+    if (!r->too_big && r->body.len + *size > IK_CONTROL_BODY_MAX) {
         r->too_big = true;
-    else
+        ik_buf_free(&r->body);
+    }
+    if (!r->too_big)
         ik_buf_add(&r->body, data, *size);
     *size = 0;
-    if (!r->too_big)
-        return MHD_YES;
-    ik_admin_guard_answering(slot_of(conn));
-    return respond_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-                         "request body over the limit of 65536 bytes", false);
+    return MHD_YES;
 }
 
 /* The body is complete: parse it and run the command. */
 static enum MHD_Result control_finish(ik_admin *a, control_req *r, struct MHD_Connection *conn)
 {
     ik_admin_guard_answering(slot_of(conn));
+    if (r->too_big)
+        return respond_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                             "request body over the limit of 65536 bytes", false);
     if (r->body.oom)
         return respond_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory", false);
     json_object *args = NULL;
@@ -374,10 +376,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     ik_admin *a = cls;
     (void)version;
     control_req *req = *req_cls;
-    if (req && req->too_big)
-        return MHD_NO; /* answered already; nothing more to read */
     if (req)
-        return *upload_data_size ? control_body(req, conn, upload_data, upload_data_size)
+        return *upload_data_size ? control_body(req, upload_data, upload_data_size)
                                  : control_finish(a, req, conn);
     ik_control_route route;
     ik_control_route_kind kind = ik_control_route_parse(url, &route);
