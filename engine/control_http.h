@@ -35,7 +35,9 @@ typedef struct ik_control_route {
 ik_control_route_kind ik_control_route_parse(const char *url, ik_control_route *r);
 
 /*
- * Parses a request body of len bytes (not NUL-terminated) as one JSON value,
+ * Parses a request body of len bytes (not NUL-terminated) as one strict JSON
+ * value (json-c's JSON_TOKENER_STRICT: no NaN, no comma before a closing
+ * bracket),
  * surrounded by whitespace only, nested at most IK_CONTROL_JSON_DEPTH deep.
  * Returns 0 with *out the value (owned by the caller; NULL for an empty or
  * all-whitespace body), or IK_E_PARSE with why saying what and at which

@@ -253,8 +253,10 @@ static void test_body(void)
     CU_ASSERT_STRING_EQUAL(why, "invalid JSON at byte 5: the body ends inside a value");
     CU_ASSERT_EQUAL(body("{\"a\": x}", &v, why, sizeof why), IK_E_PARSE);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "invalid JSON at byte 6: "));
+    CU_ASSERT_EQUAL(body("NaN", &v, why, sizeof why), IK_E_PARSE);
     CU_ASSERT_EQUAL(body("{} {}", &v, why, sizeof why), IK_E_PARSE);
-    CU_ASSERT_STRING_EQUAL(why, "invalid JSON at byte 3: text after the JSON value");
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "invalid JSON at byte 3: "));
+    CU_ASSERT_EQUAL(body("[1,]", &v, why, sizeof why), IK_E_PARSE); /* strict */
     CU_ASSERT_PTR_NULL(v);
     char deep[200] = "";
     for (int i = 0; i < IK_CONTROL_JSON_DEPTH + 1; i++)
