@@ -78,37 +78,33 @@ static void set_paused(ik_pipeline *p, int on)
     pl_for_each_stage(p, pl_wake_stage);
 }
 
-static int cmd_pause(void *arg, json_object *args, json_object **reply, char *reason, size_t len)
+/* pause (on = 1) and resume (on = 0): sets the state, logs a change. */
+static int pause_cmd(ik_pipeline *p, int on, json_object *args, json_object **reply, char *reason,
+                     size_t len)
 {
-    ik_pipeline *p = arg;
-    int rc = no_args(args, "pause", reason, len);
+    int rc = no_args(args, on ? "pause" : "resume", reason, len);
     if (rc != 0)
         return rc;
     pthread_mutex_lock(&p->mu);
     int was = p->paused;
-    set_paused(p, 1);
+    set_paused(p, on);
     *reply = pause_reply(p, was);
     pthread_mutex_unlock(&p->mu);
-    if (!was)
-        ik_logf(IK_LOG_INFO, p->spec->name, p->source.spec->name,
-                "paused by a control command: the source takes no input until resumed");
+    if (was != on)
+        ik_logf(IK_LOG_INFO, p->spec->name, p->source.spec->name, "%s",
+                on ? "paused by a control command: the source takes no input until resumed"
+                   : "resumed by a control command");
     return *reply ? 0 : IK_E_NOMEM;
+}
+
+static int cmd_pause(void *arg, json_object *args, json_object **reply, char *reason, size_t len)
+{
+    return pause_cmd(arg, 1, args, reply, reason, len);
 }
 
 static int cmd_resume(void *arg, json_object *args, json_object **reply, char *reason, size_t len)
 {
-    ik_pipeline *p = arg;
-    int rc = no_args(args, "resume", reason, len);
-    if (rc != 0)
-        return rc;
-    pthread_mutex_lock(&p->mu);
-    int was = p->paused;
-    set_paused(p, 0);
-    *reply = pause_reply(p, was);
-    pthread_mutex_unlock(&p->mu);
-    if (was)
-        ik_logf(IK_LOG_INFO, p->spec->name, p->source.spec->name, "resumed by a control command");
-    return *reply ? 0 : IK_E_NOMEM;
+    return pause_cmd(arg, 0, args, reply, reason, len);
 }
 
 /* The drain report (lock held): state, in flight, what finished since the

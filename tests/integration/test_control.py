@@ -12,12 +12,15 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import BIN, IntakeTest, free_port
+from harness import BIN, free_port
+from test_admin import AdminServerTest
 
 TOKEN = "ctl-test-token-4f2a9c"
 
 
-class ControlTest(IntakeTest):
+class ControlTest(AdminServerTest):
+    """Its own pipelines; AdminServerTest gives the wait for the server."""
+
     def setUp(self):
         super().setUp()
         os.environ.pop("INTAKE_ADMIN_TOKEN", None)  # each test sets its own
@@ -30,12 +33,6 @@ class ControlTest(IntakeTest):
         p = self.start_intake("run", conf, env=env)
         self.wait_for(lambda: self._up(port), what="admin server")
         return p, port
-
-    def _up(self, port):
-        try:
-            return self.http_get(port, "/health")[0] in (200, 503)
-        except OSError:
-            return False
 
     def post(self, port, path, body=b"", headers=None):
         """POSTs body to path; returns (status, parsed JSON reply)."""
@@ -125,6 +122,31 @@ pipelines = ( {
         self.assertIn("paused by a control command", err)
         self.assertIn("draining by a control command", err)
         self.assertIn("resumed by a control command", err)
+
+    def test_drain_lets_partial_batches_leave(self):
+        # a batch that could wait an hour for more records leaves once the
+        # source is paused: nothing more can come to fill it
+        os.makedirs(self.path("in"))
+        self.write("in/a.jsonl", "".join('{"id": "r%d"}\n' % i for i in range(3)))
+        p, port = self.start("""
+pipelines = ( { name = "mail";
+  batch = { max_items = 100; max_wait = "1h"; };
+  source = { plugin = "file"; path = "%(d)s/in"; follow = true; poll_interval = "1h"; };
+  processors = ( { plugin = "passthrough"; } );
+  sinks = ( { plugin = "stdout"; path = "%(d)s/out.jsonl"; } ); } );
+""" % dict(d=self.dir))
+        self.wait_for(lambda: self.health(port)[0]["in"] == 3, what="3 records in")
+        self.assertEqual(self.health(port)[0]["delivered"], 0)
+        code, out, err = self.ctl(port, "mail", "file", "drain")
+        self.assertEqual(code, 0, err)
+
+        def drained():
+            s, r = self.cmd(port, "mail", "file", "drain")
+            return r if r["state"] == "drained" else None
+        r = self.wait_for(drained, what="drained")
+        self.assertEqual(r["finished"], {"delivered": 3, "dead_lettered": 0, "released": 0})
+        self.assertEqual(sorted(x["id"] for x in self.lines("out.jsonl")), ["r0", "r1", "r2"])
+        self.stop(p)
 
     # ---- the file source's commands and the error statuses ----------------
 
