@@ -88,6 +88,7 @@ pipelines = ( {
         self.assertEqual(status, 200, r)
         self.assertEqual(r["paused"], True)
         self.assertEqual(r["was_paused"], False)
+        self.assertEqual(self.health(port)[0]["paused"], True)
         # drain through the CLI: it answers at once; polling it reports
         # "drained" once everything that was in flight has settled
         code, out, err = self.ctl(port, "gen", "test_gen", "drain")
@@ -113,6 +114,7 @@ pipelines = ( {
         self.assertEqual(json.loads(out)["paused"], False)
         self.assertEqual(json.loads(out)["was_paused"], True)
         self.wait_for(lambda: self.health(port)[0]["in"] > taken, what="input after resume")
+        self.assertEqual(self.health(port)[0]["paused"], False)
         # pause through the CLI and resume through HTTP
         code, out, err = self.ctl(port, "gen", "test_gen", "pause")
         self.assertEqual((code, json.loads(out)["paused"]), (0, True), err)
