@@ -15,8 +15,9 @@
  * (POST /api/v1/control/P/I/C) is checked on that first call too (route,
  * method, token, Content-Length), then its body is read, at most
  * IK_CONTROL_BODY_MAX bytes (413 past it: announced, at once; else once the
- * rest is read and dropped), and answered when complete. Reading a body does not extend the guard's
- * deadline: a client that trickles one is cut off like any slow request.
+ * rest is read and dropped), and answered when complete. Reading a body
+ * does not extend the guard's deadline: a client that trickles one is cut
+ * off like any slow request.
  *
  * Routes: GET|HEAD /health and /metrics; GET|HEAD /api/v1/control (the
  * commands) and POST /api/v1/control/P/I/C (one command); unknown path 404,
