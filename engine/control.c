@@ -11,6 +11,7 @@
 
 #include "common/buf.h"
 #include "error.h"
+#include "log.h"
 
 int ik_command_name_valid(const char *name)
 {
@@ -178,9 +179,10 @@ static int run_command(const ik_command *cmd, json_object *args, json_object **r
     }
     json_object_put(out); /* ignored on error, but not leaked */
     reason[sizeof reason - 1] = '\0';
+    char clean[IK_REASON_MAX]; /* option values marked secret never leave */
+    ik_log_redact(reason, clean, sizeof clean);
     char text[IK_REASON_MAX + 96];
-    snprintf(text, sizeof text, "command '%s': %s", cmd->name,
-             reason[0] ? reason : ik_strerror(rc));
+    snprintf(text, sizeof text, "command '%s': %s", cmd->name, clean[0] ? clean : ik_strerror(rc));
     *reply = error_reply(text);
     return status_of(rc);
 }

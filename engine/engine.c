@@ -167,6 +167,10 @@ static int start_admin(ik_engine *e, const char *admin_override)
             return -1;
         }
     const char *token = getenv(IK_ADMIN_TOKEN_ENV);
+    if (token && *token && ik_log_add_secret(token) != 0) { /* redacted should it ever show */
+        ik_logf(IK_LOG_ERROR, NULL, NULL, "admin server: out of memory");
+        return -1;
+    }
     ik_admin_limits limits = {.request_timeout_ms = e->cfg->admin_request_timeout_ms};
     e->admin = ik_admin_start_control(listen, &limits, e->metrics, engine_health, e, e->control,
                                       token, &err);

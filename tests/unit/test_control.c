@@ -170,6 +170,11 @@ static void test_call_statuses(void)
         CU_ASSERT_EQUAL(call(&x, "src", "go", NULL, err, sizeof err), map[i].status);
         CU_ASSERT_STRING_EQUAL(err, "command 'go': because of 'this'");
     }
+    ik_log_add_secret("hunter2-secret"); /* a secret option's value never leaves */
+    x.f.why = "login hunter2-secret refused";
+    x.f.rc = IK_E_INVAL;
+    CU_ASSERT_EQUAL(call(&x, "src", "go", NULL, err, sizeof err), 400);
+    CU_ASSERT_STRING_EQUAL(err, "command 'go': login [REDACTED] refused");
     x.f.why = NULL; /* no reason: the code's text */
     x.f.rc = IK_E_STATE;
     CU_ASSERT_EQUAL(call(&x, "src", "go", NULL, err, sizeof err), 409);
