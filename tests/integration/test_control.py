@@ -219,6 +219,26 @@ pipelines = (
         self.assertEqual((status, r["moved"], r["files"]), (200, 0, []))
         self.stop(p)
 
+    def test_replay_never_overwrites(self):
+        p, port = self.start_files()
+        self.dead_letter("d1.json", "d1")
+        # the names the first replay of this run would take, for every second
+        # around now, are taken already: it takes the next number instead
+        now = int(time.time())
+        taken = {"replay-%d-1-d1.json" % t: "taken %d" % t for t in range(now - 5, now + 60)}
+        for name, text in taken.items():
+            self.write("in/" + name, text)
+        status, r = self.cmd(port, "mail", "file", "replay_dead_letters")
+        self.assertEqual((status, r["moved"], r["skipped"]), (200, 1, []), r)
+        self.assertRegex(r["files"][0]["to"], r"^replay-\d+-2-d1\.json$")
+        for name, text in taken.items():
+            with open(self.path("in", name)) as f:
+                self.assertEqual(f.read(), text)
+        with open(self.path("in", r["files"][0]["to"])) as f:
+            self.assertEqual(json.load(f)["id"], "d1")
+        self.assertEqual(os.listdir(self.path("in/dead-letter")), [])
+        self.stop(p)
+
     def test_error_statuses(self):
         p, port = self.start_files()
         # 404: unknown pipeline, instance, command; a path that is no route

@@ -24,6 +24,7 @@
 #define REPLAY_DEFAULT_LIMIT 1000
 #define REPLAY_MAX_LIMIT     100000
 #define WAIT_SLICE_MS        100
+#define REPLAY_NAME_TRIES    100 /* names tried per dead letter before giving up */
 
 int fs_ctl_wait(fs_ctl *c, uint64_t ms)
 {
@@ -129,22 +130,15 @@ static int list_dead_letters(const char *dir, sn_array *names)
     return rc;
 }
 
-/* Moves dead letter `name` into the input folder as *to (owned); 0, or
- * -errno with nothing moved (the dead letter stays). */
-static int move_one(fs_ctl *c, const char *name, char **to)
+/* Puts src into the input folder as `to`, never over an existing file: 0,
+ * -EEXIST (that name is taken; nothing moved) or another -errno. */
+static int move_as(const fs_ctl *c, const char *src, const char *to)
 {
-    char *src = NULL, *dst = NULL;
-    *to = NULL;
-    unsigned long n = atomic_fetch_add(&c->seq, 1) + 1;
-    if (asprintf(to, "replay-%lld-%lu-%s", (long long)time(NULL), n, name) < 0) {
-        *to = NULL;
+    char *dst = NULL;
+    if (asprintf(&dst, "%s/%s", c->folder, to) < 0)
         return -ENOMEM;
-    }
     int rc = 0;
-    if (asprintf(&src, "%s/%s", c->dead_dir, name) < 0 ||
-        asprintf(&dst, "%s/%s", c->folder, *to) < 0) {
-        rc = -ENOMEM;
-    } else if (link(src, dst) == 0) {
+    if (link(src, dst) == 0) {
         if (unlink(src) != 0) {
             rc = -errno; /* both exist: take the copy back, so it is not read twice */
             unlink(dst);
@@ -156,8 +150,31 @@ static int move_one(fs_ctl *c, const char *name, char **to)
     } else if (rename(src, dst) != 0) {
         rc = -errno;
     }
-    free(src);
     free(dst);
+    return rc;
+}
+
+/* Moves dead letter `name` into the input folder as *to (owned), taking the
+ * next number while a name is taken; 0, or -errno with nothing moved (the
+ * dead letter stays). */
+static int move_one(fs_ctl *c, const char *name, char **to)
+{
+    char *src = NULL;
+    *to = NULL;
+    if (asprintf(&src, "%s/%s", c->dead_dir, name) < 0)
+        return -ENOMEM;
+    int rc = -EEXIST;
+    for (int tries = 0; rc == -EEXIST && tries < REPLAY_NAME_TRIES; tries++) {
+        free(*to);
+        unsigned long n = atomic_fetch_add(&c->seq, 1) + 1;
+        if (asprintf(to, "replay-%lld-%lu-%s", (long long)time(NULL), n, name) < 0) {
+            *to = NULL;
+            rc = -ENOMEM;
+            break;
+        }
+        rc = move_as(c, src, *to);
+    }
+    free(src);
     if (rc != 0) {
         free(*to);
         *to = NULL;
@@ -193,7 +210,7 @@ static long move_all(fs_ctl *c, sn_array *names, long limit, json_object *moved,
             return -1;
         int bad = rc == 0 ? add_pair(moved, "from", name, "to", to)
                           : add_pair(skipped, "file", name, "reason",
-                                     rc == -EEXIST ? "a file of that name is in the input folder"
+                                     rc == -EEXIST ? "every name tried is taken in the input folder"
                                                    : strerror(-rc));
         if (rc == 0) {
             count++;
