@@ -369,9 +369,10 @@ typedef struct ik_host {
      * line for the listing. Both are copied. `arg` is passed to fn as is.
      * 0, IK_E_INVAL (bad or taken name), IK_E_STATE or IK_E_NOMEM.
      *
-     * fn runs on the admin server's thread, one command at a time, never
-     * during shutdown (the engine answers 503 then) and never after
-     * destroy() began; it may run concurrently with run(), process(),
+     * fn runs on the admin server's thread, one command at a time (so two
+     * commands never race, and the reply is the HTTP answer with no hand-off
+     * between threads), never during shutdown (the engine answers 503 then)
+     * and never after destroy() began; it may run concurrently with run(), process(),
      * write() and settle(), so it guards what it shares with them. While it
      * runs, /health and /metrics wait: it must return within milliseconds.
      * It sets a flag and wakes its own thread rather than doing long work,
