@@ -74,7 +74,7 @@ int ik_control_body_parse(const char *body, size_t len, json_object **out, char 
         snprintf(why, whylen, "out of memory");
         return IK_E_NOMEM;
     }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT); /* no NaN, no trailing commas */
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT); /* no trailing commas */
     json_object *v = json_tokener_parse_ex(tok, body, (int)len);
     enum json_tokener_error e = json_tokener_get_error(tok);
     size_t at = json_tokener_get_parse_end(tok);

@@ -35,10 +35,10 @@ typedef struct ik_control_route {
 ik_control_route_kind ik_control_route_parse(const char *url, ik_control_route *r);
 
 /*
- * Parses a request body of len bytes (not NUL-terminated) as one strict JSON
- * value (json-c's JSON_TOKENER_STRICT: no NaN, no comma before a closing
- * bracket),
- * surrounded by whitespace only, nested at most IK_CONTROL_JSON_DEPTH deep.
+ * Parses a request body of len bytes (not NUL-terminated) as one JSON value
+ * in json-c's JSON_TOKENER_STRICT mode (no comma before a closing bracket;
+ * json-c still reads NaN and 'single quotes' there), surrounded by
+ * whitespace only, nested at most IK_CONTROL_JSON_DEPTH deep.
  * Returns 0 with *out the value (owned by the caller; NULL for an empty or
  * all-whitespace body), or IK_E_PARSE with why saying what and at which
  * byte (e.g. "invalid JSON at byte 7: unexpected character").
