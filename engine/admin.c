@@ -10,12 +10,21 @@
  * with MHD, so it can shut a socket down with no race against MHD closing it.
  * MHD's accept policy, connection and completion callbacks feed the guard.
  *
- * Every request is answered on the first call of the access handler: the
- * admin API has no request bodies, so anything sent with one is answered
- * (404/405) without reading it.
+ * Every request but a control command is answered on the first call of the
+ * access handler, so a body sent with one is never read. A control command
+ * (POST /api/v1/control/P/I/C) is checked on that first call too (route,
+ * method, token, Content-Length), then its body is read, at most
+ * IK_CONTROL_BODY_MAX bytes (413 past it: announced, at once; else once the
+ * rest is read and dropped), and answered when complete. Reading a body
+ * does not extend the guard's deadline: a client that trickles one is cut
+ * off like any slow request.
  *
- * Routes: GET|HEAD /health and /metrics; unknown path 404, known path with
- * another method 405 (with Allow), both with a JSON {"error":"..."} body.
+ * Routes: GET|HEAD /health and /metrics; GET|HEAD /api/v1/control (the
+ * commands) and POST /api/v1/control/P/I/C (one command); unknown path 404,
+ * known path with another method 405 (with Allow), both with a JSON
+ * {"error":"..."} body. With a token, control routes answer 401 without an
+ * Authorization header and 403 with a wrong one; /health and /metrics never
+ * ask for it.
  * MHD's own diagnostics go to the engine log at warn level, rate-limited by
  * the guard, except while the daemon starts, when the last one is kept to
  * explain a failure.
@@ -43,6 +52,9 @@
 #include <microhttpd.h>
 
 #include "admin_guard.h"
+#include "common/buf.h"
+#include "control.h"
+#include "control_http.h"
 #include "log.h"
 #include "timer.h"
 
@@ -55,6 +67,8 @@ struct ik_admin {
     ik_metrics *metrics; /* borrowed */
     ik_health_fn health;
     void *health_arg;
+    ik_control *control; /* borrowed; NULL: no control routes */
+    char *token;         /* owned; NULL: control needs no token (loopback only) */
     uint16_t port;
     int epoll_fd; /* MHD's, polled by the serving thread */
     int wake_fd;  /* eventfd written by ik_admin_stop */
@@ -63,6 +77,13 @@ struct ik_admin {
     bool started;
     char diag[512];
 };
+
+/* A control command's request while its body arrives (MHD's req_cls). */
+typedef struct control_req {
+    ik_control_route route;
+    ik_buf body;
+    bool too_big;
+} control_req;
 
 /* MHD's logger: kept during start, sent to the engine log afterwards. */
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -122,29 +143,44 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)req_cls;
     (void)toe;
     ik_admin_guard_answered(slot_of(conn), ik_now_ms());
+    control_req *r = *req_cls; /* a control command's body, if one was read */
+    if (r) {
+        ik_buf_free(&r->body);
+        free(r);
+        *req_cls = NULL;
+    }
 }
 
 /* ---- routes ---------------------------------------------------------------- */
 
 /* Queues `body` (copied) with a status and content type. */
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *ctype,
-                               const char *body, size_t len, bool allow)
+static enum MHD_Result respond_allow(struct MHD_Connection *conn, unsigned status,
+                                     const char *ctype, const char *body, size_t len,
+                                     const char *allow)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
     if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES ||
-        (allow && MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") != MHD_YES)) {
+        (allow && MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES) ||
+        (status == MHD_HTTP_UNAUTHORIZED &&
+         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer") != MHD_YES)) {
         MHD_destroy_response(r);
         return MHD_NO;
     }
     enum MHD_Result ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+/* Queues `body` (copied); `allow` adds "Allow: GET, HEAD" (a 405). */
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *ctype,
+                               const char *body, size_t len, bool allow)
+{
+    return respond_allow(conn, status, ctype, body, len, allow ? "GET, HEAD" : NULL);
 }
 
 static enum MHD_Result respond_error(struct MHD_Connection *conn, unsigned status, const char *text,
@@ -197,11 +233,157 @@ static enum MHD_Result serve_metrics(ik_admin *a, struct MHD_Connection *conn)
     return ret;
 }
 
+/* ---- control commands -------------------------------------------------- */
+
+/* Queues doc (consumed; NULL: out of memory) as JSON with status. */
+static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status, json_object *doc,
+                                    const char *allow)
+{
+    if (!doc)
+        return respond_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory", false);
+    size_t len = 0;
+    const char *text = json_object_to_json_string_length(
+        doc, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    enum MHD_Result ret =
+        text ? respond_allow(conn, status, CT_JSON, text, len, allow)
+             : respond_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory", false);
+    json_object_put(doc);
+    return ret;
+}
+
+/* {"error": text} with status; text is escaped (it may quote the request). */
+static enum MHD_Result respond_error_text(struct MHD_Connection *conn, unsigned status,
+                                          const char *text, const char *allow)
+{
+    json_object *o = json_object_new_object();
+    if (o && json_object_object_add(o, "error", json_object_new_string(text)) != 0) {
+        json_object_put(o);
+        o = NULL;
+    }
+    return respond_json(conn, status, o, allow);
+}
+
+/* 0 when the request may use the control routes; 401 when a token is
+ * required and none was sent, 403 when the one sent is wrong. */
+static unsigned control_auth(const ik_admin *a, struct MHD_Connection *conn)
+{
+    if (!a->token)
+        return 0;
+    const char *h =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h)
+        return MHD_HTTP_UNAUTHORIZED;
+    return ik_control_bearer_ok(h, a->token) ? 0 : MHD_HTTP_FORBIDDEN;
+}
+
+/* 1 when the request announces a body larger than the limit. */
+static bool announced_too_big(struct MHD_Connection *conn)
+{
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return cl && strtoull(cl, NULL, 10) > IK_CONTROL_BODY_MAX;
+}
+
+/* Answers a control request from its head alone: no registry, wrong token,
+ * bad route, wrong method, the list, an announced oversized body. */
+static enum MHD_Result control_answer_head(ik_admin *a, struct MHD_Connection *conn,
+                                           ik_control_route_kind kind, bool get)
+{
+    unsigned denied = a->control ? control_auth(a, conn) : 0;
+    if (!a->control)
+        return respond_error(conn, MHD_HTTP_NOT_FOUND, "not found", false);
+    if (denied)
+        return respond_error(conn, denied,
+                             denied == MHD_HTTP_UNAUTHORIZED
+                                 ? "control needs the admin token: Authorization: Bearer <token>"
+                                 : "wrong admin token",
+                             false);
+    if (kind == IK_ROUTE_BAD)
+        return respond_error(conn, MHD_HTTP_NOT_FOUND,
+                             "not found: expected /api/v1/control/PIPELINE/INSTANCE/COMMAND",
+                             false);
+    if (kind == IK_ROUTE_LIST)
+        return get ? respond_json(conn, MHD_HTTP_OK, ik_control_list(a->control), NULL)
+                   : respond_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", true);
+    if (announced_too_big(conn))
+        return respond_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                             "request body over the limit of 65536 bytes", false);
+    return respond_error_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: POST",
+                              "POST");
+}
+
+/* The first call for a control route: a command that passes every check of
+ * its head gets a control_req in *req_cls and its body is read; anything
+ * else is answered now. */
+static enum MHD_Result control_begin(ik_admin *a, struct MHD_Connection *conn,
+                                     ik_control_route_kind kind, const ik_control_route *route,
+                                     const char *method, void **req_cls)
+{
+    bool get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+    bool post = !strcmp(method, MHD_HTTP_METHOD_POST);
+    if (kind == IK_ROUTE_COMMAND && post && a->control && control_auth(a, conn) == 0 &&
+        !announced_too_big(conn)) {
+        control_req *r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->route = *route;
+        *req_cls = r;
+        return MHD_YES;
+    }
+    ik_admin_guard_answering(slot_of(conn));
+    return control_answer_head(a, conn, kind, get);
+}
+
+/* One piece of a command's body: kept up to the limit. Past it the rest is
+ * read and dropped, and the answer is 413 once it is complete (answering
+ * in the middle of an upload loses the answer to a connection reset); the
+ * guard's deadline still bounds how long that may take. */
+static enum MHD_Result control_body(control_req *r, const char *data, size_t *size)
+{
+    if (!r->too_big && r->body.len + *size > IK_CONTROL_BODY_MAX) {
+        r->too_big = true;
+        ik_buf_free(&r->body);
+    }
+    if (!r->too_big)
+        ik_buf_add(&r->body, data, *size);
+    *size = 0;
+    return MHD_YES;
+}
+
+/* The body is complete: parse it and run the command. */
+static enum MHD_Result control_finish(ik_admin *a, control_req *r, struct MHD_Connection *conn)
+{
+    ik_admin_guard_answering(slot_of(conn));
+    if (r->too_big)
+        return respond_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                             "request body over the limit of 65536 bytes", false);
+    if (r->body.oom)
+        return respond_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory", false);
+    json_object *args = NULL;
+    char why[256];
+    if (ik_control_body_parse(r->body.p, r->body.len, &args, why, sizeof why) != 0)
+        return respond_error_text(conn, MHD_HTTP_BAD_REQUEST, why, NULL);
+    json_object *reply = NULL;
+    int status = ik_control_call(a->control, r->route.seg[0], r->route.seg[1], r->route.seg[2],
+                                 args, &reply);
+    json_object_put(args);
+    return respond_json(conn, (unsigned)status, reply, NULL);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls)
 {
     ik_admin *a = cls;
+    (void)version;
+    control_req *req = *req_cls;
+    if (req)
+        return *upload_data_size ? control_body(req, upload_data, upload_data_size)
+                                 : control_finish(a, req, conn);
+    ik_control_route route;
+    ik_control_route_kind kind = ik_control_route_parse(url, &route);
+    if (kind != IK_ROUTE_OTHER)
+        return control_begin(a, conn, kind, &route, method, req_cls);
     ik_admin_guard_answering(slot_of(conn));
     bool is_health = strcmp(url, "/health") == 0;
     bool is_metrics = strcmp(url, "/metrics") == 0;
@@ -333,14 +515,38 @@ static void admin_free(ik_admin *a)
     ik_admin_guard_free(a->guard, ik_now_ms());
     if (a->wake_fd >= 0)
         close(a->wake_fd);
+    if (a->token) {
+        explicit_bzero(a->token, strlen(a->token));
+        free(a->token);
+    }
     free(a);
+}
+
+int ik_admin_check_exposure(const char *listen, const char *token, ik_err *err)
+{
+    if (ik_admin_listen_is_loopback(listen) || (token && *token))
+        return 0;
+    return ik_err_set(err, IK_E_CONFIG,
+                      "admin.listen %s is reachable beyond loopback, and its control commands "
+                      "would be open to anyone there: set %s (clients send it as "
+                      "\"Authorization: Bearer <token>\"), or listen on 127.0.0.1",
+                      listen ? listen : "(none)", IK_ADMIN_TOKEN_ENV);
 }
 
 ik_admin *ik_admin_start(const char *listen, const ik_admin_limits *limits, ik_metrics *metrics,
                          ik_health_fn health, void *arg, ik_err *err)
 {
+    return ik_admin_start_control(listen, limits, metrics, health, arg, NULL, NULL, err);
+}
+
+ik_admin *ik_admin_start_control(const char *listen, const ik_admin_limits *limits,
+                                 ik_metrics *metrics, ik_health_fn health, void *arg,
+                                 ik_control *control, const char *token, ik_err *err)
+{
     struct sockaddr_in sa;
     if (parse_listen(listen, &sa, err) != 0)
+        return NULL;
+    if (control && ik_admin_check_exposure(listen, token, err) != 0)
         return NULL;
     ik_admin *a = calloc(1, sizeof *a);
     if (!a) {
@@ -350,6 +556,13 @@ ik_admin *ik_admin_start(const char *listen, const ik_admin_limits *limits, ik_m
     a->metrics = metrics;
     a->health = health;
     a->health_arg = arg;
+    a->control = control;
+    a->wake_fd = -1;
+    if (token && *token && !(a->token = strdup(token))) {
+        ik_err_set(err, IK_E_NOMEM, "admin.listen %s: out of memory", listen);
+        admin_free(a);
+        return NULL;
+    }
     a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (a->wake_fd < 0) {
         ik_err_set(err, IK_E_IO, "admin.listen %s: eventfd: %s", listen, strerror(errno));

@@ -2,8 +2,12 @@
  * admin.h: the admin HTTP server (libmicrohttpd), serving
  *   GET /health   JSON from the health callback; 200 when healthy, 503 when not
  *   GET /metrics  the registry in Prometheus text format (text/plain; version=0.0.4)
+ * and, with a control registry (ik_admin_start_control):
+ *   GET  /api/v1/control                    every command with its help
+ *   POST /api/v1/control/PIPELINE/INSTANCE/COMMAND   runs one (JSON in and out)
  * Anything else answers 404 (unknown path) or 405 (other method), with a JSON
- * error body. It runs its own thread; callbacks are called on it.
+ * error body. It runs its own thread; callbacks (health and control
+ * commands) are called on it.
  *
  * Slow or idle clients cannot take it offline: a connection has
  * request_timeout from its accept to send a complete request and take the
@@ -49,6 +53,21 @@ typedef struct ik_admin ik_admin;
  * bound (e.g. "admin.listen 127.0.0.1:2020: address already in use"). */
 ik_admin *ik_admin_start(const char *listen, const ik_admin_limits *limits, ik_metrics *metrics,
                          ik_health_fn health, void *arg, ik_err *err);
+
+struct ik_control;
+
+/* Like ik_admin_start, with the control routes of `control` (borrowed; it
+ * must outlive the server). With a token (copied; NULL or "" for none) the
+ * control routes require "Authorization: Bearer <token>"; without one they
+ * are open, which is refused (NULL, err filled) unless `listen` is
+ * loopback. */
+ik_admin *ik_admin_start_control(const char *listen, const ik_admin_limits *limits,
+                                 ik_metrics *metrics, ik_health_fn health, void *arg,
+                                 struct ik_control *control, const char *token, ik_err *err);
+
+/* 0 when control on `listen` may run with `token` (NULL or "" for none):
+ * loopback, or a token set; else IK_E_CONFIG with err saying so. */
+int ik_admin_check_exposure(const char *listen, const char *token, ik_err *err);
 
 /* The bound port (useful with port 0). */
 uint16_t ik_admin_port(const ik_admin *admin);

@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin.h"
+#include "control_http.h"
 #include "env.h"
 #include "units.h"
 
@@ -975,6 +977,18 @@ static int valid_listen(const char *s)
     return 1;
 }
 
+/* Control commands beyond loopback need INTAKE_ADMIN_TOKEN (set in the
+ * environment or the env_file): refused here, so `intake validate` says so. */
+static int check_admin_token(loader *L, const config_setting_t *s)
+{
+    const config_setting_t *m = config_setting_get_member(s, "listen");
+    ik_err why = {0};
+    if (!m || !L->cfg->admin_enabled ||
+        ik_admin_check_exposure(L->cfg->admin_listen, getenv(IK_ADMIN_TOKEN_ENV), &why) == 0)
+        return 0;
+    return fail_at(L->err, m, IK_E_CONFIG, "%s", why.msg);
+}
+
 static int load_admin(loader *L, const config_setting_t *s)
 {
     int rc = require_group(L, s, "admin", "{ enabled = true; listen = \"127.0.0.1:2020\"; }");
@@ -1009,7 +1023,7 @@ static int load_admin(loader *L, const config_setting_t *s)
             return fail_at(L->err, m, IK_E_CONFIG,
                            "admin.request_timeout must be more than 0 (e.g. \"10s\")");
     }
-    return 0;
+    return check_admin_token(L, s);
 }
 
 /* ------------------------------------------------------------ state store */

@@ -9,6 +9,8 @@
 #include <time.h>
 
 #include "admin.h"
+#include "control.h"
+#include "control_http.h"
 #include "crash.h"
 #include "loader.h"
 #include "log.h"
@@ -25,7 +27,8 @@ struct ik_engine {
     ik_metrics *metrics;
     ik_timers *timers;
     ik_admin *admin;
-    ik_state *state; /* the state store, opened by start() */
+    ik_state *state;     /* the state store, opened by start() */
+    ik_control *control; /* every instance's control commands */
     uint64_t started_ms;
 };
 
@@ -58,6 +61,7 @@ void ik_engine_free(ik_engine *e)
     if (!e)
         return;
     ik_admin_stop(e->admin);
+    ik_control_free(e->control);
     for (size_t i = 0; i < e->npipelines; i++)
         ik_pipeline_free(e->pipelines[i]);
     free(e->pipelines);
@@ -148,6 +152,43 @@ static uint64_t summary(ik_engine *e)
     return not_stored;
 }
 
+/* The control registry, then the admin server with it (unless off). 0, or
+ * -1 with the error logged. */
+static int start_admin(ik_engine *e, const char *admin_override)
+{
+    ik_err err = {0};
+    const char *listen = admin_override ? admin_override : e->cfg->admin_listen;
+    int enabled = admin_override ? strcmp(admin_override, "off") != 0 : e->cfg->admin_enabled;
+    if (!enabled)
+        return 0;
+    if (!(e->control = ik_control_new())) {
+        ik_logf(IK_LOG_ERROR, NULL, NULL, "admin server: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < e->npipelines; i++)
+        if (ik_pipeline_control_add(e->pipelines[i], e->control) != 0) {
+            ik_logf(IK_LOG_ERROR, NULL, NULL, "admin server: out of memory");
+            return -1;
+        }
+    const char *token = getenv(IK_ADMIN_TOKEN_ENV);
+    if (token && *token && ik_log_add_secret(token) != 0) { /* redacted should it ever show */
+        ik_logf(IK_LOG_ERROR, NULL, NULL, "admin server: out of memory");
+        return -1;
+    }
+    ik_admin_limits limits = {.request_timeout_ms = e->cfg->admin_request_timeout_ms};
+    e->admin = ik_admin_start_control(listen, &limits, e->metrics, engine_health, e, e->control,
+                                      token, &err);
+    if (!e->admin) {
+        ik_logf(IK_LOG_ERROR, NULL, NULL, "admin server: %s", err.msg);
+        return -1;
+    }
+    ik_logf(IK_LOG_INFO, NULL, NULL,
+            "admin server on http://%.*s:%u (/health, /metrics, /api/v1/control: %s)",
+            (int)strcspn(listen, ":"), listen, (unsigned)ik_admin_port(e->admin),
+            token && *token ? "token required" : "open on loopback, no token set");
+    return 0;
+}
+
 static int start(ik_engine *e, const char *admin_override)
 {
     ik_err err = {0};
@@ -176,18 +217,8 @@ static int start(ik_engine *e, const char *admin_override)
             return IK_EXIT_START;
         }
     }
-    const char *listen = admin_override ? admin_override : e->cfg->admin_listen;
-    int enabled = admin_override ? strcmp(admin_override, "off") != 0 : e->cfg->admin_enabled;
-    if (enabled) {
-        ik_admin_limits limits = {.request_timeout_ms = e->cfg->admin_request_timeout_ms};
-        e->admin = ik_admin_start(listen, &limits, e->metrics, engine_health, e, &err);
-        if (!e->admin) {
-            ik_logf(IK_LOG_ERROR, NULL, NULL, "admin server: %s", err.msg);
-            return IK_EXIT_START;
-        }
-        ik_logf(IK_LOG_INFO, NULL, NULL, "admin server on http://%.*s:%u (/health, /metrics)",
-                (int)strcspn(listen, ":"), listen, (unsigned)ik_admin_port(e->admin));
-    }
+    if (start_admin(e, admin_override) != 0)
+        return IK_EXIT_START;
     for (size_t i = 0; i < e->npipelines; i++) {
         if (ik_pipeline_start(e->pipelines[i], &err) != 0) {
             ik_logf(IK_LOG_ERROR, NULL, NULL, "%s", err.msg);
@@ -262,6 +293,7 @@ int ik_engine_run(ik_engine *e, const char *admin_listen_override)
     uint64_t deadline = 0, next_note = 0, stuck_at = 0;
     if (rc != IK_EXIT_OK) {
         /* Threads of pipelines that did start must stop before freeing. */
+        ik_control_set_stopping(e->control);
         each(e, ik_pipeline_stop_input);
         each(e, ik_pipeline_release_queued);
         stopping = releasing = 1;
@@ -278,6 +310,7 @@ int ik_engine_run(ik_engine *e, const char *admin_listen_override)
                     "%s: stopping input, finishing in-flight work (up to %llu ms; send it again "
                     "to exit at once)",
                     strsignal(sig), (unsigned long long)e->cfg->shutdown_timeout_ms);
+            ik_control_set_stopping(e->control); /* commands answer 503 from now on */
             each(e, ik_pipeline_stop_input);
         }
         if (stopping && !releasing && ik_now_ms() >= deadline) {

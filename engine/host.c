@@ -295,6 +295,14 @@ static const char *host_state_error(ik_instance *self)
     return ik_state_last_error();
 }
 
+/* ------------------------------------------- control commands (2.1) */
+
+static int host_command_register(ik_instance *self, const char *name, const char *help,
+                                 ik_command_fn fn, void *arg)
+{
+    return ik_instance_command_register(self, name, help, fn, arg);
+}
+
 static const ik_host host_table = {
     .struct_size = sizeof(ik_host),
     .abi_major = IK_ABI_MAJOR,
@@ -344,6 +352,8 @@ static const ik_host host_table = {
     .ledger_trim = host_ledger_trim,
     .state_txn = host_state_txn,
     .state_error = host_state_error,
+    /* Control commands (2.1) */
+    .command_register = host_command_register,
 };
 
 const ik_host *ik_host_table(void)

@@ -8,6 +8,7 @@
 #include <intake/plugin.h>
 
 #include "config.h"
+#include "control.h"
 #include "loader.h"
 #include "options.h"
 #include "record.h"
@@ -25,6 +26,10 @@ struct ik_instance {
     int created;
     struct ik_stage *stage;      /* NULL for the source */
     struct ik_worker_gate *gate; /* workers' start-up reports (stage_calls.c), owned */
+    /* Control commands (pipeline_control.c): registered while `registering`
+     * (its create() runs), read-only afterwards. */
+    ik_commands commands;
+    int registering;
 };
 
 /* Runtime entry points behind the host table, implemented in
@@ -43,5 +48,8 @@ const char *ik_instance_pipeline_name(ik_instance *self);
 struct ik_state *ik_pipeline_state(ik_instance *self);
 /* Attempts of rec at `stage` (the calling worker's), 0 outside a stage. */
 unsigned ik_stage_record_attempts(const struct ik_stage *stage, const ik_record *rec);
+/* host->command_register, in pipeline_control.c. */
+int ik_instance_command_register(ik_instance *self, const char *name, const char *help,
+                                 ik_command_fn fn, void *arg);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "crash.h"
+#include "ctl_cli.h"
 #include "engine.h"
 #include "loader.h"
 #include "log.h"
@@ -30,6 +31,9 @@ static const char usage_text[] =
     "  state [--config FILE | --state-dir DIR] list [NAMESPACE] | get NAMESPACE KEY |\n"
     "        delete NAMESPACE KEY\n"
     "                           look into the state store (intake state --help)\n"
+    "  ctl [--admin HOST:PORT] PIPELINE INSTANCE COMMAND [JSON] | list\n"
+    "                           run a control command on a running engine, or list them\n"
+    "                           (token from $INTAKE_ADMIN_TOKEN; 'intake ctl --help')\n"
     "\n"
     "run options:\n"
     "  --log-level LEVEL        error, warn, info (default), debug, trace\n"
@@ -323,6 +327,8 @@ int main(int argc, char **argv)
         rc = cmd_plugins(argc - 1, argv + 1);
     } else if (!strcmp(cmd, "state")) {
         rc = ik_state_cli(argc - 1, argv + 1);
+    } else if (!strcmp(cmd, "ctl")) {
+        rc = ik_ctl_main(argc - 1, argv + 1);
     } else {
         rc = usage_error("unknown command '%s'", cmd);
     }

@@ -104,6 +104,7 @@ static void stage_free(ik_stage *st)
     if (st->inst.created && st->inst.plugin->desc.destroy)
         st->inst.plugin->desc.destroy(st->inst.state);
     ik_optvals_free(st->inst.opts);
+    ik_commands_clear(&st->inst.commands);
     ik_workers_gate_free(&st->inst);
     ik_batcher_free(st->batcher);
     pthread_cond_destroy(&st->cv);
@@ -174,8 +175,10 @@ int ik_pipeline_new(const ik_pipeline_spec *spec, ik_loader *loader, ik_pipeline
 
 static int create_instance(ik_pipeline *p, ik_instance *inst, ik_err *err)
 {
+    inst->registering = 1; /* control commands: only from create() */
     int rc = inst->plugin->desc.create(ik_host_table(), inst, ik_optvals_config(inst->opts),
                                        &inst->state);
+    inst->registering = 0;
     if (rc != 0)
         return ik_err_set(err, rc < 0 ? rc : IK_E_CONFIG,
                           "%s:%d: pipeline '%s': plugin '%s' (instance '%s') failed to start: %s "
@@ -255,6 +258,8 @@ int ik_pipeline_create(ik_pipeline *p, ik_metrics *metrics, ik_timers *timers, i
     for (size_t i = 0; rc == 0 && i < p->nprocs; i++)
         rc = create_instance(p, &p->procs[i]->inst, err);
     if (rc == 0)
+        rc = pl_control_builtins(p, err);
+    if (rc == 0)
         rc = create_instance(p, &p->source, err);
     return rc;
 }
@@ -316,6 +321,7 @@ void ik_pipeline_free(ik_pipeline *p)
     if (p->source.created && p->source.plugin->desc.destroy)
         p->source.plugin->desc.destroy(p->source.state);
     ik_optvals_free(p->source.opts);
+    ik_commands_clear(&p->source.commands);
     for (size_t i = 0; i < p->nprocs; i++)
         stage_free(p->procs[i]);
     for (size_t i = 0; i < p->nsinks; i++)

@@ -79,6 +79,10 @@ const char *ik_pipeline_describe(const ik_pipeline *p);
  * ik_pipeline_create, outlives the pipeline). */
 struct ik_state;
 void ik_pipeline_set_state(ik_pipeline *p, struct ik_state *state);
+/* Makes every instance of p and its control commands reachable through c
+ * (pipeline_control.c); after ik_pipeline_create. 0 or IK_E_NOMEM. */
+struct ik_control;
+int ik_pipeline_control_add(ik_pipeline *p, struct ik_control *c);
 
 /* This pipeline's part of /health; sets *healthy. New object, caller owns. */
 json_object *ik_pipeline_health(ik_pipeline *p, int *healthy);

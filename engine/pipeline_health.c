@@ -105,6 +105,7 @@ json_object *ik_pipeline_health(ik_pipeline *p, int *healthy)
     char source_error[IK_REASON_MAX];
     snprintf(source_error, sizeof source_error, "%s", p->source_error);
     int finished = p->source_done && p->inflight == 0;
+    int paused = p->paused; /* by a control command */
     char settle_failure[IK_REASON_MAX];
     snprintf(settle_failure, sizeof settle_failure, "%s", p->last_settle_failure);
     /* A down stage explains records that do not move: it is reported
@@ -161,6 +162,7 @@ json_object *ik_pipeline_health(ik_pipeline *p, int *healthy)
     json_object_object_add(o, "name", json_object_new_string(p->spec->name));
     json_object_object_add(o, "status", json_object_new_string(ok ? "ok" : "unhealthy"));
     json_object_object_add(o, "finished", json_object_new_boolean(finished));
+    json_object_object_add(o, "paused", json_object_new_boolean(paused));
     json_object_object_add(o, "reasons", reasons);
     json_object_object_add(o, "down", down);
     json_object_object_add(o, "in", json_object_new_int64((int64_t)s.in));

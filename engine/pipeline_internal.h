@@ -121,6 +121,12 @@ struct ik_pipeline {
     struct ik_state *state; /* the engine's state store, not owned; may be NULL */
     ik_metric *m_in, *m_delivered, *m_dead, *m_released, *m_retried, *m_inflight, *m_latency;
     ik_metric *m_settle_failed;
+
+    /* Control (pipeline_control.c): while `paused`, emit() waits; `draining`
+     * reports against the counts at its start. */
+    int paused, draining;
+    ik_pipeline_stats drain_start;
+    uint64_t drain_start_ms;
 };
 
 /* What a stage worker thread is started with (malloc'd; the thread frees it). */
@@ -214,6 +220,12 @@ void pl_settle_now(ik_pipeline *p, settle_list *list);
  * chain (p->mu held); free it with pl_free_chain once the lock is dropped. */
 ik_record *pl_take_to_free(ik_pipeline *p, size_t max);
 void pl_free_chain(ik_record *chain);
+
+/* ---------------------------------------- control (pipeline_control.c) */
+
+/* Registers the built-in commands (pause, resume, drain) on the source
+ * instance, before its create(). 0 or err filled. */
+int pl_control_builtins(ik_pipeline *p, ik_err *err);
 
 /* ---------------------------------- threads (pipeline_worker/_source.c) */
 

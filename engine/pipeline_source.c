@@ -67,7 +67,7 @@ int ik_pipeline_emit(ik_instance *self, ik_record *rec, int block)
     if (p->nprocs && p->procs[0]->inst.plugin->desc.cost)
         cost = p->procs[0]->inst.plugin->desc.cost(p->procs[0]->inst.state, rec);
     pthread_mutex_lock(&p->mu);
-    while (!p->stopping && p->inflight >= p->spec->inflight_limit) {
+    while (!p->stopping && (p->paused || p->inflight >= p->spec->inflight_limit)) {
         if (!block) {
             unlock_and_free(p, PL_FREE_PER_EMIT);
             return IK_E_BUSY;

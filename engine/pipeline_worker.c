@@ -15,11 +15,11 @@
 #include "stage_calls.h"
 
 /* Partial batches leave at once when waiting cannot make them fuller: the
- * source is done or stopping, or it is blocked on the in-flight limit while
+ * source is done, stopping or paused, or it is blocked on the in-flight limit while
  * no plugin call is running that could free a slot. */
 static int flush_hint(const ik_pipeline *p)
 {
-    return p->source_done || p->stopping || (p->emit_blocked && p->busy == 0);
+    return p->source_done || p->stopping || p->paused || (p->emit_blocked && p->busy == 0);
 }
 
 /* See pipeline_internal.h. */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "control.h"
 #include "log.h"
 #include "stderr_capture.h"
 #include "metrics.h"
@@ -569,6 +570,203 @@ static void test_warnings_are_rate_limited(void)
     free(log);
 }
 
+/* ---- control routes -------------------------------------------------------- */
+
+/* Echoes its argument back as {"got": args}. */
+static int echo_cmd(void *arg, json_object *args, json_object **reply, char *reason, size_t len)
+{
+    (void)arg;
+    (void)reason;
+    (void)len;
+    *reply = json_object_new_object();
+    json_object_object_add(*reply, "got", json_object_get(args));
+    return 0;
+}
+
+/* A registry with p/src/echo, served on 127.0.0.1:0 with `token`. */
+typedef struct control_fixture {
+    ik_commands cmds;
+    ik_control *c;
+    ik_admin *a;
+} control_fixture;
+
+static int control_start(control_fixture *x, const char *token, uint64_t timeout_ms)
+{
+    memset(x, 0, sizeof *x);
+    char why[64];
+    ik_err err = {0};
+    x->c = ik_control_new();
+    if (!x->c || ik_commands_add(&x->cmds, "echo", "Echo.", echo_cmd, NULL, why, sizeof why) ||
+        ik_control_add(x->c, "p", "src", &x->cmds))
+        return -1;
+    ik_admin_limits lim = {.request_timeout_ms = timeout_ms};
+    x->a = ik_admin_start_control("127.0.0.1:0", &lim, NULL, NULL, NULL, x->c, token, &err);
+    if (!x->a)
+        printf("\nik_admin_start_control: %s\n", err.msg);
+    return x->a ? 0 : -1;
+}
+
+static void control_stop(control_fixture *x)
+{
+    ik_admin_stop(x->a);
+    ik_control_free(x->c);
+    ik_commands_clear(&x->cmds);
+}
+
+/* POSTs body (NULL: none) to path with extra headers; 0 or -1. */
+static int http_post(uint16_t port, const char *path, const char *headers, const char *body,
+                     http_resp *r)
+{
+    char *req = NULL;
+    size_t blen = body ? strlen(body) : 0;
+    if (asprintf(&req, "POST %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%sContent-Length: %zu\r\n\r\n%s",
+                 path, headers ? headers : "", blen, body ? body : "") < 0)
+        return -1;
+    int rc = http_raw(port, req, r);
+    free(req);
+    return rc;
+}
+
+static void test_control_routes(void)
+{
+    control_fixture x;
+    CU_ASSERT_FATAL(control_start(&x, NULL, 0) == 0);
+    uint16_t port = ik_admin_port(x.a);
+    http_resp r;
+    CU_ASSERT_EQUAL(http_get(port, "GET", "/api/v1/control", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"command\":\"echo\""));
+    resp_free(&r);
+    CU_ASSERT_EQUAL(http_post(port, "/api/v1/control/p/src/echo", NULL, "{\"n\": 1}", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.body, "{\"got\":{\"n\":1}}");
+    resp_free(&r);
+    CU_ASSERT_EQUAL(http_post(port, "/api/v1/control/p/src/echo", NULL, NULL, &r), 0);
+    CU_ASSERT_STRING_EQUAL(r.body, "{\"got\":null}");
+    resp_free(&r);
+    CU_ASSERT_EQUAL(http_post(port, "/api/v1/control/p/src/echo", NULL, "{\"n\": }", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "invalid JSON at byte 6"));
+    resp_free(&r);
+    CU_ASSERT_EQUAL(http_post(port, "/api/v1/control/p/src/nope", NULL, NULL, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 404);
+    resp_free(&r);
+    CU_ASSERT_EQUAL(http_post(port, "/api/v1/control/p/src", NULL, NULL, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 404);
+    resp_free(&r);
+    char allow[64];
+    CU_ASSERT_EQUAL(http_get(port, "GET", "/api/v1/control/p/src/echo", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 405);
+    CU_ASSERT_EQUAL(header(&r, "Allow", allow, sizeof allow), 0);
+    CU_ASSERT_STRING_EQUAL(allow, "POST");
+    resp_free(&r);
+    control_stop(&x);
+}
+
+static void test_control_token(void)
+{
+    control_fixture x;
+    CU_ASSERT_FATAL(control_start(&x, "s3cret-token", 0) == 0);
+    uint16_t port = ik_admin_port(x.a);
+    http_resp r;
+    char value[64];
+    CU_ASSERT_EQUAL(http_post(port, "/api/v1/control/p/src/echo", NULL, "{}", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 401);
+    CU_ASSERT_EQUAL(header(&r, "WWW-Authenticate", value, sizeof value), 0);
+    CU_ASSERT_STRING_EQUAL(value, "Bearer");
+    resp_free(&r);
+    CU_ASSERT_EQUAL(http_post(port, "/api/v1/control/p/src/echo",
+                              "Authorization: Bearer s3cret-tokem\r\n", "{}", &r),
+                    0);
+    CU_ASSERT_EQUAL(r.status, 403);
+    CU_ASSERT_PTR_NULL(strstr(r.raw, "s3cret"));
+    resp_free(&r);
+    CU_ASSERT_EQUAL(http_get(port, "GET", "/api/v1/control", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 401);
+    resp_free(&r);
+    CU_ASSERT_EQUAL(http_post(port, "/api/v1/control/p/src/echo",
+                              "Authorization: Bearer s3cret-token\r\n", "{}", &r),
+                    0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    CU_ASSERT_EQUAL(http_get(port, "GET", "/health", &r), 0); /* never asks for it */
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    control_stop(&x);
+}
+
+/* A body past the limit: refused from its Content-Length at once, and a
+ * chunked one once it is read; the server goes on answering. */
+static void test_control_body_too_large(void)
+{
+    control_fixture x;
+    CU_ASSERT_FATAL(control_start(&x, NULL, 0) == 0);
+    uint16_t port = ik_admin_port(x.a);
+    http_resp r;
+    CU_ASSERT_EQUAL(http_raw(port,
+                             "POST /api/v1/control/p/src/echo HTTP/1.0\r\nHost: x\r\n"
+                             "Content-Length: 65537\r\n\r\n",
+                             &r),
+                    0);
+    CU_ASSERT_EQUAL(r.status, 413);
+    resp_free(&r);
+    size_t n = 70000;
+    char *req = malloc(n + 256);
+    CU_ASSERT_FATAL(req != NULL);
+    int off = sprintf(req,
+                      "POST /api/v1/control/p/src/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n%zx\r\n",
+                      n);
+    memset(req + off, ' ', n);
+    strcpy(req + off + n, "\r\n0\r\n\r\n");
+    CU_ASSERT_EQUAL(http_raw(port, req, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 413);
+    resp_free(&r);
+    free(req);
+    CU_ASSERT_EQUAL(http_post(port, "/api/v1/control/p/src/echo", NULL, "{}", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    control_stop(&x);
+}
+
+/* A body trickled a byte at a time is cut off at the request deadline like
+ * any slow request. */
+static void test_control_trickled_body_cut_off(void)
+{
+    control_fixture x;
+    CU_ASSERT_FATAL(control_start(&x, NULL, 300) == 0);
+    int fd = connect_local(ik_admin_port(x.a));
+    CU_ASSERT_FATAL(fd >= 0);
+    static const char head[] = "POST /api/v1/control/p/src/echo HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Length: 60000\r\n\r\n{\"a\":\"";
+    CU_ASSERT_EQUAL(send(fd, head, sizeof head - 1, MSG_NOSIGNAL), (ssize_t)(sizeof head - 1));
+    bool closed = false;
+    /* up to 10 s (a bound for a loaded machine); the deadline is 0.3 s */
+    for (int i = 0; i < 200 && !closed; i++) {
+        if (send(fd, "a", 1, MSG_NOSIGNAL) != 1)
+            closed = true;
+        else
+            closed = server_closed(fd, 50);
+    }
+    CU_ASSERT_TRUE(closed);
+    close(fd);
+    control_stop(&x);
+}
+
+/* Control beyond loopback without a token is refused before binding. */
+static void test_control_exposed_without_token(void)
+{
+    ik_control *c = ik_control_new();
+    ik_err err = {0};
+    ik_admin *a = ik_admin_start_control("0.0.0.0:0", NULL, NULL, NULL, NULL, c, NULL, &err);
+    CU_ASSERT_PTR_NULL(a);
+    CU_ASSERT_EQUAL(err.code, IK_E_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "INTAKE_ADMIN_TOKEN"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "0.0.0.0:0"));
+    ik_admin_stop(a);
+    ik_control_free(c);
+}
+
 int main(void)
 {
     /* MHD diagnostics after start go to the engine log: keep them quiet */
@@ -592,6 +790,11 @@ int main(void)
                 test_trickling_client_closed_at_deadline);
     CU_add_test(s, "a full server makes room", test_full_server_makes_room);
     CU_add_test(s, "warnings are rate-limited", test_warnings_are_rate_limited);
+    CU_add_test(s, "control routes", test_control_routes);
+    CU_add_test(s, "control token", test_control_token);
+    CU_add_test(s, "control body too large", test_control_body_too_large);
+    CU_add_test(s, "control trickled body cut off", test_control_trickled_body_cut_off);
+    CU_add_test(s, "control beyond loopback needs a token", test_control_exposed_without_token);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failures = CU_get_number_of_failures();

@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "commands.h"
 #include "common/buf.h"
 #include "email/email.h"
 #include "input_open.h"
@@ -104,6 +105,7 @@ typedef struct fs_state {
     ik_metric *m_records; /* engine-owned metric handles (may be NULL) */
     ik_metric *m_bad;
     ik_metric *m_files;
+    fs_ctl ctl; /* control commands: rescan, replay_dead_letters */
 } fs_state;
 
 /* The options, bound by the engine (plugin.h). */
@@ -220,6 +222,12 @@ static int matches(const fs_state *st, const char *name)
         if (fnmatch(st->patterns[i], name, 0) == 0)
             return 1;
     return 0;
+}
+
+/* fs_ctl's view of the pattern (patterns are fixed after create()). */
+static int reads_name(const void *source, const char *name)
+{
+    return matches(source, name);
 }
 
 static void free_patterns(fs_state *st)
@@ -1324,9 +1332,10 @@ static int read_folder_once(fs_state *st, int *found)
     return rc;
 }
 
-static int fs_run(void *state)
+/* Reads the input until it is exhausted (follow = false) or the engine
+ * stops; a rescan command cuts the wait between polls short. */
+static int fs_read_all(fs_state *st)
 {
-    fs_state *st = state;
     int rc = 0;
     if (st->single) {
         const char *slash = strrchr(st->path, '/');
@@ -1345,9 +1354,17 @@ static int fs_run(void *state)
             return rc;
         if (!st->follow || st->host->stopping(st->self))
             return 0;
-        if (!found && st->host->wait_ms(st->self, st->poll_ms))
+        if (!found && fs_ctl_wait(&st->ctl, st->poll_ms))
             return 0;
     }
+}
+
+static int fs_run(void *state)
+{
+    fs_state *st = state;
+    int rc = fs_read_all(st);
+    atomic_store(&st->ctl.run_done, 1);
+    return rc;
 }
 
 static void fs_settle(void *state, ik_record *rec, ik_outcome outcome, const ik_failure *failure)
@@ -1587,6 +1604,16 @@ static int fs_create(const ik_host *host, ik_instance *self, const void *config,
     st->max_size = host->max_record_size(self);
     if (st->max_size == 0)
         st->max_size = 256 * 1024;
+    st->ctl = (fs_ctl){.host = host,
+                       .self = self,
+                       .folder = st->folder,
+                       .dead_dir = st->dead_dir,
+                       .single = st->single,
+                       .follow = st->follow,
+                       .reads_name = reads_name,
+                       .source = st};
+    if ((rc = fs_ctl_register(&st->ctl)) != 0)
+        goto fail;
     *state = st;
     return 0;
 fail:

@@ -244,6 +244,19 @@ typedef struct ik_timer ik_timer;
 typedef struct ik_metric ik_metric;
 
 /*
+ * A control command's callback (see command_register in ik_host). `args` is
+ * the request's JSON argument, borrowed for the call, NULL when none was
+ * sent. On success it stores a reply object in *reply (owned by the engine
+ * from then on; NULL replies {}) and returns 0. It refuses with:
+ *   IK_E_INVAL  a bad argument (HTTP 400), `reason` saying what and where;
+ *   IK_E_STATE  not possible in the current state (HTTP 409), with why;
+ * any other IK_E_* code answers 500 with its reason. `reason` has
+ * reason_len bytes; never put a secret in it. On error *reply is ignored.
+ */
+typedef int (*ik_command_fn)(void *arg, json_object *args, json_object **reply, char *reason,
+                             size_t reason_len);
+
+/*
  * The host function table, handed to create(). Valid until destroy() returns.
  * Every function taking an ik_instance wants the `self` passed to create().
  */
@@ -384,6 +397,26 @@ typedef struct ik_host {
     /* Why the calling thread's last failed state call failed; valid until
      * its next state call ("" when none failed). */
     const char *(*state_error)(ik_instance *self);
+    /* ---- Control commands (2.1) ----
+     * Registers a command an operator runs on this instance: `POST
+     * /api/v1/control/<pipeline>/<instance>/<name>` on the admin server, or
+     * `intake ctl`. Only from create() (later: IK_E_STATE): the set of
+     * commands is fixed before the admin server starts. `name` is
+     * [a-z0-9_-]+ (at most 64 bytes), unique per instance (the engine's own
+     * pause, resume and drain are on the source instance); `help` is one
+     * line for the listing. Both are copied. `arg` is passed to fn as is.
+     * 0, IK_E_INVAL (bad or taken name), IK_E_STATE or IK_E_NOMEM.
+     *
+     * fn runs on the admin server's thread, one command at a time (so two
+     * commands never race, and the reply is the HTTP answer with no hand-off
+     * between threads), never during shutdown (the engine answers 503 then)
+     * and never after destroy() began; it may run concurrently with run(), process(),
+     * write() and settle(), so it guards what it shares with them. While it
+     * runs, /health and /metrics wait: it must return within milliseconds.
+     * It sets a flag and wakes its own thread rather than doing long work,
+     * and it must not call emit() or wait_ms(). */
+    int (*command_register)(ik_instance *self, const char *name, const char *help, ik_command_fn fn,
+                            void *arg);
 } ik_host;
 
 /* 1 when the engine's host table has the member f. A plugin declared with
