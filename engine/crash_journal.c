@@ -342,26 +342,46 @@ static int new_file_map(ik_cjournal *j, ik_err *err)
     return 0;
 }
 
-/* Opens (creating) the file and takes its lock. */
+/* Opens (creating) file number k and takes its lock: 0 when it is ours,
+ * 1 when another running engine holds it, or a negative code. */
+static int file_try(ik_cjournal *j, const char *dir, unsigned k, ik_err *err)
+{
+    size_t len = strlen(dir) + strlen(j->pipeline) + 48;
+    free(j->path);
+    if (!(j->path = malloc(len)))
+        return ik_err_set(err, IK_E_NOMEM, "out of memory");
+    if (k == 0)
+        snprintf(j->path, len, "%s/crash-journal-%s.slots", dir, j->pipeline);
+    else
+        snprintf(j->path, len, "%s/crash-journal-%s.%u.slots", dir, j->pipeline, k);
+    j->fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (j->fd < 0)
+        return ik_err_set(err, IK_E_IO, "crash journal %s: cannot open it: %s", j->path,
+                          strerror(errno));
+    if (flock(j->fd, LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    close(j->fd);
+    j->fd = -1;
+    return 1;
+}
+
+/* Takes the first journal file of the pipeline that no running engine
+ * holds: engines sharing a state folder and a config each have their own
+ * (the next one to take a dead engine's file counts what it left). */
 static int file_open(ik_cjournal *j, const char *dir, ik_err *err)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return ik_err_set(err, IK_E_IO, "crash journal: cannot create folder %s: %s", dir,
                           strerror(errno));
-    size_t len = strlen(dir) + strlen(j->pipeline) + 32;
-    if (!(j->path = malloc(len)))
-        return ik_err_set(err, IK_E_NOMEM, "out of memory");
-    snprintf(j->path, len, "%s/crash-journal-%s.slots", dir, j->pipeline);
-    j->fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (j->fd < 0)
-        return ik_err_set(err, IK_E_IO, "crash journal %s: cannot open it: %s", j->path,
-                          strerror(errno));
-    if (flock(j->fd, LOCK_EX | LOCK_NB) != 0)
-        return ik_err_set(err, IK_E_IO,
-                          "crash journal %s: another engine running pipeline '%s' with this "
-                          "state folder holds it (%s)",
-                          j->path, j->pipeline, strerror(errno));
-    return 0;
+    for (unsigned k = 0; k < IK_CJ_FILES; k++) {
+        int rc = file_try(j, dir, k, err);
+        if (rc <= 0)
+            return rc;
+    }
+    return ik_err_set(err, IK_E_IO,
+                      "crash journal: %u engines running pipeline '%s' with the state folder %s "
+                      "hold every journal file",
+                      IK_CJ_FILES, j->pipeline, dir);
 }
 
 int ik_cjournal_open(struct ik_state *st, const char *dir, const char *pipeline, size_t nslots,

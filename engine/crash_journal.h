@@ -6,8 +6,8 @@
  * store (<state dir>/crash-journal-<pipeline>.slots) and clears the slot
  * when the call returns. A shared file mapping is the kernel's page cache,
  * so what was noted survives kill -9 and a fatal signal at the cost of a
- * memcpy (a state store commit per call cost more than the 5% the engine
- * benchmark allows, and a note written later than the call would miss the
+ * memcpy (engines sharing the folder take ".1", ".2"...; a state store commit per call cost more
+ * than the 5% the engine benchmark allows, and a note written later than the call would miss the
  * crash it is for). On the next start every record still noted counts one
  * crash for that (stage, source, id) in the state store, namespace
  * "intake/crash-journal/<pipeline>" (key "<stage>/<source>/<id>", value
@@ -29,6 +29,8 @@ typedef struct ik_cjournal ik_cjournal;
 
 /* Bytes of one worker's slot; ids past it are not noted (not counted). */
 #define IK_CJ_SLOT_SIZE 65536u
+/* Engines that may run one pipeline on one state folder at once. */
+#define IK_CJ_FILES 16u
 /* How long a crash count is kept when its record does not come back. */
 #define IK_CJ_TTL_MS (7ull * 24 * 3600 * 1000)
 
@@ -37,8 +39,8 @@ typedef struct ik_cjournal ik_cjournal;
  * missing) with nslots worker slots: counts the crashes the previous run's
  * file shows into the store `st`, loads every count of the pipeline, then
  * starts a fresh file. A bad file is reported (what and where) and
- * ignored. Fails (err filled) when the file cannot be made or another engine
- * holds it. *out: ik_cjournal_close.
+ * ignored. Fails (err filled) when the file cannot be made or IK_CJ_FILES
+ * engines hold every file of the pipeline. *out: ik_cjournal_close.
  */
 int ik_cjournal_open(struct ik_state *st, const char *dir, const char *pipeline, size_t nslots,
                      ik_cjournal **out, ik_err *err);
