@@ -370,9 +370,6 @@ static int file_try(ik_cjournal *j, const char *dir, unsigned k, ik_err *err)
  * (the next one to take a dead engine's file counts what it left). */
 static int file_open(ik_cjournal *j, const char *dir, ik_err *err)
 {
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return ik_err_set(err, IK_E_IO, "crash journal: cannot create folder %s: %s", dir,
-                          strerror(errno));
     for (unsigned k = 0; k < IK_CJ_FILES; k++) {
         int rc = file_try(j, dir, k, err);
         if (rc <= 0)
@@ -458,6 +455,12 @@ void ik_cjournal_note(ik_cjournal *j, size_t slot, const char *stage, const char
         if (recs[i]->id && put_field(p, &off, lim, recs[i]->id) != 0)
             break; /* the rest is not noted: see IK_CJ_SLOT_SIZE */
     atomic_store_explicit((_Atomic uint32_t *)(void *)p, (uint32_t)(off - 4), memory_order_release);
+}
+
+void ik_cjournal_clear(ik_cjournal *j)
+{
+    for (size_t i = 0; j && i < j->nslots; i++)
+        ik_cjournal_done(j, i);
 }
 
 void ik_cjournal_done(ik_cjournal *j, size_t slot)

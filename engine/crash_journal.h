@@ -35,12 +35,11 @@ typedef struct ik_cjournal ik_cjournal;
 #define IK_CJ_TTL_MS (7ull * 24 * 3600 * 1000)
 
 /*
- * Opens the journal of `pipeline` in folder `dir` (created 0700 when
- * missing) with nslots worker slots: counts the crashes the previous run's
- * file shows into the store `st`, loads every count of the pipeline, then
- * starts a fresh file. A bad file is reported (what and where) and
- * ignored. Fails (err filled) when the file cannot be made or IK_CJ_FILES
- * engines hold every file of the pipeline. *out: ik_cjournal_close.
+ * Opens the journal of `pipeline` in the existing folder `dir` with nslots worker slots: counts the
+ * crashes the previous run's file shows into the store `st`, loads every count of the pipeline,
+ * then starts a fresh file. A bad file is reported (what and where) and ignored. Fails (err filled)
+ * when the file cannot be made or IK_CJ_FILES engines hold every file of the pipeline. *out:
+ * ik_cjournal_close.
  */
 int ik_cjournal_open(struct ik_state *st, const char *dir, const char *pipeline, size_t nslots,
                      ik_cjournal **out, ik_err *err);
@@ -51,6 +50,10 @@ void ik_cjournal_close(ik_cjournal *j);
 void ik_cjournal_note(ik_cjournal *j, size_t slot, const char *stage, const char *plugin,
                       ik_record *const *recs, size_t n);
 void ik_cjournal_done(ik_cjournal *j, size_t slot);
+
+/* Clears every slot: the calls running now are not to count as crashes
+ * (an operator forced the exit). */
+void ik_cjournal_clear(ik_cjournal *j);
 
 /* Crashes counted for rec at `stage` (0 when none). Any thread. */
 unsigned ik_cjournal_crashes(ik_cjournal *j, const char *stage, const ik_record *rec);

@@ -8,7 +8,6 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "crash_journal.h"
@@ -312,15 +311,10 @@ static int journal_open(ik_pipeline *p, ik_err *err)
         p->sinks[i]->slot = nslots;
         nslots += p->sinks[i]->nthreads;
     }
-    char *dir = strdup(ik_state_path(p->state));
-    if (!dir)
-        return ik_err_set(err, IK_E_NOMEM, "out of memory");
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir)
-        *slash = '\0';
-    int rc = ik_cjournal_open(p->state, slash ? dir : ".", p->spec->name, nslots, &p->journal, err);
-    free(dir);
-    return rc;
+    if (ik_state_make_dir(p->state, err) != 0)
+        return err->code;
+    return ik_cjournal_open(p->state, ik_state_dir(p->state), p->spec->name, nslots, &p->journal,
+                            err);
 }
 
 int ik_pipeline_start(ik_pipeline *p, ik_err *err)
@@ -386,6 +380,11 @@ const char *ik_pipeline_name(const ik_pipeline *p)
 const char *ik_pipeline_describe(const ik_pipeline *p)
 {
     return p->describe;
+}
+
+void ik_pipeline_journal_clear(ik_pipeline *p)
+{
+    ik_cjournal_clear(p->journal);
 }
 
 void ik_pipeline_set_state(ik_pipeline *p, struct ik_state *state)

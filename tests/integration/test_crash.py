@@ -179,9 +179,13 @@ pipelines = ( {
         self.assertNotIn("m-50", first)
         self.assertTrue(os.path.exists(self.path("in", "emails.jsonl")), "left for the next run")
 
-        # the next run finds every record the first did not deliver
+        # the next run finds every record the first did not deliver; the
+        # records of the call given up on count one crash each (a record that
+        # hangs a plugin for ever is poison too)
         conf = self.pipeline('mode = "ok";', stage="hanger")
-        self.run_intake("run", conf, check=0)
+        r = self.run_intake("run", conf, check=0)
+        self.assertIn("record m-50 was inside a call of plugin 'test_fault' when the last run "
+                      "died; counting one crash", r.stderr)
         everything = [x["id"] for x in self.jsonl(self.path("out.jsonl"))]
         self.assertEqual(len(everything), len(set(everything)), "a record was delivered twice")
         self.assertEqual(set(everything), ids, "a record was lost")
@@ -205,6 +209,9 @@ pipelines = ( {
         self.assertEqual(p.returncode, 5, stderr[-3000:])
         self.assertIn("second signal", stderr)
         self.assertNotIn("stuck plugin call", stderr)
+        # an exit the operator forced counts no crash against the records
+        r = self.run_intake("run", self.pipeline('mode = "ok";', stage="hanger"), check=0)
+        self.assertNotIn("counting one crash", r.stderr)
 
     def test_freed_borrowed_payload_is_caught(self):
         if not SANITIZED:
