@@ -338,7 +338,12 @@ void *pl_worker_main(void *arg)
         }
         if (w.st->kind != STAGE_DLQ)
             worker_poison(&w);
-        if (w.n == 0) {
+        if (w.n == 0) { /* every record of the batch was poison */
+            if (w.probe) {
+                /* no call was made: the next batch probes at once */
+                w.st->probing = 0;
+                w.st->probe_due_ms = ik_now_ms();
+            }
             worker_settle(&w);
             continue;
         }

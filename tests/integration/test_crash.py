@@ -330,6 +330,20 @@ class PoisonTest(IntakeTest):
         self.assertEqual(dead[0][3].strip(), REASON)
         self.assert_counts_cleared(conf)
 
+    def test_poison_record_at_a_sink(self):
+        CrashTest.make_input(self, 1000)
+        conf = self.config(FILE_PIPELINE % dict(
+            d=self.dir, fault='mode = "ok";', stage="ok", timeout="5s",
+            sinks='{ plugin = "test_fault_sink"; name = "out"; mode = "segv"; match = "m-700"; }'))
+        runs = self.runs_until_clean(conf)
+        self.assertEqual([r.returncode for r, _ in runs], [-signal.SIGSEGV, -signal.SIGSEGV, 0],
+                         runs[-1][0].stderr[-3000:])
+        self.assertIn("write() with 1 record(s): m-700", runs[1][0].stderr)
+        reason = "crashed plugin test_fault_sink in stage out 2 times"
+        with open(self.path("in", "dead-letter", "m-700.json")) as f:
+            self.assertEqual(json.load(f)["intake_dead_letter"]["reason"], reason)
+        self.assertIn("999 delivered, 1 dead-lettered", runs[2][0].stderr)
+
     def test_max_crashes_0_turns_the_journal_off(self):
         CrashTest.make_input(self, 1000)
         conf = self.poison_conf('{ plugin = "file"; path = "%s/in"; }' % self.dir,
