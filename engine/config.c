@@ -31,6 +31,7 @@
 #define DEFAULT_MAX_WAIT_MS     30000u
 #define DEFAULT_MAX_RECORD      (256u * 1024u)
 #define DEFAULT_HEALTH_WINDOW   60000u
+#define DEFAULT_MAX_CRASHES     2u
 #define DEFAULT_MAX_ATTEMPTS    5u
 #define DEFAULT_INITIAL_BACKOFF 1000u
 #define DEFAULT_MAX_BACKOFF     60000u
@@ -47,8 +48,8 @@ static const char *const log_keys[] = {"level", "format", NULL};
 static const char *const admin_keys[] = {"enabled", "listen", "request_timeout", NULL};
 static const char *const state_keys[] = {"dir", "durability", NULL};
 static const char *const pipeline_keys[] = {
-    "name",   "inflight_limit", "max_record_size", "retry",       "batch", "health_window",
-    "source", "processors",     "sinks",           "dead_letter", NULL};
+    "name",   "inflight_limit", "max_record_size", "retry",       "batch",       "health_window",
+    "source", "processors",     "sinks",           "dead_letter", "max_crashes", NULL};
 static const char *const retry_keys[] = {"max_attempts", "initial_backoff", "max_backoff", NULL};
 static const char *const batch_keys[] = {"max_items", "max_cost", "max_wait", NULL};
 
@@ -747,6 +748,7 @@ static int load_pipeline(loader *L, config_setting_t *s, size_t index, ik_pipeli
     p->inflight_limit = DEFAULT_INFLIGHT;
     p->max_record_size = L->seed_max_record;
     p->health_window_ms = DEFAULT_HEALTH_WINDOW;
+    p->max_crashes = DEFAULT_MAX_CRASHES;
     p->retry.max_attempts = DEFAULT_MAX_ATTEMPTS;
     p->retry.initial_backoff_ms = DEFAULT_INITIAL_BACKOFF;
     p->retry.max_backoff_ms = DEFAULT_MAX_BACKOFF;
@@ -776,6 +778,12 @@ static int load_pipeline(loader *L, config_setting_t *s, size_t index, ik_pipeli
         if (v < 1)
             return fail_at(L->err, m, IK_E_CONFIG, "%s must be longer than 0 (got 0)", what);
         p->health_window_ms = v;
+    }
+    if ((m = config_setting_get_member(s, "max_crashes"))) {
+        snprintf(what, sizeof what, "%s: max_crashes", ctx);
+        if ((rc = read_uint(L, m, what, 0, 1000, &v)) != 0)
+            return rc;
+        p->max_crashes = (uint32_t)v;
     }
     if ((m = config_setting_get_member(s, "retry")))
         if ((rc = load_retry(L, m, ctx, &p->retry)) != 0)

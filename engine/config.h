@@ -87,6 +87,7 @@ typedef struct ik_pipeline_spec {
     uint32_t inflight_limit;   /* default 1000; >= 1 */
     uint64_t max_record_size;  /* bytes */
     uint64_t health_window_ms; /* default 60000: failing or stalled this long = unhealthy */
+    uint32_t max_crashes;      /* default 2; 0: no crash journal (crash_journal.h) */
     ik_retry_spec retry;
     ik_batch_spec batch;
     ik_stage_spec source;

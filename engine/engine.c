@@ -246,6 +246,8 @@ static int forced_exit(ik_engine *e, int sig)
     ik_logf(IK_LOG_WARN, NULL, NULL,
             "second signal (%s): exiting now; releasing every record still in flight",
             strsignal(sig));
+    /* The operator chose to stop the calls running now: not the records' fault. */
+    each(e, ik_pipeline_journal_clear);
     each(e, ik_pipeline_abandon);
     summary(e);
     return IK_EXIT_FORCED;

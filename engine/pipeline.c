@@ -10,12 +10,14 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "crash_journal.h"
 #include "host.h"
 #include "instance.h"
 #include "log.h"
 #include "options.h"
 #include "pipeline_internal.h"
 #include "stage_calls.h"
+#include "state.h"
 
 /* Condition variables wait on the monotonic clock (pl_cond_wait_until). */
 static void cond_init_monotonic(pthread_cond_t *cv)
@@ -293,8 +295,32 @@ static int start_stage(ik_pipeline *p, ik_stage *st, ik_err *err)
     return ik_workers_gate_wait(&st->inst, st->started, err);
 }
 
+/* Opens the crash journal beside the state store, one slot per worker of
+ * each processor and sink (the dead_letter sink is not journalled: where
+ * would its poison go). Off with max_crashes = 0 or without a store. */
+static int journal_open(ik_pipeline *p, ik_err *err)
+{
+    if (p->spec->max_crashes == 0 || !p->state)
+        return 0;
+    size_t nslots = 0;
+    for (size_t i = 0; i < p->nprocs; i++) {
+        p->procs[i]->slot = nslots;
+        nslots += p->procs[i]->nthreads;
+    }
+    for (size_t i = 0; i < p->nsinks; i++) {
+        p->sinks[i]->slot = nslots;
+        nslots += p->sinks[i]->nthreads;
+    }
+    if (ik_state_make_dir(p->state, err) != 0)
+        return err->code;
+    return ik_cjournal_open(p->state, ik_state_dir(p->state), p->spec->name, nslots, &p->journal,
+                            err);
+}
+
 int ik_pipeline_start(ik_pipeline *p, ik_err *err)
 {
+    if (journal_open(p, err) != 0)
+        return err->code;
     p->started_ms = p->last_delivered_ms = p->last_progress_ms = ik_now_ms();
     pthread_mutex_lock(&p->mu);
     int rc = 0;
@@ -339,6 +365,7 @@ void ik_pipeline_free(ik_pipeline *p)
         pl_take_to_free(p, SIZE_MAX)); /* settled when no source thread ran to free them */
     free(p->procs);
     free(p->sinks);
+    ik_cjournal_close(p->journal);
     pthread_cond_destroy(&p->emit_cv);
     pthread_cond_destroy(&p->delay_cv);
     pthread_mutex_destroy(&p->mu);
@@ -353,6 +380,11 @@ const char *ik_pipeline_name(const ik_pipeline *p)
 const char *ik_pipeline_describe(const ik_pipeline *p)
 {
     return p->describe;
+}
+
+void ik_pipeline_journal_clear(ik_pipeline *p)
+{
+    ik_cjournal_clear(p->journal);
 }
 
 void ik_pipeline_set_state(ik_pipeline *p, struct ik_state *state)

@@ -67,6 +67,10 @@ void ik_pipeline_abandon(ik_pipeline *p);
  * Skipped, with a warning, when the source's run() has not returned. */
 void ik_pipeline_close_source(ik_pipeline *p, uint64_t wait_ms);
 
+/* A forced exit (second signal): the plugin calls running now are not
+ * counted as crashes of their records on the next start (crash_journal.h). */
+void ik_pipeline_journal_clear(ik_pipeline *p);
+
 /* Destroys instances (destroy callbacks) and frees. Threads must be done. */
 void ik_pipeline_free(ik_pipeline *p);
 

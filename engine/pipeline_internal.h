@@ -51,6 +51,7 @@ typedef struct ik_stage {
     uint32_t nthreads;
     uint32_t started;
     int idle;
+    size_t slot;         /* its first worker's slot in the crash journal */
     ik_record ***active; /* per worker: the batch inside a plugin call */
     size_t *nactive;
     ik_metric *m_batch, *m_latency;
@@ -118,7 +119,8 @@ struct ik_pipeline {
 
     ik_metrics *metrics;
     ik_timers *timers;
-    struct ik_state *state; /* the engine's state store, not owned; may be NULL */
+    struct ik_state *state;      /* the engine's state store, not owned; may be NULL */
+    struct ik_cjournal *journal; /* poison records (crash_journal.h), owned; NULL: off */
     ik_metric *m_in, *m_delivered, *m_dead, *m_released, *m_retried, *m_inflight, *m_latency;
     ik_metric *m_settle_failed;
 

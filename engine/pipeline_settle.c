@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "crash.h"
+#include "crash_journal.h"
 #include "log.h"
 #include "pipeline_internal.h"
 #include "common/buf.h"
@@ -141,6 +142,8 @@ void pl_settle_now(ik_pipeline *p, settle_list *list)
     ik_record *chain = NULL, **tail = &chain;
     for (size_t i = 0; i < list->n; i++) {
         ik_record *rec = list->items[i].rec;
+        if (list->items[i].outcome != IK_RELEASED)
+            ik_cjournal_forget(p->journal, rec); /* delivered or dead-lettered */
         settle_one(p, &list->items[i], &c);
         ik_metric_observe(p->m_latency, (double)(now - rec->emit_ms) / 1000.0);
         if (!p->abandoned) { /* abandoned: workers may still hold records, free none */

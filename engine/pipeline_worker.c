@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crash_journal.h"
 #include "host.h"
 #include "log.h"
 #include "pipeline_internal.h"
@@ -34,15 +35,17 @@ void pl_thread_done(ik_pipeline *p)
 typedef struct worker {
     ik_stage *st;
     ik_pipeline *p;
-    uint32_t idx;        /* its slot in st->active */
-    ik_record **batch;   /* room for max_items */
-    ik_result *results;  /* one per record of the batch */
-    uint64_t *costs;     /* cost of each record at the next processor */
-    size_t n;            /* records in the current batch */
-    settle_list out;     /* records to settle once the lock is dropped */
-    ik_worker_call call; /* the plugin's per-worker state and results layout */
-    int probe;           /* this batch's call probes the down stage */
-    int release;         /* stopping while the stage is down: release the batch, no call */
+    uint32_t idx;         /* its slot in st->active */
+    ik_record **batch;    /* room for max_items */
+    ik_result *results;   /* one per record of the batch */
+    uint64_t *costs;      /* cost of each record at the next processor */
+    unsigned char *alone; /* per record: crashed here before, so called alone */
+    int suspects;         /* some record of the batch is to be called alone */
+    size_t n;             /* records in the current batch */
+    settle_list out;      /* records to settle once the lock is dropped */
+    ik_worker_call call;  /* the plugin's per-worker state and results layout */
+    int probe;            /* this batch's call probes the down stage */
+    int release;          /* stopping while the stage is down: release the batch, no call */
 } worker;
 
 /* What a waiting worker does next. */
@@ -142,6 +145,41 @@ static void worker_release_batch(worker *w)
         pl_route_release(w->p, w->st, w->batch[i], &w->out);
 }
 
+/*
+ * Poison records (p->mu held, before the call): a record with max_crashes
+ * or more crashes counted at this stage leaves the batch dead-lettered with
+ * the reason; one with fewer (but some) is marked to be called alone, so
+ * that a crash counts against it and not against its batch mates. The
+ * batch is compacted in order.
+ */
+static void worker_poison(worker *w)
+{
+    ik_stage *st = w->st;
+    ik_pipeline *p = w->p;
+    w->suspects = 0;
+    if (!p->journal || ik_cjournal_size(p->journal) == 0)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        ik_record *rec = w->batch[i];
+        unsigned c = ik_cjournal_crashes(p->journal, st->inst.spec->name, rec);
+        if (c >= p->spec->max_crashes) {
+            ik_result res = {.status = IK_FAIL};
+            snprintf(res.reason, sizeof res.reason, "crashed plugin %s in stage %s %u times",
+                     st->inst.spec->plugin, st->inst.spec->name, c);
+            ik_logf(IK_LOG_WARN, p->spec->name, st->inst.spec->name,
+                    "record %s: %s; dead-lettering it instead of calling the plugin", rec->id,
+                    res.reason);
+            pl_route_result(p, st, rec, &res, 1, &w->out);
+            continue;
+        }
+        w->alone[k] = c > 0;
+        w->suspects |= c > 0;
+        w->batch[k++] = rec;
+    }
+    w->n = k;
+}
+
 /* Counts the attempt and marks the batch active (p->mu held), so shutdown
  * can find its records while the plugin has them. */
 static void worker_begin_call(worker *w)
@@ -154,6 +192,28 @@ static void worker_begin_call(worker *w)
     w->p->busy++;
 }
 
+/* One plugin call with the len records from `off` of the batch, noted in
+ * the crash journal while it runs. A failed call (rc < 0) is a RETRY for
+ * each of them. */
+static void worker_call_part(worker *w, size_t off, size_t len)
+{
+    ik_stage *st = w->st;
+    ik_cjournal *j = st->kind == STAGE_DLQ ? NULL : w->p->journal; /* DLQ: no slot */
+    size_t slot = st->slot + w->idx;
+    if (j)
+        ik_cjournal_note(j, slot, st->inst.spec->name, st->inst.spec->plugin, w->batch + off, len);
+    int rc = ik_worker_call_batch(&w->call, w->batch + off, len, w->results + off);
+    if (j)
+        ik_cjournal_done(j, slot);
+    if (rc >= 0)
+        return;
+    for (size_t i = off; i < off + len; i++) {
+        w->results[i].status = IK_RETRY;
+        snprintf(w->results[i].reason, sizeof w->results[i].reason, "%s call failed: %s",
+                 st->kind == STAGE_PROC ? "process" : "write", ik_strerror(rc));
+    }
+}
+
 /* The plugin call, without p->mu: process() or write(), its metrics, and each
  * record's cost at the next processor (cost() is a plugin call too). A failed
  * call (rc < 0) is a RETRY for every record. */
@@ -163,13 +223,13 @@ static void worker_call(worker *w)
     ik_pipeline *p = w->p;
     size_t n = w->n;
     uint64_t t0 = ik_now_ms();
-    int rc = ik_worker_call_batch(&w->call, w->batch, n, w->results);
-    if (rc < 0) {
-        for (size_t i = 0; i < n; i++) {
-            w->results[i].status = IK_RETRY;
-            snprintf(w->results[i].reason, sizeof w->results[i].reason, "%s call failed: %s",
-                     st->kind == STAGE_PROC ? "process" : "write", ik_strerror(rc));
-        }
+    /* Records marked alone get a call each; the others keep their runs. */
+    for (size_t off = 0, len; off < n; off += len) {
+        len = 1;
+        if (!w->suspects || !w->alone[off])
+            while (off + len < n && !(w->suspects && w->alone[off + len]))
+                len++;
+        worker_call_part(w, off, len);
     }
     ik_metric_observe(st->m_latency, (double)(ik_now_ms() - t0) / 1000.0);
     ik_metric_observe(st->m_batch, (double)n);
@@ -255,10 +315,11 @@ void *pl_worker_main(void *arg)
     w.batch = calloc(max, sizeof *w.batch);
     w.results = calloc(max, sizeof *w.results);
     w.costs = calloc(max, sizeof *w.costs);
+    w.alone = calloc(max, sizeof *w.alone);
     ik_set_current_stage(w.st);
     if (ik_worker_begin(&w.call, &w.st->inst, w.idx, max) != 0)
         goto done;
-    if (!w.batch || !w.results || !w.costs) {
+    if (!w.batch || !w.results || !w.costs || !w.alone) {
         ik_logf(IK_LOG_ERROR, w.p->spec->name, w.st->inst.spec->name,
                 "out of memory starting a worker");
         goto done;
@@ -272,6 +333,17 @@ void *pl_worker_main(void *arg)
         }
         if (w.release) {
             worker_release_batch(&w);
+            worker_settle(&w);
+            continue;
+        }
+        if (w.st->kind != STAGE_DLQ)
+            worker_poison(&w);
+        if (w.n == 0) { /* every record of the batch was poison */
+            if (w.probe) {
+                /* no call was made: the next batch probes at once */
+                w.st->probing = 0;
+                w.st->probe_due_ms = ik_now_ms();
+            }
             worker_settle(&w);
             continue;
         }
@@ -289,6 +361,7 @@ done:
     free(w.batch);
     free(w.results);
     free(w.costs);
+    free(w.alone);
     free(w.out.items);
     pl_thread_done(w.p);
     return NULL;

@@ -211,6 +211,16 @@ static int make_dir(const char *dir, ik_err *err)
     return 0;
 }
 
+const char *ik_state_dir(const ik_state *st)
+{
+    return st->dir;
+}
+
+int ik_state_make_dir(ik_state *st, ik_err *err)
+{
+    return make_dir(st->dir, err);
+}
+
 /* Opens the backend (open_mu held); create 0 fails on a missing file. */
 static int open_backend(ik_state *st, int create, ik_err *err)
 {

@@ -127,8 +127,12 @@ typedef struct ik_state_opts {
  * when an existing file is corrupt or unreadable. *out: ik_state_close. */
 int ik_state_open(const ik_state_opts *opts, ik_state **out, ik_err *err);
 void ik_state_close(ik_state *st);
-/* The database file's path (static for the life of st). */
+/* The database file's path, and its folder (static for the life of st). */
 const char *ik_state_path(const ik_state *st);
+const char *ik_state_dir(const ik_state *st);
+/* Creates the store's folder (mkdir -p, 0700) when missing, for files the
+ * engine keeps beside the store (the crash journal). 0 or err filled. */
+int ik_state_make_dir(ik_state *st, ik_err *err);
 
 /* The operations of <intake/state.h> on namespace `ns`; see the host table
  * for each one's contract. On failure the calling thread's message
