@@ -712,6 +712,58 @@ static int load_retry(loader *L, const config_setting_t *s, const char *pctx, ik
     return 0;
 }
 
+/* The pipeline's own settings (inflight_limit, max_record_size,
+ * health_window, max_crashes) with their defaults; ctx names the pipeline in
+ * messages. 0 or the error set in L->err. */
+static int load_pipeline_settings(loader *L, config_setting_t *s, const char *ctx,
+                                  ik_pipeline_spec *p)
+{
+    char what[320];
+    const config_setting_t *m;
+    uint64_t v;
+    int rc;
+    p->inflight_limit = DEFAULT_INFLIGHT;
+    p->max_record_size = L->seed_max_record;
+    p->health_window_ms = DEFAULT_HEALTH_WINDOW;
+    p->max_crashes = DEFAULT_MAX_CRASHES;
+    p->retry.max_attempts = DEFAULT_MAX_ATTEMPTS;
+    p->retry.initial_backoff_ms = DEFAULT_INITIAL_BACKOFF;
+    p->retry.max_backoff_ms = DEFAULT_MAX_BACKOFF;
+    p->batch.max_items = L->seed_max_items;
+    p->batch.max_cost = 0;
+    p->batch.max_wait_ms = L->seed_max_wait_ms;
+
+    if ((m = config_setting_get_member(s, "inflight_limit"))) {
+        snprintf(what, sizeof what, "%s: inflight_limit", ctx);
+        if ((rc = read_uint(L, m, what, 1, UINT32_MAX, &v)) != 0)
+            return rc;
+        p->inflight_limit = (uint32_t)v;
+    }
+    if ((m = config_setting_get_member(s, "max_record_size"))) {
+        snprintf(what, sizeof what, "%s: max_record_size", ctx);
+        if ((rc = read_size(L, m, what, &v)) != 0)
+            return rc;
+        if (v < 1)
+            return range_error(L, m, what, 1, UINT64_MAX, 0);
+        p->max_record_size = v;
+    }
+    if ((m = config_setting_get_member(s, "health_window"))) {
+        snprintf(what, sizeof what, "%s: health_window", ctx);
+        if ((rc = read_duration(L, m, what, &v)) != 0)
+            return rc;
+        if (v < 1)
+            return fail_at(L->err, m, IK_E_CONFIG, "%s must be longer than 0 (got 0)", what);
+        p->health_window_ms = v;
+    }
+    if ((m = config_setting_get_member(s, "max_crashes"))) {
+        snprintf(what, sizeof what, "%s: max_crashes", ctx);
+        if ((rc = read_uint(L, m, what, 0, 1000, &v)) != 0)
+            return rc;
+        p->max_crashes = (uint32_t)v;
+    }
+    return 0;
+}
+
 static int load_pipeline(loader *L, config_setting_t *s, size_t index, ik_pipeline_spec *p)
 {
     char ctx[256], what[320], label[32];
@@ -745,46 +797,8 @@ static int load_pipeline(loader *L, config_setting_t *s, size_t index, ik_pipeli
     if ((rc = check_keys(L, s, pipeline_keys, ctx)) != 0)
         return rc;
 
-    p->inflight_limit = DEFAULT_INFLIGHT;
-    p->max_record_size = L->seed_max_record;
-    p->health_window_ms = DEFAULT_HEALTH_WINDOW;
-    p->max_crashes = DEFAULT_MAX_CRASHES;
-    p->retry.max_attempts = DEFAULT_MAX_ATTEMPTS;
-    p->retry.initial_backoff_ms = DEFAULT_INITIAL_BACKOFF;
-    p->retry.max_backoff_ms = DEFAULT_MAX_BACKOFF;
-    p->batch.max_items = L->seed_max_items;
-    p->batch.max_cost = 0;
-    p->batch.max_wait_ms = L->seed_max_wait_ms;
-
-    uint64_t v;
-    if ((m = config_setting_get_member(s, "inflight_limit"))) {
-        snprintf(what, sizeof what, "%s: inflight_limit", ctx);
-        if ((rc = read_uint(L, m, what, 1, UINT32_MAX, &v)) != 0)
-            return rc;
-        p->inflight_limit = (uint32_t)v;
-    }
-    if ((m = config_setting_get_member(s, "max_record_size"))) {
-        snprintf(what, sizeof what, "%s: max_record_size", ctx);
-        if ((rc = read_size(L, m, what, &v)) != 0)
-            return rc;
-        if (v < 1)
-            return range_error(L, m, what, 1, UINT64_MAX, 0);
-        p->max_record_size = v;
-    }
-    if ((m = config_setting_get_member(s, "health_window"))) {
-        snprintf(what, sizeof what, "%s: health_window", ctx);
-        if ((rc = read_duration(L, m, what, &v)) != 0)
-            return rc;
-        if (v < 1)
-            return fail_at(L->err, m, IK_E_CONFIG, "%s must be longer than 0 (got 0)", what);
-        p->health_window_ms = v;
-    }
-    if ((m = config_setting_get_member(s, "max_crashes"))) {
-        snprintf(what, sizeof what, "%s: max_crashes", ctx);
-        if ((rc = read_uint(L, m, what, 0, 1000, &v)) != 0)
-            return rc;
-        p->max_crashes = (uint32_t)v;
-    }
+    if ((rc = load_pipeline_settings(L, s, ctx, p)) != 0)
+        return rc;
     if ((m = config_setting_get_member(s, "retry")))
         if ((rc = load_retry(L, m, ctx, &p->retry)) != 0)
             return rc;
