@@ -363,9 +363,14 @@ shutdown_timeout = "60s";
 pipelines = ( { name = "stuck";
   batch = { max_items = 1; max_wait = "1ms"; };
   source = { plugin = "test_gen"; count = 1000; };
-  processors = ( { plugin = "test_fault"; mode = "slow"; delay = "30s"; } );
+  processors = ( { plugin = "test_fault"; mode = "slow"; delay = "30s";
+                    log_batches = "%s/calls"; } );
   sinks = ( { plugin = "stdout"; path = "%s/out.jsonl"; } ); } );
-""" % self.dir)
+""" % (self.dir, self.dir))
+        # the slow call must be running, or the engine has nothing to wait
+        # for and is gone before the commands below reach it
+        self.wait_for(lambda: os.path.exists(self.path("calls")) and
+                      os.path.getsize(self.path("calls")) > 0, what="the slow call to start")
         status, r = self.cmd(port, "stuck", "test_gen", "pause")
         self.assertEqual(status, 200, r)
         p.send_signal(signal.SIGTERM)
