@@ -164,8 +164,11 @@ class GptBatchApiTest(MockOpenAIMixin, IntakeTest):
         with open(conf, "w") as f:
             f.write(text.replace(KEY, "sk-wrong-key-000000"))
         p = self.start_intake("run", conf)
-        status, body = self.wait_for(lambda: self.unhealthy(admin, "rejected"), timeout=30,
-                                     what="/health to report the key")
+        # the plugin's reason shows as soon as the 401 comes back, the
+        # engine's "down since" once the call has returned: wait for both
+        status, body = self.wait_for(
+            lambda: (lambda h: h if h and "stage 'gpt_batch' down since" in h[1] else None)(
+                self.unhealthy(admin, "rejected")), timeout=30, what="/health to report the key")
         self.assertEqual(status, 503)
         self.assertIn("stage 'gpt_batch' down since", body)
         p.send_signal(signal.SIGTERM)
