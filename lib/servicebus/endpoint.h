@@ -1,0 +1,65 @@
+/*
+ * endpoint.h: what the servicebus source and sink share between their
+ * options and a connection: the connection string parsed, the entity path
+ * chosen, and the client configuration (authentication, TLS) that follows
+ * from the broker kind and the options.
+ */
+#ifndef INTAKE_SB_ENDPOINT_H
+#define INTAKE_SB_ENDPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client.h"
+#include "connstr.h"
+
+typedef enum ik_sb_broker {
+    IK_SB_BROKER_SERVICEBUS = 0, /* Azure Service Bus or its emulator */
+    IK_SB_BROKER_AMQP = 1,       /* another AMQP 1.0 broker (RabbitMQ): no CBS, no $management */
+} ik_sb_broker;
+
+/* The choices of the `auth` and `tls` options, in option-table order. */
+enum { IK_SB_AUTH_OPT_AUTO, IK_SB_AUTH_OPT_CBS, IK_SB_AUTH_OPT_PLAIN, IK_SB_AUTH_OPT_NONE };
+enum { IK_SB_TLS_OPT_AUTO, IK_SB_TLS_OPT_ON, IK_SB_TLS_OPT_OFF };
+
+typedef struct ik_sb_endpoint_opts {
+    const char *connection_string; /* secret */
+    const char *queue;             /* NULL or "": the connection string's EntityPath */
+    int broker;                    /* ik_sb_broker */
+    int auth;                      /* IK_SB_AUTH_OPT_* */
+    int tls;                       /* IK_SB_TLS_OPT_* */
+    const char *ca_file;
+    int tls_verify;
+    uint64_t token_ttl_ms;
+    uint64_t op_timeout_ms;
+    const char *container_id; /* NULL: made up */
+} ik_sb_endpoint_opts;
+
+typedef struct ik_sb_endpoint {
+    ik_sb_connstr cs;
+    char *entity;               /* the queue path links attach to */
+    char *audience_base;        /* "sb://host[:port]" */
+    ik_sb_client_config client; /* its strings point into cs and audience_base */
+} ik_sb_endpoint;
+
+/*
+ * Fills *ep from o (zeroed first; ik_sb_endpoint_clear it after, also on
+ * failure). 0, IK_E_NOMEM, or IK_E_CONFIG with err saying what is wrong
+ * (never quoting the key or signature): a connection string that does not
+ * parse, no queue, PLAIN without a key name and key, CBS without a key or
+ * signature.
+ *
+ * auto authentication: Service Bus uses CBS (a SAS token per link, or the
+ * signature itself when the string has SharedAccessSignature); another
+ * broker uses PLAIN with the key name and key as user and password when the
+ * string has them, else ANONYMOUS. auto TLS: off for the emulator
+ * (UseDevelopmentEmulator=true), an amqp:// Endpoint or another broker, on
+ * otherwise.
+ */
+int ik_sb_endpoint_init(ik_sb_endpoint *ep, const ik_sb_endpoint_opts *o, char *err, size_t errlen);
+void ik_sb_endpoint_clear(ik_sb_endpoint *ep);
+
+/* "Service Bus queue q at host:port" style text for logs: no secrets. */
+void ik_sb_endpoint_describe(const ik_sb_endpoint *ep, char *buf, size_t len);
+
+#endif
