@@ -120,8 +120,10 @@ void sb_receive_flow(sb_source *st)
     } else if (want < window / 4 && st->nlive + credit > 0) {
         return; /* top up in chunks, not one flow frame per message */
     }
-    if (want > 0)
+    if (want > 0) {
         pn_link_flow(st->link, (int)want);
+        ik_sb_client_changed(st->client);
+    }
 }
 
 /* ---- one message -------------------------------------------------------- */
@@ -320,6 +322,43 @@ static void reject_unreadable(sb_source *st, sb_msg *m, const ik_sb_message *msg
     h->settle(st->self, rec, IK_DEAD_LETTERED, reason);
 }
 
+/* DLQ mode, a dead letter past its retries: one record with the body as
+ * payload (the envelope or email as JSON, or the text), settled as
+ * dead-lettered so the pipeline's dead_letter sink archives it. */
+static void archive_dead_letter(sb_source *st, sb_msg *m, const ik_sb_message *msg,
+                                const char *bytes, size_t len, const char *reason)
+{
+    const ik_host *h = st->host;
+    char id[300];
+    json_object *payload = NULL;
+    if (msg->data.p)
+        payload = json_tokener_parse(msg->data.p);
+    if (!payload || !json_object_is_type(payload, json_type_object)) {
+        json_object_put(payload);
+        payload = unreadable_payload(msg, bytes, len, "archived dead letter");
+    }
+    if (msg->message_id)
+        snprintf(id, sizeof id, "%s", msg->message_id);
+    else
+        snprintf(id, sizeof id, "seq-%" PRId64, msg->sequence_number);
+    ik_record *rec = payload ? h->record_new(st->self, id, payload) : NULL;
+    if (!rec || set_message_meta(st, rec, msg) != 0) {
+        if (rec)
+            h->record_free(rec);
+        /* nothing to archive with: leave it in the dead-letter queue */
+        pthread_mutex_lock(&st->mu);
+        m->released = 1;
+        m->ready = 1;
+        m->ready_next = st->ready;
+        st->ready = m;
+        pthread_mutex_unlock(&st->mu);
+        return;
+    }
+    m->records = 1;
+    h->record_set_handle(rec, m);
+    h->settle(st->self, rec, IK_DEAD_LETTERED, reason);
+}
+
 /* Turns a decoded message into records on the pending queue. */
 static void queue_records(sb_source *st, sb_msg *m, ik_sb_message *msg, const char *bytes,
                           size_t len)
@@ -396,7 +435,7 @@ static void on_message(sb_source *st, pn_delivery_t *d, const char *bytes, size_
         st->host->metric_add(st->m_received, 1);
 
     ik_sb_message msg;
-    char err[400];
+    char err[1024];
     int rc = ik_sb_message_decode(bytes, len, st->host->max_record_size(st->self) * 64, &msg, err,
                                   sizeof err);
     m->message_id = msg.message_id ? strdup(msg.message_id) : NULL;
@@ -409,18 +448,13 @@ static void on_message(sb_source *st, pn_delivery_t *d, const char *bytes, size_
         m->renew_at = m->received_ms + (uint64_t)lock_left / 2;
         m->renew_until = m->received_ms + st->cfg->max_lock_renewal;
     }
-    if (st->cfg->subqueue == 1) {
-        m->raw = malloc(len ? len : 1);
-        if (m->raw) {
-            memcpy(m->raw, bytes, len);
-            m->raw_len = len;
-        }
-    }
     if (rc == IK_E_NOMEM)
         snprintf(err, sizeof err, "out of memory decoding the message");
     if (rc != 0)
         reject_unreadable(st, m, &msg, bytes, len, err);
-    else
+    else if (st->cfg->subqueue == 1 && !sb_dlq_message(st, m, &msg, err, sizeof err))
+        archive_dead_letter(st, m, &msg, bytes, len, err);
+    else if (st->cfg->subqueue != 1)
         queue_records(st, m, &msg, bytes, len);
     ik_sb_message_clear(&msg);
 }

@@ -69,8 +69,10 @@ typedef struct sb_msg {
     ik_outcome decided;
     struct sb_msg *ready_next;
     struct sb_msg *prev, *next; /* the live list */
-    void *raw;                  /* DLQ mode: the message bytes, to send back */
+    void *raw;                  /* DLQ mode: the copy to send back to the queue */
     size_t raw_len;
+    int resend;                 /* DLQ mode: 1 waiting to be sent back, 2 sent */
+    struct sb_msg *resend_next; /* the resend list */
 } sb_msg;
 
 /* A record waiting for room in the pipeline. */
@@ -107,10 +109,13 @@ typedef struct sb_source {
     unsigned nlive;
     sb_pending pending;
     unsigned long conn_gen;
+    sb_msg *resend;         /* DLQ mode: copies to send back, in order */
+    pn_link_t *resend_link; /* DLQ mode: sender to the main queue */
+    unsigned long resend_tag;
 
     /* metrics */
     ik_metric *m_received, *m_completed, *m_abandoned, *m_dead, *m_renewals, *m_lock_lost,
-        *m_reconnects, *m_latency, *m_records, *m_unreadable;
+        *m_reconnects, *m_latency, *m_records, *m_unreadable, *m_resent;
 } sb_source;
 
 /* receive.c: the receiver link's callbacks and the pending queue. */
@@ -124,6 +129,9 @@ void sb_receive_drop_pending(sb_source *st);
 
 /* settle.c */
 void sb_settle(void *state, ik_record *rec, ik_outcome outcome, const ik_failure *failure);
+/* Sends `outcome` for m to the broker now (complete, abandon or
+ * dead-letter); m is forgotten when the broker settles. */
+void sb_dispose(sb_source *st, sb_msg *m, ik_outcome outcome);
 /* Tells the broker the outcome of every message on the ready list. */
 void sb_settle_ready(sb_source *st);
 /* The delivery callback for deliveries we have disposed of. */
@@ -134,6 +142,15 @@ void sb_settle_connection_lost(sb_source *st);
 void sb_msg_free(sb_source *st, sb_msg *m);
 /* Adds m to the live list. */
 void sb_msg_link(sb_source *st, sb_msg *m);
+
+/* dlq.c: dead-letter queue mode. sb_dlq_message decides for a decoded
+ * dead letter: 1 when it goes back to the queue (on the resend list, no
+ * records), 0 when it is to be archived as a record (why says why). sb_dlq_send sends the
+ * resend list (attaching the sender on first use). */
+struct ik_sb_message;
+int sb_dlq_message(sb_source *st, sb_msg *m, const struct ik_sb_message *msg, char *why,
+                   size_t whylen);
+void sb_dlq_send(sb_source *st);
 
 /* lock_renewal.c: renews the locks of live messages at half their duration. */
 void sb_renew_locks(sb_source *st);

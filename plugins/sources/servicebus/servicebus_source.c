@@ -80,7 +80,7 @@ static const ik_option sb_options[] = {
      IK_OPT_AT(sb_config, reconnect_max), .min = "10ms"},
     {"token_ttl", IK_OPT_DURATION, "1h", 0,
      "Lifetime of each SAS token put; renewed at three quarters of it.",
-     IK_OPT_AT(sb_config, token_ttl), .min = "4s", .max = "7d"},
+     IK_OPT_AT(sb_config, token_ttl), .min = "4s", .max = "168h"},
     {"timeout", IK_OPT_DURATION, "30s", 0,
      "Time limit for connecting, attaching and each broker request.",
      IK_OPT_AT(sb_config, op_timeout), .min = "100ms"},
@@ -219,6 +219,7 @@ static int turn(sb_source *st)
     sb_receive_emit_pending(st);
     sb_receive_flow(st);
     sb_renew_locks(st);
+    sb_dlq_send(st);
     if (!st->link) {
         /* the broker detached the receiver: start over on a new connection */
         ik_sb_client_close(st->client, 1000);
@@ -232,8 +233,10 @@ static int turn(sb_source *st)
 static void finish(sb_source *st)
 {
     sb_receive_drop_pending(st);
-    if (st->link)
-        pn_link_flow(st->link, 0);
+    if (st->link) {
+        pn_link_drain(st->link, 0);
+        ik_sb_client_changed(st->client);
+    }
     uint64_t last_change = ik_sb_now_ms();
     unsigned before = st->nlive;
     while (st->nlive > 0 && ik_sb_client_connected(st->client)) {
@@ -307,6 +310,9 @@ static void make_metrics(sb_source *st)
     st->m_reconnects = h->counter(st->self, "reconnects_total", "Connections made again.");
     st->m_unreadable = h->counter(st->self, "messages_unreadable_total",
                                   "Messages whose body could not be read (dead-lettered).");
+    if (st->cfg->subqueue == 1)
+        st->m_resent = h->counter(st->self, "dead_letters_resent_total",
+                                  "Dead letters sent back to the queue for another try.");
     st->m_latency = h->histogram(st->self, "receive_to_settle_seconds",
                                  "Time from receiving a message to sending its outcome.", bounds,
                                  sizeof bounds / sizeof *bounds);

@@ -69,6 +69,12 @@ void sb_settle(void *state, ik_record *rec, ik_outcome outcome, const ik_failure
     case IK_DEAD_LETTERED:
         if (failure && failure->stored) {
             m->dead_stored++;
+        } else if (st->cfg->subqueue == 1) {
+            /* a dead letter cannot be dead-lettered again: it stays where it is */
+            m->released++;
+            st->host->settle_failed(st->self, rec,
+                                    "the dead_letter sink did not store it; the message stays "
+                                    "in the dead-letter queue");
         } else {
             m->dead_unstored++;
             if (!m->dead_reason && failure && failure->reason)
@@ -142,8 +148,13 @@ static void count_outcome(sb_source *st, ik_outcome o)
         st->host->metric_add(mt, 1);
 }
 
-/* Sends m's outcome to the broker. */
+/* Sends m's outcome, as its records decided, to the broker. */
 static void dispose(sb_source *st, sb_msg *m)
+{
+    sb_dispose(st, m, decide(m));
+}
+
+void sb_dispose(sb_source *st, sb_msg *m, ik_outcome o)
 {
     char name[300];
     if (!m->d) {
@@ -156,7 +167,6 @@ static void dispose(sb_source *st, sb_msg *m)
         sb_msg_free(st, m);
         return;
     }
-    ik_outcome o = decide(m);
     m->decided = o;
     uint64_t state;
     if (o == IK_DEAD_LETTERED) {
@@ -170,6 +180,7 @@ static void dispose(sb_source *st, sb_msg *m)
         state = PN_ACCEPTED;
     }
     pn_delivery_update(m->d, state);
+    ik_sb_client_changed(st->client);
     if (st->m_latency)
         st->host->metric_observe(st->m_latency, (double)(ik_sb_now_ms() - m->received_ms) / 1000.0);
     if (st->settle_second) {
@@ -238,6 +249,11 @@ void sb_settle_connection_lost(sb_source *st)
     for (sb_msg *m = st->live, *next; m; m = next) {
         next = m->next;
         m->d = NULL; /* freed with the connection */
+        if (m->resend) {
+            /* its copy was not (known to be) accepted: it stays a dead letter */
+            sb_msg_free(st, m);
+            continue;
+        }
         if (m->disposed) {
             /* sent, but the broker's answer never came: its lock is gone
              * either way, so it may come again */
@@ -248,4 +264,6 @@ void sb_settle_connection_lost(sb_source *st)
         /* the others are freed once their records are told (dispose) */
     }
     st->link = NULL;
+    st->resend = NULL;
+    st->resend_link = NULL;
 }
