@@ -72,16 +72,16 @@ static int need(sb_reader *r, size_t k, const char *what)
 static json_object *hex_string(const unsigned char *p, size_t len)
 {
     static const char digits[] = "0123456789abcdef";
-    char small[64], *s = len * 2 < sizeof small ? small : malloc(len * 2 + 1);
+    char *s = malloc(len * 2 + 1);
     if (!s)
         return NULL;
     for (size_t i = 0; i < len; i++) {
         s[2 * i] = digits[p[i] >> 4];
         s[2 * i + 1] = digits[p[i] & 15];
     }
+    s[len * 2] = '\0';
     json_object *o = json_object_new_string_len(s, (int)(len * 2));
-    if (s != small)
-        free(s);
+    free(s);
     return o;
 }
 

@@ -1,0 +1,148 @@
+"""test_sb_peers.py: the peers of the Service Bus plugin tests (sbpeers.py) do what they
+promise: the emulator with its settings, the official SDK's sends and receives through it,
+its counts, persistence across a kill -9; a private RabbitMQ node speaking AMQP 1.0 with SASL
+PLAIN, released and rejected outcomes, a dead-letter policy, and a restart."""
+import base64
+import datetime
+import os
+import unittest
+
+import harness
+from sbpeers import PeersMixin, PeerError, Emulator, sdk_send, sdk_receive, sdk_peek, \
+    amqp_send, amqp_receive
+
+
+class EmulatorPeerTest(PeersMixin, harness.IntakeTest):
+    def test_sdk_sends_object_buffer_and_batch_and_receives_them_intact(self):
+        emu = self.start_emulator(queues=["q1"])
+        conn = emu.connection_string
+        self.assertIn("127.0.0.1:%d;" % emu.amqp_port, conn)
+        raw = bytes([0, 1, 2, 255, 10])
+        r = sdk_send(conn, "q1", [
+            {"body": {"batch_id": "b-1", "emails": [{"subject": "Héllo"}]}, "messageId": "m-obj",
+             "applicationProperties": {"batch_id": "b-1", "email_count": 1},
+             "contentType": "application/json"},
+            {"bodyBase64": base64.b64encode(raw).decode(), "messageId": "m-buf"},
+        ])
+        self.assertEqual(r, {"sent": 2, "batches": 0})
+        r = sdk_send(conn, "q1", [{"body": {"i": i}, "messageId": "m-b%d" % i} for i in range(3)],
+                     batch=True)
+        self.assertEqual(r, {"sent": 3, "batches": 1})
+        self.assertEqual(emu.counts("q1"), {"active": 5, "dead_letter": 0, "scheduled": 0})
+
+        peeked = sdk_peek(conn, "q1", 10)
+        self.assertEqual([m["messageId"] for m in peeked], ["m-obj", "m-buf", "m-b0", "m-b1", "m-b2"])
+        self.assertEqual(emu.counts("q1")["active"], 5, "peek takes nothing")
+
+        got = sdk_receive(conn, "q1", 5)
+        self.assertEqual([m["sequenceNumber"] for m in got], [1, 2, 3, 4, 5])
+        obj, buf = got[0], got[1]
+        self.assertEqual(obj["body"], {"batch_id": "b-1", "emails": [{"subject": "Héllo"}]})
+        self.assertEqual(obj["applicationProperties"], {"batch_id": "b-1", "email_count": 1})
+        self.assertEqual(obj["contentType"], "application/json")
+        self.assertEqual(obj["deliveryCount"], 0)
+        self.assertEqual(base64.b64decode(buf["body"]["base64"]), raw)
+        self.assertEqual([m["body"] for m in got[2:]], [{"i": 0}, {"i": 1}, {"i": 2}])
+        self.assertEqual(emu.counts("q1"), {"active": 0, "dead_letter": 0, "scheduled": 0})
+        self.assertEqual(emu.stop(), 0)
+
+    def test_queue_settings_reach_the_emulator_and_counts_show_dead_letters_and_scheduled(self):
+        emu = self.start_emulator(queues=[{"name": "once", "max_delivery_count": 1},
+                                          {"name": "sess", "requires_session": True},
+                                          {"name": "dedup", "duplicate_detection": True}])
+        conn = emu.connection_string
+        sdk_send(conn, "once", [{"body": "give up", "messageId": "m-dl"}])
+        later = (datetime.datetime.now(datetime.timezone.utc)
+                 + datetime.timedelta(minutes=10)).isoformat()
+        sdk_send(conn, "once", [{"body": "later", "scheduledEnqueueTimeUtc": later}])
+        [m] = sdk_receive(conn, "once", 1, settle="abandon")
+        self.assertEqual(m["messageId"], "m-dl")
+        self.wait_for(lambda: emu.counts("once")["dead_letter"] == 1, 10, "the dead letter")
+        self.assertEqual(emu.counts("once"), {"active": 0, "dead_letter": 1, "scheduled": 1})
+        [d] = sdk_peek(conn, "once", 1, sub_queue="deadLetter")
+        self.assertEqual((d["messageId"], d["deadLetterReason"]), ("m-dl", "MaxDeliveryCountExceeded"))
+
+        with self.assertRaises(PeerError):  # a session queue refuses a message without one
+            sdk_send(conn, "sess", [{"body": "no session"}])
+        sdk_send(conn, "sess", [{"body": "a", "sessionId": "s-a"}, {"body": "b", "sessionId": "s-b"}])
+        got = sdk_receive(conn, "sess", 2, session_id="s-b", max_wait_ms=1000)
+        self.assertEqual([(m["body"], m["sessionId"]) for m in got], [("b", "s-b")])
+
+        sdk_send(conn, "dedup", [{"body": 1, "messageId": "same"}, {"body": 2, "messageId": "same"}])
+        self.assertEqual(emu.counts("dedup")["active"], 1)
+        self.assertEqual(emu.stop(), 0)
+
+    def test_kill9_and_restart_with_persist_file_keep_unreceived_messages(self):
+        state = self.path("sbemu.state")
+        emu = self.start_emulator(queues=["q1"], persist_file=state, persist_interval_ms=100)
+        conn, port = emu.connection_string, emu.amqp_port
+        sdk_send(conn, "q1", [{"body": {"n": n}, "messageId": "m%d" % n} for n in range(3)])
+        self.assertEqual([m["body"] for m in sdk_receive(conn, "q1", 1)], [{"n": 0}])
+        emu.wait_snapshot()
+        emu.kill9()
+        self.assertEqual(emu.proc.returncode, -9)
+        emu.restart()
+        self.assertEqual(emu.amqp_port, port)
+        self.assertEqual(emu.connection_string, conn)
+        self.assertEqual(emu.counts("q1")["active"], 2)
+        got = sdk_receive(conn, "q1", 3, max_wait_ms=1000)
+        self.assertEqual([(m["messageId"], m["body"]) for m in got], [("m1", {"n": 1}), ("m2", {"n": 2})])
+        self.assertEqual(emu.stop(), 0)
+
+    def test_an_unknown_queue_setting_is_refused_before_starting(self):
+        emu = Emulator(self.dir)
+        with self.assertRaisesRegex(ValueError, "queue q: unknown setting 'lock_duration'"):
+            emu.start(queues=[{"name": "q", "lock_duration": 5}])
+        with self.assertRaisesRegex(ValueError, "requires_session must be bool"):
+            emu.start(queues=[{"name": "q", "requires_session": 1}])
+        self.assertIsNone(emu.proc)
+
+
+class RabbitMQPeerTest(PeersMixin, harness.IntakeTest):
+    def test_amqp10_with_sasl_plain_accept_release_and_a_dead_letter_policy(self):
+        rmq = self.start_rabbitmq()
+        print("rabbitmq: node up in %.1f s" % rmq.start_seconds)
+        port = rmq.amqp_port
+        r = amqp_send(port, "/queue/jobs", [
+            {"data": '{"batch_id":"b-1"}', "contentType": "application/json", "messageId": "j1",
+             "applicationProperties": {"priority": "high"}},
+            {"body": "second", "messageId": "j2"}])
+        self.assertEqual((r["sent"], r["accepted"]), (2, 2))
+        [first] = amqp_receive(port, "/queue/jobs", 1)
+        self.assertEqual(first["bodyType"], "data")
+        self.assertEqual(base64.b64decode(first["body"]["base64"]), b'{"batch_id":"b-1"}')
+        self.assertEqual((first["messageId"], first["contentType"], first["applicationProperties"]),
+                         ("j1", "application/json", {"priority": "high"}))
+        [second] = amqp_receive(port, "/queue/jobs", 1, outcome="release")
+        self.assertEqual((second["body"], second["firstAcquirer"]), ("second", True))
+        [again] = amqp_receive(port, "/queue/jobs", 1)
+        self.assertEqual((again["messageId"], again["firstAcquirer"]), ("j2", False))
+        self.assertEqual(amqp_receive(port, "/queue/jobs", 1, max_wait_ms=300), [])
+
+        with self.assertRaisesRegex(PeerError, "amqp-client.mjs exited"):
+            amqp_send(port, "/queue/jobs", [{"body": "x"}], password="wrong")
+
+        dlq = rmq.declare_queue_with_dlq("work")
+        amqp_send(port, "/amq/queue/work", [{"body": "bad", "messageId": "w1"}])
+        amqp_receive(port, "/amq/queue/work", 1, outcome="reject")
+        [dead] = amqp_receive(port, "/amq/queue/" + dlq, 1)
+        self.assertEqual((dead["messageId"], dead["body"]), ("w1", "bad"))
+        self.assertEqual(rmq.stop(), 0)
+
+    def test_restart_keeps_a_durable_queues_messages(self):
+        rmq = self.start_rabbitmq()
+        port = rmq.amqp_port
+        rmq.declare_queue("keep")
+        amqp_send(port, "/amq/queue/keep", [{"body": "m%d" % i, "durable": True} for i in range(3)])
+        amqp_receive(port, "/amq/queue/keep", 1)
+        rmq.restart()
+        print("rabbitmq: restarted in %.1f s" % rmq.start_seconds)
+        self.assertEqual(rmq.amqp_port, port)
+        self.assertEqual(rmq.queue_counts().get("keep"), 2)
+        got = amqp_receive(port, "/amq/queue/keep", 3, max_wait_ms=1000)
+        self.assertEqual([m["body"] for m in got], ["m1", "m2"])
+        self.assertEqual(rmq.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
