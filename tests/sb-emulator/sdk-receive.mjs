@@ -3,7 +3,7 @@
 // JSON object on stdin:
 //   { "connectionString": "...", "queue": "q1", "count": 10, "maxWaitMs": 5000,
 //     "sessionId": "s1" | "nextSessionId": true, "subQueue": "deadLetter",
-//     "settle": "complete" | "abandon" | "none", "peek": false }
+//     "settle": "complete" | "abandon" | "deadletter" | "none", "peek": false }
 // Receives until "count" messages came or "maxWaitMs" passed (fewer is not an error), settles
 // each as "settle" says (default complete; "none" leaves the lock to expire), and prints one
 // JSON line per message (see sdk-io.mjs messageJson; a Buffer body is {"base64": ...}).
@@ -11,7 +11,7 @@
 // Run with the current folder tests/sb-emulator (node_modules).
 import { readRequest, makeClient, messageJson, run } from "./sdk-io.mjs";
 
-const SETTLE = ["complete", "abandon", "none"];
+const SETTLE = ["complete", "abandon", "deadletter", "none"];
 
 // A receiver for the queue, its dead-letter sub-queue, or one session of it.
 async function openReceiver(client, req) {
@@ -32,6 +32,8 @@ async function receive(receiver, count, maxWaitMs, settle) {
     for (const m of got) {
       if (settle === "complete") await receiver.completeMessage(m);
       else if (settle === "abandon") await receiver.abandonMessage(m);
+      else if (settle === "deadletter")
+        await receiver.deadLetterMessage(m, { deadLetterReason: "test", deadLetterErrorDescription: "dead-lettered by the test" });
       out.push(m);
     }
   }

@@ -69,11 +69,8 @@ int sb_receive_emit_pending(sb_source *st)
         }
         if (rc == IK_E_STOPPING) {
             /* not handed over: it goes back to the broker with its message */
-            pthread_mutex_lock(&st->mu);
-            m->records--;
-            m->released++;
-            pthread_mutex_unlock(&st->mu);
             h->record_free(rec);
+            sb_msg_give_back(st, m, 1);
             continue;
         }
         h->settle(st->self, rec, IK_DEAD_LETTERED, h->strerror(rc));
@@ -86,17 +83,8 @@ void sb_receive_drop_pending(sb_source *st)
     ik_record *rec;
     while ((rec = pending_pop(&st->pending))) {
         sb_msg *m = st->host->record_handle(rec);
-        pthread_mutex_lock(&st->mu);
-        m->records--;
-        m->released++;
-        int last = m->records == 0 && !m->ready;
-        if (last) {
-            m->ready = 1;
-            m->ready_next = st->ready;
-            st->ready = m;
-        }
-        pthread_mutex_unlock(&st->mu);
         st->host->record_free(rec);
+        sb_msg_give_back(st, m, 1);
     }
 }
 
@@ -397,18 +385,9 @@ static void queue_records(sb_source *st, sb_msg *m, ik_sb_message *msg, const ch
         st->host->record_set_handle(recs[i], m);
         if (pending_push(&st->pending, recs[i]) != 0) {
             /* cannot queue the rest: they go back to the broker with the message */
-            pthread_mutex_lock(&st->mu);
-            m->records -= (unsigned)(e.n - i);
-            m->released += (unsigned)(e.n - i);
-            int last = m->records == 0;
-            if (last) {
-                m->ready = 1;
-                m->ready_next = st->ready;
-                st->ready = m;
-            }
-            pthread_mutex_unlock(&st->mu);
             for (size_t j = i; j < e.n; j++)
                 st->host->record_free(recs[j]);
+            sb_msg_give_back(st, m, (unsigned)(e.n - i));
             break;
         }
     }
@@ -495,8 +474,9 @@ static void receiver_detached(void *arg, pn_link_t *l, const char *why)
 {
     sb_source *st = arg;
     (void)l;
-    st->host->log(st->self, IK_LOG_WARN, "the broker detached the receiver on %s: %s", st->address,
-                  why);
+    if (!st->stopping && !st->host->stopping(st->self))
+        st->host->log(st->self, IK_LOG_WARN, "the broker detached the receiver on %s: %s",
+                      st->address, why);
     st->link = NULL;
 }
 

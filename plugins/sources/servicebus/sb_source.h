@@ -140,6 +140,8 @@ void sb_settle_remote(sb_source *st, pn_delivery_t *d);
 void sb_settle_connection_lost(sb_source *st);
 /* Frees a message (run thread, nothing refers to it any more). */
 void sb_msg_free(sb_source *st, sb_msg *m);
+/* Counts n of m's records as released without the engine (never emitted). */
+void sb_msg_give_back(sb_source *st, sb_msg *m, unsigned n);
 /* Adds m to the live list. */
 void sb_msg_link(sb_source *st, sb_msg *m);
 

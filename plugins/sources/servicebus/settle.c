@@ -55,6 +55,21 @@ void sb_msg_free(sb_source *st, sb_msg *m)
     free(m);
 }
 
+/* Counts n records of m as released (never handed to the engine) and puts
+ * m on the ready list when they were its last. Run thread. */
+void sb_msg_give_back(sb_source *st, sb_msg *m, unsigned n)
+{
+    pthread_mutex_lock(&st->mu);
+    m->records -= n;
+    m->released += n;
+    if (m->records == 0 && !m->ready) {
+        m->ready = 1;
+        m->ready_next = st->ready;
+        st->ready = m;
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
 void sb_settle(void *state, ik_record *rec, ik_outcome outcome, const ik_failure *failure)
 {
     sb_source *st = state;
