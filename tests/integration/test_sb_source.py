@@ -20,7 +20,8 @@ import sbpeers
 SLOW = sbpeers.SLOW
 
 
-class SourceTest(sbpeers.PeersMixin, harness.IntakeTest):
+class SourceBase(sbpeers.PeersMixin, harness.IntakeTest):
+    """Pipelines reading the emulator, and running them until a condition holds."""
 
     def pipeline(self, emu, queue="q1", source_extra="", processors="", dead_letter=True,
                  out="out.jsonl", extra="", admin=False, conn=None, inflight=1000,
@@ -60,6 +61,9 @@ pipelines = ( {
 
     def lines(self, name="out.jsonl"):
         return self.jsonl(self.path(name))
+
+
+class SourceTest(SourceBase):
 
     def test_envelopes_single_emails_and_sdk_bodies_become_records(self):
         emu = self.start_emulator(queues=["q1"])
@@ -330,6 +334,97 @@ pipelines = ( {
         self.assertEqual([r["id"] for r in self.lines()], ["beta-%d" % i for i in range(5)])
         self.assertTrue(all(r["meta"]["session_id"] == "beta" for r in self.lines()))
         self.assertEqual(emu.counts("qs")["active"], 5, "alpha's are untouched")
+
+
+class SourceCommandsTest(SourceBase):
+    """receive (on demand), peek and status through `intake ctl`."""
+
+    def start_admin(self, emu, source_extra, queue="q1"):
+        port = harness.free_port()
+        conf = self.pipeline(emu, queue=queue, source_extra=source_extra, admin=True,
+                             extra='admin = { listen = "127.0.0.1:%d"; };\n' % port)
+        p = self.start_intake("run", conf)
+
+        def up():
+            try:
+                return self.http_get(port, "/health")[0] == 200
+            except OSError:
+                return False
+        self.wait_for(up, timeout=30 * SLOW, what="the admin server")
+        return p, port
+
+    def ctl(self, port, command, arg=None):
+        args = [harness.BIN, "ctl", "--admin", "127.0.0.1:%d" % port, "sb", "servicebus",
+                command] + ([json.dumps(arg)] if arg is not None else [])
+        r = __import__("subprocess").run(args, capture_output=True, text=True, timeout=30)
+        return r.returncode, (json.loads(r.stdout) if r.stdout.strip().startswith("{") else
+                              r.stdout), r.stderr
+
+    def test_on_demand_receives_only_what_is_asked(self):
+        emu = self.start_emulator(queues=["q1"])
+        sbpeers.sdk_send(emu.connection_string, "q1", [
+            {"body": {"id": "e%d" % i}, "messageId": "m%d" % i} for i in range(5)])
+        p, port = self.start_admin(emu, "on_demand = true;")
+        time.sleep(1.0 * SLOW)
+        self.assertEqual(self.lines(), [], "nothing before the command")
+        code, out, err = self.ctl(port, "receive", {"max_messages": 3})
+        self.assertEqual(code, 0, err)
+        self.assertEqual(out["requested"], 3)
+
+        def done():
+            c, o, _ = self.ctl(port, "receive")
+            return o if c == 0 and o["done"] else None
+        report = self.wait_for(done, timeout=30 * SLOW, what="the receive job to finish")
+        self.assertEqual((report["received"], report["completed"]), (3, 3), report)
+        self.assertFalse(report["queue_empty"])
+        self.assertEqual(len(self.lines()), 3)
+        self.assertEqual(emu.counts("q1")["active"], 2)
+        # the rest, asking for more than there is: the job ends when the queue is empty
+        code, out, err = self.ctl(port, "receive", {"max_messages": 10})
+        self.assertEqual(code, 0, err)
+        report = self.wait_for(done, timeout=30 * SLOW, what="the second job to finish")
+        self.assertEqual((report["received"], report["completed"]), (2, 2), report)
+        self.assertTrue(report["queue_empty"])
+        self.assertEqual(sorted(r["id"] for r in self.lines()), ["e%d" % i for i in range(5)])
+        code, out, err = self.ctl(port, "receive", {"max_messages": 0})
+        self.assertEqual(code, 8, "a bad count is refused")
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=60 * SLOW)
+
+    def test_receive_refused_without_on_demand(self):
+        emu = self.start_emulator(queues=["q1"])
+        p, port = self.start_admin(emu, "")
+        code, out, err = self.ctl(port, "receive", {"max_messages": 1})
+        self.assertEqual(code, 8)
+        self.assertIn("on_demand = false", out if isinstance(out, str) else json.dumps(out)
+                      + err)
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=60 * SLOW)
+
+    def test_peek_and_status(self):
+        emu = self.start_emulator(queues=["q1"])
+        sbpeers.sdk_send(emu.connection_string, "q1", [
+            {"body": {"batch_id": "b%d" % i, "priority": i % 2, "emails": [{"id": "x"}] * 2},
+             "messageId": "m%d" % i} for i in range(3)])
+        p, port = self.start_admin(emu, "on_demand = true;")
+        code, out, err = self.ctl(port, "peek", {"count": 5})
+        self.assertEqual(code, 0, err)
+
+        def peeked():
+            c, o, _ = self.ctl(port, "peek", {"count": 5})
+            return o if c == 0 and o.get("state") == "done" else None
+        res = self.wait_for(peeked, timeout=30 * SLOW, what="the peek result")
+        self.assertEqual([m["message_id"] for m in res["messages"]], ["m0", "m1", "m2"])
+        self.assertEqual([m["emails"] for m in res["messages"]], [2, 2, 2])
+        self.assertEqual(res["priority_distribution"], {"0": 2, "1": 1})
+        self.assertEqual(emu.counts("q1")["active"], 3, "peek takes nothing")
+        code, st, err = self.ctl(port, "status")
+        self.assertEqual(code, 0, err)
+        self.assertTrue(st["connected"])
+        self.assertEqual(st["messages_held"], 0)
+        self.assertEqual(st["last_peek"]["priority_distribution"], {"0": 2, "1": 1})
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=60 * SLOW)
 
 
 if __name__ == "__main__":

@@ -108,10 +108,32 @@ void sb_receive_flow(sb_source *st)
     } else if (want < window / 4 && st->nlive + credit > 0) {
         return; /* top up in chunks, not one flow frame per message */
     }
-    if (want > 0) {
+    if (want <= 0)
+        return;
+    if (st->cfg->on_demand) {
+        /* drain: the broker gives back what it cannot use, so an empty
+         * queue ends the receive job instead of leaving it waiting */
+        pn_link_drain(st->link, (int)want);
+        st->drain_asked = 1;
+    } else {
         pn_link_flow(st->link, (int)want);
-        ik_sb_client_changed(st->client);
     }
+    ik_sb_client_changed(st->client);
+}
+
+/* PN_LINK_FLOW: after an on-demand drain, credit 0 means the queue had no more. */
+static void receiver_flow(void *arg, pn_link_t *l)
+{
+    sb_source *st = arg;
+    if (!st->cfg->on_demand || !st->drain_asked || pn_link_credit(l) > 0)
+        return;
+    st->drain_asked = 0;
+    pthread_mutex_lock(&st->mu);
+    if (st->job.started && st->job.received < st->job.requested) {
+        st->job.exhausted = 1;
+        st->demand = 0;
+    }
+    pthread_mutex_unlock(&st->mu);
 }
 
 /* ---- one message -------------------------------------------------------- */
@@ -410,6 +432,16 @@ static void on_message(sb_source *st, pn_delivery_t *d, const char *bytes, size_
     m->has_lock_token = lock_token_of(d, m->lock_token);
     m->received_ms = ik_sb_now_ms();
     sb_msg_link(st, m);
+    if (st->cfg->on_demand) {
+        pthread_mutex_lock(&st->mu);
+        if (st->demand > 0)
+            st->demand--;
+        if (st->job.started && st->job.received < st->job.requested) {
+            st->job.received++;
+            m->in_job = 1;
+        }
+        pthread_mutex_unlock(&st->mu);
+    }
     if (st->m_received)
         st->host->metric_add(st->m_received, 1);
 
@@ -482,5 +514,6 @@ static void receiver_detached(void *arg, pn_link_t *l, const char *why)
 
 const ik_sb_link_ops sb_receiver_ops = {
     .delivery = receiver_delivery,
+    .flow = receiver_flow,
     .detached = receiver_detached,
 };

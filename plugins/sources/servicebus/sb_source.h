@@ -56,6 +56,7 @@ typedef struct sb_msg {
     uint64_t renew_at;    /* monotonic; 0: no renewal */
     uint64_t renew_until; /* monotonic: stop renewing after this */
     int renewing;         /* a renew-lock for it is in flight */
+    int in_job;           /* received for the on-demand receive job */
     /* guarded by state.mu */
     unsigned records; /* records whose outcome is not told yet */
     unsigned emitted; /* records handed to the engine */
@@ -74,6 +75,17 @@ typedef struct sb_msg {
     int resend;                 /* DLQ mode: 1 waiting to be sent back, 2 sent */
     struct sb_msg *resend_next; /* the resend list */
 } sb_msg;
+
+/* The on-demand receive job the `receive` command started (state.mu). */
+typedef struct sb_job {
+    int started;
+    uint64_t requested, received;
+    uint64_t completed, abandoned, dead, lost;
+    int exhausted; /* the broker had no more messages */
+} sb_job;
+
+/* 1 once every message of the job is settled and no more will come. */
+int sb_job_done(const sb_job *j);
 
 /* A record waiting for room in the pipeline. */
 typedef struct sb_pending {
@@ -99,6 +111,16 @@ typedef struct sb_source {
     int stopping;    /* stop() was called */
     int paused;      /* the pause command (mu) */
     uint64_t demand; /* on-demand mode: messages still asked for (mu) */
+    sb_job job;      /* (mu) */
+    int drain_asked; /* run thread: on-demand credit was given with drain */
+    /* what commands read (mu), mirrored by the run thread each turn */
+    int64_t held;
+    int pipeline_full;
+    int seen_up;
+    /* peek (mu) */
+    int64_t peek_wanted, peek_count;
+    int peek_inflight;
+    json_object *peek_result;
     /* health (mu) */
     int down;
     uint64_t down_since_unix;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "commands.h"
 #include "sb_source.h"
 
 static const char *const broker_choices[] = {"servicebus", "amqp", NULL};
@@ -138,7 +139,7 @@ static int sb_health(void *state, ik_health *out)
         snprintf(out->reason, sizeof out->reason, "broker unreachable since %s: %s", t,
                  st->down_reason);
     } else {
-        snprintf(out->reason, sizeof out->reason, "%u message(s) held", st->nlive);
+        snprintf(out->reason, sizeof out->reason, "%" PRId64 " message(s) held", st->held);
     }
     pthread_mutex_unlock(&st->mu);
     return 0;
@@ -220,6 +221,12 @@ static int turn(sb_source *st)
     sb_receive_flow(st);
     sb_renew_locks(st);
     sb_dlq_send(st);
+    sb_commands_work(st);
+    pthread_mutex_lock(&st->mu);
+    st->held = st->nlive;
+    st->pipeline_full = st->pending.n > 0;
+    st->seen_up = 1;
+    pthread_mutex_unlock(&st->mu);
     if (!st->link) {
         /* the broker detached the receiver: start over on a new connection */
         ik_sb_client_close(st->client, 1000);
@@ -367,6 +374,12 @@ static int sb_create(const ik_host *host, ik_instance *self, const void *config,
         return IK_E_NOMEM;
     }
     make_metrics(st);
+    if ((rc = sb_commands_register(st)) != 0) {
+        host->log(self, IK_LOG_ERROR, "cannot register the control commands: %s",
+                  host->strerror(rc));
+        sb_destroy(st);
+        return rc;
+    }
     *state = st;
     return 0;
 }
@@ -383,6 +396,7 @@ static void sb_destroy(void *state)
     ik_sb_endpoint_clear(&st->ep);
     free(st->address);
     free(st->mgmt_address);
+    json_object_put(st->peek_result);
     pthread_mutex_destroy(&st->mu);
     free(st);
 }

@@ -153,9 +153,27 @@ static const char *msg_name(const sb_msg *m, char *buf, size_t len)
     return buf;
 }
 
-/* Counts the outcome sent for m. */
-static void count_outcome(sb_source *st, ik_outcome o)
+/* Counts m's outcome in its receive job (lost: its lock was). */
+static void count_job(sb_source *st, const sb_msg *m, ik_outcome o, int lost)
 {
+    if (!m->in_job)
+        return;
+    pthread_mutex_lock(&st->mu);
+    if (lost)
+        st->job.lost++;
+    else if (o == IK_DELIVERED)
+        st->job.completed++;
+    else if (o == IK_DEAD_LETTERED)
+        st->job.dead++;
+    else
+        st->job.abandoned++;
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* Counts the outcome sent for m. */
+static void count_outcome(sb_source *st, const sb_msg *m, ik_outcome o)
+{
+    count_job(st, m, o, 0);
     ik_metric *mt = o == IK_DELIVERED       ? st->m_completed
                     : o == IK_DEAD_LETTERED ? st->m_dead
                                             : st->m_abandoned;
@@ -179,6 +197,7 @@ void sb_dispose(sb_source *st, sb_msg *m, ik_outcome o)
                       msg_name(m, name, sizeof name));
         if (st->m_lock_lost)
             st->host->metric_add(st->m_lock_lost, 1);
+        count_job(st, m, o, 1);
         sb_msg_free(st, m);
         return;
     }
@@ -205,7 +224,7 @@ void sb_dispose(sb_source *st, sb_msg *m, ik_outcome o)
     }
     pn_delivery_settle(m->d);
     m->d = NULL;
-    count_outcome(st, o);
+    count_outcome(st, m, o);
     sb_msg_free(st, m);
 }
 
@@ -252,8 +271,9 @@ void sb_settle_remote(sb_source *st, pn_delivery_t *d)
                       why);
         if (st->m_lock_lost)
             st->host->metric_add(st->m_lock_lost, 1);
+        count_job(st, m, m->decided, 1);
     } else {
-        count_outcome(st, m->decided);
+        count_outcome(st, m, m->decided);
     }
     sb_msg_free(st, m);
 }
@@ -274,6 +294,7 @@ void sb_settle_connection_lost(sb_source *st)
              * either way, so it may come again */
             if (st->m_lock_lost)
                 st->host->metric_add(st->m_lock_lost, 1);
+            count_job(st, m, m->decided, 1);
             sb_msg_free(st, m);
         }
         /* the others are freed once their records are told (dispose) */
