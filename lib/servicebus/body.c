@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "amqp_read.h"
 #include "common/utf8.h"
 #include "json/json_fast.h"
 #include <intake/plugin.h>
@@ -36,14 +37,10 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return IK_E_PARSE;
 }
 
-/* A JSON value's type for errors, in JSON's words. */
+/* A JSON value's type for errors, in JSON's words where AMQP's differ. */
 static const char *kind(const json_object *v)
 {
     switch (json_object_get_type(v)) {
-    case json_type_null:
-        return "null";
-    case json_type_boolean:
-        return "a boolean";
     case json_type_double:
     case json_type_int:
         return "a number";
@@ -51,10 +48,9 @@ static const char *kind(const json_object *v)
         return "an object";
     case json_type_array:
         return "an array";
-    case json_type_string:
-        return "a string";
+    default:
+        return sb_json_type_name(v);
     }
-    return "a value";
 }
 
 static int is_ws(char c)
