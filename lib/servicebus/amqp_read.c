@@ -327,8 +327,10 @@ static int read_items(sb_reader *r, int is_map, uint32_t count, int depth, json_
 /*
  * Reads the size and count of a compound (list, map or array of `code`),
  * narrows r->n to its end and returns the old end in *outer. The count may
- * not exceed the bytes it has (every item takes at least one, but for
- * arrays of zero-width items, which are refused the same way).
+ * not exceed the bytes the compound holds: every item of a list or map takes
+ * a byte at least, and an array of zero-width items (nulls, true) that
+ * claims more items than bytes is refused too, so no input asks for more
+ * items than it has bytes.
  */
 static int open_compound(sb_reader *r, unsigned char code, uint32_t *count, size_t *outer)
 {
@@ -339,7 +341,9 @@ static int open_compound(sb_reader *r, unsigned char code, uint32_t *count, size
     size_t size = (size_t)be(r->b + r->pos, w);
     *count = (uint32_t)be(r->b + r->pos + w, w);
     r->pos += w;
-    if (size < w || size > r->n - r->pos)
+    if (size < w)
+        return sb_fail(r, at, "size %zu is smaller than its count field", size);
+    if (size > r->n - r->pos)
         return sb_fail(r, at, "%s of %zu bytes runs past the end (%zu bytes left)",
                        code >= 0xe0 ? "array" : "list or map", size, r->n - r->pos);
     r->pos += w;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "amqp_read.h"
 #include "common/utf8.h"
 #include "json/json_fast.h"
 #include <intake/plugin.h>
@@ -36,14 +37,10 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return IK_E_PARSE;
 }
 
-/* A JSON value's type for errors, in JSON's words. */
+/* A JSON value's type for errors, in JSON's words where AMQP's differ. */
 static const char *kind(const json_object *v)
 {
     switch (json_object_get_type(v)) {
-    case json_type_null:
-        return "null";
-    case json_type_boolean:
-        return "a boolean";
     case json_type_double:
     case json_type_int:
         return "a number";
@@ -51,10 +48,9 @@ static const char *kind(const json_object *v)
         return "an object";
     case json_type_array:
         return "an array";
-    case json_type_string:
-        return "a string";
+    default:
+        return sb_json_type_name(v);
     }
-    return "a value";
 }
 
 static int is_ws(char c)
@@ -92,16 +88,20 @@ static size_t nul_escape(const char *t, size_t len)
     return SIZE_MAX;
 }
 
-/* Runs json-c's strict tokener over text; 0 and *out, or IK_E_PARSE with where and what. */
-static int tokener_parse(const char *text, size_t len, json_object **out, char *err, size_t errlen)
+/*
+ * Runs json-c's strict tokener over text[skip..len); 0 and *out, or
+ * IK_E_PARSE with what and where (offsets from text).
+ */
+static int tokener_parse(const char *text, size_t skip, size_t len, json_object **out, char *err,
+                         size_t errlen)
 {
     json_tokener *tok = json_tokener_new_ex(BODY_DEPTH);
     if (!tok)
         return IK_E_NOMEM;
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
-    json_object *obj = json_tokener_parse_ex(tok, text, (int)len);
+    json_object *obj = json_tokener_parse_ex(tok, text + skip, (int)(len - skip));
     enum json_tokener_error e = json_tokener_get_error(tok);
-    size_t end = json_tokener_get_parse_end(tok);
+    size_t end = skip + json_tokener_get_parse_end(tok);
     if (!obj && e == json_tokener_continue) { /* a bare number ends at the end of the text */
         obj = json_tokener_parse_ex(tok, "", 1);
         e = json_tokener_get_error(tok);
@@ -128,6 +128,7 @@ static int tokener_parse(const char *text, size_t len, json_object **out, char *
                   end, ch);
     }
     size_t nul = rc ? SIZE_MAX : nul_escape(text, len);
+    /* (a BOM has no backslash: the offset is right as it is) */
     if (nul != SIZE_MAX)
         rc = fail(err, errlen,
                   "body at byte %zu: a string contains \\u0000 (a NUL character), which "
@@ -140,7 +141,11 @@ static int tokener_parse(const char *text, size_t len, json_object **out, char *
     return rc;
 }
 
-/* Parses JSON text (valid UTF-8, one value, nothing after it) into *out (owned; NULL for null). */
+/*
+ * Parses JSON text (valid UTF-8, one value, nothing after it; a UTF-8 byte
+ * order mark before it is skipped, as the file source skips one) into *out
+ * (owned; NULL for null).
+ */
 static int parse_text(const char *text, size_t len, json_object **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -164,9 +169,10 @@ static int parse_text(const char *text, size_t len, json_object **out, char *err
                         (unsigned char)text[i]);
         i += k;
     }
-    if (ik_json_fast_parse(text, len, BODY_DEPTH, out) == 1)
+    size_t skip = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    if (ik_json_fast_parse(text + skip, len - skip, BODY_DEPTH, out) == 1)
         return 0;
-    return tokener_parse(text, len, out, err, errlen);
+    return tokener_parse(text, skip, len, out, err, errlen);
 }
 
 /*

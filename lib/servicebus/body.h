@@ -43,6 +43,7 @@ typedef struct ik_sb_emails {
  * emails, not an envelope. A "priority" that is neither an integer nor
  * "high"/"normal"/"low" (any case; 10/0/-10, as the file source reads it)
  * is ignored (has_priority 0), as the file source ignores it.
+ * A UTF-8 byte order mark before JSON text is skipped (offsets count it).
  */
 int ik_sb_body_emails(const ik_sb_message *m, size_t max_emails, ik_sb_emails *out, char *err,
                       size_t errlen);

@@ -137,6 +137,11 @@ static void test_body_kinds(void)
     check_emails(&m, 2, 1, "{\"id\":6}");
     value_message(&m, IK_SB_BODY_SEQUENCE, "[{\"id\":7},{\"id\":8}]");
     check_emails(&m, 2, 0, "{\"id\":7}");
+    /* a UTF-8 byte order mark is skipped, on both paths */
+    TEXT(&m, IK_SB_BODY_DATA, "\xEF\xBB\xBF{\"id\":9}");
+    check_emails(&m, 1, 0, "{\"id\":9}");
+    TEXT(&m, IK_SB_BODY_DATA, "\xEF\xBB\xBF{\"id\":9.5}");
+    check_emails(&m, 1, 0, "{\"id\":9.5}");
     /* JSON the fast path leaves to json-c: the same result */
     static const char fallback[] = "{\"a\":1e3,\"b\":\"\\ud83d\\ude00\"}";
     text_message(&m, IK_SB_BODY_DATA, fallback, sizeof fallback - 1);
@@ -174,6 +179,9 @@ static void test_refusals(void)
         {"{\"a\":\"x\"}\0", 10, "body is not JSON: at byte 9: NUL byte"},
         {"{\"a\":\"x\\u0000\"}", 0, "body at byte 7: a string contains \\u0000 (a NUL character)"},
         {"{\"a\\u0000\":1}", 0, "body at byte 3: a string contains \\u0000"},
+        {"\xEF\xBB\xBF{\"a\":1.5,}", 0, "body is not JSON: at byte 12: unexpected character '}'"},
+        {"\xEF\xBB\xBF{} x", 0, "at byte 6: unexpected character 'x' after the end"},
+        {"\xEF\xBB\xBF\xEF\xBB\xBF{}", 0, "body is not JSON: at byte 3: "},
         {"", 0, "body is empty"},
         {" \r\n\t", 0, "body is empty"},
         {"12", 0, "body is a number, not an object or an array"},
