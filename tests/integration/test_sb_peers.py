@@ -97,12 +97,31 @@ class EmulatorPeerTest(PeersMixin, harness.IntakeTest):
             emu.start(queues=[{"name": "q", "requires_session": 1}])
         self.assertIsNone(emu.proc)
 
+    def test_stop_fails_with_the_log_when_the_emulator_exits_non_zero(self):
+        fake = self.write("fake-emulator", "#!/bin/sh\n"
+                          "trap 'echo leaked 1 object >&2; exit 23' TERM\n"
+                          "echo 'READY amqp=1 amqps=-1 http=2 https=-1'\n"
+                          "while :; do sleep 0.05; done\n")
+        os.chmod(fake, 0o755)
+        emu = Emulator(self.dir, "fake", binary=fake).start()
+        self.assertEqual((emu.amqp_port, emu.http_port), (1, 2))
+        with self.assertRaisesRegex(PeerError, "(?s)fake exited with 23:.*leaked 1 object"):
+            emu.stop()
+
 
 class RabbitMQPeerTest(PeersMixin, harness.IntakeTest):
-    def test_amqp10_with_sasl_plain_accept_release_and_a_dead_letter_policy(self):
+    """One node for every step: a start costs 5-10 s (more on a loaded machine)."""
+
+    def test_amqp10_sasl_plain_outcomes_dead_letter_policy_and_restart(self):
         rmq = self.start_rabbitmq()
         print("rabbitmq: node up in %.1f s" % rmq.start_seconds)
-        port = rmq.amqp_port
+        self.send_receive_and_release(rmq.amqp_port)
+        self.a_wrong_password_is_refused(rmq.amqp_port)
+        self.rejected_goes_to_the_dead_letter_queue(rmq)
+        self.restart_keeps_durable_queues_only(rmq)
+        self.assertEqual(rmq.stop(), 0)
+
+    def send_receive_and_release(self, port):
         r = amqp_send(port, "/queue/jobs", [
             {"data": '{"batch_id":"b-1"}', "contentType": "application/json", "messageId": "j1",
              "applicationProperties": {"priority": "high"}},
@@ -119,29 +138,31 @@ class RabbitMQPeerTest(PeersMixin, harness.IntakeTest):
         self.assertEqual((again["messageId"], again["firstAcquirer"]), ("j2", False))
         self.assertEqual(amqp_receive(port, "/queue/jobs", 1, max_wait_ms=300), [])
 
+    def a_wrong_password_is_refused(self, port):
         with self.assertRaisesRegex(PeerError, "amqp-client.mjs exited"):
             amqp_send(port, "/queue/jobs", [{"body": "x"}], password="wrong")
 
+    def rejected_goes_to_the_dead_letter_queue(self, rmq):
         dlq = rmq.declare_queue_with_dlq("work")
-        amqp_send(port, "/amq/queue/work", [{"body": "bad", "messageId": "w1"}])
-        amqp_receive(port, "/amq/queue/work", 1, outcome="reject")
-        [dead] = amqp_receive(port, "/amq/queue/" + dlq, 1)
+        amqp_send(rmq.amqp_port, "/amq/queue/work", [{"body": "bad", "messageId": "w1"}])
+        amqp_receive(rmq.amqp_port, "/amq/queue/work", 1, outcome="reject")
+        [dead] = amqp_receive(rmq.amqp_port, "/amq/queue/" + dlq, 1)
         self.assertEqual((dead["messageId"], dead["body"]), ("w1", "bad"))
-        self.assertEqual(rmq.stop(), 0)
 
-    def test_restart_keeps_a_durable_queues_messages(self):
-        rmq = self.start_rabbitmq()
+    def restart_keeps_durable_queues_only(self, rmq):
         port = rmq.amqp_port
-        rmq.declare_queue("keep")
-        amqp_send(port, "/amq/queue/keep", [{"body": "m%d" % i, "durable": True} for i in range(3)])
-        amqp_receive(port, "/amq/queue/keep", 1)
+        amqp_send(port, "/queue/keep", [{"body": "m%d" % i, "durable": True} for i in range(3)],
+                  durable_target=True)
+        amqp_receive(port, "/amq/queue/keep", 1)  # /queue/keep would ask for a non-durable one
+        amqp_send(port, "/queue/lost", [{"body": "x", "durable": True}])
         rmq.restart()
         print("rabbitmq: restarted in %.1f s" % rmq.start_seconds)
         self.assertEqual(rmq.amqp_port, port)
-        self.assertEqual(rmq.queue_counts().get("keep"), 2)
+        counts = rmq.queue_counts()
+        self.assertEqual(counts.get("keep"), 2)
+        self.assertNotIn("lost", counts, "an auto-declared queue without a durable target is gone")
         got = amqp_receive(port, "/amq/queue/keep", 3, max_wait_ms=1000)
         self.assertEqual([m["body"] for m in got], ["m1", "m2"])
-        self.assertEqual(rmq.stop(), 0)
 
 
 if __name__ == "__main__":
