@@ -51,14 +51,15 @@ class EmulatorPeerTest(PeersMixin, harness.IntakeTest):
                                           {"name": "sess", "requires_session": True},
                                           {"name": "dedup", "duplicate_detection": True}])
         conn = emu.connection_string
-        sdk_send(conn, "once", [{"body": "give up", "messageId": "m-dl"}])
         later = (datetime.datetime.now(datetime.timezone.utc)
                  + datetime.timedelta(minutes=10)).isoformat()
-        sdk_send(conn, "once", [{"body": "later", "scheduledEnqueueTimeUtc": later}])
+        sdk_send(conn, "once", [{"body": "give up", "messageId": "m-dl"}, {"body": "stay 1"},
+                                {"body": "stay 2"}]
+                 + [{"body": "later", "scheduledEnqueueTimeUtc": later}] * 3)
         [m] = sdk_receive(conn, "once", 1, settle="abandon")
         self.assertEqual(m["messageId"], "m-dl")
         self.wait_for(lambda: emu.counts("once")["dead_letter"] == 1, 10, "the dead letter")
-        self.assertEqual(emu.counts("once"), {"active": 0, "dead_letter": 1, "scheduled": 1})
+        self.assertEqual(emu.counts("once"), {"active": 2, "dead_letter": 1, "scheduled": 3})
         [d] = sdk_peek(conn, "once", 1, sub_queue="deadLetter")
         self.assertEqual((d["messageId"], d["deadLetterReason"]), ("m-dl", "MaxDeliveryCountExceeded"))
 
