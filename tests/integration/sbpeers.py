@@ -626,8 +626,14 @@ class RabbitMQ:
 # -- test case glue --------------------------------------------------------------------------
 
 def _test_failed(test):
-    outcome = getattr(test, "_outcome", None)
-    return outcome is None or not getattr(outcome, "success", False)
+    """Whether the running test (or one of its subtests) has failed so far. unittest resets
+    its own success flag for each part (setUp, body, tearDown), so this looks at the result,
+    where a failure is recorded as soon as it happens. Unknown counts as failed."""
+    result = getattr(getattr(test, "_outcome", None), "result", None)
+    if result is None:
+        return True
+    bad = list(getattr(result, "failures", [])) + list(getattr(result, "errors", []))
+    return any(getattr(t, "test_case", t) is test for t, _ in bad)
 
 
 class PeersMixin:
@@ -640,8 +646,8 @@ class PeersMixin:
             self._sb_peers = []
         return self._sb_peers
 
-    def start_emulator(self, name="sbemu", **kw):
-        emu = Emulator(self.dir, name)
+    def start_emulator(self, name="sbemu", binary=None, **kw):
+        emu = Emulator(self.dir, name, binary)
         self._peer_list().append(emu)
         return emu.start(**kw)
 

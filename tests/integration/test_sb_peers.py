@@ -3,7 +3,9 @@ promise: the emulator with its settings, the official SDK's sends and receives t
 its counts, persistence across a kill -9; a private RabbitMQ node speaking AMQP 1.0 with SASL
 PLAIN, released and rejected outcomes, a dead-letter policy, and a restart."""
 import base64
+import contextlib
 import datetime
+import io
 import os
 import unittest
 
@@ -98,16 +100,40 @@ class EmulatorPeerTest(PeersMixin, harness.IntakeTest):
             emu.start(queues=[{"name": "q", "requires_session": 1}])
         self.assertIsNone(emu.proc)
 
-    def test_stop_fails_with_the_log_when_the_emulator_exits_non_zero(self):
+    def fake_emulator(self, status):
+        """A stand-in that logs a line, prints READY and exits `status` on SIGTERM."""
         fake = self.write("fake-emulator", "#!/bin/sh\n"
-                          "trap 'echo leaked 1 object >&2; exit 23' TERM\n"
+                          "echo 'fake emulator log line' >&2\n"
+                          "trap 'echo leaked 1 object >&2; exit %d' TERM\n"
                           "echo 'READY amqp=1 amqps=-1 http=2 https=-1'\n"
-                          "while :; do sleep 0.05; done\n")
+                          "while :; do sleep 0.05; done\n" % status)
         os.chmod(fake, 0o755)
-        emu = Emulator(self.dir, "fake", binary=fake).start()
+        return fake
+
+    def test_stop_fails_with_the_log_when_the_emulator_exits_non_zero(self):
+        emu = Emulator(self.dir, "fake", binary=self.fake_emulator(23)).start()
         self.assertEqual((emu.amqp_port, emu.http_port), (1, 2))
         with self.assertRaisesRegex(PeerError, "(?s)fake exited with 23:.*leaked 1 object"):
             emu.stop()
+
+    def test_the_log_is_printed_when_a_test_fails_and_only_then(self):
+        fake = self.fake_emulator(0)
+
+        class Inner(PeersMixin, harness.IntakeTest):
+            def test_fails(inner):
+                inner.start_emulator(binary=fake)
+                inner.fail("on purpose")
+
+            def test_passes(inner):
+                inner.start_emulator(binary=fake)
+
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            r = unittest.TextTestRunner(stream=io.StringIO()).run(
+                unittest.defaultTestLoader.loadTestsFromTestCase(Inner))
+        self.assertEqual((r.testsRun, len(r.failures), len(r.errors)), (2, 1, 0))
+        self.assertEqual(err.getvalue().count("fake emulator log line"), 1, err.getvalue())
+        self.assertIn("sbemu log (test failed)", err.getvalue())
 
 
 class RabbitMQPeerTest(PeersMixin, harness.IntakeTest):
