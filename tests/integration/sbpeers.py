@@ -544,13 +544,6 @@ class RabbitMQ:
             raise PeerError("%s exited with %d:\n%s" % (self.name, rc, self.log_tail()))
         return rc
 
-    def kill9(self):
-        """SIGKILL to the node's whole process group (epmd keeps running)."""
-        if self.running():
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait()
-
     def restart(self, timeout=60):
         """Stops the node if it runs and starts it again with the same data, ports and epmd."""
         if self.running():

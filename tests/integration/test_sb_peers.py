@@ -10,8 +10,8 @@ import os
 import unittest
 
 import harness
-from sbpeers import PeersMixin, PeerError, Emulator, sdk_send, sdk_receive, sdk_peek, \
-    amqp_send, amqp_receive
+from sbpeers import PeersMixin, PeerError, Emulator, KEY_NAME, KEY, sdk_send, sdk_receive, \
+    sdk_peek, amqp_send, amqp_receive
 
 
 class EmulatorPeerTest(PeersMixin, harness.IntakeTest):
@@ -46,6 +46,17 @@ class EmulatorPeerTest(PeersMixin, harness.IntakeTest):
         self.assertEqual(base64.b64decode(buf["body"]["base64"]), raw)
         self.assertEqual([m["body"] for m in got[2:]], [{"i": 0}, {"i": 1}, {"i": 2}])
         self.assertEqual(emu.counts("q1"), {"active": 0, "dead_letter": 0, "scheduled": 0})
+
+        # rhea with SASL PLAIN (key name and key): a JSON data section reaches the SDK parsed
+        r = amqp_send(emu.amqp_port, "q1", [{"data": '{"a": 1}', "messageId": "m-rhea",
+                                              "contentType": "application/json"}],
+                      user=KEY_NAME, password=KEY)
+        self.assertEqual(r["accepted"], 1)
+        [m] = sdk_receive(conn, "q1", 1)
+        self.assertEqual((m["body"], m["messageId"], m["contentType"]),
+                         ({"a": 1}, "m-rhea", "application/json"))
+        with self.assertRaisesRegex(PeerError, "unauthorized-access"):
+            amqp_send(emu.amqp_port, "q1", [{"body": "x"}], user=KEY_NAME, password="wrong")
         self.assertEqual(emu.stop(), 0)
 
     def test_queue_settings_reach_the_emulator_and_counts_show_dead_letters_and_scheduled(self):
