@@ -123,17 +123,20 @@ class Emulator:
         self.verbose = False
         self._amqp_port = None
         self._http_port = None
+        self.amqps_port = -1
         self.start_seconds = None
 
     # -- life cycle --------------------------------------------------------------------------
 
     def start(self, queues=("q1",), persist_file=None, persist_interval_ms=None,
-              max_message_size=None, handshake_timeout_ms=None, verbose=False, keys=None):
+              max_message_size=None, handshake_timeout_ms=None, verbose=False, keys=None,
+              tls=None):
         """Writes the config and starts the emulator on free ports; returns self.
         queues: names, or dicts like {"name": "q", "lock_duration_ms": 5000,
         "max_delivery_count": 3, "requires_session": True, "duplicate_detection": True,
         "duplicate_window_ms": 60000, "dead_lettering_on_expiration": True,
-        "default_ttl_ms": 1000, "max_size_mb": 1}. keys: extra {name: key} beside the root key."""
+        "default_ttl_ms": 1000, "max_size_mb": 1}. keys: extra {name: key} beside the root key.
+        tls: (cert file, key file) also listens for amqps on a free port (amqps_port)."""
         if not self.bin or not os.path.exists(self.bin):
             raise PeerError("SBEMU_BIN (%r) is not the intake-sb-emulator binary: run through ctest"
                             % self.bin)
@@ -143,6 +146,8 @@ class Emulator:
         lines.append("keys = ( %s );" % ", ".join(
             '{ name = "%s"; key = "%s"; }' % kv for kv in allkeys.items()))
         lines.append("queues = ( %s );" % ", ".join(_queue_config(q) for q in queues))
+        if tls:
+            lines += ["amqps_port = 0;", 'tls_cert = "%s";' % tls[0], 'tls_key = "%s";' % tls[1]]
         if persist_file:
             self.persist_file = os.path.abspath(persist_file)
             lines.append('persist_file = "%s";' % self.persist_file)
@@ -170,6 +175,7 @@ class Emulator:
             m = re.search(r"READY amqp=(-?\d+) amqps=(-?\d+) http=(-?\d+)", tail(self.out_path))
             if m:
                 self._amqp_port, self._http_port = int(m.group(1)), int(m.group(3))
+                self.amqps_port = int(m.group(2))
                 self.start_seconds = time.monotonic() - t0
                 return
             if self.proc.poll() is not None:
