@@ -106,7 +106,7 @@ class CliTest(IntakeTest):
         self.assertIn("%s:4:" % conf, r.stderr)
         self.assertRegex(r.stderr, r"built for Intake plugin ABI \d+\.\d+, this engine speaks ABI")
         self.assertIn("intake-bad_abi.so", r.stderr)
-        # an SDK 1.x plugin: rebuild it against SDK 2.1
+        # an SDK 1.x plugin: rebuild it against SDK 2.2
         conf = self.config('pipelines = ( { name = "p";\n'
                            'source = { plugin = "test_gen"; };\n'
                            'processors = ( { plugin = "test_abi10"; } );\n'
