@@ -503,6 +503,27 @@ class SourceCommandsTest(SourceBase):
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=60 * SLOW)
 
+    def test_pause_holds_at_most_prefetch_and_resume_goes_on(self):
+        emu = self.start_emulator(queues=["q1"])
+        p, port = self.start_admin(emu, "prefetch = 5;")
+        code, out, err = self.ctl(port, "pause")
+        self.assertEqual(code, 0, err)
+        sbpeers.sdk_send(emu.connection_string, "q1", [
+            {"body": {"id": "e%02d" % i}, "messageId": "m%02d" % i} for i in range(40)],
+            batch=True)
+        time.sleep(2.0 * SLOW)
+        self.assertEqual(self.lines(), [], "nothing enters the pipeline while paused")
+        code, st, err = self.ctl(port, "status")
+        self.assertEqual(code, 0, err)
+        self.assertLessEqual(st["messages_held"], 5, st)
+        self.assertTrue(st["paused_by_pipeline"], st)
+        code, out, err = self.ctl(port, "resume")
+        self.assertEqual(code, 0, err)
+        self.wait_for(lambda: len(self.lines()) >= 40, timeout=30 * SLOW, what="all 40")
+        self.assertEqual(sorted(r["id"] for r in self.lines()), ["e%02d" % i for i in range(40)])
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=60 * SLOW)
+
     def test_receive_refused_without_on_demand(self):
         emu = self.start_emulator(queues=["q1"])
         p, port = self.start_admin(emu, "")
