@@ -448,6 +448,91 @@ class SourceMoreTest(SourceBase):
         self.assertEqual(emu.counts("qs")["active"], 4, "the other session is untouched")
 
 
+class SourceHostileTest(SourceBase):
+    """What people who try to break it do: kill -9 the engine, a broker that never answers,
+    a message with too many emails."""
+
+    def test_the_engine_killed_mid_run_loses_nothing(self):
+        emu = self.start_emulator(queues=[{"name": "q1", "lock_duration_ms": 2000}])
+        n = 20
+        sbpeers.sdk_send(emu.connection_string, "q1", [
+            {"body": {"id": "e%02d" % i}, "messageId": "m%02d" % i} for i in range(n)],
+            batch=True)
+        slow = '{ plugin = "test_fault"; mode = "slow"; delay = "300ms"; }'
+        conf = self.pipeline(emu, processors=slow, source_extra="prefetch = 4;")
+        p = self.start_intake("run", conf)
+        self.wait_for(lambda: len(self.lines()) >= 3, timeout=30 * SLOW, what="a few records")
+        p.kill()
+        p.wait()
+        conf = self.pipeline(emu, processors="", source_extra="prefetch = 4;")
+        rc, err = self.run_until(conf, lambda: {r["id"] for r in self.lines()} >=
+                                 {"e%02d" % i for i in range(n)}, "every record after the kill",
+                                 timeout=60)
+        self.assertEqual(rc, 0, err[-3000:])
+        self.assertEqual(emu.counts("q1"), {"active": 0, "dead_letter": 0, "scheduled": 0})
+
+    def test_a_broker_that_accepts_and_never_answers(self):
+        import socket
+        import threading
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        held = []
+        stop = threading.Event()
+
+        def accept():
+            srv.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    c, _ = srv.accept()
+                    held.append(c)  # read nothing, answer nothing
+                except OSError:
+                    pass
+        t = threading.Thread(target=accept, daemon=True)
+        t.start()
+        try:
+            emu = self.start_emulator(queues=["q1"])
+            conn = ("Endpoint=sb://127.0.0.1:%d;SharedAccessKeyName=k;SharedAccessKey=Secr3tKey;"
+                    "UseDevelopmentEmulator=true" % srv.getsockname()[1])
+            port = harness.free_port()
+            conf = self.pipeline(emu, conn=conn, admin=True, source_extra='timeout = "1s";',
+                                 extra='admin = { listen = "127.0.0.1:%d"; };\n' % port)
+            p = self.start_intake("run", conf)
+            self.wait_for(lambda: "broker unreachable since" in
+                          self.http_get(port, "/health")[2] if self._admin_up(port) else False,
+                          timeout=30 * SLOW, what="/health to report the silent broker")
+            p.send_signal(signal.SIGINT)
+            _, err = p.communicate(timeout=60 * SLOW)
+            self.assertEqual(p.returncode, 0, err[-3000:])
+            self.assertIn("no answer within 1000 ms", err)
+            self.assertNotIn("Secr3tKey", err)
+        finally:
+            stop.set()
+            t.join()
+            for c in held:
+                c.close()
+            srv.close()
+
+    def _admin_up(self, port):
+        try:
+            self.http_get(port, "/health")
+            return True
+        except OSError:
+            return False
+
+    def test_a_message_with_too_many_emails_is_dead_lettered(self):
+        emu = self.start_emulator(queues=["q1"])
+        env = {"batch_id": "big", "emails": [{"id": "x%d" % i} for i in range(30)]}
+        sbpeers.sdk_send(emu.connection_string, "q1", [{"body": env, "messageId": "big"}])
+        conf = self.pipeline(emu, dead_letter=False, source_extra="max_emails = 20;")
+        rc, err = self.run_until(conf, lambda: emu.counts("q1")["dead_letter"] == 1,
+                                 "the message dead-lettered")
+        self.assertEqual(rc, 0, err[-3000:])
+        self.assertEqual(self.lines(), [])
+        dl = sbpeers.sdk_receive(emu.connection_string, "q1", 1, sub_queue="deadLetter")
+        self.assertIn("20", dl[0]["deadLetterReason"])
+
+
 class SourceCommandsTest(SourceBase):
     """receive (on demand), peek and status through `intake ctl`."""
 
