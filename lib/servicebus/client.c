@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +79,7 @@ struct ik_sb_client {
     int closing;
     int dirty; /* changed outside an event batch: the proactor must be woken to write */
     unsigned long counter;
-    atomic_int interrupted;
+    int saved_interrupt; /* an interrupt seen inside a synchronous call */
     char error[512];
     char remote_container[128];
     token *tokens;
@@ -581,16 +580,17 @@ void ik_sb_client_changed(ik_sb_client *c)
     c->dirty = 1;
 }
 
-int ik_sb_client_pump(ik_sb_client *c, uint64_t timeout_ms)
+/* One round of events (waiting up to timeout_ms; 0: only what is ready) and
+ * the client's timers. Returns 1 when an interrupt arrived, 0 otherwise,
+ * IK_E_IO when the connection is lost. */
+static int pump_once(ik_sb_client *c, uint64_t timeout_ms)
 {
     int interrupted = 0;
     if (c->dirty && c->conn && !c->lost)
         pn_connection_wake(c->conn); /* frames made outside a batch are written then */
     c->dirty = 0;
-    if (atomic_exchange(&c->interrupted, 0))
-        interrupted = 1;
     pn_event_batch_t *b;
-    if (timeout_ms == 0 || interrupted) {
+    if (timeout_ms == 0) {
         b = pn_proactor_get(c->pro);
     } else {
         pn_proactor_set_timeout(c->pro, timeout_ms);
@@ -607,15 +607,21 @@ int ik_sb_client_pump(ik_sb_client *c, uint64_t timeout_ms)
         renew_tokens(c);
         expire_requests(c);
     }
-    if (c->lost)
-        return IK_E_IO;
-    return interrupted;
+    return c->lost ? IK_E_IO : interrupted;
+}
+
+int ik_sb_client_pump(ik_sb_client *c, uint64_t timeout_ms)
+{
+    /* an interrupt a synchronous call swallowed is the owner's */
+    int saved = c->saved_interrupt;
+    c->saved_interrupt = 0;
+    int rc = pump_once(c, saved ? 0 : timeout_ms);
+    return rc == 0 && saved ? 1 : rc;
 }
 
 void ik_sb_client_interrupt(ik_sb_client *c)
 {
-    atomic_store(&c->interrupted, 1);
-    pn_proactor_interrupt(c->pro);
+    pn_proactor_interrupt(c->pro); /* thread-safe; queued until the next wait */
 }
 
 /* Pumps until *flag is set, the connection is lost or the op time limit
@@ -630,13 +636,11 @@ static int pump_until(ik_sb_client *c, const int *flag, const char *what)
                       (unsigned long long)c->cfg.op_timeout_ms);
             return IK_E_TIMEOUT;
         }
-        int rc = ik_sb_client_pump(c, deadline - now < 200 ? deadline - now : 200);
+        int rc = pump_once(c, deadline - now < 200 ? deadline - now : 200);
         if (rc == IK_E_IO && !*flag)
             return IK_E_IO;
         if (rc > 0)
-            atomic_store(&c->interrupted, 1); /* keep it for the owner's pump */
-        if (rc > 0 && !*flag)
-            pn_proactor_interrupt(c->pro);
+            c->saved_interrupt = 1; /* returned by the owner's next pump */
     }
     return 0;
 }
@@ -716,8 +720,9 @@ int ik_sb_client_connect(ik_sb_client *c)
         c->closing = 1;
         pn_connection_close(c->conn);
         pn_proactor_disconnect(c->pro, NULL);
-        while (!c->lost && ik_sb_client_pump(c, 100) != IK_E_IO)
-            ;
+        while (!c->lost)
+            if (pump_once(c, 100) > 0)
+                c->saved_interrupt = 1;
     }
     if (rc == 0)
         c->lost = 0;
@@ -748,11 +753,13 @@ void ik_sb_client_close(ik_sb_client *c, uint64_t timeout_ms)
     c->dirty = 1;
     uint64_t deadline = ik_sb_now_ms() + timeout_ms;
     while (!c->lost && ik_sb_now_ms() < deadline)
-        ik_sb_client_pump(c, 50);
+        if (pump_once(c, 50) > 0)
+            c->saved_interrupt = 1;
     if (!c->lost) {
         pn_proactor_disconnect(c->pro, NULL);
         while (!c->lost)
-            ik_sb_client_pump(c, 50);
+            if (pump_once(c, 50) > 0)
+                c->saved_interrupt = 1;
     }
 }
 
@@ -862,11 +869,10 @@ pn_link_t *ik_sb_client_attach(ik_sb_client *c, const ik_sb_link_opts *o)
      * terminus, then a detach carrying the reason: wait briefly for it. */
     if (!pn_terminus_get_address(pn_link_remote_source(l)) &&
         !pn_terminus_get_address(pn_link_remote_target(l))) {
-        int done = 0;
         uint64_t until = ik_sb_now_ms() + 500;
         while (!u->gone && !c->lost && ik_sb_now_ms() < until)
-            ik_sb_client_pump(c, 50);
-        (void)done;
+            if (pump_once(c, 50) > 0)
+                c->saved_interrupt = 1;
         if (u->gone || c->lost) {
             if (!c->lost)
                 ik_sb_client_detach(c, l);
