@@ -1049,8 +1049,7 @@ int ik_sb_client_call(ik_sb_client *c, const char *address, pn_message_t *req, p
 
 /* ---- reply helpers ------------------------------------------------------ */
 
-/* Positions d (an application-properties map) at the value of key; 1 when found. */
-static int find_prop(pn_data_t *d, const char *key)
+int ik_sb_data_find(pn_data_t *d, const char *key)
 {
     pn_data_rewind(d);
     if (!pn_data_next(d) || pn_data_type(d) != PN_MAP)
@@ -1072,7 +1071,7 @@ static int find_prop(pn_data_t *d, const char *key)
 long ik_sb_reply_status(pn_message_t *reply, const char *key)
 {
     pn_data_t *d = pn_message_properties(reply);
-    if (!find_prop(d, key))
+    if (!ik_sb_data_find(d, key))
         return -1;
     switch (pn_data_type(d)) {
     case PN_INT:
@@ -1094,7 +1093,7 @@ void ik_sb_reply_text(pn_message_t *reply, const char *key, char *buf, size_t le
 {
     buf[0] = '\0';
     pn_data_t *d = pn_message_properties(reply);
-    if (find_prop(d, key) && pn_data_type(d) == PN_STRING) {
+    if (ik_sb_data_find(d, key) && pn_data_type(d) == PN_STRING) {
         pn_bytes_t b = pn_data_get_string(d);
         snprintf(buf, len, "%.*s", (int)b.size, b.start);
     }

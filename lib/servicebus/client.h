@@ -140,6 +140,11 @@ int ik_sb_client_request(ik_sb_client *c, const char *address, pn_message_t *req
 int ik_sb_client_call(ik_sb_client *c, const char *address, pn_message_t *req,
                       pn_message_t **reply);
 
+/* Rewinds d, whose first value is a map with string or symbol keys (a
+ * reply's application properties or body), and positions it at the value
+ * of `key` (inside the map: pn_data_exit leaves it). 1 when found, else 0. */
+int ik_sb_data_find(pn_data_t *d, const char *key);
+
 /* Reads an int-like application property of a reply (status-code,
  * statusCode); -1 when absent or not a number. */
 long ik_sb_reply_status(pn_message_t *reply, const char *key);

@@ -238,40 +238,28 @@ static json_object *peek_result(pn_message_t *reply, long status)
         return NULL;
     }
     pn_data_t *b = pn_message_body(reply);
-    pn_data_rewind(b);
-    if (status == 200 && pn_data_next(b) && pn_data_type(b) == PN_MAP) {
-        size_t n = pn_data_get_map(b);
+    if (status == 200 && ik_sb_data_find(b, "messages") && pn_data_type(b) == PN_LIST) {
+        size_t m = pn_data_get_list(b);
         pn_data_enter(b);
-        for (size_t i = 0; i + 1 < n; i += 2) {
-            pn_data_next(b);
-            pn_bytes_t k = pn_data_get_string(b);
-            pn_data_next(b);
-            if (k.size != 8 || memcmp(k.start, "messages", 8) != 0 || pn_data_type(b) != PN_LIST)
+        for (size_t j = 0; j < m; j++) {
+            if (!pn_data_next(b) || pn_data_type(b) != PN_MAP)
                 continue;
-            size_t m = pn_data_get_list(b);
+            size_t mm = pn_data_get_map(b);
             pn_data_enter(b);
-            for (size_t j = 0; j < m; j++) {
-                if (!pn_data_next(b) || pn_data_type(b) != PN_MAP)
-                    continue;
-                size_t mm = pn_data_get_map(b);
-                pn_data_enter(b);
-                for (size_t x = 0; x + 1 < mm; x += 2) {
-                    pn_data_next(b);
-                    pn_bytes_t kk = pn_data_get_string(b);
-                    pn_data_next(b);
-                    if (kk.size == 7 && memcmp(kk.start, "message", 7) == 0 &&
-                        pn_data_type(b) == PN_BINARY) {
-                        pn_bytes_t bin = pn_data_get_binary(b);
-                        json_object *s = peeked_summary(bin.start, bin.size, prio);
-                        if (s)
-                            json_object_array_add(list, s);
-                    }
+            for (size_t x = 0; x + 1 < mm; x += 2) {
+                pn_data_next(b);
+                pn_bytes_t k = pn_data_get_string(b);
+                pn_data_next(b);
+                if (k.size == 7 && memcmp(k.start, "message", 7) == 0 &&
+                    pn_data_type(b) == PN_BINARY) {
+                    pn_bytes_t bin = pn_data_get_binary(b);
+                    json_object *s = peeked_summary(bin.start, bin.size, prio);
+                    if (s)
+                        json_object_array_add(list, s);
                 }
-                pn_data_exit(b);
             }
             pn_data_exit(b);
         }
-        pn_data_exit(b);
     }
     json_object_object_add(out, "state", json_object_new_string("done"));
     json_object_object_add(out, "as_of_ms", json_object_new_int64(sb_unix_ms()));

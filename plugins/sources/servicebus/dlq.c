@@ -296,3 +296,13 @@ void sb_dlq_send(sb_source *st)
                       st->cfg->max_retries);
     }
 }
+
+void sb_dlq_give_back(sb_source *st)
+{
+    while (st->resend) {
+        sb_msg *m = st->resend;
+        st->resend = m->resend_next;
+        m->resend = 0;
+        sb_dispose(st, m, IK_RELEASED); /* back in the dead-letter queue */
+    }
+}

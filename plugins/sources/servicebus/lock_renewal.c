@@ -37,30 +37,14 @@ static size_t read_expirations(pn_message_t *reply, int64_t *exp, size_t max)
 {
     pn_data_t *b = pn_message_body(reply);
     size_t got = 0;
-    pn_data_rewind(b);
-    if (!pn_data_next(b) || pn_data_type(b) != PN_MAP)
+    if (!ik_sb_data_find(b, "expirations") || pn_data_type(b) != PN_ARRAY)
         return 0;
-    size_t n = pn_data_get_map(b);
+    size_t n = pn_data_get_array(b);
     pn_data_enter(b);
-    for (size_t i = 0; i + 1 < n; i += 2) {
+    for (size_t j = 0; j < n && got < max; j++) {
         pn_data_next(b);
-        pn_bytes_t k = pn_data_type(b) == PN_STRING   ? pn_data_get_string(b)
-                       : pn_data_type(b) == PN_SYMBOL ? pn_data_get_symbol(b)
-                                                      : pn_bytes(0, NULL);
-        pn_data_next(b);
-        if (k.size != 11 || memcmp(k.start, "expirations", 11) != 0)
-            continue;
-        if (pn_data_type(b) != PN_ARRAY)
-            return 0;
-        size_t m = pn_data_get_array(b);
-        pn_data_enter(b);
-        for (size_t j = 0; j < m && got < max; j++) {
-            pn_data_next(b);
-            if (pn_data_type(b) == PN_TIMESTAMP)
-                exp[got++] = pn_data_get_timestamp(b);
-        }
-        pn_data_exit(b);
-        break;
+        if (pn_data_type(b) == PN_TIMESTAMP)
+            exp[got++] = pn_data_get_timestamp(b);
     }
     return got;
 }

@@ -447,8 +447,9 @@ static void on_message(sb_source *st, pn_delivery_t *d, const char *bytes, size_
 
     ik_sb_message msg;
     char err[1024];
-    int rc = ik_sb_message_decode(bytes, len, st->host->max_record_size(st->self) * 64, &msg, err,
-                                  sizeof err);
+    /* a message may carry max_emails records of max_record_size each */
+    size_t limit = st->host->max_record_size(st->self) * (size_t)st->cfg->max_emails;
+    int rc = ik_sb_message_decode(bytes, len, limit, &msg, err, sizeof err);
     m->message_id = msg.message_id ? strdup(msg.message_id) : NULL;
     m->sequence_number = msg.sequence_number;
     m->delivery_count = msg.delivery_count;

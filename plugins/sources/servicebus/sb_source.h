@@ -175,6 +175,8 @@ struct ik_sb_message;
 int sb_dlq_message(sb_source *st, sb_msg *m, const struct ik_sb_message *msg, char *why,
                    size_t whylen);
 void sb_dlq_send(sb_source *st);
+/* At shutdown: dead letters not yet sent back are abandoned (they stay). */
+void sb_dlq_give_back(sb_source *st);
 
 /* lock_renewal.c: renews the locks of live messages at half their duration. */
 void sb_renew_locks(sb_source *st);

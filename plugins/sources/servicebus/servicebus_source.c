@@ -240,6 +240,7 @@ static int turn(sb_source *st)
 static void finish(sb_source *st)
 {
     sb_receive_drop_pending(st);
+    sb_dlq_give_back(st);
     if (st->link) {
         pn_link_drain(st->link, 0);
         ik_sb_client_changed(st->client);
