@@ -109,6 +109,20 @@ class SourceTest(SourceBase):
         self.assertEqual(self.summary(err)["sb"]["delivered"], 7)
         self.assertEqual(emu.counts("q1"), {"active": 0, "dead_letter": 0, "scheduled": 0})
 
+    def test_amqp_value_bodies_string_and_map(self):
+        emu = self.start_emulator(queues=["q1"])
+        email = {"sender_email": "v@x.com", "subject": "value", "body": "b"}
+        r = sbpeers.amqp_send(emu.amqp_port, "q1", [
+            {"body": json.dumps(email), "messageId": "as-string"},
+            {"body": email, "messageId": "as-map"}], user=sbpeers.KEY_NAME,
+            password=sbpeers.KEY)
+        self.assertEqual(r["accepted"], 2, r)
+        rc, err = self.run_until(self.pipeline(emu), lambda: len(self.lines()) >= 2,
+                                 "both records")
+        self.assertEqual(rc, 0, err[-3000:])
+        recs = {r["id"]: r["payload"] for r in self.lines()}
+        self.assertEqual(recs, {"as-string:0": email, "as-map:0": email})
+
     def test_unreadable_body_is_dead_lettered_on_the_broker_with_the_reason(self):
         emu = self.start_emulator(queues=["q1"])
         sbpeers.sdk_send(emu.connection_string, "q1", [
