@@ -437,6 +437,8 @@ class RabbitMQ:
         there) and its config; picks the ports."""
         if not os.path.exists(os.path.join(RABBIT_LIB, "rabbitmq-server")):
             raise PeerError("rabbitmq-server is not installed (tools/deps --tests installs it)")
+        if os.geteuid() != 0:
+            raise PeerError("the RabbitMQ node runs as the rabbitmq user: run the tests as root")
         self.base = tempfile.mkdtemp(prefix="intake-rabbit-")
         for d in ("mnesia", "log", "home"):
             os.mkdir(os.path.join(self.base, d))
