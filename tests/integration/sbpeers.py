@@ -13,9 +13,11 @@
 - PeersMixin: start_emulator() / start_rabbitmq() for a harness.IntakeTest; whatever was started
   is stopped in tearDown, and its log printed when the test failed (or SBPEERS_LOG=1).
 
-Standard library only. Every peer listens on 127.0.0.1 only.
+Standard library only. Every peer listens on 127.0.0.1 only, and gets SIGTERM when the test
+process dies without its tearDown (a CTest timeout).
 """
 import base64
+import ctypes
 import hashlib
 import hmac
 import json
@@ -53,6 +55,17 @@ QUEUE_SETTINGS = {
     "duplicate_window_ms": int, "requires_session": bool, "max_size_mb": int,
 }
 COUNTS_NS = "{http://schemas.microsoft.com/netservices/2011/06/servicebus}"
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """preexec_fn: SIGTERM to the peer when the test process dies (a CTest timeout kills it
+    with no tearDown), so no emulator or RabbitMQ node outlives its test. Runs after Popen's
+    user switch, which would clear it."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class PeerError(Exception):
@@ -169,7 +182,8 @@ class Emulator:
         args = [self.bin, "-c", self.config_path, "-p", str(port)] + (["-v"] if self.verbose else [])
         t0 = time.monotonic()
         with open(self.out_path, "w") as out, open(self.log_path, "a") as log:
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=log)
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=log,
+                                         preexec_fn=_die_with_parent)
         end = t0 + timeout * SLOW
         while time.monotonic() < end:
             m = re.search(r"READY amqp=(-?\d+) amqps=(-?\d+) http=(-?\d+)", tail(self.out_path))
@@ -429,6 +443,8 @@ class RabbitMQ:
         there) and its config; picks the ports."""
         if not os.path.exists(os.path.join(RABBIT_LIB, "rabbitmq-server")):
             raise PeerError("rabbitmq-server is not installed (tools/deps --tests installs it)")
+        if os.geteuid() != 0:
+            raise PeerError("the RabbitMQ node runs as the rabbitmq user: run the tests as root")
         self.base = tempfile.mkdtemp(prefix="intake-rabbit-")
         for d in ("mnesia", "log", "home"):
             os.mkdir(os.path.join(self.base, d))
@@ -468,7 +484,8 @@ class RabbitMQ:
     def _popen(self, args, out):
         return subprocess.Popen(args, env=self.env(), cwd=self.base, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, user=RABBIT_USER,
-                                group=RABBIT_USER, extra_groups=[], start_new_session=True)
+                                group=RABBIT_USER, extra_groups=[], start_new_session=True,
+                                preexec_fn=_die_with_parent)
 
     # -- life cycle --------------------------------------------------------------------------
 

@@ -7,6 +7,9 @@ import contextlib
 import datetime
 import io
 import os
+import signal
+import subprocess
+import sys
 import unittest
 
 import harness
@@ -110,6 +113,28 @@ class EmulatorPeerTest(PeersMixin, harness.IntakeTest):
         with self.assertRaisesRegex(ValueError, "requires_session must be bool"):
             emu.start(queues=[{"name": "q", "requires_session": 1}])
         self.assertIsNone(emu.proc)
+
+    def test_the_emulator_does_not_outlive_a_killed_test_process(self):
+        script = self.write("child.py", "import sys, time\n"
+                            "sys.path.insert(0, %r)\n"
+                            "import sbpeers\n"
+                            "emu = sbpeers.Emulator(%r).start()\n"
+                            "print(emu.proc.pid, flush=True)\n"
+                            "time.sleep(600)\n" % (os.path.dirname(os.path.abspath(__file__)), self.dir))
+        child = subprocess.Popen([sys.executable, script], stdout=subprocess.PIPE, text=True)
+        self.procs.append(child)
+        pid = int(child.stdout.readline())
+        child.kill()  # what a CTest timeout does: no tearDown runs
+        child.wait()
+
+        def gone():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().split()[2] == "Z"
+            except FileNotFoundError:
+                return True
+        self.addCleanup(lambda: gone() or os.kill(pid, signal.SIGKILL))  # when this test fails
+        self.wait_for(gone, 10, "the emulator to exit with its test process")
 
     def fake_emulator(self, status):
         """A stand-in that logs a line, prints READY and exits `status` on SIGTERM."""
