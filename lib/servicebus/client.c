@@ -80,6 +80,7 @@ struct ik_sb_client {
     int dirty; /* changed outside an event batch: the proactor must be woken to write */
     unsigned long counter;
     int saved_interrupt; /* an interrupt seen inside a synchronous call */
+    int inactive;        /* the proactor has no connection left (freed) */
     char error[512];
     char remote_container[128];
     token *tokens;
@@ -422,6 +423,9 @@ static int handle(ik_sb_client *c, pn_event_t *e)
             connection_lost(c, c->error[0] ? NULL : "connection closed");
         break;
     }
+    case PN_PROACTOR_INACTIVE:
+        c->inactive = 1;
+        break;
     case PN_PROACTOR_INTERRUPT:
         return 1;
     default:
@@ -645,6 +649,16 @@ static int pump_until(ik_sb_client *c, const int *flag, const char *what)
     return 0;
 }
 
+/* Pumps until the connection is gone and the proactor has freed it (its
+ * PN_PROACTOR_INACTIVE), so nothing of it outlives the call. */
+static void wait_inactive(ik_sb_client *c)
+{
+    uint64_t until = ik_sb_now_ms() + 5000;
+    while ((!c->lost || !c->inactive) && ik_sb_now_ms() < until)
+        if (pump_once(c, 50) > 0)
+            c->saved_interrupt = 1;
+}
+
 /* ---- connecting --------------------------------------------------------- */
 
 static int setup_tls(ik_sb_client *c, pn_transport_t *t)
@@ -683,6 +697,7 @@ int ik_sb_client_connect(ik_sb_client *c)
     }
     c->error[0] = '\0';
     c->lost = 0;
+    c->inactive = 0;
     c->closing = 0;
     pn_connection_t *conn = pn_connection();
     pn_transport_t *t = pn_transport();
@@ -720,9 +735,7 @@ int ik_sb_client_connect(ik_sb_client *c)
         c->closing = 1;
         pn_connection_close(c->conn);
         pn_proactor_disconnect(c->pro, NULL);
-        while (!c->lost)
-            if (pump_once(c, 100) > 0)
-                c->saved_interrupt = 1;
+        wait_inactive(c);
     }
     if (rc == 0)
         c->lost = 0;
@@ -757,9 +770,7 @@ void ik_sb_client_close(ik_sb_client *c, uint64_t timeout_ms)
             c->saved_interrupt = 1;
     if (!c->lost) {
         pn_proactor_disconnect(c->pro, NULL);
-        while (!c->lost)
-            if (pump_once(c, 50) > 0)
-                c->saved_interrupt = 1;
+        wait_inactive(c);
     }
 }
 
