@@ -426,6 +426,97 @@ class SourceCommandsTest(SourceBase):
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=60 * SLOW)
 
+    def start_counts(self, emu, conn=None, queue="q1", endpoint=None):
+        """intake with the admin server and management_endpoint on the emulator's HTTP port;
+        waits for the admin server only (the source may be down). Returns (proc, port)."""
+        port = harness.free_port()
+        me = endpoint if endpoint is not None else "http://127.0.0.1:%d" % emu.http_port
+        conf = self.pipeline(emu, queue=queue, conn=conn, admin=True,
+                             source_extra='on_demand = true; management_endpoint = "%s";' % me,
+                             extra='admin = { listen = "127.0.0.1:%d"; };\n' % port)
+        p = self.start_intake("run", conf)
+
+        def up():
+            try:
+                return self.http_get(port, "/health")[0] in (200, 503)
+            except OSError:
+                return False
+        self.wait_for(up, timeout=30 * SLOW, what="the admin server")
+        return p, port
+
+    def status_until(self, port, key):
+        """Calls status until its reply has `key` with an answer in it; returns the reply."""
+        def answered():
+            c, o, _ = self.ctl(port, "status")
+            if c != 0:
+                return None
+            v = o.get(key)
+            return o if v and (not isinstance(v, dict) or "active" in v) else None
+        return self.wait_for(answered, timeout=30 * SLOW, what="status with " + key)
+
+    def test_status_counts_match_the_broker(self):
+        emu = self.start_emulator(queues=["q1"])
+        conn = emu.connection_string
+        later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        sbpeers.sdk_send(conn, "q1", [{"body": {"id": "e%d" % i}, "messageId": "m%d" % i}
+                                      for i in range(4)])
+        sbpeers.sdk_send(conn, "q1", [{"body": {"id": "s"}, "messageId": "s",
+                                       "scheduledEnqueueTimeUtc": later}])
+        sbpeers.sdk_receive(conn, "q1", 1, settle="deadletter")
+        ref = emu.counts("q1")
+        self.assertEqual(ref, {"active": 3, "dead_letter": 1, "scheduled": 1})
+        p, port = self.start_counts(emu)
+        code, first, err = self.ctl(port, "status")
+        self.assertEqual(code, 0, err)
+        self.assertTrue(first.get("counts", {}).get("refreshing") or "counts_error" in first,
+                        first)
+        st = self.status_until(port, "counts")
+        c = st["counts"]
+        self.assertEqual({k: c[k] for k in ref}, ref, st)
+        self.assertEqual(c["total"], 5)
+        self.assertGreaterEqual(c["age_ms"], 0)
+        self.assertGreater(c["as_of_ms"], 0)
+        self.assertTrue(c["refreshing"], "each status asks for fresh counts")
+        # a message taken off the queue shows in later counts
+        sbpeers.sdk_receive(conn, "q1", 1, settle="complete")
+        self.wait_for(lambda: self.ctl(port, "status")[1]["counts"].get("active") == 2,
+                      timeout=30 * SLOW, what="the active count to drop")
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60 * SLOW)
+        self.assertEqual(p.returncode, 0, err[-3000:])
+
+    def test_counts_errors_say_why_without_the_key(self):
+        emu = self.start_emulator(queues=["q1"])
+        secret = "Wr0ngKeyDoNotPrintMe"
+        p, port = self.start_counts(emu, conn=emu.connection_string_for(sbpeers.KEY_NAME, secret))
+        st = self.status_until(port, "counts_error")
+        self.assertIn("refused the key (HTTP 401)", st["counts_error"])
+        self.assertNotIn(secret, json.dumps(st))
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60 * SLOW)
+        self.assertNotIn(secret, err)
+        # a queue the broker does not have
+        p, port = self.start_counts(emu, queue="nope")
+        st = self.status_until(port, "counts_error")
+        self.assertIn("no such queue 'nope'", st["counts_error"])
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=60 * SLOW)
+
+    def test_counts_off_and_a_bad_management_endpoint(self):
+        emu = self.start_emulator(queues=["q1"])
+        p, port = self.start_counts(emu, endpoint="none")
+        code, st, err = self.ctl(port, "status")
+        self.assertEqual(code, 0, err)
+        self.assertNotIn("counts", st)
+        self.assertNotIn("counts_error", st)
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=60 * SLOW)
+        conf = self.pipeline(emu, source_extra='management_endpoint = "sb://127.0.0.1";')
+        r = self.run_intake("validate", conf)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("management_endpoint 'sb://127.0.0.1' must be an http:// or https:// URL",
+                      r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
