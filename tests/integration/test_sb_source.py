@@ -10,7 +10,9 @@ is reconnected to.
 import base64
 import json
 import os
+import re
 import signal
+import subprocess
 import time
 import unittest
 
@@ -426,13 +428,14 @@ class SourceCommandsTest(SourceBase):
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=60 * SLOW)
 
-    def start_counts(self, emu, conn=None, queue="q1", endpoint=None):
+    def start_counts(self, emu, conn=None, queue="q1", endpoint=None, extra=""):
         """intake with the admin server and management_endpoint on the emulator's HTTP port;
         waits for the admin server only (the source may be down). Returns (proc, port)."""
         port = harness.free_port()
         me = endpoint if endpoint is not None else "http://127.0.0.1:%d" % emu.http_port
         conf = self.pipeline(emu, queue=queue, conn=conn, admin=True,
-                             source_extra='on_demand = true; management_endpoint = "%s";' % me,
+                             source_extra='on_demand = true; management_endpoint = "%s"; %s'
+                             % (me, extra),
                              extra='admin = { listen = "127.0.0.1:%d"; };\n' % port)
         p = self.start_intake("run", conf)
 
@@ -499,6 +502,32 @@ class SourceCommandsTest(SourceBase):
         p, port = self.start_counts(emu, queue="nope")
         st = self.status_until(port, "counts_error")
         self.assertIn("no such queue 'nope'", st["counts_error"])
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=60 * SLOW)
+
+    def test_counts_over_https_check_the_certificate(self):
+        emu = self.start_emulator(queues=["q1"])
+        # the same emulator again with HTTPS on a throw-away certificate for 127.0.0.1
+        emu.stop()
+        cert, key = self.path("cert.pem"), self.path("key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+                        "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        with open(emu.config_path, "a") as f:
+            f.write('tls_cert = "%s";\ntls_key = "%s";\nhttps_port = 0;\n' % (cert, key))
+        emu.restart()
+        https = int(re.search(r"https=(\d+)", sbpeers.tail(emu.out_path)).group(1))
+        sbpeers.sdk_send(emu.connection_string, "q1", [{"body": {"id": "a"}, "messageId": "a"}])
+        endpoint = "https://127.0.0.1:%d" % https
+        p, port = self.start_counts(emu, endpoint=endpoint)
+        st = self.status_until(port, "counts_error")
+        self.assertIn("GET %s/q1?api-version=2021-05 failed: " % endpoint, st["counts_error"])
+        self.assertIn("certificate", st["counts_error"])
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=60 * SLOW)
+        p, port = self.start_counts(emu, endpoint=endpoint, extra='ca_file = "%s";' % cert)
+        st = self.status_until(port, "counts")
+        self.assertEqual(st["counts"]["active"], 1, st)
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=60 * SLOW)
 
