@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 import unittest
@@ -428,12 +429,12 @@ class SourceCommandsTest(SourceBase):
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=60 * SLOW)
 
-    def start_counts(self, emu, conn=None, queue="q1", endpoint=None, extra=""):
+    def start_counts(self, emu, conn=None, queue="q1", endpoint=None, extra="", shutdown="10s"):
         """intake with the admin server and management_endpoint on the emulator's HTTP port;
         waits for the admin server only (the source may be down). Returns (proc, port)."""
         port = harness.free_port()
         me = endpoint if endpoint is not None else "http://127.0.0.1:%d" % emu.http_port
-        conf = self.pipeline(emu, queue=queue, conn=conn, admin=True,
+        conf = self.pipeline(emu, queue=queue, conn=conn, admin=True, shutdown=shutdown,
                              source_extra='on_demand = true; management_endpoint = "%s"; %s'
                              % (me, extra),
                              extra='admin = { listen = "127.0.0.1:%d"; };\n' % port)
@@ -530,6 +531,23 @@ class SourceCommandsTest(SourceBase):
         self.assertEqual(st["counts"]["active"], 1, st)
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=60 * SLOW)
+
+    def test_a_silent_management_endpoint_does_not_hold_up_the_stop(self):
+        emu = self.start_emulator(queues=["q1"])
+        silent = socket.socket()
+        self.addCleanup(silent.close)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)  # accepts (in the backlog), never answers
+        p, port = self.start_counts(emu, endpoint="http://127.0.0.1:%d" % silent.getsockname()[1],
+                                    extra='timeout = "1h";', shutdown="1s")
+        code, st, err = self.ctl(port, "status")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(st["counts"], {"state": "pending", "refreshing": True})
+        code, st, err = self.ctl(port, "status")
+        self.assertTrue(st["counts"]["refreshing"], st)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60 * SLOW)
+        self.assertEqual(p.returncode, 0, "the GET in progress is given up: " + err[-3000:])
 
     def test_counts_off_and_a_bad_management_endpoint(self):
         emu = self.start_emulator(queues=["q1"])
