@@ -255,11 +255,15 @@ int ik_sb_runtime_counts_cancellable(const char *base_url, const char *queue, co
         rc = perform(c, url, cancel, &a, curl_err, &status, err, errlen);
     if (rc == 0 && status != 200)
         rc = status_error(status, url, err, errlen);
-    if (rc == 0)
-        rc = ik_sb_runtime_parse(a.data ? a.data : "", a.len, out, err, errlen);
-    if (rc == IK_E_NOTFOUND && status == 200)
-        snprintf(err, errlen, "no such queue '%.200s' at %.300s (the answer is an empty feed)",
-                 queue, base_url);
+    if (rc == 0) {
+        char why[400];
+        rc = ik_sb_runtime_parse(a.data ? a.data : "", a.len, out, why, sizeof why);
+        if (rc == IK_E_NOTFOUND)
+            snprintf(err, errlen, "no such queue '%.200s' at %.300s (the answer is an empty feed)",
+                     queue, base_url);
+        else if (rc != 0)
+            snprintf(err, errlen, "the answer to GET %.300s: %s", url, why);
+    }
     if (c)
         curl_easy_cleanup(c);
     curl_slist_free_all(hdrs);

@@ -8,14 +8,17 @@ broker), locks are renewed while records are in the pipeline, and a broker that 
 is reconnected to.
 """
 import base64
+import http.server
 import json
 import os
 import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import unittest
+import urllib.parse
 
 import harness
 import sbpeers
@@ -548,6 +551,48 @@ class SourceCommandsTest(SourceBase):
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=60 * SLOW)
         self.assertEqual(p.returncode, 0, "the GET in progress is given up: " + err[-3000:])
+
+    def test_counts_of_a_bad_answer_say_what_and_where(self):
+        """A stand-in management endpoint: it records the request and answers what the test
+        says (a status and a body)."""
+        emu = self.start_emulator(queues=["q1"])
+        seen, answer = [], {"status": 403, "body": b"<Error/>"}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append((self.path, self.headers.get("Authorization", "")))
+                self.send_response(answer["status"])
+                self.send_header("Content-Length", str(len(answer["body"])))
+                self.end_headers()
+                self.wfile.write(answer["body"])
+
+            def log_message(self, *a):
+                pass
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        base = "http://127.0.0.1:%d" % server.server_address[1]
+        p, port = self.start_counts(emu, endpoint=base)
+        st = self.status_until(port, "counts_error")
+        self.assertIn("needs the Manage right", st["counts_error"])
+        path, auth = seen[0]
+        self.assertEqual(path, "/q1?api-version=2021-05")
+        sr = urllib.parse.quote((base + path).lower(), safe="-_.!~*'()").lower()
+        self.assertTrue(auth.startswith("SharedAccessSignature sr=%s&sig=" % sr), auth)
+        self.assertIn("&skn=%s" % sbpeers.KEY_NAME, auth)
+        answer.update(status=200, body=b'<entry xmlns="http://www.w3.org/2005/Atom">\n<title/>'
+                      b'\n<content type="application/xml"><QueueDescription/></content></entry>')
+
+        def second_error():
+            c, o, _ = self.ctl(port, "status")
+            return o if c == 0 and "QueueDescription" in o.get("counts_error", "") else None
+        st = self.wait_for(second_error, timeout=30 * SLOW, what="the second answer")
+        self.assertEqual(st["counts_error"], "the answer to GET %s/q1?api-version=2021-05: line 3: "
+                         "<content> holds no <QueueDescription> (not a queue?)" % base)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60 * SLOW)
+        self.assertNotIn(sbpeers.KEY, err)
 
     def test_counts_off_and_a_bad_management_endpoint(self):
         emu = self.start_emulator(queues=["q1"])
