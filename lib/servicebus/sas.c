@@ -72,14 +72,29 @@ static void free_secret(char *s)
     }
 }
 
+void ik_sb_sas_free(char *secret)
+{
+    free_secret(secret);
+}
+
 char *ik_sb_sas_token(const char *resource_uri, const char *key_name, const char *key,
                       int64_t expiry_unix)
 {
     if (!resource_uri || !key_name || !key)
         return NULL;
-    char *sr = ik_sb_url_encode(resource_uri), *sig = NULL, *to_sign = NULL, *token = NULL;
+    char *sr = ik_sb_url_encode(resource_uri);
     if (!sr)
         return NULL;
+    char *token = ik_sb_sas_token_sr(sr, key_name, key, expiry_unix);
+    free(sr);
+    return token;
+}
+
+char *ik_sb_sas_token_sr(const char *sr, const char *key_name, const char *key, int64_t expiry_unix)
+{
+    if (!sr || !key_name || !key)
+        return NULL;
+    char *sig = NULL, *to_sign = NULL, *token = NULL;
     if (asprintf(&to_sign, "%s\n%" PRId64, sr, expiry_unix) < 0)
         to_sign = NULL;
     if (to_sign)
@@ -87,7 +102,6 @@ char *ik_sb_sas_token(const char *resource_uri, const char *key_name, const char
     if (sig && asprintf(&token, "SharedAccessSignature sr=%s&sig=%s&se=%" PRId64 "&skn=%s", sr, sig,
                         expiry_unix, key_name) < 0)
         token = NULL;
-    free(sr);
     free(to_sign);
     free_secret(sig);
     return token;

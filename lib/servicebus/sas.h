@@ -19,6 +19,15 @@
 char *ik_sb_sas_token(const char *resource_uri, const char *key_name, const char *key,
                       int64_t expiry_unix);
 
+/* The same token for an `sr` already encoded as the caller wants it (the
+ * management REST API signs a lower-cased encoding); sr is signed and sent
+ * byte for byte. malloc'd secret, NULL when out of memory. */
+char *ik_sb_sas_token_sr(const char *sr, const char *key_name, const char *key,
+                         int64_t expiry_unix);
+
+/* Wipes and frees a token or another secret string (NULL is fine). */
+void ik_sb_sas_free(char *secret);
+
 /* Percent-encodes s as encodeURIComponent does; malloc'd, NULL when out of memory. */
 char *ik_sb_url_encode(const char *s);
 

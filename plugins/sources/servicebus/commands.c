@@ -11,7 +11,8 @@
  *       dead-lettered, and "done" once every message of it is settled (or
  *       the queue had no more);
  *   status                       what the source holds, the connection, the
- *       receive job, and the last peek's summary;
+ *       receive job, the last peek's summary, and the queue's counts from
+ *       the management API (queue_counts.c);
  *   peek {"count": N}            looks at the first N messages of the queue
  *       without locking them (broker's peek-message): the first call asks,
  *       later calls return the result ("state": "done") with a priority
@@ -21,6 +22,7 @@
  * waits, the pending queue fills and the source stops giving credit.
  */
 #include "commands.h"
+#include "queue_counts.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -145,6 +147,7 @@ static int cmd_status(void *arg, json_object *args, json_object **reply, char *r
     if (st->peek_result)
         json_object_object_add(o, "last_peek", json_object_get(st->peek_result));
     pthread_mutex_unlock(&st->mu);
+    sb_queue_counts_report(st, o);
     *reply = o;
     return 0;
 }
@@ -340,7 +343,8 @@ int sb_commands_register(sb_source *st)
                                  cmd_receive, st);
     if (rc == 0)
         rc = h->command_register(st->self, "status",
-                                 "messages held, the connection, the receive job, the last peek",
+                                 "messages held, the connection, the receive job, the last peek, "
+                                 "the queue's counts",
                                  cmd_status, st);
     if (rc == 0)
         rc = h->command_register(st->self, "peek",

@@ -41,6 +41,7 @@ typedef struct sb_config {
     int64_t max_retries;
     uint64_t retry_delay;
     uint64_t retry_delay_max;
+    const char *management_endpoint; /* queue_counts.c */
 } sb_config;
 
 /* One broker message and the tally of its records' outcomes. */
@@ -121,6 +122,7 @@ typedef struct sb_source {
     int64_t peek_wanted, peek_count;
     int peek_inflight;
     json_object *peek_result;
+    struct sb_queue_counts *counts; /* queue_counts.c; the first status call makes it (mu) */
     /* health (mu) */
     int down;
     uint64_t down_since_unix;

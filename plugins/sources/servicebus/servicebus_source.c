@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "queue_counts.h"
 #include "sb_source.h"
 
 static const char *const broker_choices[] = {"servicebus", "amqp", NULL};
@@ -102,6 +103,10 @@ static const ik_option sb_options[] = {
      IK_OPT_AT(sb_config, retry_delay)},
     {"retry_delay_max", IK_OPT_DURATION, "1h", 0, "subqueue = deadletter: the longest retry delay.",
      IK_OPT_AT(sb_config, retry_delay_max)},
+    {"management_endpoint", IK_OPT_STRING, NULL, 0,
+     "Where the status command reads the queue's counts (the management REST API); unset: "
+     "https://<host of the connection string>; \"none\" or empty: no counts.",
+     IK_OPT_AT(sb_config, management_endpoint)},
     {0},
 };
 
@@ -390,6 +395,7 @@ static void sb_destroy(void *state)
     sb_source *st = state;
     if (!st)
         return;
+    sb_queue_counts_free(st);
     ik_sb_client_free(st->client);
     while (st->live)
         sb_msg_free(st, st->live);
@@ -418,6 +424,10 @@ static int sb_check(const ik_host *host, ik_instance *self, const void *config)
     ik_sb_endpoint_clear(&ep);
     if (rc != 0) {
         host->log(self, IK_LOG_ERROR, "%s", rc == IK_E_NOMEM ? "out of memory" : err);
+        return IK_E_CONFIG;
+    }
+    if (sb_queue_counts_check(cfg, err, sizeof err) != 0) {
+        host->log(self, IK_LOG_ERROR, "%s", err);
         return IK_E_CONFIG;
     }
     if (cfg->session_id && cfg->next_session) {
