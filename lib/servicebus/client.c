@@ -78,6 +78,7 @@ struct ik_sb_client {
     int open; /* remote open seen, not lost since */
     int lost; /* the transport closed */
     int closing;
+    int dirty; /* changed outside an event batch: the proactor must be woken to write */
     unsigned long counter;
     atomic_int interrupted;
     char error[512];
@@ -575,9 +576,17 @@ static void expire_requests(ik_sb_client *c)
 
 /* ---- pumping ------------------------------------------------------------ */
 
+void ik_sb_client_changed(ik_sb_client *c)
+{
+    c->dirty = 1;
+}
+
 int ik_sb_client_pump(ik_sb_client *c, uint64_t timeout_ms)
 {
     int interrupted = 0;
+    if (c->dirty && c->conn && !c->lost)
+        pn_connection_wake(c->conn); /* frames made outside a batch are written then */
+    c->dirty = 0;
     if (atomic_exchange(&c->interrupted, 0))
         interrupted = 1;
     pn_event_batch_t *b;
@@ -736,6 +745,7 @@ void ik_sb_client_close(ik_sb_client *c, uint64_t timeout_ms)
         return;
     c->closing = 1;
     pn_connection_close(c->conn);
+    c->dirty = 1;
     uint64_t deadline = ik_sb_now_ms() + timeout_ms;
     while (!c->lost && ik_sb_now_ms() < deadline)
         ik_sb_client_pump(c, 50);
@@ -834,6 +844,7 @@ pn_link_t *ik_sb_client_attach(ik_sb_client *c, const ik_sb_link_opts *o)
         pn_link_set_snd_settle_mode(l, PN_SND_UNSETTLED);
     }
     pn_link_open(l);
+    c->dirty = 1;
     int rc = pump_until(c, &u->remote_open, "attaching a link");
     if (rc == 0 && !u->gone && !(pn_link_state(l) & PN_REMOTE_ACTIVE) &&
         pn_condition_is_set(pn_link_remote_condition(l)))
@@ -880,6 +891,7 @@ void ik_sb_client_detach(ik_sb_client *c, pn_link_t *link)
     free_link_ctx(link);
     if (pn_link_state(link) & PN_LOCAL_ACTIVE)
         pn_link_close(link);
+    c->dirty = 1;
 }
 
 uint64_t ik_sb_client_max_message_size(pn_link_t *link)
@@ -943,6 +955,7 @@ static rr_pair *open_pair(ik_sb_client *c, const char *address)
     pn_link_open(r->snd);
     pn_link_open(r->rcv);
     pn_link_flow(r->rcv, 50);
+    c->dirty = 1;
     r->next = c->pairs;
     c->pairs = r;
     return r;
@@ -988,6 +1001,7 @@ static int send_request(ik_sb_client *c, const char *address, pn_message_t *req,
     p->cb = cb;
     p->arg = arg;
     p->keep = keep;
+    c->dirty = 1;
     p->deadline = ik_sb_now_ms() + c->cfg.op_timeout_ms;
     p->next = c->pendings;
     c->pendings = p;

@@ -106,6 +106,11 @@ const char *ik_sb_client_remote_container(const ik_sb_client *c);
  * pump return soon. */
 void ik_sb_client_interrupt(ik_sb_client *c);
 
+/* Says the owner changed links or deliveries itself (pn_link_flow,
+ * pn_delivery_update, ...) outside a callback: the next pump makes the
+ * proactor write the frames. The client's own functions need no call. */
+void ik_sb_client_changed(ik_sb_client *c);
+
 /* Handles events for up to timeout_ms (0: only what is ready), dispatching
  * link callbacks, and runs the client's timers (token renewal, request time
  * limits). Returns 1 when an interrupt arrived, 0 otherwise, IK_E_IO when
