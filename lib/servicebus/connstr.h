@@ -3,7 +3,9 @@
  * ("Endpoint=sb://host[:port]/;SharedAccessKeyName=...;SharedAccessKey=...;
  * EntityPath=...;UseDevelopmentEmulator=true"), parsed as the official SDKs
  * parse them: `;`-separated Key=Value parts split at the first `=`, keys and
- * values trimmed, empty parts skipped, unknown keys ignored.
+ * values trimmed, empty parts skipped, unknown keys ignored, known keys
+ * matched in any case (as .NET does). Stricter than the SDKs: a known key
+ * given twice or with an empty value is refused rather than guessed at.
  *
  * The key and the shared access signature are secrets: no error message
  * ever contains them (or any value of the string but the endpoint).
@@ -31,7 +33,9 @@ typedef struct ik_sb_connstr {
  * not sb://host[:port][/] (or amqp://, amqps://); a port outside 1..65535;
  * SharedAccessSignature together with a key name or key; a key name without
  * a key or a key without a key name; neither a key nor a signature; a
- * signature not starting "SharedAccessSignature "; a part without `=`.
+ * signature not starting "SharedAccessSignature "; a part without `=`; a
+ * known key given twice or with an empty value. On failure *out is left
+ * zeroed.
  */
 int ik_sb_connstr_parse(const char *text, ik_sb_connstr *out, char *err, size_t errlen);
 void ik_sb_connstr_free(ik_sb_connstr *cs);

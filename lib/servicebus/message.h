@@ -18,7 +18,8 @@
 typedef enum ik_sb_body_kind {
     IK_SB_BODY_NONE = 0,     /* no body section */
     IK_SB_BODY_DATA = 1,     /* one or more data sections: `data` holds them concatenated */
-    IK_SB_BODY_VALUE = 2,    /* amqp-value: `value` (a string or binary also fills `data`) */
+    IK_SB_BODY_VALUE = 2,    /* amqp-value: `value`; a string or binary also fills `data`
+                              * with its bytes (`value` is then the string, or NULL for binary) */
     IK_SB_BODY_SEQUENCE = 3, /* amqp-sequence sections: `value` is a JSON array of their items */
 } ik_sb_body_kind;
 

@@ -32,7 +32,7 @@ char *ik_sb_url_encode(const char *s)
     if (!out)
         return NULL;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p && unreserved(*p)) {
+        if (unreserved(*p)) {
             *o++ = (char)*p;
         } else {
             *o++ = '%';

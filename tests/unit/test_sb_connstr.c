@@ -97,6 +97,13 @@ static void test_refusals(void)
          "part 3 (SharedAccessKey): empty value"},
         {"Endpoint=sb://h;SharedAccessKeyName=n;SharedAccessKey=" KEY ";SharedAccessKey=" KEY,
          "part 4 (SharedAccessKey): given twice (first in part 3)"},
+        {"SharedAccessSignature=" SIG, "no Endpoint"},
+        {"Endpoint=ftp://h;SharedAccessSignature=" SIG, "does not start with sb://"},
+        {"Endpoint=sb://h;SharedAccessSignature=" SIG ";SharedAccessSignature=" SIG,
+         "part 3 (SharedAccessSignature): given twice (first in part 2)"},
+        {"Endpoint=sb://h;SharedAccessSignature=" SIG ";SharedAccessKey=" KEY,
+         "part 2 (SharedAccessSignature): cannot be combined with SharedAccessKey (part 3)"},
+        {"Endpoint=sb://h:99999;SharedAccessSignature=" SIG, "port outside"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         ik_sb_connstr cs;
