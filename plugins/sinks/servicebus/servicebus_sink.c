@@ -57,7 +57,7 @@ static const ik_option sbk_options[] = {
      IK_OPT_AT(sbk_config, tls_verify)},
     {"token_ttl", IK_OPT_DURATION, "1h", 0,
      "Lifetime of each SAS token put; renewed at three quarters of it.",
-     IK_OPT_AT(sbk_config, token_ttl), .min = "4s", .max = "7d"},
+     IK_OPT_AT(sbk_config, token_ttl), .min = "4s", .max = "168h"},
     {"timeout", IK_OPT_DURATION, "30s", 0,
      "Time limit for connecting, attaching, and for the broker's outcomes of one call's "
      "messages (then they are retried).",

@@ -80,7 +80,7 @@ static const ik_option sb_options[] = {
      IK_OPT_AT(sb_config, reconnect_max), .min = "10ms"},
     {"token_ttl", IK_OPT_DURATION, "1h", 0,
      "Lifetime of each SAS token put; renewed at three quarters of it.",
-     IK_OPT_AT(sb_config, token_ttl), .min = "4s", .max = "7d"},
+     IK_OPT_AT(sb_config, token_ttl), .min = "4s", .max = "168h"},
     {"timeout", IK_OPT_DURATION, "30s", 0,
      "Time limit for connecting, attaching and each broker request.",
      IK_OPT_AT(sb_config, op_timeout), .min = "100ms"},
