@@ -7,13 +7,16 @@ kinds in one file) against intake-sb-emulator, read back with the official
   session queue's session.
 - envelope = "batch": the SDK reads the original service's envelope, batch_id equal to the
   message id; a second run of the same records is caught by duplicate detection.
+- RabbitMQ (broker = "amqp", SASL PLAIN): the messages arrive with body and message id.
 - A broker that refuses the key: the stage is down (no record lost, none dead-lettered) and
   neither the log nor /health shows the key.
 """
+import base64
+import json
 import unittest
 
 import harness
-from sbpeers import PeersMixin, sdk_receive
+from sbpeers import PeersMixin, sdk_receive, amqp_receive
 
 PIPELINE = """
 pipelines = ( {
@@ -94,6 +97,22 @@ class ServiceBusSinkTest(PeersMixin, harness.IntakeTest):
         s = self.summary(err)["send"]
         self.assertEqual(s["dead_lettered"], 0)
         self.assertEqual(s["delivered"], 0)
+
+
+    def test_rabbitmq_with_sasl_plain(self):
+        rmq = self.start_rabbitmq()
+        conn = ("Endpoint=amqp://127.0.0.1:%d;SharedAccessKeyName=guest;SharedAccessKey=guest"
+                % rmq.amqp_port)
+        r = self.send(None, "/queue/jobs", 5, prefix="j", conn=conn, extra='broker = "amqp";')
+        self.assertEqual(self.summary(r.stderr)["send"]["delivered"], 5, r.stderr[-3000:])
+        self.assertIn("SASL PLAIN", r.stderr)
+        got = amqp_receive(rmq.amqp_port, "/queue/jobs", 5)
+        self.assertEqual(sorted(m["messageId"] for m in got), ["j-%d" % i for i in range(1, 6)])
+        for m in got:
+            self.assertEqual(m["bodyType"], "data")
+            body = json.loads(base64.b64decode(m["body"]["base64"]))
+            self.assertEqual(body["id"], m["messageId"])
+            self.assertEqual(m["contentType"], "application/json")
 
 
 if __name__ == "__main__":
