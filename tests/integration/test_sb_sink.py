@@ -7,6 +7,11 @@ kinds in one file) against intake-sb-emulator, read back with the official
   session queue's session.
 - envelope = "batch": the SDK reads the original service's envelope, batch_id equal to the
   message id; a second run of the same records is caught by duplicate detection.
+- The emulator stopped mid-run (its connections dropped, its messages kept in its persist
+  file) and started again: every record is delivered in the end (retried, or held while the
+  stage is down), none dead-lettered, and the queue holds every record (duplicates only from
+  sends whose answer was lost). A kill -9 would lose what the emulator accepted after its last
+  snapshot, which is the broker's loss, not the sink's, so the stop is a clean one.
 - RabbitMQ (broker = "amqp", SASL PLAIN): the messages arrive with body and message id.
 - A broker that refuses the key: the stage is down (no record lost, none dead-lettered) and
   neither the log nor /health shows the key.
@@ -98,6 +103,29 @@ class ServiceBusSinkTest(PeersMixin, harness.IntakeTest):
         self.assertEqual(s["dead_lettered"], 0)
         self.assertEqual(s["delivered"], 0)
 
+
+    def test_emulator_restarted_mid_run(self):
+        emu = self.start_emulator(queues=["q"], persist_file=self.path("emu.state"))
+        n = 3000
+        conf = self.config(PIPELINE % dict(conn=emu.connection_string, queue="q", count=n,
+                                           prefix="k", items=20, extra='timeout = "2s";'),
+                           extra="")
+        with open(conf) as f:
+            conf_text = f.read()
+        conf_text = conf_text.replace(
+            'name = "send";', 'name = "send"; inflight_limit = 200; '
+            'retry = { max_attempts = 50; initial_backoff = "100ms"; max_backoff = "500ms"; };')
+        with open(conf, "w") as f:
+            f.write(conf_text)
+        p = self.start_intake("run", conf)
+        self.wait_for(lambda: emu.counts("q")["active"] > 300, timeout=60,
+                      what="some messages sent")
+        emu.restart()
+        _, err = p.communicate(timeout=240)
+        self.assertEqual(p.returncode, 0, err[-3000:])
+        s = self.summary(err)["send"]
+        self.assertEqual((s["delivered"], s["dead_lettered"]), (n, 0), err[-3000:])
+        self.assertGreaterEqual(emu.counts("q")["active"], n)
 
     def test_rabbitmq_with_sasl_plain(self):
         rmq = self.start_rabbitmq()
