@@ -11,6 +11,10 @@
 
 #include <intake/plugin.h>
 
+const char *const ik_sb_broker_choices[] = {"servicebus", "amqp", NULL};
+const char *const ik_sb_auth_choices[] = {"auto", "cbs", "plain", "none", NULL};
+const char *const ik_sb_tls_choices[] = {"auto", "on", "off", NULL};
+
 static int choose_auth(ik_sb_endpoint *ep, const ik_sb_endpoint_opts *o, char *err, size_t errlen)
 {
     const ik_sb_connstr *cs = &ep->cs;

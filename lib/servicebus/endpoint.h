@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <intake/plugin.h>
+
 #include "client.h"
 #include "connstr.h"
 
@@ -21,6 +23,73 @@ typedef enum ik_sb_broker {
 /* The choices of the `auth` and `tls` options, in option-table order. */
 enum { IK_SB_AUTH_OPT_AUTO, IK_SB_AUTH_OPT_CBS, IK_SB_AUTH_OPT_PLAIN, IK_SB_AUTH_OPT_NONE };
 enum { IK_SB_TLS_OPT_AUTO, IK_SB_TLS_OPT_ON, IK_SB_TLS_OPT_OFF };
+
+/* The values of the broker, auth and tls options (option-table order). */
+extern const char *const ik_sb_broker_choices[];
+extern const char *const ik_sb_auth_choices[];
+extern const char *const ik_sb_tls_choices[];
+
+/*
+ * The connection options the servicebus source and sink share, as entries of
+ * an option table whose config struct T has the members connection_string,
+ * queue, broker, auth, tls, ca_file, tls_verify and token_ttl (of the C types
+ * ik_opt_type gives). One definition, so the two plugins cannot drift apart.
+ */
+#define IK_SB_ENDPOINT_OPTIONS(T)                                                                  \
+    {"connection_string",                                                                          \
+     IK_OPT_STRING,                                                                                \
+     "${SERVICE_BUS_CONNECTION_STRING}",                                                           \
+     IK_OPT_SECRET,                                                                                \
+     "Azure connection string: Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=... "     \
+     "(or SharedAccessSignature=...); EntityPath and UseDevelopmentEmulator=true are read too.",   \
+     IK_OPT_AT(T, connection_string)},                                                             \
+        {"queue",                                                                                  \
+         IK_OPT_STRING,                                                                            \
+         "${SERVICE_BUS_QUEUE_NAME:-}",                                                            \
+         0,                                                                                        \
+         "The queue; empty: the connection string's EntityPath. On RabbitMQ an address such as "   \
+         "/amq/queue/NAME.",                                                                       \
+         IK_OPT_AT(T, queue)},                                                                     \
+        {"broker",                                                                                 \
+         IK_OPT_CHOICE,                                                                            \
+         "servicebus",                                                                             \
+         0,                                                                                        \
+         "servicebus (Azure Service Bus or its emulator) or amqp (another AMQP 1.0 broker such "   \
+         "as RabbitMQ: no CBS, no $management).",                                                  \
+         IK_OPT_AT(T, broker),                                                                     \
+         .choices = ik_sb_broker_choices},                                                         \
+        {"auth",                                                                                   \
+         IK_OPT_CHOICE,                                                                            \
+         "auto",                                                                                   \
+         0,                                                                                        \
+         "auto: CBS with a SAS token per link on Service Bus, SASL PLAIN (key name and key as "    \
+         "user and password) elsewhere; or cbs, plain, none.",                                     \
+         IK_OPT_AT(T, auth),                                                                       \
+         .choices = ik_sb_auth_choices},                                                           \
+        {"tls",                                                                                    \
+         IK_OPT_CHOICE,                                                                            \
+         "auto",                                                                                   \
+         0,                                                                                        \
+         "auto: amqps (port 5671) unless UseDevelopmentEmulator=true or broker = amqp; on; off.",  \
+         IK_OPT_AT(T, tls),                                                                        \
+         .choices = ik_sb_tls_choices},                                                            \
+        {"ca_file",                                                                                \
+         IK_OPT_STRING,                                                                            \
+         NULL,                                                                                     \
+         0,                                                                                        \
+         "A PEM file (or folder) of CAs to trust instead of the system's.",                        \
+         IK_OPT_AT(T, ca_file)},                                                                   \
+        {"tls_verify",                                                                             \
+         IK_OPT_BOOL,                                                                              \
+         "true",                                                                                   \
+         0,                                                                                        \
+         "Check the broker's certificate and host name. Turning it off is logged at start.",       \
+         IK_OPT_AT(T, tls_verify)},                                                                \
+    {                                                                                              \
+        "token_ttl", IK_OPT_DURATION, "1h", 0,                                                     \
+            "Lifetime of each SAS token put; renewed at three quarters of it.",                    \
+            IK_OPT_AT(T, token_ttl), .min = "4s", .max = "168h"                                    \
+    }
 
 typedef struct ik_sb_endpoint_opts {
     const char *connection_string; /* secret */

@@ -24,40 +24,10 @@
  * broker closed it while idle) are handled before sending. */
 #define IDLE_CHECK_MS 5000
 
-static const char *const broker_choices[] = {"servicebus", "amqp", NULL};
-static const char *const auth_choices[] = {"auto", "cbs", "plain", "none", NULL};
-static const char *const tls_choices[] = {"auto", "on", "off", NULL};
 static const char *const envelope_choices[] = {"none", "batch", NULL};
 
 static const ik_option sbk_options[] = {
-    {"connection_string", IK_OPT_STRING, "${SERVICE_BUS_CONNECTION_STRING}", IK_OPT_SECRET,
-     "Azure connection string: Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=... "
-     "(or SharedAccessSignature=...); EntityPath and UseDevelopmentEmulator=true are read too.",
-     IK_OPT_AT(sbk_config, connection_string)},
-    {"queue", IK_OPT_STRING, "${SERVICE_BUS_QUEUE_NAME:-}", 0,
-     "The queue to send to; empty: the connection string's EntityPath. On RabbitMQ an "
-     "address such as /queue/NAME.",
-     IK_OPT_AT(sbk_config, queue)},
-    {"broker", IK_OPT_CHOICE, "servicebus", 0,
-     "servicebus (Azure Service Bus or its emulator) or amqp (another AMQP 1.0 broker such "
-     "as RabbitMQ: no CBS).",
-     IK_OPT_AT(sbk_config, broker), .choices = broker_choices},
-    {"auth", IK_OPT_CHOICE, "auto", 0,
-     "auto: CBS with a SAS token per link on Service Bus, SASL PLAIN (key name and key as "
-     "user and password) elsewhere; or cbs, plain, none.",
-     IK_OPT_AT(sbk_config, auth), .choices = auth_choices},
-    {"tls", IK_OPT_CHOICE, "auto", 0,
-     "auto: amqps (port 5671) unless UseDevelopmentEmulator=true or broker = amqp; on; off.",
-     IK_OPT_AT(sbk_config, tls), .choices = tls_choices},
-    {"ca_file", IK_OPT_STRING, NULL, 0,
-     "A PEM file (or folder) of CAs to trust instead of the system's.",
-     IK_OPT_AT(sbk_config, ca_file)},
-    {"tls_verify", IK_OPT_BOOL, "true", 0,
-     "Check the broker's certificate and host name. Turning it off is logged at start.",
-     IK_OPT_AT(sbk_config, tls_verify)},
-    {"token_ttl", IK_OPT_DURATION, "1h", 0,
-     "Lifetime of each SAS token put; renewed at three quarters of it.",
-     IK_OPT_AT(sbk_config, token_ttl), .min = "4s", .max = "168h"},
+    IK_SB_ENDPOINT_OPTIONS(sbk_config),
     {"timeout", IK_OPT_DURATION, "30s", 0,
      "Time limit for connecting, attaching, and for the broker's outcomes of one call's "
      "messages (then they are retried).",
