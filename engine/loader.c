@@ -125,13 +125,17 @@ ik_loader *ik_loader_new(char *const *extra_dirs, size_t nextra)
 
 void ik_loaded_plugin_free(ik_loaded_plugin *p)
 {
-    if (!p)
-        return;
-    if (p->dl)
-        dlclose(p->dl);
-    free(p->options);
-    free(p->path);
-    free(p);
+    void *dl = p ? p->dl : NULL;
+    while (p) {
+        ik_loaded_plugin *next = p->next;
+        free(p->options);
+        free(p->path);
+        free(p);
+        p = next;
+    }
+    /* Last: the entries' strings point into the object. */
+    if (dl)
+        dlclose(dl);
 }
 
 void ik_loader_free(ik_loader *l)
@@ -224,53 +228,106 @@ static int check_build(const char *path, const ik_plugin *d, ik_err *err)
     return 0;
 }
 
-int ik_loader_open_file(const char *path, const char *expect_name, ik_loaded_plugin **out,
-                        ik_err *err)
+/* Most descriptors a file may list: one per kind. */
+#define IK_MAX_KINDS 3
+
+/*
+ * The descriptors a file exports: those of ik_plugin_entries() when it has
+ * that symbol (SDK 2.2, preferred), else the one of ik_plugin_entry(). *what
+ * gets the symbol used, for messages. An empty list, or one longer than one
+ * per kind, is refused. The descriptors live in the loaded object: read them
+ * before dlclose.
+ */
+static int file_entries(void *dl, const char *path, const ik_plugin *list[IK_MAX_KINDS], size_t *n,
+                        const char **what, ik_err *err)
 {
-    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!dl)
-        return ik_err_set(err, IK_E_IO, "cannot load %s: %s", path, dlerror());
+    ik_plugin_entries_fn entries;
+    *(void **)&entries = dlsym(dl, IK_PLUGIN_ENTRIES_NAME);
+    if (entries) {
+        *what = IK_PLUGIN_ENTRIES_NAME;
+        const ik_plugin *const *all = entries();
+        size_t k = 0;
+        for (; all && all[k]; k++) {
+            if (k == IK_MAX_KINDS)
+                return ik_err_set(err, IK_E_INVAL,
+                                  "%s: %s() lists more than %d descriptors; a plugin file "
+                                  "provides at most one of each kind (source, processor, sink)",
+                                  path, IK_PLUGIN_ENTRIES_NAME, IK_MAX_KINDS);
+            list[k] = all[k];
+        }
+        if (k == 0)
+            return ik_err_set(err, IK_E_INVAL,
+                              "%s: %s() lists no descriptor; a plugin file provides at least one "
+                              "kind",
+                              path, IK_PLUGIN_ENTRIES_NAME);
+        *n = k;
+        return 0;
+    }
     ik_plugin_entry_fn entry;
     *(void **)&entry = dlsym(dl, IK_PLUGIN_ENTRY_NAME);
-    if (!entry) {
-        dlclose(dl);
+    if (!entry)
         return ik_err_set(err, IK_E_NOTPLUGIN,
                           "%s is not an Intake plugin: it does not export %s() (build it with "
-                          "IK_PLUGIN_EXPORT from <intake/plugin.h>)",
-                          path, IK_PLUGIN_ENTRY_NAME);
-    }
-    const ik_plugin *d = entry();
-    if (!d || d->magic != IK_PLUGIN_MAGIC) {
-        /* Format before dlclose: the descriptor lives in the unloaded object. */
-        int code = ik_err_set(err, IK_E_MAGIC,
-                              "%s: %s() returned a descriptor with magic 0x%08x, expected 0x%08x: "
-                              "not an Intake plugin descriptor",
-                              path, IK_PLUGIN_ENTRY_NAME, d ? d->magic : 0u, IK_PLUGIN_MAGIC);
-        dlclose(dl);
-        return code;
-    }
-    if (d->abi_major != IK_ABI_MAJOR || d->abi_minor > IK_ABI_MINOR) {
-        int code = ik_err_set(err, IK_E_ABI,
-                              "%s: plugin was built for Intake plugin ABI %u.%u, this engine "
-                              "speaks ABI %d.%d; rebuild the plugin against SDK %d.%d (this "
-                              "engine's <intake/plugin.h>)",
-                              path, d->abi_major, d->abi_minor, IK_ABI_MAJOR, IK_ABI_MINOR,
-                              IK_ABI_MAJOR, IK_ABI_MINOR);
-        dlclose(dl);
-        return code;
-    }
-    int brc = check_build(path, d, err);
-    if (brc != 0) {
-        dlclose(dl);
-        return brc;
-    }
+                          "IK_PLUGIN_EXPORT from <intake/plugin.h>) or %s() "
+                          "(IK_PLUGIN_EXPORT_KINDS)",
+                          path, IK_PLUGIN_ENTRY_NAME, IK_PLUGIN_ENTRIES_NAME);
+    *what = IK_PLUGIN_ENTRY_NAME;
+    list[0] = entry();
+    *n = 1;
+    return 0;
+}
+
+/* Magic, ABI and build record of one descriptor (d may be NULL): what must
+ * hold before any other field of it is read. */
+static int check_head(const char *path, const char *what, const ik_plugin *d, ik_err *err)
+{
+    if (!d || d->magic != IK_PLUGIN_MAGIC)
+        return ik_err_set(err, IK_E_MAGIC,
+                          "%s: %s() returned a descriptor with magic 0x%08x, expected 0x%08x: "
+                          "not an Intake plugin descriptor",
+                          path, what, d ? d->magic : 0u, IK_PLUGIN_MAGIC);
+    if (d->abi_major != IK_ABI_MAJOR || d->abi_minor > IK_ABI_MINOR)
+        return ik_err_set(err, IK_E_ABI,
+                          "%s: plugin was built for Intake plugin ABI %u.%u, this engine "
+                          "speaks ABI %d.%d; rebuild the plugin against SDK %d.%d (this "
+                          "engine's <intake/plugin.h>)",
+                          path, d->abi_major, d->abi_minor, IK_ABI_MAJOR, IK_ABI_MINOR,
+                          IK_ABI_MAJOR, IK_ABI_MINOR);
+    return check_build(path, d, err);
+}
+
+/* The descriptors of one file, heads already checked, belong together: one
+ * name, at most one of each kind. */
+static int check_set(const char *path, const char *what, const ik_plugin *const *list, size_t n,
+                     ik_err *err)
+{
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = 0; j < i; j++) {
+            const char *a = list[j]->name, *b = list[i]->name;
+            if (a && b && strcmp(a, b) != 0)
+                return ik_err_set(err, IK_E_INVAL,
+                                  "%s: %s() lists plugins named '%s' and '%s'; every kind in "
+                                  "one file has the one name of the file",
+                                  path, what, a, b);
+            if (list[i]->kind == list[j]->kind)
+                return ik_err_set(err, IK_E_INVAL,
+                                  "%s: %s() lists two %s descriptors of plugin '%s' (entries "
+                                  "%zu and %zu); a file provides at most one of each kind",
+                                  path, what, ik_kind_name(list[i]->kind), a ? a : "?", j, i);
+        }
+    return 0;
+}
+
+/* Copies and checks one descriptor into a new entry (*out, owned by the
+ * caller; its dl is left NULL: the caller owns the handle). */
+static int load_one(const char *path, const ik_plugin *d, const char *expect_name,
+                    ik_loaded_plugin **out, ik_err *err)
+{
     ik_loaded_plugin *p = calloc(1, sizeof *p);
     if (!p || !(p->path = strdup(path))) {
         free(p);
-        dlclose(dl);
         return ik_err_set(err, IK_E_NOMEM, "out of memory loading %s", path);
     }
-    p->dl = dl;
     /* Read only the bytes the plugin says it has: older plugins have fewer fields. */
     size_t n = d->struct_size < sizeof p->desc ? d->struct_size : sizeof p->desc;
     memcpy(&p->desc, d, n);
@@ -284,6 +341,57 @@ int ik_loader_open_file(const char *path, const char *expect_name, ik_loaded_plu
         return rc;
     }
     *out = p;
+    return 0;
+}
+
+/* Loads every descriptor of the list into a chain in kind order (*out, owned
+ * by the caller), each sharing the handle dl once all loaded. */
+static int load_chain(const char *path, void *dl, const ik_plugin *const *list, size_t n,
+                      const char *expect_name, ik_loaded_plugin **out, ik_err *err)
+{
+    ik_loaded_plugin *head = NULL;
+    for (size_t i = 0; i < n; i++) {
+        ik_loaded_plugin *p = NULL;
+        int rc = load_one(path, list[i], expect_name, &p, err);
+        if (rc != 0) {
+            ik_loaded_plugin_free(head); /* dl still NULL: not closed here */
+            return rc;
+        }
+        ik_loaded_plugin **at = &head;
+        while (*at && (*at)->desc.kind < p->desc.kind)
+            at = &(*at)->next;
+        p->next = *at;
+        *at = p;
+    }
+    for (ik_loaded_plugin *p = head; p; p = p->next)
+        p->dl = dl;
+    *out = head;
+    return 0;
+}
+
+int ik_loader_open_file(const char *path, const char *expect_name, ik_loaded_plugin **out,
+                        ik_err *err)
+{
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!dl)
+        return ik_err_set(err, IK_E_IO, "cannot load %s: %s", path, dlerror());
+    const ik_plugin *list[IK_MAX_KINDS];
+    size_t n = 0;
+    const char *what = IK_PLUGIN_ENTRY_NAME;
+    int rc = file_entries(dl, path, list, &n, &what, err);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = check_head(path, what, list[i], err);
+    if (rc == 0)
+        rc = check_set(path, what, list, n, err);
+    ik_loaded_plugin *head = NULL;
+    if (rc == 0)
+        rc = load_chain(path, dl, list, n, expect_name, &head, err);
+    if (rc != 0) {
+        /* Messages are formatted by now: the descriptors die with the object. */
+        dlclose(dl);
+        return rc;
+    }
+    *out = head;
     return 0;
 }
 
@@ -308,13 +416,37 @@ static void warn_shadowed(const ik_loader *l, size_t won, const char *name, cons
     }
 }
 
-int ik_loader_get(ik_loader *l, const char *name, const ik_loaded_plugin **out, ik_err *err)
+/*
+ * The entry of `kind` in a loaded file's chain, or IK_E_CONFIG saying what
+ * the file provides instead (a file of one kind keeps the message of the
+ * engines before SDK 2.2).
+ */
+static int pick_kind(const ik_loaded_plugin *file, ik_kind kind, const ik_loaded_plugin **out,
+                     ik_err *err)
 {
-    for (size_t i = 0; i < l->ncache; i++)
-        if (strcmp(l->cache[i]->desc.name, name) == 0) {
-            *out = l->cache[i];
+    for (const ik_loaded_plugin *p = file; p; p = p->next)
+        if (p->desc.kind == kind) {
+            *out = p;
             return 0;
         }
+    const char *name = file->desc.name;
+    if (!file->next)
+        return ik_err_set(err, IK_E_CONFIG, "plugin '%s' is a %s and cannot be used as a %s", name,
+                          ik_kind_name(file->desc.kind), ik_kind_name(kind));
+    char kinds[64];
+    size_t off = 0;
+    kinds[0] = '\0';
+    for (const ik_loaded_plugin *p = file; p && off < sizeof kinds; p = p->next)
+        off += (size_t)snprintf(kinds + off, sizeof kinds - off, "%s%s", p == file ? "" : ", ",
+                                ik_kind_name(p->desc.kind));
+    return ik_err_set(err, IK_E_CONFIG, "plugin '%s' has no %s (it provides: %s)", name,
+                      ik_kind_name(kind), kinds);
+}
+
+/* Finds intake-NAME.so on the search path, loads it and caches its chain
+ * (*out, owned by the loader). */
+static int load_file(ik_loader *l, const char *name, const ik_loaded_plugin **out, ik_err *err)
+{
     if (!valid_name(name))
         return ik_err_set(err, IK_E_NOTFOUND,
                           "no plugin '%s': plugin names are lower-case letters, digits and '_'",
@@ -349,6 +481,17 @@ int ik_loader_get(ik_loader *l, const char *name, const ik_loaded_plugin **out, 
                       "plugin '%s' not found: no intake-%s.so in %s (set plugin_path in the config "
                       "or INTAKE_PLUGIN_PATH)",
                       name, name, where);
+}
+
+int ik_loader_get(ik_loader *l, const char *name, ik_kind kind, const ik_loaded_plugin **out,
+                  ik_err *err)
+{
+    const ik_loaded_plugin *file = NULL;
+    for (size_t i = 0; i < l->ncache && !file; i++)
+        if (strcmp(l->cache[i]->desc.name, name) == 0)
+            file = l->cache[i];
+    int rc = file ? 0 : load_file(l, name, &file, err);
+    return rc != 0 ? rc : pick_kind(file, kind, out, err);
 }
 
 static int name_seen(char **names, size_t n, const char *name)
@@ -401,7 +544,10 @@ void ik_loader_each(ik_loader *l, ik_loader_visit_fn fn, void *arg)
             ik_loaded_plugin *p = NULL;
             ik_err err = {0};
             ik_loader_open_file(path, files[f], &p, &err);
-            fn(arg, path, p, p ? NULL : &err);
+            if (!p)
+                fn(arg, path, NULL, &err);
+            for (const ik_loaded_plugin *k = p; k; k = k->next)
+                fn(arg, path, k, NULL);
             ik_loaded_plugin_free(p);
             char **grown = ik_array_grow(seen, &capseen, nseen + 1, sizeof *grown);
             if (grown) {

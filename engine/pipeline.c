@@ -31,21 +31,6 @@ static void cond_init_monotonic(pthread_cond_t *cv)
 
 /* --------------------------------------------------------------- building */
 
-static const char *role_name(ik_stage_role role)
-{
-    switch (role) {
-    case IK_ROLE_SOURCE:
-        return "source";
-    case IK_ROLE_PROCESSOR:
-        return "processor";
-    case IK_ROLE_SINK:
-        return "sink";
-    case IK_ROLE_DEAD_LETTER:
-        return "dead_letter sink";
-    }
-    return "stage";
-}
-
 static ik_kind kind_for_role(ik_stage_role role)
 {
     return role == IK_ROLE_SOURCE      ? IK_KIND_SOURCE
@@ -58,17 +43,12 @@ static int bind_instance(ik_pipeline *p, ik_instance *inst, const ik_stage_spec 
 {
     inst->pipeline = p;
     inst->spec = spec;
-    int rc = ik_loader_get(p->loader, spec->plugin, &inst->plugin, err);
+    /* A file may provide several kinds (SDK 2.2): the role picks one. */
+    int rc = ik_loader_get(p->loader, spec->plugin, kind_for_role(spec->role), &inst->plugin, err);
     if (rc != 0) {
         ik_err_prefix(err, "%s:%d: pipeline '%s': ", spec->file, spec->line, p->spec->name);
         return rc;
     }
-    ik_kind want = kind_for_role(spec->role);
-    if (inst->plugin->desc.kind != want)
-        return ik_err_set(err, IK_E_CONFIG,
-                          "%s:%d: pipeline '%s': plugin '%s' is a %s and cannot be used as a %s",
-                          spec->file, spec->line, p->spec->name, spec->plugin,
-                          ik_kind_name(inst->plugin->desc.kind), role_name(spec->role));
     rc = ik_options_bind(inst->plugin->desc.options, inst->plugin->desc.config_size, spec->plugin,
                          spec, &inst->opts, err);
     return rc != 0 ? rc : ik_instance_check(inst, err);

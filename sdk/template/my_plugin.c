@@ -203,5 +203,6 @@ static const ik_plugin my_plugin = {
     .process = my_process,
 };
 
-/* Exports ik_plugin_entry(), the one symbol the engine looks up. */
+/* Exports ik_plugin_entry(), the symbol of a plugin of one kind (a file of
+ * several kinds uses IK_PLUGIN_EXPORT_KINDS, plugin.h). */
 IK_PLUGIN_EXPORT(my_plugin)

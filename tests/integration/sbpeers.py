@@ -13,9 +13,11 @@
 - PeersMixin: start_emulator() / start_rabbitmq() for a harness.IntakeTest; whatever was started
   is stopped in tearDown, and its log printed when the test failed (or SBPEERS_LOG=1).
 
-Standard library only. Every peer listens on 127.0.0.1 only.
+Standard library only. Every peer listens on 127.0.0.1 only, and gets SIGTERM when the test
+process dies without its tearDown (a CTest timeout).
 """
 import base64
+import ctypes
 import hashlib
 import hmac
 import json
@@ -53,6 +55,17 @@ QUEUE_SETTINGS = {
     "duplicate_window_ms": int, "requires_session": bool, "max_size_mb": int,
 }
 COUNTS_NS = "{http://schemas.microsoft.com/netservices/2011/06/servicebus}"
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """preexec_fn: SIGTERM to the peer when the test process dies (a CTest timeout kills it
+    with no tearDown), so no emulator or RabbitMQ node outlives its test. Runs after Popen's
+    user switch, which would clear it."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class PeerError(Exception):
@@ -164,7 +177,8 @@ class Emulator:
         args = [self.bin, "-c", self.config_path, "-p", str(port)] + (["-v"] if self.verbose else [])
         t0 = time.monotonic()
         with open(self.out_path, "w") as out, open(self.log_path, "a") as log:
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=log)
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=log,
+                                         preexec_fn=_die_with_parent)
         end = t0 + timeout * SLOW
         while time.monotonic() < end:
             m = re.search(r"READY amqp=(-?\d+) amqps=(-?\d+) http=(-?\d+)", tail(self.out_path))
@@ -306,7 +320,7 @@ def _node(script, request, timeout=60):
     r = subprocess.run([node, script], input=json.dumps(request), capture_output=True, text=True,
                        cwd=NODE_DIR, timeout=timeout * SLOW)
     if r.returncode != 0:
-        raise PeerError("%s exited with %d: %s" % (script, r.returncode, r.stderr.strip()[-2000:]))
+        raise PeerError("%s exited with %d: %s" % (script, r.returncode, r.stderr.strip()[:2000]))
     return r.stdout
 
 
@@ -355,13 +369,16 @@ def sdk_peek(conn, queue, count, session_id=None, sub_queue=None, timeout=60):
     return _json_lines(_node("sdk-receive.mjs", req, timeout))
 
 
-def amqp_send(port, address, messages, user="guest", password="guest", timeout=60):
+def amqp_send(port, address, messages, user="guest", password="guest", durable_target=False,
+              timeout=60):
     """Sends `messages` over plain AMQP 1.0 (rhea) and waits until the peer settled each.
     Each is a dict with "body" (amqp-value), "data" (text in a data section) or "bodyBase64"
     (bytes in a data section), and optional "messageId", "contentType",
-    "applicationProperties", "durable", "ttl". user=None: SASL ANONYMOUS. Returns
-    {"sent", "accepted", "rejected", "released", "modified"}."""
-    req = {"port": port, "address": address, "action": "send", "messages": list(messages)}
+    "applicationProperties", "durable", "ttl". user=None: SASL ANONYMOUS. durable_target:
+    RabbitMQ auto-declares /queue/NAME durable (else not durable: gone after a restart).
+    Returns {"sent", "accepted", "rejected", "released", "modified"}."""
+    req = {"port": port, "address": address, "action": "send", "messages": list(messages),
+           "durableTarget": bool(durable_target)}
     if user is not None:
         req.update(user=user, password=password)
     return json.loads(_node("amqp-client.mjs", req, timeout))
@@ -420,6 +437,8 @@ class RabbitMQ:
         there) and its config; picks the ports."""
         if not os.path.exists(os.path.join(RABBIT_LIB, "rabbitmq-server")):
             raise PeerError("rabbitmq-server is not installed (tools/deps --tests installs it)")
+        if os.geteuid() != 0:
+            raise PeerError("the RabbitMQ node runs as the rabbitmq user: run the tests as root")
         self.base = tempfile.mkdtemp(prefix="intake-rabbit-")
         for d in ("mnesia", "log", "home"):
             os.mkdir(os.path.join(self.base, d))
@@ -459,7 +478,8 @@ class RabbitMQ:
     def _popen(self, args, out):
         return subprocess.Popen(args, env=self.env(), cwd=self.base, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, user=RABBIT_USER,
-                                group=RABBIT_USER, extra_groups=[], start_new_session=True)
+                                group=RABBIT_USER, extra_groups=[], start_new_session=True,
+                                preexec_fn=_die_with_parent)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -541,13 +561,6 @@ class RabbitMQ:
             raise PeerError("%s exited with %d:\n%s" % (self.name, rc, self.log_tail()))
         return rc
 
-    def kill9(self):
-        """SIGKILL to the node's whole process group (epmd keeps running)."""
-        if self.running():
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait()
-
     def restart(self, timeout=60):
         """Stops the node if it runs and starts it again with the same data, ports and epmd."""
         if self.running():
@@ -581,17 +594,19 @@ class RabbitMQ:
                             % (args[0], r.returncode, r.stdout[-1000:], r.stderr[-1000:]))
         return r.stdout
 
-    def declare_queue(self, name):
-        """Declares a durable queue (for /amq/queue/NAME, which needs one that exists)."""
-        self.ctl("eval", "rabbit_amqqueue:declare(rabbit_misc:r(<<\"/\">>, queue, %s), true, "
-                 "false, [], none, <<\"intake-test\">>)." % _erlang_literal(name))
+    def declare_queues(self, *names):
+        """Declares durable queues (in one rabbitmqctl call: each costs a second or two). An
+        existing queue is left as it is. Reach them as /amq/queue/NAME (/queue/NAME without
+        a durable target terminus refuses an existing durable queue)."""
+        self.ctl("eval", ", ".join(
+            "rabbit_amqqueue:declare(rabbit_misc:r(<<\"/\">>, queue, %s), true, false, [], none, "
+            "<<\"intake-test\">>)" % _erlang_literal(n) for n in names) + ".")
 
     def declare_queue_with_dlq(self, name, dlq=None):
         """Declares durable queues `name` and `dlq` (default name + ".dlq") and a policy that
         dead-letters what `name` rejects (or lets expire) into `dlq`. Returns the dlq name."""
         dlq = dlq or name + ".dlq"
-        self.declare_queue(name)
-        self.declare_queue(dlq)
+        self.declare_queues(name, dlq)
         self.ctl("set_policy", "--apply-to", "queues", "dlx-" + name, "^%s$" % re.escape(name),
                  json.dumps({"dead-letter-exchange": "", "dead-letter-routing-key": dlq}))
         return dlq
@@ -621,8 +636,14 @@ class RabbitMQ:
 # -- test case glue --------------------------------------------------------------------------
 
 def _test_failed(test):
-    outcome = getattr(test, "_outcome", None)
-    return outcome is None or not getattr(outcome, "success", False)
+    """Whether the running test (or one of its subtests) has failed so far. unittest resets
+    its own success flag for each part (setUp, body, tearDown), so this looks at the result,
+    where a failure is recorded as soon as it happens. Unknown counts as failed."""
+    result = getattr(getattr(test, "_outcome", None), "result", None)
+    if result is None:
+        return True
+    bad = list(getattr(result, "failures", [])) + list(getattr(result, "errors", []))
+    return any(getattr(t, "test_case", t) is test for t, _ in bad)
 
 
 class PeersMixin:
@@ -635,8 +656,8 @@ class PeersMixin:
             self._sb_peers = []
         return self._sb_peers
 
-    def start_emulator(self, name="sbemu", **kw):
-        emu = Emulator(self.dir, name)
+    def start_emulator(self, name="sbemu", binary=None, **kw):
+        emu = Emulator(self.dir, name, binary)
         self._peer_list().append(emu)
         return emu.start(**kw)
 

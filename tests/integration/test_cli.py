@@ -106,7 +106,7 @@ class CliTest(IntakeTest):
         self.assertIn("%s:4:" % conf, r.stderr)
         self.assertRegex(r.stderr, r"built for Intake plugin ABI \d+\.\d+, this engine speaks ABI")
         self.assertIn("intake-bad_abi.so", r.stderr)
-        # an SDK 1.x plugin: rebuild it against SDK 2.1
+        # an SDK 1.x plugin: rebuild it against SDK 2.2
         conf = self.config('pipelines = ( { name = "p";\n'
                            'source = { plugin = "test_gen"; };\n'
                            'processors = ( { plugin = "test_abi10"; } );\n'
@@ -199,6 +199,38 @@ class CliTest(IntakeTest):
         self.assertRegex(r.stdout, r"max_chars .*\(range: at least 0\)")
         self.assertRegex(r.stdout, r"batch_max_requests .*\(range: 1 to 50000\)")
 
+
+    def test_two_kind_plugin(self):
+        # SDK 2.2: one file, test_twokind, is both the source and the sink
+        out = self.path("ids.txt")
+        conf = self.config('pipelines = ( { name = "p";\n'
+                           'source = { plugin = "test_twokind"; count = 4; prefix = "two"; };\n'
+                           'sinks = ( { plugin = "test_twokind"; path = "%s"; } );\n'
+                           'dead_letter = { plugin = "test_twokind"; path = "%s.dead"; }; } );\n'
+                           % (out, out))
+        r = self.run_intake("validate", conf, check=0)
+        self.assertIn("test_twokind -> test_twokind", r.stdout)
+        r = self.run_intake("run", conf, check=0)
+        self.assertEqual(self.summary(r.stderr)["p"]["delivered"], 4)
+        with open(out) as f:
+            self.assertEqual(sorted(f.read().split()), ["two-1", "two-2", "two-3", "two-4"])
+        # a kind the file lacks: file:line, and what it provides
+        self.expect_config_error('pipelines = ( { name = "p";\n'
+                                 'source = { plugin = "test_gen"; };\n'
+                                 'processors = ( { plugin = "test_twokind"; } );\n'
+                                 'sinks = ( { plugin = "stdout"; } ); } );\n',
+                                 5, "plugin 'test_twokind' has no processor "
+                                 "(it provides: source, sink)")
+        # the listing shows each kind of the file, with its own options
+        r = self.run_intake("plugins", "--json", "--config", conf, check=0)
+        kinds = {p["kind"]: p for p in json.loads(r.stdout) if p.get("name") == "test_twokind"}
+        self.assertEqual(sorted(kinds), ["sink", "source"])
+        self.assertEqual(kinds["source"]["path"], kinds["sink"]["path"])
+        self.assertEqual([o["name"] for o in kinds["source"]["options"]], ["count", "prefix"])
+        self.assertEqual([o["name"] for o in kinds["sink"]["options"]], ["path"])
+        r = self.run_intake("plugins", "--config", conf, check=0)
+        self.assertIn("test_twokind (source, version 1.0.0, ABI 2.2)", r.stdout)
+        self.assertIn("test_twokind (sink, version 1.0.0, ABI 2.1)", r.stdout)
 
     def test_choice_options(self):
         # shown by `intake plugins`, text and --json

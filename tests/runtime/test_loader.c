@@ -22,6 +22,7 @@ static void path_of(char *out, size_t len, const char *rel)
 }
 
 static int engine_error(const char *text, ik_err *err, char *path, size_t len);
+static void expect_open(const char *rel, int code, const char *needle1, const char *needle2);
 
 static void test_good_plugin(void)
 {
@@ -31,11 +32,126 @@ static void test_good_plugin(void)
     ik_loader *l = ik_loader_new(dirs, 1);
     const ik_loaded_plugin *p = NULL, *again = NULL;
     ik_err err = {0};
-    CU_ASSERT_EQUAL_FATAL(ik_loader_get(l, "stdout", &p, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(ik_loader_get(l, "stdout", IK_KIND_SINK, &p, &err), 0);
     CU_ASSERT_EQUAL(p->desc.kind, IK_KIND_SINK);
     CU_ASSERT_STRING_EQUAL(p->desc.name, "stdout");
-    CU_ASSERT_EQUAL(ik_loader_get(l, "stdout", &again, &err), 0);
+    CU_ASSERT_EQUAL(ik_loader_get(l, "stdout", IK_KIND_SINK, &again, &err), 0);
     CU_ASSERT_PTR_EQUAL(p, again);
+    ik_loader_free(l);
+}
+
+/* A loader over the build's test plugins and the bad ones. */
+static ik_loader *test_plugins_loader(void)
+{
+    char good[1100], bad[1100];
+    path_of(good, sizeof good, "tests/plugins");
+    path_of(bad, sizeof bad, "tests/plugins-bad");
+    char *dirs[] = {good, bad};
+    return ik_loader_new(dirs, 2);
+}
+
+/* SDK 2.2: one file, a source and a sink under one name, each asked for by
+ * kind; the list wins over the file's ik_plugin_entry (its sink alone). */
+static void test_two_kinds_one_name(void)
+{
+    ik_loader *l = test_plugins_loader();
+    const ik_loaded_plugin *src = NULL, *sink = NULL, *again = NULL;
+    ik_err err = {0};
+    CU_ASSERT_EQUAL_FATAL(ik_loader_get(l, "test_twokind", IK_KIND_SOURCE, &src, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(ik_loader_get(l, "test_twokind", IK_KIND_SINK, &sink, &err), 0);
+    CU_ASSERT_EQUAL(src->desc.kind, IK_KIND_SOURCE);
+    CU_ASSERT_PTR_NOT_NULL(src->desc.run);
+    CU_ASSERT_EQUAL(sink->desc.kind, IK_KIND_SINK);
+    CU_ASSERT_PTR_NOT_NULL(sink->desc.write);
+    CU_ASSERT_STRING_EQUAL(src->desc.name, "test_twokind");
+    CU_ASSERT_STRING_EQUAL(sink->desc.name, "test_twokind");
+    CU_ASSERT_STRING_EQUAL(src->path, sink->path);
+    /* each kind has its own option table */
+    CU_ASSERT_STRING_EQUAL(src->desc.options[0].name, "count");
+    CU_ASSERT_STRING_EQUAL(sink->desc.options[0].name, "path");
+    CU_ASSERT_EQUAL(ik_loader_get(l, "test_twokind", IK_KIND_SINK, &again, &err), 0);
+    CU_ASSERT_PTR_EQUAL(again, sink);
+    CU_ASSERT_EQUAL(ik_loader_get(l, "test_twokind", IK_KIND_SOURCE, &again, &err), 0);
+    CU_ASSERT_PTR_EQUAL(again, src);
+    ik_loader_free(l);
+}
+
+/* A kind the file does not provide: what it provides instead. */
+static void test_missing_kind_refused(void)
+{
+    ik_loader *l = test_plugins_loader();
+    const ik_loaded_plugin *p = NULL;
+    ik_err err = {0};
+    CU_ASSERT_EQUAL(ik_loader_get(l, "test_twokind", IK_KIND_PROCESSOR, &p, &err), IK_E_CONFIG);
+    CU_ASSERT_PTR_NULL(p);
+    if (!strstr(err.msg, "plugin 'test_twokind' has no processor (it provides: source, sink)"))
+        fprintf(stderr, "\nmissing kind: %s\n", err.msg);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(err.msg, "plugin 'test_twokind' has no processor (it provides: source, sink)"));
+    /* a file of one kind keeps the message engines gave before SDK 2.2 */
+    CU_ASSERT_EQUAL(ik_loader_get(l, "test_onekind21", IK_KIND_SOURCE, &p, &err), IK_E_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(err.msg, "plugin 'test_onekind21' is a sink and cannot be used as a source"));
+    ik_loader_free(l);
+}
+
+/* A plugin of one kind through ik_plugin_entry, declaring ABI 2.1, as built
+ * before SDK 2.2: loads as before, through the cache and directly. */
+static void test_old_single_entry_loads(void)
+{
+    ik_loader *l = test_plugins_loader();
+    const ik_loaded_plugin *p = NULL;
+    ik_err err = {0};
+    CU_ASSERT_EQUAL_FATAL(ik_loader_get(l, "test_onekind21", IK_KIND_SINK, &p, &err), 0);
+    CU_ASSERT_EQUAL(p->desc.kind, IK_KIND_SINK);
+    CU_ASSERT_EQUAL(p->desc.abi_minor, 1);
+    CU_ASSERT_PTR_NULL(p->next);
+    ik_loader_free(l);
+    char path[1100];
+    path_of(path, sizeof path, "tests/plugins/intake-test_onekind21.so");
+    ik_loaded_plugin *f = NULL;
+    CU_ASSERT_EQUAL_FATAL(ik_loader_open_file(path, NULL, &f, &err), 0);
+    CU_ASSERT_STRING_EQUAL(f->desc.name, "test_onekind21");
+    CU_ASSERT_PTR_NULL(f->next);
+    ik_loaded_plugin_free(f);
+}
+
+/* ik_loader_open_file hands back the whole file: its kinds in order. */
+static void test_open_file_chains_kinds(void)
+{
+    char path[1100];
+    path_of(path, sizeof path, "tests/plugins/intake-test_twokind.so");
+    ik_loaded_plugin *f = NULL;
+    ik_err err = {0};
+    CU_ASSERT_EQUAL_FATAL(ik_loader_open_file(path, "test_twokind", &f, &err), 0);
+    CU_ASSERT_EQUAL(f->desc.kind, IK_KIND_SOURCE);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f->next);
+    CU_ASSERT_EQUAL(f->next->desc.kind, IK_KIND_SINK);
+    CU_ASSERT_PTR_NULL(f->next->next);
+    ik_loaded_plugin_free(f);
+}
+
+/* A list of kinds that does not hold together is refused as a whole. */
+static void test_bad_kind_lists_refused(void)
+{
+    expect_open("tests/plugins-bad/intake-twokind_dup.so", IK_E_INVAL,
+                "ik_plugin_entries() lists two sink descriptors of plugin 'twokind_dup'",
+                "at most one of each kind");
+    expect_open("tests/plugins-bad/intake-twokind_names.so", IK_E_INVAL,
+                "ik_plugin_entries() lists plugins named 'twokind_names' and 'other_name'",
+                "one name");
+    expect_open("tests/plugins-bad/intake-twokind_empty.so", IK_E_INVAL,
+                "ik_plugin_entries() lists no descriptor", NULL);
+    /* every descriptor is checked, not only the first */
+    expect_open("tests/plugins-bad/intake-twokind_badopt.so", IK_E_INVAL, "plugin 'twokind_badopt'",
+                "declares option 'path' twice");
+    /* through the search path too, and nothing of the file is kept */
+    ik_loader *l = test_plugins_loader();
+    const ik_loaded_plugin *p = NULL;
+    ik_err err = {0};
+    CU_ASSERT_EQUAL(ik_loader_get(l, "twokind_dup", IK_KIND_SOURCE, &p, &err), IK_E_INVAL);
+    CU_ASSERT_EQUAL(ik_loader_get(l, "twokind_dup", IK_KIND_SINK, &p, &err), IK_E_INVAL);
+    CU_ASSERT_PTR_NULL(p);
     ik_loader_free(l);
 }
 
@@ -45,11 +161,11 @@ static void test_not_found_lists_dirs(void)
     ik_loader *l = ik_loader_new(dirs, 2);
     const ik_loaded_plugin *p = NULL;
     ik_err err = {0};
-    CU_ASSERT_EQUAL(ik_loader_get(l, "nosuch", &p, &err), IK_E_NOTFOUND);
+    CU_ASSERT_EQUAL(ik_loader_get(l, "nosuch", IK_KIND_SINK, &p, &err), IK_E_NOTFOUND);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "intake-nosuch.so"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/nonexistent/one"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/nonexistent/two"));
-    CU_ASSERT_EQUAL(ik_loader_get(l, "../etc", &p, &err), IK_E_NOTFOUND);
+    CU_ASSERT_EQUAL(ik_loader_get(l, "../etc", IK_KIND_SINK, &p, &err), IK_E_NOTFOUND);
     ik_loader_free(l);
 }
 
@@ -293,7 +409,7 @@ static void test_name_mismatch(void)
     ik_loader *l = ik_loader_new(dirs, 1);
     const ik_loaded_plugin *p = NULL;
     ik_err err = {0};
-    CU_ASSERT_EQUAL(ik_loader_get(l, "renamed", &p, &err), IK_E_INVAL);
+    CU_ASSERT_EQUAL(ik_loader_get(l, "renamed", IK_KIND_SINK, &p, &err), IK_E_INVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "descriptor says 'stdout'"));
     ik_loader_free(l);
     unlink(dst);
@@ -328,6 +444,32 @@ static void test_kind_mismatch_names_line(void)
     snprintf(where, sizeof where, "%s:4:", path);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, where));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "is a sink and cannot be used as a source"));
+}
+
+/* The config-level check of a two-kind file: a stage of a kind it lacks
+ * names file:line and what the file provides; source and sink both bind. */
+static void test_two_kinds_through_engine(void)
+{
+    ik_err err = {0};
+    char path[512], where[600];
+    int rc =
+        engine_error("pipelines = ( {\n name = \"p\";\n"
+                     " source = { plugin = \"test_twokind\"; };\n"
+                     " processors = ( { plugin = \"test_twokind\"; } );\n" /* line 5 */
+                     " sinks = ( { plugin = \"test_twokind\"; path = \"/dev/null\"; } );\n} );\n",
+                     &err, path, sizeof path);
+    CU_ASSERT_EQUAL(rc, IK_E_CONFIG);
+    snprintf(where, sizeof where, "%s:5: pipeline 'p': ", path);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, where));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "has no processor (it provides: source, sink)"));
+    memset(&err, 0, sizeof err);
+    rc = engine_error("pipelines = ( {\n name = \"p\";\n"
+                      " source = { plugin = \"test_twokind\"; count = 2; };\n"
+                      " sinks = ( { plugin = \"test_twokind\"; path = \"/dev/null\"; } );\n} );\n",
+                      &err, path, sizeof path);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc != 0)
+        fprintf(stderr, "\nengine: rc %d: %s\n", rc, err.msg);
 }
 
 static void test_unknown_plugin_names_line(void)
@@ -386,6 +528,14 @@ int main(void)
     CU_add_test(s, "file name and descriptor name differ", test_name_mismatch);
     CU_add_test(s, "kind mismatch names file:line", test_kind_mismatch_names_line);
     CU_add_test(s, "unknown plugin names file:line", test_unknown_plugin_names_line);
+    CU_add_test(s, "SDK 2.2: a source and a sink under one name", test_two_kinds_one_name);
+    CU_add_test(s, "SDK 2.2: a missing kind names what the file provides",
+                test_missing_kind_refused);
+    CU_add_test(s, "SDK 2.2: an old single-entry plugin still loads", test_old_single_entry_loads);
+    CU_add_test(s, "SDK 2.2: open_file chains a file's kinds", test_open_file_chains_kinds);
+    CU_add_test(s, "SDK 2.2: duplicate kinds, mixed names, empty lists refused",
+                test_bad_kind_lists_refused);
+    CU_add_test(s, "SDK 2.2: kinds bound through the engine", test_two_kinds_through_engine);
     CU_add_test(s, "unknown option names file:line", test_unknown_option_through_engine);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

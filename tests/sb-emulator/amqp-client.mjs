@@ -1,18 +1,23 @@
 // amqp-client.mjs: a tiny AMQP 1.0 client (rhea) for the Python tests against RabbitMQ and the
 // emulator (tests/integration/sbpeers.py, amqp_send and amqp_receive). Reads one JSON object on
-// stdin:
-//   { "port": 5672, "host": "127.0.0.1", "user": "guest", "password": "guest", "address": "/queue/q",
-//     "action": "send", "messages": [ { "body": <JSON, sent as amqp-value> | "data": "<text, one
-//       data section>" | "bodyBase64": "<bytes, one data section>", "messageId", "contentType",
-//       "applicationProperties": {...}, "durable": true, "ttl": ms } ] }
-//   { ..., "action": "receive", "count": 3, "maxWaitMs": 5000, "outcome": "accept" | "release" |
-//     "reject" }
-// send prints {"sent": N, "accepted": a, "rejected": r, "released": l, "modified": m} once every
-// delivery is settled by the peer; receive grants exactly "count" credit, settles each message as
-// "outcome" says, and prints one JSON line per message: {"body", "bodyType": "value" | "data" |
-// "sequence", "messageId", "contentType", "applicationProperties", "durable", "deliveryCount",
-// "firstAcquirer"} (a data body is {"base64": ...}). Fewer than "count" after maxWaitMs is not an
-// error. Without "user" the client offers SASL ANONYMOUS. A connection or link error exits 1.
+// stdin, either
+//   { "port": 5672, "host": "127.0.0.1", "user": "guest", "password": "guest",
+//     "address": "/queue/q", "action": "send", "durableTarget": false,
+//     "messages": [ { "body": <JSON, sent as amqp-value> | "data": "<text, one data section>" |
+//                     "bodyBase64": "<bytes, one data section>", "messageId", "contentType",
+//                     "applicationProperties": {...}, "durable": true, "ttl": ms } ] }
+// or
+//   { ..., "action": "receive", "count": 3, "maxWaitMs": 5000,
+//     "outcome": "accept" | "release" | "reject" }
+// send prints {"sent", "accepted", "rejected", "released", "modified"} once the peer settled
+// every delivery. "durableTarget" asks for a durable target terminus, which makes RabbitMQ
+// auto-declare /queue/NAME as a durable queue (without it the queue is not durable and a restart
+// loses it; an existing durable queue then refuses the link).
+// receive grants exactly "count" credit, settles each message as "outcome" says and prints one
+// JSON line per message: {"body", "bodyType": "value" | "data" | "sequence", "messageId",
+// "contentType", "applicationProperties", "durable", "deliveryCount", "firstAcquirer"} (a data
+// body is {"base64": ...}). Fewer than "count" after maxWaitMs is not an error.
+// Without "user" the client offers SASL ANONYMOUS. A connection or link error exits 1.
 import rhea from "rhea";
 
 // Reads stdin as one JSON object, checking the fields every action needs.
@@ -69,7 +74,9 @@ function send(conn, req, done) {
   const tally = { sent: msgs.length, accepted: 0, rejected: 0, released: 0, modified: 0 };
   let pending = msgs.length;
   let next = 0;
-  const sender = conn.open_sender({ target: { address: req.address } });
+  const target = { address: req.address };
+  if (req.durableTarget) target.durable = 2; // RabbitMQ: auto-declare /queue/NAME as durable
+  const sender = conn.open_sender({ target });
   const settled = (kind) => () => {
     tally[kind]++;
     if (--pending === 0) done(tally);
@@ -117,11 +124,18 @@ if (req.user) {
 }
 const conn = container.connect(opts);
 let finished = false;
+// An error description as text: rhea shows the binaries in RabbitMQ's crash reports as byte lists.
+function text(d) {
+  let t = Buffer.isBuffer(d) ? d.toString("utf8") : String(d ?? "");
+  t = t.replace(/(?:0x[0-9a-f]{2},)+0x[0-9a-f]{2}/g,
+    (run) => Buffer.from(run.split(",").map((x) => parseInt(x, 16))).toString("utf8"));
+  return t.length > 600 ? t.slice(0, 600) + "..." : t;
+}
 const fail = (what) => (ctx) => {
   if (finished) return;
   finished = true;
   const err = ctx.error || (ctx.connection && ctx.connection.error) || {};
-  process.stderr.write(`${what}: ${err.condition || ""} ${err.description || err.message || ""}\n`);
+  process.stderr.write(`${what}: ${err.condition || ""} ${text(err.description || err.message)}\n`);
   process.exitCode = 1;
   conn.close();
   setTimeout(() => process.exit(1), 200);

@@ -3,7 +3,10 @@
  *
  * A plugin is a shared object (intake-<name>.so) that exports one symbol,
  * IK_PLUGIN_ENTRY_NAME, a function returning a pointer to a static ik_plugin
- * descriptor. The engine checks magic and ABI version before reading anything
+ * descriptor; or, since SDK 2.2, IK_PLUGIN_ENTRIES_NAME, returning one
+ * descriptor per kind it provides under its one name (a source and a sink
+ * of the same service, say: see IK_PLUGIN_EXPORT_KINDS below). The engine
+ * checks magic and ABI version before reading anything
  * else, checks the option table, validates the pipeline's options against it
  * and writes them into a config struct of the plugin's own type (options are
  * bound by offset, see IK_OPT_AT), calls check() (`intake validate` stops
@@ -13,7 +16,9 @@
  * Versioning: IK_ABI_MAJOR changes when a layout or meaning changes; the engine
  * refuses a plugin with another major (an ABI 1.x plugin must be rebuilt
  * against SDK 2.0). IK_ABI_MINOR grows when fields are added at the end of
- * ik_plugin, ik_host, ik_option or ik_result. The descriptor records
+ * ik_plugin, ik_host, ik_option or ik_result, or an optional export is
+ * added (2.1: the state store and control commands in ik_host; 2.2:
+ * IK_PLUGIN_ENTRIES, several kinds in one file). The descriptor records
  * sizeof(ik_plugin), sizeof(ik_option) and sizeof(ik_result) as the plugin
  * was built (IK_PLUGIN_HEAD fills them), and the engine reads the option
  * table and lays out results with the plugin's sizes, so each side reads only
@@ -67,9 +72,13 @@ extern "C" {
 
 #define IK_PLUGIN_MAGIC      0x494b504cu /* "IKPL" */
 #define IK_ABI_MAJOR         2
-#define IK_ABI_MINOR         1
+#define IK_ABI_MINOR         2
 #define IK_PLUGIN_ENTRY      ik_plugin_entry
 #define IK_PLUGIN_ENTRY_NAME "ik_plugin_entry"
+/* SDK 2.2: the optional export listing one descriptor per kind (see
+ * IK_PLUGIN_EXPORT_KINDS). */
+#define IK_PLUGIN_ENTRIES      ik_plugin_entries
+#define IK_PLUGIN_ENTRIES_NAME "ik_plugin_entries"
 
 /* Longest reason text a processor or sink can attach to one record. */
 #define IK_REASON_MAX 512
@@ -513,8 +522,33 @@ typedef struct ik_plugin {
     int (*probe)(void *state, void *worker_state, char *reason, size_t reason_len);
 } ik_plugin;
 
-/* The one symbol a plugin exports. */
+/* The symbol a plugin of one kind exports. */
 typedef const ik_plugin *(*ik_plugin_entry_fn)(void);
+
+/*
+ * SDK 2.2: the symbol a plugin file with several kinds exports. It returns a
+ * NULL-terminated array of descriptor pointers (static storage), at most one
+ * per kind, every one with the file's name: a `servicebus` source and a
+ * `servicebus` sink in intake-servicebus.so. A stage asks for the kind its
+ * place in the pipeline needs (`source`: a source; `processors`: a
+ * processor; `sinks` and `dead_letter`: a sink) and gets that descriptor;
+ * the kinds share nothing but the file (each has its own options, config
+ * struct and instances), so plugin state still hangs off create()'s state.
+ *
+ * The engine checks every descriptor of the list as it checks a single one
+ * (magic, ABI, callbacks of its kind, option table) and refuses the whole
+ * file, naming it, when the list is empty, two entries have one kind, or
+ * their names differ.
+ *
+ * When a file exports both symbols, an engine of SDK 2.2 or later uses
+ * IK_PLUGIN_ENTRIES and ignores IK_PLUGIN_ENTRY; older engines know only
+ * IK_PLUGIN_ENTRY, so a file may export it too (IK_PLUGIN_EXPORT(desc)
+ * beside IK_PLUGIN_EXPORT_KINDS) to offer them one of its kinds. Such an
+ * engine refuses a descriptor of a newer minor than its own, so that one
+ * descriptor must declare the older minor (.abi_minor = 1 after
+ * IK_PLUGIN_HEAD) and use nothing newer.
+ */
+typedef const ik_plugin *const *(*ik_plugin_entries_fn)(void);
 
 /* Fills the fixed head of a descriptor. */
 #define IK_PLUGIN_HEAD                                                                             \
@@ -522,12 +556,32 @@ typedef const ik_plugin *(*ik_plugin_entry_fn)(void);
     .struct_size = sizeof(ik_plugin), .option_size = sizeof(ik_option),                            \
     .result_size = sizeof(ik_result), .json_c_major = JSON_C_MAJOR_VERSION
 
-/* Declares the entry function returning `desc`. */
+/* Declares the entry function returning `desc`: a plugin of one kind. */
 #define IK_PLUGIN_EXPORT(desc)                                                                     \
     __attribute__((visibility("default"))) const ik_plugin *IK_PLUGIN_ENTRY(void);                 \
     const ik_plugin *IK_PLUGIN_ENTRY(void)                                                         \
     {                                                                                              \
         return &(desc);                                                                            \
+    }
+
+/* &a, &b, ... for one to three descriptors (IK_PLUGIN_EXPORT_KINDS). */
+#define IK_KINDS_PICK_(a, b, c, m, ...) m
+#define IK_KINDS_1_(a)                  &(a)
+#define IK_KINDS_2_(a, b)               &(a), &(b)
+#define IK_KINDS_3_(a, b, c)            &(a), &(b), &(c)
+#define IK_KINDS_ADDR_(...)                                                                        \
+    IK_KINDS_PICK_(__VA_ARGS__, IK_KINDS_3_, IK_KINDS_2_, IK_KINDS_1_, unused)(__VA_ARGS__)
+
+/* Declares the SDK 2.2 entries function returning the descriptors given (one
+ * per kind, all with the same name), e.g.
+ *   IK_PLUGIN_EXPORT_KINDS(sb_source, sb_sink)
+ * in one file of the plugin, where both descriptors are visible. */
+#define IK_PLUGIN_EXPORT_KINDS(...)                                                                \
+    __attribute__((visibility("default"))) const ik_plugin *const *IK_PLUGIN_ENTRIES(void);        \
+    const ik_plugin *const *IK_PLUGIN_ENTRIES(void)                                                \
+    {                                                                                              \
+        static const ik_plugin *const ik_entries_[] = {IK_KINDS_ADDR_(__VA_ARGS__), NULL};         \
+        return ik_entries_;                                                                        \
     }
 
 #ifdef __cplusplus
