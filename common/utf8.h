@@ -14,6 +14,11 @@
  * valid one-byte sequence; callers that refuse it check for it. */
 size_t ik_utf8_seq(const unsigned char *s, size_t n);
 
+/* The offset of the first byte at s that does not start a valid UTF-8
+ * sequence, or len when all len bytes are valid (NUL included). Runs of
+ * ASCII are skipped eight bytes at a time. */
+size_t ik_utf8_invalid_at(const char *s, size_t len);
+
 /* 1 when the len bytes at s are all valid UTF-8 (NUL included), else 0. */
 int ik_utf8_valid(const char *s, size_t len);
 

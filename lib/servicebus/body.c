@@ -162,13 +162,10 @@ static int parse_text(const char *text, size_t len, json_object **out, char *err
                     "body is not JSON: at byte %zu: NUL byte (not allowed in JSON "
                     "text)",
                     (size_t)(nul - text));
-    for (i = 0; i < len;) {
-        size_t k = ik_utf8_seq((const unsigned char *)text + i, len - i);
-        if (!k)
-            return fail(err, errlen, "body is not UTF-8: at byte %zu (byte 0x%02x)", i,
-                        (unsigned char)text[i]);
-        i += k;
-    }
+    i = ik_utf8_invalid_at(text, len);
+    if (i < len)
+        return fail(err, errlen, "body is not UTF-8: at byte %zu (byte 0x%02x)", i,
+                    (unsigned char)text[i]);
     size_t skip = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
     if (ik_json_fast_parse(text + skip, len - skip, BODY_DEPTH, out) == 1)
         return 0;

@@ -47,6 +47,28 @@ static void test_invalid_sequences(void)
     CU_ASSERT(ik_utf8_valid("", 0));
 }
 
+/* The offset of the first bad byte, wherever it falls against the 8-byte
+ * ASCII steps, equals what a byte-by-byte walk finds. */
+static void test_invalid_at(void)
+{
+    char buf[64];
+    for (size_t len = 0; len <= 40; len++) {
+        memset(buf, 'a', sizeof buf);
+        CU_ASSERT_EQUAL(ik_utf8_invalid_at(buf, len), len);
+        for (size_t bad = 0; bad < len; bad++) {
+            memset(buf, 'a', sizeof buf);
+            buf[bad] = (char)0xFF;
+            CU_ASSERT_EQUAL(ik_utf8_invalid_at(buf, len), bad);
+            if (bad + 1 < len) {
+                buf[bad] = (char)0xC3; /* a valid two-byte e-acute */
+                buf[bad + 1] = (char)0xA9;
+                CU_ASSERT_EQUAL(ik_utf8_invalid_at(buf, len), len);
+                CU_ASSERT_EQUAL(ik_utf8_invalid_at(buf, bad + 1), bad); /* cut */
+            }
+        }
+    }
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -54,6 +76,7 @@ int main(void)
     CU_pSuite s = CU_add_suite("utf8", NULL, NULL);
     CU_add_test(s, "valid sequences and their lengths", test_valid_sequences);
     CU_add_test(s, "invalid and cut sequences", test_invalid_sequences);
+    CU_add_test(s, "first invalid byte, ASCII runs skipped", test_invalid_at);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures();

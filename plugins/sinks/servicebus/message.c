@@ -213,7 +213,7 @@ static void put_prop_int(pn_data_t *d, const char *key, int32_t value)
 }
 
 /* Fills w->msg (id, properties, annotations, body = w->body) and encodes
- * it into o->bytes. 0 or IK_E_NOMEM. */
+ * it into w->wire at o->off. 0 or IK_E_NOMEM. */
 static int encode(sbk_worker *w, sbk_out *o, const char *id, const char *batch, int email_count,
                   const msg_key *k)
 {
@@ -247,19 +247,21 @@ static int encode(sbk_worker *w, sbk_out *o, const char *id, const char *batch, 
     pn_data_exit(p);
     pn_message_set_inferred(m, true); /* binary body: a data section */
     pn_data_put_binary(pn_message_body(m), pn_bytes(w->body.len, w->body.p));
+    /* every message of the call goes into one buffer (no malloc per message) */
     size_t cap = w->body.len + 1024 + strlen(id) + (batch ? strlen(batch) : 0);
     for (;;) {
-        char *buf = malloc(cap);
-        if (!buf)
+        w->wire.oom = 0;
+        if (ik_buf_reserve(&w->wire, cap) != 0)
             return IK_E_NOMEM;
         size_t size = cap;
-        int rc = pn_message_encode(m, buf, &size);
+        int rc = pn_message_encode(m, w->wire.p + w->wire.len, &size);
         if (rc == 0) {
-            o->bytes = buf;
+            o->off = w->wire.len;
             o->len = size;
+            o->encoded = 1;
+            w->wire.len += size;
             return 0;
         }
-        free(buf);
         if (rc != PN_OVERFLOW)
             return IK_E_NOMEM;
         cap *= 2;
@@ -294,8 +296,7 @@ static void check_size(const sbk_worker *w, sbk_out *o, uint64_t limit)
              "message of %zu bytes is larger than the limit of %" PRIu64 " bytes (%s)", o->len,
              limit, limit < opt ? "the broker's max-message-size" : "the max_message_size option");
     o->done = 1;
-    free(o->bytes);
-    o->bytes = NULL;
+    o->encoded = 0;
 }
 
 static void fail_out(sbk_out *o, const char *why)
@@ -414,9 +415,8 @@ static int build_envelopes(sbk_worker *w, ik_record *const *recs, size_t n, uint
 
 int sbk_build(sbk_worker *w, ik_record *const *recs, size_t n, uint64_t limit)
 {
-    for (size_t i = 0; i < w->nouts; i++)
-        free(w->outs[i].bytes);
     w->nouts = 0;
+    w->wire.len = 0;
     if (w->sink->cfg->envelope == SBK_ENVELOPE_BATCH)
         return build_envelopes(w, recs, n, limit);
     return build_singles(w, recs, n, limit);

@@ -52,8 +52,8 @@ typedef struct sbk_sink {
 /* One outgoing message: records [first, first + count) of the call. */
 typedef struct sbk_out {
     size_t first, count;
-    char *bytes; /* the encoded AMQP message; freed once sent */
-    size_t len;
+    size_t off, len; /* the encoded AMQP message: w->wire.p + off, len bytes */
+    int encoded;     /* those bytes are there and not sent yet */
     int sent, done;
     uint64_t sent_ms;
     ik_status status;
@@ -72,6 +72,7 @@ typedef struct sbk_worker {
     uint32_t gen;          /* write() counter, in delivery tags: stale outcomes are ignored */
     pn_message_t *msg;     /* reused for every message built */
     ik_buf body;           /* reused: JSON text of one message body */
+    ik_buf wire;           /* reused: every encoded message of the current write() */
     sbk_out *outs;
     size_t nouts, cap_outs;
 } sbk_worker;

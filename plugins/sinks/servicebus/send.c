@@ -140,17 +140,16 @@ static void send_ready(sbk_worker *w, size_t *next)
 {
     while (*next < w->nouts && w->link && pn_link_credit(w->link) > 0) {
         sbk_out *o = &w->outs[*next];
-        if (!o->done && o->bytes) {
+        if (!o->done && o->encoded) {
             char tag[8];
             tag_of(w->gen, (uint32_t)*next, tag);
             pn_delivery(w->link, pn_dtag(tag, sizeof tag));
-            pn_link_send(w->link, o->bytes, o->len);
+            pn_link_send(w->link, w->wire.p + o->off, o->len);
             pn_link_advance(w->link);
             o->sent = 1;
             o->sent_ms = ik_sb_now_ms();
         }
-        free(o->bytes); /* proton keeps its own copy */
-        o->bytes = NULL;
+        o->encoded = 0; /* proton keeps its own copy */
         (*next)++;
     }
     ik_sb_client_changed(w->client); /* the transfers are written on the next pump */
@@ -166,8 +165,7 @@ static void give_up(sbk_worker *w, ik_status status, const char *why)
         o->status = status;
         snprintf(o->reason, sizeof o->reason, "%.490s%s", why, o->sent ? "" : " (not sent)");
         o->done = 1;
-        free(o->bytes);
-        o->bytes = NULL;
+        o->encoded = 0;
     }
 }
 
@@ -181,8 +179,7 @@ static void give_up_unsent(sbk_worker *w, size_t *next)
             snprintf(o->reason, sizeof o->reason, "the engine is stopping (not sent)");
             o->done = 1;
         }
-        free(o->bytes);
-        o->bytes = NULL;
+        o->encoded = 0;
     }
 }
 

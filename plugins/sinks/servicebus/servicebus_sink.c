@@ -130,10 +130,9 @@ static void sbk_worker_exit(void *state, void *worker_state)
     ik_sb_client_free(w->client);
     if (w->msg)
         pn_message_free(w->msg);
-    for (size_t i = 0; i < w->nouts; i++)
-        free(w->outs[i].bytes);
     free(w->outs);
     free(w->body.p);
+    free(w->wire.p);
     free(w);
 }
 

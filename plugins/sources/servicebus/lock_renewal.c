@@ -69,12 +69,14 @@ static void renewal_reply(void *arg, pn_message_t *reply, const char *error)
         m->renewing = 0;
         if (i < nexp && exp[i] > unix_now) {
             m->renew_at = now + (uint64_t)(exp[i] - unix_now) / 2;
+            sb_renew_note(st, m->renew_at);
             if (st->m_renewals)
                 st->host->metric_add(st->m_renewals, 1);
             continue;
         }
         if (!reply && error && strstr(error, "time limit")) {
             m->renew_at = now + 1000; /* try again soon */
+            sb_renew_note(st, m->renew_at);
             continue;
         }
         m->renew_at = 0;
@@ -125,15 +127,28 @@ static pn_message_t *renew_request(sb_source *st, const renewal *r)
     return req;
 }
 
+void sb_renew_note(sb_source *st, uint64_t at)
+{
+    if (at && at < st->next_renew)
+        st->next_renew = at;
+}
+
 void sb_renew_locks(sb_source *st)
 {
     if (!st->cfg->lock_renewal || !st->settle_second || !st->link)
         return;
     uint64_t now = ik_sb_now_ms();
+    if (now < st->next_renew)
+        return; /* nothing due: no walk over every message held */
+    st->next_renew = UINT64_MAX;
     renewal *r = NULL;
     for (sb_msg *m = st->live; m; m = m->next) {
-        if (!m->renew_at || m->renewing || !m->d || m->disposed || now < m->renew_at)
+        if (!m->renew_at || m->renewing || !m->d || m->disposed)
             continue;
+        if (now < m->renew_at || (r && r->n == RENEW_MAX)) {
+            sb_renew_note(st, m->renew_at);
+            continue;
+        }
         if (now >= m->renew_until) {
             st->host->log(st->self, IK_LOG_WARN,
                           "message %s: still in the pipeline after max_lock_renewal; its lock "
@@ -142,13 +157,13 @@ void sb_renew_locks(sb_source *st)
             m->renew_at = 0;
             continue;
         }
-        if (!r && !(r = calloc(1, sizeof *r)))
+        if (!r && !(r = calloc(1, sizeof *r))) {
+            sb_renew_note(st, now + 1000); /* out of memory: look again soon */
             return;
+        }
         r->st = st;
         memcpy(r->tokens[r->n++], m->lock_token, 16);
         m->renewing = 1;
-        if (r->n == RENEW_MAX)
-            break;
     }
     if (!r)
         return;
@@ -161,6 +176,7 @@ void sb_renew_locks(sb_source *st)
             if (m) {
                 m->renewing = 0;
                 m->renew_at = now + 1000;
+                sb_renew_note(st, m->renew_at);
             }
         }
         free(r);

@@ -20,6 +20,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/buf.h"
 #include "common/utf8.h"
 
 /* ---- the pending queue -------------------------------------------------- */
@@ -458,6 +459,7 @@ static void on_message(sb_source *st, pn_delivery_t *d, const char *bytes, size_
         lock_left = msg.locked_until_ms - sb_unix_ms();
     if (st->cfg->lock_renewal && st->settle_second && m->has_lock_token && lock_left > 0) {
         m->renew_at = m->received_ms + (uint64_t)lock_left / 2;
+        sb_renew_note(st, m->renew_at);
         m->renew_until = m->received_ms + st->cfg->max_lock_renewal;
     }
     if (rc == IK_E_NOMEM)
@@ -483,24 +485,24 @@ static void receiver_delivery(void *arg, pn_link_t *l, pn_delivery_t *d)
     if (!pn_delivery_readable(d) || pn_delivery_partial(d))
         return;
     size_t n = pn_delivery_pending(d);
-    char *buf = malloc(n ? n : 1);
+    /* one buffer for every delivery: the message reader copies what it keeps */
+    st->rbuf.len = 0;
+    st->rbuf.oom = 0;
+    char *buf = ik_buf_reserve(&st->rbuf, n) == 0 ? st->rbuf.p : NULL;
     ssize_t got = buf ? pn_link_recv(l, buf, n) : -1;
     pn_link_advance(l);
     if (got < 0) {
-        free(buf);
         pn_delivery_update(d, st->cfg->broker == IK_SB_BROKER_AMQP ? PN_RELEASED : PN_MODIFIED);
         pn_delivery_settle(d);
         return;
     }
     if (st->stopping) {
         /* arrived after shutdown began: back to the broker untouched */
-        free(buf);
         pn_delivery_update(d, st->cfg->broker == IK_SB_BROKER_AMQP ? PN_RELEASED : PN_MODIFIED);
         pn_delivery_settle(d);
         return;
     }
     on_message(st, d, buf, (size_t)got);
-    free(buf);
 }
 
 static void receiver_detached(void *arg, pn_link_t *l, const char *why)

@@ -132,6 +132,8 @@ typedef struct sb_source {
     sb_msg *live; /* received, not finished with the broker */
     unsigned nlive;
     sb_pending pending;
+    ik_buf rbuf;         /* the delivery being read */
+    uint64_t next_renew; /* no lock is due for renewal before this (UINT64_MAX: none) */
     unsigned long conn_gen;
     sb_msg *resend;         /* DLQ mode: copies to send back, in order */
     pn_link_t *resend_link; /* DLQ mode: sender to the main queue */
@@ -182,6 +184,8 @@ void sb_dlq_give_back(sb_source *st);
 
 /* lock_renewal.c: renews the locks of live messages at half their duration. */
 void sb_renew_locks(sb_source *st);
+/* Says a message's lock is due for renewal at `at` (monotonic ms). */
+void sb_renew_note(sb_source *st, uint64_t at);
 
 /* The run thread's wall clock in unix ms. */
 int64_t sb_unix_ms(void);

@@ -339,6 +339,7 @@ static int sb_create(const ik_host *host, ik_instance *self, const void *config,
         return IK_E_NOMEM;
     }
     st->settle_second = cfg->broker == IK_SB_BROKER_SERVICEBUS;
+    st->next_renew = UINT64_MAX;
     st->lock_ms = cfg->lock_duration;
     ik_sb_endpoint_describe(&st->ep, st->where, sizeof st->where);
     if (st->ep.client.tls && !cfg->tls_verify)
@@ -370,6 +371,7 @@ static void sb_destroy(void *state)
     while (st->live)
         sb_msg_free(st, st->live);
     free(st->pending.recs);
+    free(st->rbuf.p);
     ik_sb_endpoint_clear(&st->ep);
     free(st->address);
     free(st->mgmt_address);

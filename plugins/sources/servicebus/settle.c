@@ -103,13 +103,16 @@ void sb_settle(void *state, ik_record *rec, ik_outcome outcome, const ik_failure
         break;
     }
     int last = --m->records == 0 && !m->ready;
+    /* one wake-up per batch of ready messages: the run thread takes the
+     * whole list, so only the first message onto an empty list wakes it */
+    int wake = last && !st->ready;
     if (last) {
         m->ready = 1;
         m->ready_next = st->ready;
         st->ready = m;
     }
     pthread_mutex_unlock(&st->mu);
-    if (last && st->client)
+    if (wake && st->client)
         ik_sb_client_interrupt(st->client);
 }
 
