@@ -58,6 +58,19 @@ class SourceMoreTest(SourceBase):
         self.assertEqual(rc, 0, err[-3000:])
         self.assertIn("tls_verify = false: the broker's certificate is not checked", err)
 
+    def test_a_shared_access_signature_connection_string(self):
+        emu = self.start_emulator(queues=["q1"])
+        sbpeers.sdk_send(emu.connection_string, "q1", [{"body": {"id": "e1"}, "messageId": "m"}])
+        sas = sbpeers.sas_token("sb://127.0.0.1:%d/" % emu.amqp_port, ttl=600)
+        conn = ("Endpoint=sb://127.0.0.1:%d;SharedAccessSignature=%s;UseDevelopmentEmulator=true"
+                % (emu.amqp_port, sas))
+        rc, err = self.run_until(self.pipeline(emu, conn=conn), lambda: self.lines(),
+                                 "the record with a signature and no key")
+        self.assertEqual(rc, 0, err[-3000:])
+        self.assertIn("shared access signature", err)
+        self.assertNotIn(sas.split("sig=")[1].split("&")[0], err)
+        self.assertEqual([r["id"] for r in self.lines()], ["e1"])
+
     def test_tokens_are_renewed_before_they_expire(self):
         emu = self.start_emulator(queues=["q1"])
         conf = self.pipeline(emu, source_extra='token_ttl = "4s";')
