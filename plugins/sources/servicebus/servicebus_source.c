@@ -415,7 +415,7 @@ static int sb_check(const ik_host *host, ik_instance *self, const void *config)
     return 0;
 }
 
-static const ik_plugin sb_source_plugin = {
+const ik_plugin ik_sb_source_plugin = {
     IK_PLUGIN_HEAD,
     .name = "servicebus",
     .version = "1.0.0",
@@ -433,4 +433,4 @@ static const ik_plugin sb_source_plugin = {
     .settle = sb_settle,
 };
 
-IK_PLUGIN_EXPORT(sb_source_plugin)
+IK_PLUGIN_EXPORT(ik_sb_source_plugin)
