@@ -112,8 +112,7 @@ static void set_error(ik_sb_client *c, const char *fmt, ...)
     va_end(ap);
 }
 
-/* "name: description" of a condition into buf; "" when not set. */
-static const char *condition_text(pn_condition_t *cond, char *buf, size_t len)
+const char *ik_sb_condition_text(pn_condition_t *cond, char *buf, size_t len)
 {
     buf[0] = '\0';
     if (cond && pn_condition_is_set(cond)) {
@@ -245,10 +244,7 @@ void ik_sb_client_free(ik_sb_client *c)
         pn_proactor_free(c->pro); /* frees the connection, if any */
     free(c->host);
     free(c->ca_file);
-    if (c->secret) {
-        memset(c->secret, 0, strlen(c->secret));
-        free(c->secret);
-    }
+    ik_sb_sas_free(c->secret);
     free(c->user);
     free(c->audience_base);
     free(c->container);
@@ -276,7 +272,7 @@ static void on_link_end(ik_sb_client *c, pn_link_t *l, pn_condition_t *cond)
 {
     link_ctx *ctx = pn_link_get_context(l);
     char why[400];
-    condition_text(cond, why, sizeof why);
+    ik_sb_condition_text(cond, why, sizeof why);
     if (!why[0])
         snprintf(why, sizeof why, "the peer detached link %s", pn_link_name(l));
     if (!ctx)
@@ -386,14 +382,15 @@ static int handle(ik_sb_client *c, pn_event_t *e)
         break;
     }
     case PN_CONNECTION_REMOTE_CLOSE:
-        condition_text(pn_connection_remote_condition(pn_event_connection(e)), why, sizeof why);
+        ik_sb_condition_text(pn_connection_remote_condition(pn_event_connection(e)), why,
+                             sizeof why);
         if (why[0] && !c->closing)
             set_error(c, "the broker closed the connection: %s", why);
         pn_connection_close(pn_event_connection(e));
         break;
     case PN_SESSION_REMOTE_CLOSE: {
         pn_session_t *s = pn_event_session(e);
-        condition_text(pn_session_remote_condition(s), why, sizeof why);
+        ik_sb_condition_text(pn_session_remote_condition(s), why, sizeof why);
         set_error(c, "the broker ended the session%s%s", why[0] ? ": " : "", why);
         pn_connection_close(pn_session_connection(s)); /* one session: start again */
         break;
@@ -416,7 +413,7 @@ static int handle(ik_sb_client *c, pn_event_t *e)
         break;
     case PN_TRANSPORT_CLOSED: {
         pn_transport_t *t = pn_event_transport(e);
-        condition_text(pn_transport_condition(t), why, sizeof why);
+        ik_sb_condition_text(pn_transport_condition(t), why, sizeof why);
         if (why[0])
             connection_lost(c, why);
         else
@@ -463,8 +460,7 @@ static pn_message_t *put_token_message(ik_sb_client *c, const char *audience)
     pn_data_exit(ap);
     pn_data_put_string(pn_message_body(m), pn_bytes(strlen(tok), tok));
     pn_message_set_inferred(m, false);
-    memset(tok, 0, strlen(tok));
-    free(tok);
+    ik_sb_sas_free(tok);
     return m;
 }
 
@@ -871,7 +867,7 @@ pn_link_t *ik_sb_client_attach(ik_sb_client *c, const ik_sb_link_opts *o)
         char why[400];
         if (u->gone && !c->error[0])
             set_error(c, "the broker refused the link to %s%s", o->address,
-                      condition_text(pn_link_remote_condition(l), why, sizeof why));
+                      ik_sb_condition_text(pn_link_remote_condition(l), why, sizeof why));
         if (!c->lost)
             ik_sb_client_detach(c, l);
         return NULL;

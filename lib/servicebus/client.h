@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <proton/condition.h>
 #include <proton/delivery.h>
 #include <proton/link.h>
 #include <proton/message.h>
@@ -150,6 +151,10 @@ int ik_sb_data_find(pn_data_t *d, const char *key);
 long ik_sb_reply_status(pn_message_t *reply, const char *key);
 /* Copies a string application property of a reply into buf ("" when absent). */
 void ik_sb_reply_text(pn_message_t *reply, const char *key, char *buf, size_t len);
+
+/* "name: description" of an AMQP error condition (a link's, a delivery's
+ * remote disposition's) into buf; "" when cond is NULL or not set. */
+const char *ik_sb_condition_text(pn_condition_t *cond, char *buf, size_t len);
 
 /* Monotonic milliseconds. */
 uint64_t ik_sb_now_ms(void);

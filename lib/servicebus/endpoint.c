@@ -104,6 +104,16 @@ int ik_sb_endpoint_init(ik_sb_endpoint *ep, const ik_sb_endpoint_opts *o, char *
     return 0;
 }
 
+int ik_sb_endpoint_check(const ik_sb_endpoint_opts *o, char *err, size_t errlen)
+{
+    ik_sb_endpoint ep;
+    int rc = ik_sb_endpoint_init(&ep, o, err, errlen);
+    ik_sb_endpoint_clear(&ep);
+    if (rc == IK_E_NOMEM)
+        snprintf(err, errlen, "out of memory");
+    return rc ? IK_E_CONFIG : 0;
+}
+
 void ik_sb_endpoint_clear(ik_sb_endpoint *ep)
 {
     ik_sb_connstr_free(&ep->cs);

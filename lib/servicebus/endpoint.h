@@ -125,6 +125,23 @@ typedef struct ik_sb_endpoint {
  * (UseDevelopmentEmulator=true), an amqp:// Endpoint or another broker, on
  * otherwise.
  */
+/* The endpoint options of a config struct laid out for
+ * IK_SB_ENDPOINT_OPTIONS (plus op_timeout), as an ik_sb_endpoint_opts value. */
+#define IK_SB_ENDPOINT_OPTS_OF(c)                                                                  \
+    ((ik_sb_endpoint_opts){.connection_string = (c)->connection_string,                            \
+                           .queue = (c)->queue,                                                    \
+                           .broker = (c)->broker,                                                  \
+                           .auth = (c)->auth,                                                      \
+                           .tls = (c)->tls,                                                        \
+                           .ca_file = (c)->ca_file,                                                \
+                           .tls_verify = (c)->tls_verify,                                          \
+                           .token_ttl_ms = (c)->token_ttl,                                         \
+                           .op_timeout_ms = (c)->op_timeout})
+
+/* For a plugin's check(): 0 when o makes an endpoint, else IK_E_CONFIG
+ * with err saying why (as ik_sb_endpoint_init says it). */
+int ik_sb_endpoint_check(const ik_sb_endpoint_opts *o, char *err, size_t errlen);
+
 int ik_sb_endpoint_init(ik_sb_endpoint *ep, const ik_sb_endpoint_opts *o, char *err, size_t errlen);
 void ik_sb_endpoint_clear(ik_sb_endpoint *ep);
 

@@ -32,12 +32,11 @@ static void outcome(sbk_out *o, pn_delivery_t *d)
     if (state == PN_ACCEPTED) {
         o->status = IK_OK;
     } else if (state == PN_REJECTED) {
-        pn_condition_t *c = pn_disposition_condition(pn_delivery_remote(d));
-        const char *name = pn_condition_get_name(c);
-        const char *desc = pn_condition_get_description(c);
+        char why[400];
+        ik_sb_condition_text(pn_disposition_condition(pn_delivery_remote(d)), why, sizeof why);
         o->status = IK_FAIL;
-        snprintf(o->reason, sizeof o->reason, "the broker rejected the message: %s%s%s",
-                 name ? name : "no condition", desc ? ": " : "", desc ? desc : "");
+        snprintf(o->reason, sizeof o->reason, "the broker rejected the message: %s",
+                 why[0] ? why : "no condition");
     } else if (state == PN_RELEASED || state == PN_MODIFIED) {
         o->status = IK_RETRY;
         snprintf(o->reason, sizeof o->reason, "the broker %s the message",

@@ -157,20 +157,6 @@ static int sbk_worker_init(void *state, unsigned worker_index, void **worker_sta
 
 /* ---- create / destroy --------------------------------------------------- */
 
-static void endpoint_opts(const sbk_config *c, ik_sb_endpoint_opts *eo)
-{
-    memset(eo, 0, sizeof *eo);
-    eo->connection_string = c->connection_string;
-    eo->queue = c->queue;
-    eo->broker = c->broker;
-    eo->auth = c->auth;
-    eo->tls = c->tls;
-    eo->ca_file = c->ca_file;
-    eo->tls_verify = c->tls_verify;
-    eo->token_ttl_ms = c->token_ttl;
-    eo->op_timeout_ms = c->op_timeout;
-}
-
 static void sbk_destroy(void *state)
 {
     sbk_sink *s = state;
@@ -189,8 +175,7 @@ static int sbk_create(const ik_host *host, ik_instance *self, const void *config
     s->host = host;
     s->self = self;
     s->cfg = cfg;
-    ik_sb_endpoint_opts eo;
-    endpoint_opts(cfg, &eo);
+    ik_sb_endpoint_opts eo = IK_SB_ENDPOINT_OPTS_OF(cfg);
     char err[400];
     int rc = ik_sb_endpoint_init(&s->ep, &eo, err, sizeof err);
     if (rc != 0) {
@@ -220,14 +205,10 @@ static int sbk_create(const ik_host *host, ik_instance *self, const void *config
 static int sbk_check(const ik_host *host, ik_instance *self, const void *config)
 {
     const sbk_config *cfg = config;
-    ik_sb_endpoint_opts eo;
-    endpoint_opts(cfg, &eo);
-    ik_sb_endpoint ep;
+    ik_sb_endpoint_opts eo = IK_SB_ENDPOINT_OPTS_OF(cfg);
     char err[400];
-    int rc = ik_sb_endpoint_init(&ep, &eo, err, sizeof err);
-    ik_sb_endpoint_clear(&ep);
-    if (rc != 0) {
-        host->log(self, IK_LOG_ERROR, "%s", rc == IK_E_NOMEM ? "out of memory" : err);
+    if (ik_sb_endpoint_check(&eo, err, sizeof err) != 0) {
+        host->log(self, IK_LOG_ERROR, "%s", err);
         return IK_E_CONFIG;
     }
     if (cfg->broker == IK_SB_BROKER_AMQP && cfg->scheduled_from && cfg->scheduled_from[0]) {

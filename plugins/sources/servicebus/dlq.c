@@ -241,13 +241,12 @@ static void sender_delivery(void *arg, pn_link_t *l, pn_delivery_t *d)
         sb_dispose(st, m, IK_DELIVERED);
         return;
     }
+    char why[400];
+    ik_sb_condition_text(c, why, sizeof why);
     st->host->log(st->self, IK_LOG_ERROR,
-                  "message %s: the queue refused the retry copy (%s%s%s); it stays in the "
+                  "message %s: the queue refused the retry copy (%s); it stays in the "
                   "dead-letter queue",
-                  m->message_id ? m->message_id : "?",
-                  c && pn_condition_is_set(c) ? pn_condition_get_name(c) : "not accepted",
-                  c && pn_condition_get_description(c) ? ": " : "",
-                  c && pn_condition_get_description(c) ? pn_condition_get_description(c) : "");
+                  m->message_id ? m->message_id : "?", why[0] ? why : "not accepted");
     sb_dispose(st, m, IK_RELEASED);
 }
 

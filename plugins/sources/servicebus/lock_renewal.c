@@ -83,10 +83,10 @@ static void renewal_reply(void *arg, pn_message_t *reply, const char *error)
         if (!m->d)
             continue;
         st->host->log(st->self, IK_LOG_WARN,
-                      "message %s: its lock could not be renewed (%ld %s%s); the broker will "
+                      "message %s: its lock could not be renewed (%ld %s); the broker will "
                       "deliver it again",
                       m->message_id ? m->message_id : "?", status,
-                      desc[0] ? desc : (error ? error : ""), "");
+                      desc[0] ? desc : (error ? error : ""));
         if (st->m_lock_lost)
             st->host->metric_add(st->m_lock_lost, 1);
     }

@@ -64,10 +64,8 @@ int sb_receive_emit_pending(sb_source *st)
         if (rc == IK_E_BUSY)
             return 1;
         pending_pop(&st->pending);
-        if (rc == 0) {
-            m->emitted++;
+        if (rc == 0)
             continue;
-        }
         if (rc == IK_E_STOPPING) {
             /* not handed over: it goes back to the broker with its message */
             h->record_free(rec);
@@ -357,12 +355,8 @@ static void archive_dead_letter(sb_source *st, sb_msg *m, const ik_sb_message *m
         if (rec)
             h->record_free(rec);
         /* nothing to archive with: leave it in the dead-letter queue */
-        pthread_mutex_lock(&st->mu);
-        m->released = 1;
-        m->ready = 1;
-        m->ready_next = st->ready;
-        st->ready = m;
-        pthread_mutex_unlock(&st->mu);
+        m->records = 1;
+        sb_msg_give_back(st, m, 1);
         return;
     }
     m->records = 1;

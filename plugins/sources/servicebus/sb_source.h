@@ -59,15 +59,14 @@ typedef struct sb_msg {
     int renewing;         /* a renew-lock for it is in flight */
     int in_job;           /* received for the on-demand receive job */
     /* guarded by state.mu */
-    unsigned records; /* records whose outcome is not told yet */
-    unsigned emitted; /* records handed to the engine */
-    unsigned delivered, dead_stored, dead_unstored, released;
-    char *dead_reason; /* the first not-stored dead letter's reason */
+    unsigned records;       /* records whose outcome is not told yet */
+    unsigned dead_unstored; /* dead-lettered and stored nowhere: dead-letter it */
+    unsigned released;      /* given back: abandon it (unless dead_unstored) */
+    char *dead_reason;      /* the first not-stored dead letter's reason */
     char *dead_stage;
     int ready; /* every record told: on the ready list */
     /* run thread */
     int disposed; /* the outcome went to the broker; waiting for its settle */
-    uint64_t disposed_ms;
     ik_outcome decided;
     struct sb_msg *ready_next;
     struct sb_msg *prev, *next; /* the live list */
@@ -132,16 +131,15 @@ typedef struct sb_source {
     sb_msg *live; /* received, not finished with the broker */
     unsigned nlive;
     sb_pending pending;
-    ik_buf rbuf;         /* the delivery being read */
-    uint64_t next_renew; /* no lock is due for renewal before this (UINT64_MAX: none) */
-    unsigned long conn_gen;
+    ik_buf rbuf;            /* the delivery being read */
+    uint64_t next_renew;    /* no lock is due for renewal before this (UINT64_MAX: none) */
     sb_msg *resend;         /* DLQ mode: copies to send back, in order */
     pn_link_t *resend_link; /* DLQ mode: sender to the main queue */
     unsigned long resend_tag;
 
     /* metrics */
     ik_metric *m_received, *m_completed, *m_abandoned, *m_dead, *m_renewals, *m_lock_lost,
-        *m_reconnects, *m_latency, *m_records, *m_unreadable, *m_resent;
+        *m_reconnects, *m_latency, *m_unreadable, *m_resent;
 } sb_source;
 
 /* receive.c: the receiver link's callbacks and the pending queue. */

@@ -144,7 +144,6 @@ static int open_receiver(sb_source *st)
         ik_sb_client_close(st->client, 1000);
         return IK_E_IO;
     }
-    st->conn_gen++;
     return 0;
 }
 
@@ -314,17 +313,7 @@ static int sb_create(const ik_host *host, ik_instance *self, const void *config,
     st->cfg = cfg;
     pthread_mutex_init(&st->mu, NULL);
     char err[400];
-    ik_sb_endpoint_opts eo = {
-        .connection_string = cfg->connection_string,
-        .queue = cfg->queue,
-        .broker = cfg->broker,
-        .auth = cfg->auth,
-        .tls = cfg->tls,
-        .ca_file = cfg->ca_file,
-        .tls_verify = cfg->tls_verify,
-        .token_ttl_ms = cfg->token_ttl,
-        .op_timeout_ms = cfg->op_timeout,
-    };
+    ik_sb_endpoint_opts eo = IK_SB_ENDPOINT_OPTS_OF(cfg);
     int rc = ik_sb_endpoint_init(&st->ep, &eo, err, sizeof err);
     if (rc != 0) {
         host->log(self, IK_LOG_ERROR, "%s", rc == IK_E_NOMEM ? "out of memory" : err);
@@ -384,18 +373,10 @@ static void sb_destroy(void *state)
 static int sb_check(const ik_host *host, ik_instance *self, const void *config)
 {
     const sb_config *cfg = config;
-    ik_sb_endpoint ep;
     char err[400];
-    ik_sb_endpoint_opts eo = {.connection_string = cfg->connection_string,
-                              .queue = cfg->queue,
-                              .broker = cfg->broker,
-                              .auth = cfg->auth,
-                              .tls = cfg->tls,
-                              .tls_verify = cfg->tls_verify};
-    int rc = ik_sb_endpoint_init(&ep, &eo, err, sizeof err);
-    ik_sb_endpoint_clear(&ep);
-    if (rc != 0) {
-        host->log(self, IK_LOG_ERROR, "%s", rc == IK_E_NOMEM ? "out of memory" : err);
+    ik_sb_endpoint_opts eo = IK_SB_ENDPOINT_OPTS_OF(cfg);
+    if (ik_sb_endpoint_check(&eo, err, sizeof err) != 0) {
+        host->log(self, IK_LOG_ERROR, "%s", err);
         return IK_E_CONFIG;
     }
     if (sb_queue_counts_check(cfg, err, sizeof err) != 0) {

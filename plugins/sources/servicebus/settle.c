@@ -76,21 +76,23 @@ void sb_settle(void *state, ik_record *rec, ik_outcome outcome, const ik_failure
     sb_msg *m = st->host->record_handle(rec);
     if (!m)
         return;
+    /* delivered, or dead-lettered and stored by the pipeline: nothing to
+     * count, the message is completed unless another record says otherwise */
+    int not_stored = outcome == IK_DEAD_LETTERED && !(failure && failure->stored);
+    /* a dead letter cannot be dead-lettered again: it stays where it is */
+    int stays = not_stored && st->cfg->subqueue == 1;
+    if (stays)
+        st->host->settle_failed(st->self, rec,
+                                "the dead_letter sink did not store it; the message stays in "
+                                "the dead-letter queue");
     pthread_mutex_lock(&st->mu);
     switch (outcome) {
     case IK_DELIVERED:
-        m->delivered++;
         break;
     case IK_DEAD_LETTERED:
-        if (failure && failure->stored) {
-            m->dead_stored++;
-        } else if (st->cfg->subqueue == 1) {
-            /* a dead letter cannot be dead-lettered again: it stays where it is */
+        if (stays) {
             m->released++;
-            st->host->settle_failed(st->self, rec,
-                                    "the dead_letter sink did not store it; the message stays "
-                                    "in the dead-letter queue");
-        } else {
+        } else if (not_stored) {
             m->dead_unstored++;
             if (!m->dead_reason && failure && failure->reason)
                 m->dead_reason = strdup(failure->reason);
@@ -222,7 +224,6 @@ void sb_dispose(sb_source *st, sb_msg *m, ik_outcome o)
         st->host->metric_observe(st->m_latency, (double)(ik_sb_now_ms() - m->received_ms) / 1000.0);
     if (st->settle_second) {
         m->disposed = 1;
-        m->disposed_ms = ik_sb_now_ms();
         return; /* the broker's settle finishes it (sb_settle_remote) */
     }
     pn_delivery_settle(m->d);
@@ -251,11 +252,7 @@ void sb_settle_remote(sb_source *st, pn_delivery_t *d)
         return;
     char name[300], why[600] = "";
     uint64_t rs = pn_delivery_remote_state(d);
-    pn_condition_t *c = pn_disposition_condition(pn_delivery_remote(d));
-    if (c && pn_condition_is_set(c))
-        snprintf(why, sizeof why, "%s%s%s", pn_condition_get_name(c),
-                 pn_condition_get_description(c) ? ": " : "",
-                 pn_condition_get_description(c) ? pn_condition_get_description(c) : "");
+    ik_sb_condition_text(pn_disposition_condition(pn_delivery_remote(d)), why, sizeof why);
     pn_delivery_settle(d);
     m->d = NULL;
     if (!m->disposed) {
